@@ -1,0 +1,411 @@
+//! Partner-only pages: organizations and the people who sign in.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Deserialize;
+
+use crate::accounts::model::{NewUser, Organization, OrganizationId, User, UserId, UserListing};
+use crate::audit::NewEvent;
+use crate::auth::{CurrentUser, Role, password};
+use crate::crypto::Secret;
+use crate::db;
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::web::form::{FieldErrors, check_email, check_length};
+use crate::web::{Page, client_ip, flash, html_with_status, see_other};
+
+fn is_unique_violation(error: &AppError) -> bool {
+    matches!(
+        error,
+        AppError::Internal(cause)
+            if matches!(
+                cause.downcast_ref::<DieselError>(),
+                Some(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+            )
+    )
+}
+
+#[derive(Template)]
+#[template(path = "accounts/organizations.html")]
+struct OrganizationsPage {
+    page: Page,
+    organizations: Vec<Organization>,
+    name: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+pub struct OrganizationForm {
+    name: String,
+}
+
+/// GET /organizations
+pub async fn organizations(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner])?;
+    render_organizations(
+        &state,
+        &session,
+        &user,
+        String::new(),
+        FieldErrors::default(),
+    )
+    .await
+}
+
+async fn render_organizations(
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    name: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let scope = user.scope();
+    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    html_with_status(
+        status,
+        &OrganizationsPage {
+            page: Page::new(user, session, "organizations", "Organizations"),
+            organizations,
+            name,
+            errors,
+        },
+    )
+}
+
+/// POST /organizations
+pub async fn create_organization(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<OrganizationForm>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner])?;
+    let name = form.into_inner().name.trim().to_string();
+    let mut errors = FieldErrors::default();
+    errors.check("name", check_length(&name, 3, 60));
+    if !errors.is_empty() {
+        return render_organizations(&state, &session, &user, name, errors).await;
+    }
+    let partner = user.identity.partner_id;
+    let event = NewEvent::by(
+        &user,
+        "organization.create",
+        &client_ip(&req, &state.settings.trusted_proxies),
+    );
+    let (actor, new_name) = (user.id(), name.clone());
+    let created = db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let organization = Organization::create(conn, partner, &new_name, Some(actor))?;
+            event
+                .object("organization", organization.id.0, &organization.name)
+                .in_organization(Some(organization.id))
+                .fields(&["name"])
+                .record(conn)?;
+            Ok::<_, DieselError>(organization)
+        })
+    })
+    .await;
+    match created {
+        Ok(organization) => {
+            flash::success(
+                &session,
+                format!("Organization {} created.", organization.name),
+            );
+            Ok(see_other("/organizations"))
+        }
+        Err(error) if is_unique_violation(&error) => {
+            errors.add("name", format!("{name} already exists"));
+            render_organizations(&state, &session, &user, name, errors).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "accounts/users.html")]
+struct UsersPage {
+    page: Page,
+    people: Vec<UserListing>,
+    organizations: Vec<Organization>,
+    form: UserValues,
+    errors: FieldErrors,
+    roles: [Role; 3],
+}
+
+#[derive(Default)]
+struct UserValues {
+    email: String,
+    display_name: String,
+    role: String,
+    organization_id: Option<i64>,
+}
+
+impl UserValues {
+    /// Whether the organization select should show `id` as chosen.
+    fn selects(&self, id: &OrganizationId) -> bool {
+        self.organization_id == Some(id.0)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    email: String,
+    display_name: String,
+    role: String,
+    organization_id: Option<String>,
+    password: Secret,
+}
+
+/// GET /users
+pub async fn users(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner])?;
+    render_users(
+        &state,
+        &session,
+        &user,
+        UserValues::default(),
+        FieldErrors::default(),
+    )
+    .await
+}
+
+async fn render_users(
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    form: UserValues,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let scope = user.scope();
+    let (people, organizations) = db::run(&state.pool, move |conn| {
+        Ok::<_, AppError>((User::list(conn, &scope)?, Organization::list(conn, &scope)?))
+    })
+    .await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    html_with_status(
+        status,
+        &UsersPage {
+            page: Page::new(user, session, "users", "Users"),
+            people,
+            organizations,
+            form,
+            errors,
+            roles: Role::ALL,
+        },
+    )
+}
+
+/// POST /users
+pub async fn create_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<UserForm>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner])?;
+    let form = form.into_inner();
+    let mut errors = FieldErrors::default();
+    errors.check("email", check_email(&form.email));
+    errors.check("display_name", check_length(&form.display_name, 1, 80));
+    errors.check("password", password::check_new(&form.password));
+    let role = Role::parse(&form.role);
+    if role.is_none() {
+        errors.add("role", "Choose Partner, Manager or User.");
+    }
+    let organization_id = form
+        .organization_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .map(|id| id.parse::<i64>().map(OrganizationId));
+    let organization = match (role, organization_id) {
+        (Some(Role::Partner), _) | (None, _) => None,
+        (Some(_), None) => {
+            errors.add(
+                "organization_id",
+                "Managers and Users belong to an organization.",
+            );
+            None
+        }
+        (Some(_), Some(Err(_))) => {
+            errors.add("organization_id", "Choose one of your organizations.");
+            None
+        }
+        (Some(_), Some(Ok(id))) => {
+            let scope = user.scope();
+            match db::run(&state.pool, move |conn| {
+                Organization::find(conn, &scope, id)
+            })
+            .await
+            {
+                Ok(organization) => Some(organization),
+                Err(AppError::NotFound) => {
+                    errors.add("organization_id", "Choose one of your organizations.");
+                    None
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    };
+    let email = form.email.trim().to_string();
+    if errors.get("email").is_none() {
+        let taken_email = email.clone();
+        if db::run(&state.pool, move |conn| {
+            User::email_taken(conn, &taken_email)
+        })
+        .await?
+        {
+            errors.add("email", format!("{email} already exists"));
+        }
+    }
+    let values = UserValues {
+        email: email.clone(),
+        display_name: form.display_name.clone(),
+        role: form.role.clone(),
+        organization_id: organization.as_ref().map(|o| o.id.0),
+    };
+    let Some(role) = role.filter(|_| errors.is_empty()) else {
+        return render_users(&state, &session, &user, values, errors).await;
+    };
+
+    let hash = state.hasher.hash(&form.password).await?;
+    let partner = user.identity.partner_id;
+    let (actor, display_name) = (user.id(), form.display_name.trim().to_string());
+    let organization_id = organization.as_ref().map(|o| o.id);
+    let event = NewEvent::by(
+        &user,
+        "user.create",
+        &client_ip(&req, &state.settings.trusted_proxies),
+    )
+    .in_organization(organization_id);
+    let new_email = email.clone();
+    let created = db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let created = User::create(
+                conn,
+                &NewUser {
+                    partner_id: partner,
+                    organization_id,
+                    email: &new_email,
+                    display_name: &display_name,
+                    role,
+                    password_hash: &hash,
+                    created_by: Some(actor),
+                },
+            )?;
+            event
+                .object("user", created.id.0, &created.email)
+                .fields(&[
+                    "email",
+                    "display_name",
+                    "role",
+                    "organization_id",
+                    "password",
+                ])
+                .record(conn)?;
+            Ok::<_, DieselError>(created)
+        })
+    })
+    .await;
+    match created {
+        Ok(created) => {
+            flash::success(
+                &session,
+                format!("{} can now sign in as {}.", created.email, role.label()),
+            );
+            Ok(see_other("/users"))
+        }
+        Err(error) if is_unique_violation(&error) => {
+            errors.add("email", format!("{email} already exists"));
+            render_users(&state, &session, &user, values, errors).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// POST /users/{id}/disable and /users/{id}/enable
+pub async fn set_disabled(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(i64, String)>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner])?;
+    let (id, action) = path.into_inner();
+    let disable = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    let id = UserId(id);
+    if id == user.id() && disable {
+        return Err(AppError::Conflict(
+            "You cannot disable your own account.".to_string(),
+        ));
+    }
+    let scope = user.scope();
+    let event = NewEvent::by(
+        &user,
+        if disable {
+            "user.disable"
+        } else {
+            "user.enable"
+        },
+        &client_ip(&req, &state.settings.trusted_proxies),
+    );
+    let target = db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let target = User::find(conn, &scope, id)?;
+            if target.disabled == disable {
+                return Err(AppError::Conflict(format!(
+                    "{} is already {}.",
+                    target.email,
+                    if disable { "disabled" } else { "enabled" }
+                )));
+            }
+            User::set_disabled(conn, id, disable)?;
+            event
+                .object("user", target.id.0, &target.email)
+                .in_organization(target.organization_id)
+                .fields(&["disabled"])
+                .record(conn)?;
+            Ok(target)
+        })
+    })
+    .await?;
+    flash::success(
+        &session,
+        format!(
+            "{} {}.",
+            target.email,
+            if disable {
+                "is disabled and signed out everywhere"
+            } else {
+                "can sign in again"
+            }
+        ),
+    );
+    Ok(see_other("/users"))
+}

@@ -1,0 +1,146 @@
+//! The append-only audit log: who did what, when, in which organization, to which object, and
+//! the names (never the values) of the fields that changed.
+
+pub mod routes;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::accounts::model::{OrganizationId, PartnerId, UserId};
+use crate::auth::{CurrentUser, Scope};
+use crate::schema::{audit_events, organizations};
+
+/// An event about to be recorded.
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = audit_events)]
+pub struct NewEvent {
+    pub actor_id: Option<UserId>,
+    pub actor_label: String,
+    pub partner_id: Option<PartnerId>,
+    pub organization_id: Option<OrganizationId>,
+    pub action: String,
+    pub object_kind: String,
+    pub object_id: Option<i64>,
+    pub object_label: String,
+    pub fields: Vec<Option<String>>,
+    pub client_ip: Option<String>,
+}
+
+impl NewEvent {
+    /// An event with no signed-in actor (sign-in attempts, first run, the command line).
+    pub fn system(action: &str) -> NewEvent {
+        NewEvent {
+            actor_id: None,
+            actor_label: "keyhold".to_string(),
+            partner_id: None,
+            organization_id: None,
+            action: action.to_string(),
+            object_kind: String::new(),
+            object_id: None,
+            object_label: String::new(),
+            fields: Vec::new(),
+            client_ip: None,
+        }
+    }
+
+    /// An event done by the signed-in `actor` in the actor's own partner account.
+    pub fn by(actor: &CurrentUser, action: &str, client_ip: &str) -> NewEvent {
+        NewEvent {
+            actor_id: Some(actor.id()),
+            actor_label: actor.label(),
+            partner_id: Some(actor.identity.partner_id),
+            organization_id: actor.identity.organization_id,
+            client_ip: Some(client_ip.to_string()),
+            ..NewEvent::system(action)
+        }
+    }
+
+    /// The object acted on.
+    pub fn object(mut self, kind: &str, id: i64, label: &str) -> NewEvent {
+        self.object_kind = kind.to_string();
+        self.object_id = Some(id);
+        self.object_label = label.to_string();
+        self
+    }
+
+    /// The organization the event belongs to (when not the actor's own).
+    pub fn in_organization(mut self, organization: Option<OrganizationId>) -> NewEvent {
+        if organization.is_some() {
+            self.organization_id = organization;
+        }
+        self
+    }
+
+    /// Names of the fields that changed.
+    pub fn fields(mut self, names: &[&str]) -> NewEvent {
+        self.fields = names.iter().map(|name| Some(name.to_string())).collect();
+        self
+    }
+
+    /// Appends the event.
+    pub fn record(self, conn: &mut PgConnection) -> QueryResult<()> {
+        diesel::insert_into(audit_events::table)
+            .values(&self)
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// A recorded event, with its organization's name.
+#[derive(Queryable, Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_label: String,
+    pub organization_name: Option<String>,
+    pub action: String,
+    pub object_kind: String,
+    pub object_label: String,
+    pub fields: Vec<Option<String>>,
+    pub client_ip: Option<String>,
+}
+
+impl Event {
+    /// Changed field names, comma-separated.
+    pub fn field_list(&self) -> String {
+        self.fields
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Newest first, `limit` events from `offset`, inside `scope`.
+    pub fn list(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        offset: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<Event>> {
+        let query = audit_events::table
+            .left_join(organizations::table)
+            .select((
+                audit_events::id,
+                audit_events::at,
+                audit_events::actor_label,
+                organizations::name.nullable(),
+                audit_events::action,
+                audit_events::object_kind,
+                audit_events::object_label,
+                audit_events::fields,
+                audit_events::client_ip,
+            ))
+            .order(audit_events::id.desc())
+            .offset(offset)
+            .limit(limit)
+            .into_boxed();
+        match scope {
+            Scope::Partner(partner) => query.filter(audit_events::partner_id.eq(partner)),
+            Scope::Organization(organization) => {
+                query.filter(audit_events::organization_id.eq(organization))
+            }
+        }
+        .load(conn)
+    }
+}

@@ -1,0 +1,190 @@
+//! Who is asking and what they may reach: roles, the `Scope` every query takes, and the
+//! `CurrentUser` extractor built from the server-side session (no extra query per request).
+
+pub mod csrf;
+pub mod password;
+pub mod routes;
+pub mod session_store;
+pub mod throttle;
+
+use std::future::{Ready, ready};
+use std::io::Write;
+
+use actix_session::{Session, SessionExt};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use chrono::Utc;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::model::{OrganizationId, PartnerId, User, UserId};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// Session keys.
+const IDENTITY_KEY: &str = "identity";
+
+/// What a person may do: see SPEC §1.
+#[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Partner,
+    Manager,
+    User,
+}
+
+impl Role {
+    /// Every role, in the order forms offer them.
+    pub const ALL: [Role; 3] = [Role::Partner, Role::Manager, Role::User];
+
+    /// The stored and submitted form: `partner`, `manager`, `user`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Partner => "partner",
+            Role::Manager => "manager",
+            Role::User => "user",
+        }
+    }
+
+    /// The word people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Partner => "Partner",
+            Role::Manager => "Manager",
+            Role::User => "User",
+        }
+    }
+
+    /// Parses the stored or submitted form.
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.key() == text)
+    }
+}
+
+impl ToSql<Text, Pg> for Role {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.key().as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Text, Pg> for Role {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        Role::parse(&text).ok_or_else(|| format!("unknown role {text:?}").into())
+    }
+}
+
+/// The organizations a person may reach: every one of a partner account, or exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Partner(PartnerId),
+    Organization(OrganizationId),
+}
+
+/// Who is signed in, as kept in the session at sign-in. Disabling a person deletes their
+/// sessions, so this never outlives a revocation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub partner_id: PartnerId,
+    pub organization_id: Option<OrganizationId>,
+    pub role: Role,
+    pub email: String,
+    pub display_name: String,
+    /// Unix seconds of sign-in, for the absolute session timeout.
+    pub signed_in_at: i64,
+}
+
+impl Identity {
+    /// The identity recorded when `user` signs in now.
+    pub fn of(user: &User) -> Identity {
+        Identity {
+            user_id: user.id,
+            partner_id: user.partner_id,
+            organization_id: user.organization_id,
+            role: user.role,
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            signed_in_at: Utc::now().timestamp(),
+        }
+    }
+
+    /// Stores the identity in a freshly renewed session.
+    pub fn store(&self, session: &Session) -> Result<(), AppError> {
+        session
+            .insert(IDENTITY_KEY, self)
+            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
+        session
+            .insert(session_store::USER_ID_KEY, self.user_id.0)
+            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))
+    }
+}
+
+/// The signed-in person, extracted from the session; signed-out requests get `SignInRequired`.
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    pub identity: Identity,
+}
+
+impl CurrentUser {
+    pub fn id(&self) -> UserId {
+        self.identity.user_id
+    }
+
+    pub fn role(&self) -> Role {
+        self.identity.role
+    }
+
+    /// The organizations this person may reach.
+    pub fn scope(&self) -> Scope {
+        match (self.identity.role, self.identity.organization_id) {
+            (Role::Partner, _) | (_, None) => Scope::Partner(self.identity.partner_id),
+            (_, Some(organization)) => Scope::Organization(organization),
+        }
+    }
+
+    /// Refuses anyone whose role is not in `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
+        if roles.contains(&self.identity.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// The label audit rows use for this person.
+    pub fn label(&self) -> String {
+        self.identity.email.clone()
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = Ready<Result<CurrentUser, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(current_user(req))
+    }
+}
+
+fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
+    let session = req.get_session();
+    let identity = match session.get::<Identity>(IDENTITY_KEY) {
+        Ok(Some(identity)) => identity,
+        _ => return Err(AppError::SignInRequired),
+    };
+    let absolute = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .map(|state| state.settings.session_absolute.as_secs() as i64)
+        .unwrap_or(12 * 3600);
+    if Utc::now().timestamp() - identity.signed_in_at > absolute {
+        session.purge();
+        return Err(AppError::SignInRequired);
+    }
+    Ok(CurrentUser { identity })
+}

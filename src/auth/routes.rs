@@ -1,0 +1,300 @@
+//! First-run setup, sign-in and sign-out.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use crate::accounts::model::{NewUser, Partner, User};
+use crate::audit::NewEvent;
+use crate::auth::throttle::Attempt;
+use crate::auth::{CurrentUser, Identity, Role, csrf, password};
+use crate::crypto::Secret;
+use crate::db;
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::web::form::{FieldErrors, check_email, check_length, safe_next};
+use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
+
+const BAD_CREDENTIALS: &str = "Incorrect email or password.";
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    page: Page,
+    email: String,
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: Secret,
+    next: Option<String>,
+}
+
+/// GET /login
+pub async fn login_form(
+    state: web::Data<AppState>,
+    session: Session,
+    user: Option<CurrentUser>,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
+    if user.is_some() {
+        return Ok(see_other("/"));
+    }
+    if !db::run(&state.pool, User::any_exists).await? {
+        return Ok(see_other("/setup"));
+    }
+    html(&LoginPage {
+        page: Page::anonymous(&session, "Sign in"),
+        email: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+    })
+}
+
+/// POST /login
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let limits = state.settings.login;
+    let attempt = Attempt::new(&ip, &form.email, &limits);
+    let refuse = |status: StatusCode, message: &str| {
+        html_with_status(
+            status,
+            &LoginPage {
+                page: Page::anonymous(&session, "Sign in"),
+                email: form.email.clone(),
+                next: safe_next(form.next.as_deref()),
+                error: Some(message.to_string()),
+            },
+        )
+    };
+
+    let (blocked, user) = {
+        let email = form.email.clone();
+        db::run(&state.pool, move |conn| {
+            Ok::<_, AppError>((
+                attempt.blocked_for(conn)?,
+                User::find_by_email(conn, &email)?,
+            ))
+        })
+        .await?
+    };
+    if let Some(seconds) = blocked {
+        state.metrics.count_login("throttled");
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-ins. Try again in {seconds} seconds."),
+        )?;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return Ok(response);
+    }
+
+    let matches = state
+        .hasher
+        .verify(
+            &form.password,
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let attempt = Attempt::new(&ip, &form.email, &limits);
+    match user {
+        Some(user) if matches && !user.disabled => {
+            let event = NewEvent {
+                actor_id: Some(user.id),
+                actor_label: user.email.clone(),
+                partner_id: Some(user.partner_id),
+                organization_id: user.organization_id,
+                client_ip: Some(ip.clone()),
+                ..NewEvent::system("session.sign_in")
+            }
+            .object("user", user.id.0, &user.email);
+            db::run(&state.pool, move |conn| {
+                attempt.clear_account(conn)?;
+                event.record(conn)
+            })
+            .await?;
+            session.renew();
+            Identity::of(&user).store(&session)?;
+            csrf::rotate(&session);
+            state.metrics.count_login("success");
+            Ok(see_other(&safe_next(form.next.as_deref())))
+        }
+        user => {
+            let disabled = user.as_ref().is_some_and(|user| matches && user.disabled);
+            let mut event = NewEvent {
+                client_ip: Some(ip.clone()),
+                actor_label: form.email.trim().chars().take(254).collect(),
+                ..NewEvent::system("session.sign_in_failed")
+            };
+            if let Some(user) = &user {
+                event.partner_id = Some(user.partner_id);
+                event.organization_id = user.organization_id;
+                event = event.object("user", user.id.0, &user.email);
+            }
+            db::run(&state.pool, move |conn| {
+                attempt.record_failure(conn, &limits)?;
+                event.record(conn)
+            })
+            .await?;
+            state.metrics.count_login("failure");
+            if disabled {
+                refuse(
+                    StatusCode::FORBIDDEN,
+                    "This account is disabled. Ask a Partner of your organization to enable it.",
+                )
+            } else {
+                refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
+            }
+        }
+    }
+}
+
+/// POST /logout
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let event = NewEvent::by(
+        &user,
+        "session.sign_out",
+        &client_ip(&req, &state.settings.trusted_proxies),
+    )
+    .object("user", user.id().0, &user.label());
+    db::run(&state.pool, move |conn| event.record(conn)).await?;
+    session.purge();
+    Ok(see_other("/login?signed_out=1"))
+}
+
+#[derive(Template)]
+#[template(path = "auth/setup.html")]
+struct SetupPage {
+    page: Page,
+    form: SetupValues,
+    errors: FieldErrors,
+}
+
+#[derive(Default)]
+struct SetupValues {
+    partner_name: String,
+    display_name: String,
+    email: String,
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    partner_name: String,
+    display_name: String,
+    email: String,
+    password: Secret,
+}
+
+/// GET /setup: only while nobody has an account.
+pub async fn setup_form(
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    if db::run(&state.pool, User::any_exists).await? {
+        return Err(AppError::NotFound);
+    }
+    html(&SetupPage {
+        page: Page::anonymous(&session, "Set up keyhold"),
+        form: SetupValues::default(),
+        errors: FieldErrors::default(),
+    })
+}
+
+/// POST /setup: creates the partner account and its first Partner, then signs in.
+pub async fn setup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, AppError> {
+    if db::run(&state.pool, User::any_exists).await? {
+        return Err(AppError::NotFound);
+    }
+    let form = form.into_inner();
+    let mut errors = FieldErrors::default();
+    errors.check("partner_name", check_length(&form.partner_name, 3, 60));
+    errors.check("display_name", check_length(&form.display_name, 1, 80));
+    errors.check("email", check_email(&form.email));
+    errors.check("password", password::check_new(&form.password));
+    if !errors.is_empty() {
+        return html_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SetupPage {
+                page: Page::anonymous(&session, "Set up keyhold"),
+                form: SetupValues {
+                    partner_name: form.partner_name,
+                    display_name: form.display_name,
+                    email: form.email,
+                },
+                errors,
+            },
+        );
+    }
+    let hash = state.hasher.hash(&form.password).await?;
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let user = db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            // Two set-ups at once: the second waits here, then finds the first one's account.
+            diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+            if User::any_exists(conn)? {
+                return Err(AppError::NotFound);
+            }
+            let partner = Partner::create(conn, form.partner_name.trim())?;
+            let user = User::create(
+                conn,
+                &NewUser {
+                    partner_id: partner.id,
+                    organization_id: None,
+                    email: form.email.trim(),
+                    display_name: form.display_name.trim(),
+                    role: Role::Partner,
+                    password_hash: &hash,
+                    created_by: None,
+                },
+            )?;
+            NewEvent {
+                actor_id: Some(user.id),
+                actor_label: user.email.clone(),
+                partner_id: Some(partner.id),
+                client_ip: Some(ip),
+                ..NewEvent::system("setup.complete")
+            }
+            .object("partner", partner.id.0, &partner.name)
+            .record(conn)?;
+            Ok(user)
+        })
+    })
+    .await?;
+    session.renew();
+    Identity::of(&user).store(&session)?;
+    csrf::rotate(&session);
+    flash::success(
+        &session,
+        "keyhold is set up. Next: create an organization and its Managers.",
+    );
+    Ok(see_other("/"))
+}

@@ -1,0 +1,164 @@
+//! Server-side sessions in PostgreSQL for actix-session: revocable, shared by every instance.
+//! The cookie carries a random key; the table holds only its SHA-256, so a leaked table row
+//! cannot be replayed as a cookie.
+
+use std::collections::HashMap;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration;
+use actix_web::web;
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::accounts::model::UserId;
+use crate::crypto::{random_token, sha256_hex};
+use crate::db::DbPool;
+use crate::schema::sessions;
+
+/// The session entry that names the signed-in person, copied into `sessions.user_id`.
+pub const USER_ID_KEY: &str = "user_id";
+
+/// Session entries that must not survive the loss of their row (a revoked session).
+const IDENTITY_KEYS: [&str; 2] = ["identity", USER_ID_KEY];
+
+type State = HashMap<String, String>;
+
+/// actix-session storage over the `sessions` table.
+#[derive(Clone)]
+pub struct PgSessionStore {
+    pool: DbPool,
+}
+
+impl PgSessionStore {
+    pub fn new(pool: DbPool) -> PgSessionStore {
+        PgSessionStore { pool }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut PgConnection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await?
+    }
+}
+
+/// Ends every session of a person (used when they are disabled).
+pub fn revoke_all_for(conn: &mut PgConnection, user: UserId) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user))).execute(conn)
+}
+
+/// Deletes expired sessions; returns how many.
+pub fn delete_expired(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::expires_at.le(diesel::dsl::now))).execute(conn)
+}
+
+fn user_id_of(state: &State) -> Option<i64> {
+    state.get(USER_ID_KEY).and_then(|value| value.parse().ok())
+}
+
+fn expiry(ttl: &Duration) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(ttl.whole_seconds())
+}
+
+fn insert(conn: &mut PgConnection, state: &State, ttl: &Duration) -> anyhow::Result<SessionKey> {
+    let key = random_token();
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(sha256_hex(&key)),
+            sessions::user_id.eq(user_id_of(state)),
+            sessions::state.eq(serde_json::to_value(state)?),
+            sessions::expires_at.eq(expiry(ttl)),
+        ))
+        .execute(conn)?;
+    SessionKey::try_from(key).map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+impl SessionStore for PgSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
+        let id = sha256_hex(session_key.as_ref());
+        let value: Option<serde_json::Value> = self
+            .blocking(move |conn| {
+                Ok(sessions::table
+                    .find(id)
+                    .filter(sessions::expires_at.gt(diesel::dsl::now))
+                    .select(sessions::state)
+                    .first(conn)
+                    .optional()?)
+            })
+            .await
+            .map_err(LoadError::Other)?;
+        value
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| LoadError::Deserialization(error.into()))
+    }
+
+    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let ttl = *ttl;
+        self.blocking(move |conn| insert(conn, &state, &ttl))
+            .await
+            .map_err(SaveError::Other)
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        mut state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let ttl = *ttl;
+        let id = sha256_hex(session_key.as_ref());
+        self.blocking(move |conn| {
+            let updated = diesel::update(sessions::table.find(&id))
+                .set((
+                    sessions::user_id.eq(user_id_of(&state)),
+                    sessions::state.eq(serde_json::to_value(&state)?),
+                    sessions::expires_at.eq(expiry(&ttl)),
+                ))
+                .execute(conn)?;
+            if updated == 1 {
+                return Ok(session_key);
+            }
+            // The row was revoked or expired while the request ran: start over signed out.
+            for key in IDENTITY_KEYS {
+                state.remove(key);
+            }
+            insert(conn, &state, &ttl)
+        })
+        .await
+        .map_err(UpdateError::Other)
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
+        let id = sha256_hex(session_key.as_ref());
+        let ttl = *ttl;
+        // Extending by less than a minute is not worth a write on every request.
+        let stale_before = expiry(&ttl) - chrono::Duration::seconds(60);
+        self.blocking(move |conn| {
+            diesel::update(
+                sessions::table
+                    .find(id)
+                    .filter(sessions::expires_at.lt(stale_before))
+                    .filter(sessions::expires_at.gt(diesel::dsl::now)),
+            )
+            .set(sessions::expires_at.eq(expiry(&ttl)))
+            .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
+        let id = sha256_hex(session_key.as_ref());
+        self.blocking(move |conn| {
+            diesel::delete(sessions::table.find(id)).execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,200 @@
+//! The command line: `serve` (default), `migrate`, `user create`.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use diesel::prelude::*;
+
+use crate::accounts::model::{NewUser, Organization, Partner, User};
+use crate::audit::NewEvent;
+use crate::auth::{Role, password};
+use crate::config::Settings;
+use crate::crypto::Secret;
+use crate::db;
+use crate::startup::Application;
+use crate::web::form::{check_email, check_length};
+
+/// keyhold: credentials and scheduled S3 backups for your organizations.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create and migrate the database if needed, then serve the web console (the default).
+    Serve,
+    /// Create and migrate the database, then exit.
+    Migrate,
+    /// Manage accounts from a shell.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input (or prompted for).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// partner, manager or user.
+        #[arg(long)]
+        role: String,
+        /// Organization (id or name) of a Manager or User.
+        #[arg(long)]
+        organization: Option<String>,
+        /// Name shown in the console; defaults to the email.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Name of the partner account created with the very first Partner.
+        #[arg(long, default_value = "My partner account")]
+        partner_name: String,
+    },
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let application = Application::build(settings.clone()).await?;
+            tracing::info!(
+                "keyhold listening on http://{} (database {})",
+                settings.bind,
+                db::redact(&settings.database_url)
+            );
+            application.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            db::prepare(&settings.database_url, 2)?;
+            println!(
+                "database {} is up to date",
+                db::redact(&settings.database_url)
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            role,
+            organization,
+            display_name,
+            partner_name,
+        }) => {
+            let password = read_password()?;
+            let pool = db::prepare(&settings.database_url, 2)?;
+            let mut conn = pool.get()?;
+            let user = create_user(
+                &mut conn,
+                &email,
+                &role,
+                organization.as_deref(),
+                display_name.as_deref().unwrap_or(&email),
+                &partner_name,
+                &password,
+            )?;
+            println!(
+                "created {} {} (id {})",
+                user.role.label(),
+                user.email,
+                user.id
+            );
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<Secret> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        return Ok(Secret::new(first));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
+}
+
+/// Creates an account from the shell: the first Partner also creates the partner account.
+fn create_user(
+    conn: &mut PgConnection,
+    email: &str,
+    role: &str,
+    organization: Option<&str>,
+    display_name: &str,
+    partner_name: &str,
+    password: &Secret,
+) -> anyhow::Result<User> {
+    let role = Role::parse(role).context("--role must be partner, manager or user")?;
+    check_email(email).map_err(|message| anyhow::anyhow!("--email: {message}"))?;
+    check_length(display_name, 1, 80)
+        .map_err(|message| anyhow::anyhow!("--display-name: {message}"))?;
+    password::check_new(password).map_err(|message| anyhow::anyhow!("password: {message}"))?;
+    let hash = password::hash_blocking(password)?;
+    conn.transaction(|conn| {
+        diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+        if User::email_taken(conn, email)? {
+            bail!("{email} already exists");
+        }
+        let partners = Partner::all(conn)?;
+        let partner = match (partners.as_slice(), role) {
+            ([], Role::Partner) => {
+                check_length(partner_name, 3, 60)
+                    .map_err(|message| anyhow::anyhow!("--partner-name: {message}"))?;
+                Partner::create(conn, partner_name.trim())?
+            }
+            ([], _) => bail!("the first account must be a Partner (--role partner)"),
+            ([only], _) => only.clone(),
+            _ => bail!("several partner accounts exist: create this account in the console"),
+        };
+        let organization_id = match (role, organization) {
+            (Role::Partner, None) => None,
+            (Role::Partner, Some(_)) => bail!("Partners belong to no organization"),
+            (_, None) => bail!("Managers and Users need --organization"),
+            (_, Some(wanted)) => Some(
+                Organization::find_by_id_or_name(conn, partner.id, wanted)?
+                    .with_context(|| {
+                        format!("no organization {wanted:?}: create it at /organizations first")
+                    })?
+                    .id,
+            ),
+        };
+        let user = User::create(
+            conn,
+            &NewUser {
+                partner_id: partner.id,
+                organization_id,
+                email: email.trim(),
+                display_name: display_name.trim(),
+                role,
+                password_hash: &hash,
+                created_by: None,
+            },
+        )?;
+        NewEvent {
+            partner_id: Some(partner.id),
+            organization_id,
+            actor_label: "keyhold user create".to_string(),
+            ..NewEvent::system("user.create")
+        }
+        .object("user", user.id.0, &user.email)
+        .fields(&[
+            "email",
+            "display_name",
+            "role",
+            "organization_id",
+            "password",
+        ])
+        .record(conn)?;
+        Ok(user)
+    })
+}

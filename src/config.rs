@@ -1,0 +1,262 @@
+//! Settings, read once from the environment at start-up (a `.env` file is read in development).
+//!
+//! Variables (all optional unless `KEYHOLD_ENV=production`):
+//! - `DATABASE_URL`: PostgreSQL URL; default `postgres://postgres@127.0.0.1:5432/keyhold`.
+//! - `KEYHOLD_BIND`: address to listen on; default `127.0.0.1:8080`.
+//! - `KEYHOLD_ENV`: `development` (default) or `production`.
+//! - `KEYHOLD_SESSION_KEY`: 64 random bytes, base64; signs and encrypts the session cookie.
+//! - `KEYHOLD_DATA_KEYS`: keyring for secrets at rest, `id:base64-32-bytes[,id:…]`.
+//! - `KEYHOLD_DATA_KEY_ACTIVE`: id of the key new secrets are sealed with; default the first.
+//! - `KEYHOLD_KEY_DIR`: where development keys are generated and kept; default `.keyhold`.
+//! - `KEYHOLD_COOKIE_SECURE`: `true`/`false`; default `true` in production, `false` otherwise.
+//! - `KEYHOLD_SESSION_IDLE_MINUTES` (default 30), `KEYHOLD_SESSION_ABSOLUTE_HOURS` (default 12).
+//! - `KEYHOLD_LOGIN_ACCOUNT_LIMIT` (5), `KEYHOLD_LOGIN_CLIENT_LIMIT` (20): failures per
+//!   `KEYHOLD_LOGIN_WINDOW_SECONDS` (900) before sign-in is refused for
+//!   `KEYHOLD_LOGIN_BLOCK_SECONDS` (300).
+//! - `KEYHOLD_TRUSTED_PROXIES`: comma-separated proxy addresses whose `X-Forwarded-For` is believed.
+//! - `KEYHOLD_HASH_CONCURRENCY`: password hashes computed at once; default 2.
+//! - `KEYHOLD_DB_POOL_SIZE`: database connections; default 10.
+//! - `KEYHOLD_WORKERS`: HTTP worker threads; default the number of cores.
+//! - `RUST_LOG`: log filter; default `info`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::crypto::Keyring;
+
+/// The database used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/keyhold";
+
+/// Everything keyhold reads from its environment.
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind: String,
+    pub production: bool,
+    pub session_key: Vec<u8>,
+    pub keyring: Keyring,
+    pub cookie_secure: bool,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    pub login: LoginLimits,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub hash_concurrency: usize,
+    pub db_pool_size: u32,
+    pub workers: usize,
+}
+
+/// How many failed sign-ins are tolerated before the client or account must wait.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginLimits {
+    pub account_failures: i32,
+    pub client_failures: i32,
+    pub window: Duration,
+    pub block: Duration,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        let _ = dotenvy::dotenv();
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests can pass their own variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let production = match var("KEYHOLD_ENV").as_deref() {
+            None | Some("development") => false,
+            Some("production") => true,
+            Some(other) => bail!("KEYHOLD_ENV must be development or production, not {other:?}"),
+        };
+        let key_dir = PathBuf::from(var("KEYHOLD_KEY_DIR").unwrap_or_else(|| ".keyhold".into()));
+
+        let session_key = match var("KEYHOLD_SESSION_KEY") {
+            Some(value) => parse_session_key(&value)?,
+            None if production => bail!("KEYHOLD_SESSION_KEY is required in production"),
+            None => development_secret(&key_dir.join("session.key"), "KEYHOLD_SESSION_KEY", || {
+                BASE64.encode(crate::crypto::random_bytes(64))
+            })
+            .and_then(|value| parse_session_key(&value))?,
+        };
+
+        let keyring_text = match var("KEYHOLD_DATA_KEYS") {
+            Some(value) => value,
+            None if production => bail!("KEYHOLD_DATA_KEYS is required in production"),
+            None => development_secret(&key_dir.join("data.keys"), "KEYHOLD_DATA_KEYS", || {
+                format!("k1:{}", BASE64.encode(crate::crypto::random_bytes(32)))
+            })?,
+        };
+        let keyring = Keyring::parse(&keyring_text, var("KEYHOLD_DATA_KEY_ACTIVE").as_deref())
+            .context("KEYHOLD_DATA_KEYS")?;
+
+        Ok(Settings {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            bind: var("KEYHOLD_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            production,
+            session_key,
+            keyring,
+            cookie_secure: parse_or(&var, "KEYHOLD_COOKIE_SECURE", production)?,
+            session_idle: Duration::from_secs(
+                60 * parse_or(&var, "KEYHOLD_SESSION_IDLE_MINUTES", 30u64)?,
+            ),
+            session_absolute: Duration::from_secs(
+                3600 * parse_or(&var, "KEYHOLD_SESSION_ABSOLUTE_HOURS", 12u64)?,
+            ),
+            login: LoginLimits {
+                account_failures: parse_or(&var, "KEYHOLD_LOGIN_ACCOUNT_LIMIT", 5)?,
+                client_failures: parse_or(&var, "KEYHOLD_LOGIN_CLIENT_LIMIT", 20)?,
+                window: Duration::from_secs(parse_or(&var, "KEYHOLD_LOGIN_WINDOW_SECONDS", 900)?),
+                block: Duration::from_secs(parse_or(&var, "KEYHOLD_LOGIN_BLOCK_SECONDS", 300)?),
+            },
+            trusted_proxies: match var("KEYHOLD_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(|ip| ip.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context(
+                        "KEYHOLD_TRUSTED_PROXIES must be a comma-separated list of IP addresses",
+                    )?,
+            },
+            hash_concurrency: parse_or(&var, "KEYHOLD_HASH_CONCURRENCY", 2usize)?.max(1),
+            db_pool_size: parse_or(&var, "KEYHOLD_DB_POOL_SIZE", 10u32)?.max(2),
+            workers: parse_or(&var, "KEYHOLD_WORKERS", default_workers())?.max(1),
+        })
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn parse_or<T: std::str::FromStr>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{name} has an invalid value {value:?}")),
+    }
+}
+
+fn parse_session_key(value: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes = BASE64
+        .decode(value.trim())
+        .map_err(|_| anyhow!("KEYHOLD_SESSION_KEY must be base64 (64 random bytes)"))?;
+    if bytes.len() < 64 {
+        bail!(
+            "KEYHOLD_SESSION_KEY must hold at least 64 bytes, it holds {}",
+            bytes.len()
+        );
+    }
+    Ok(bytes)
+}
+
+/// Reads a development key from `path`, creating it with `generate` the first time.
+fn development_secret(
+    path: &Path,
+    variable: &str,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    if let Ok(value) = std::fs::read_to_string(path) {
+        return Ok(value.trim().to_string());
+    }
+    let value = generate();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_private(path, &value).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(
+        "{variable} is not set: generated a development key in {} (set {variable} in production)",
+        path.display()
+    );
+    Ok(value)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(value.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn production_without_session_key_names_the_variable() {
+        let error = settings(&[("KEYHOLD_ENV", "production")])
+            .err()
+            .expect("must fail");
+        assert_eq!(
+            error.to_string(),
+            "KEYHOLD_SESSION_KEY is required in production"
+        );
+    }
+
+    #[test]
+    fn production_with_malformed_data_keys_names_the_variable() {
+        let session = BASE64.encode([7u8; 64]);
+        let error = settings(&[
+            ("KEYHOLD_ENV", "production"),
+            ("KEYHOLD_SESSION_KEY", &session),
+            ("KEYHOLD_DATA_KEYS", "k1:not-base64!"),
+        ])
+        .err()
+        .expect("must fail");
+        assert!(
+            format!("{error:#}").starts_with("KEYHOLD_DATA_KEYS"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn short_session_key_is_refused() {
+        let error = settings(&[("KEYHOLD_SESSION_KEY", &BASE64.encode([1u8; 16]))])
+            .err()
+            .expect("must fail");
+        assert!(error.to_string().contains("KEYHOLD_SESSION_KEY"));
+    }
+
+    #[test]
+    fn development_keys_are_generated_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("keyhold-keys-{}", std::process::id()));
+        let dir_text = dir.to_string_lossy().to_string();
+        let first = settings(&[("KEYHOLD_KEY_DIR", &dir_text)]).expect("settings");
+        let second = settings(&[("KEYHOLD_KEY_DIR", &dir_text)]).expect("settings");
+        assert_eq!(first.session_key, second.session_key);
+        assert_eq!(first.bind, "127.0.0.1:8080");
+        assert_eq!(first.database_url, DEFAULT_DATABASE_URL);
+        assert!(!first.cookie_secure);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,49 @@
+//! GET /: what needs attention, scoped to the person's organizations.
+
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::accounts::model::{Organization, User};
+use crate::audit::Event;
+use crate::auth::{CurrentUser, Role};
+use crate::db;
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::web::{Page, html};
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    page: Page,
+    organizations: Vec<Organization>,
+    people: i64,
+    recent: Vec<Event>,
+}
+
+/// GET /
+pub async fn show(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let scope = user.scope();
+    let sees_audit = user.role() != Role::User;
+    let (organizations, people, recent) = db::run(&state.pool, move |conn| {
+        let organizations = Organization::list(conn, &scope)?;
+        let people = User::count(conn, &scope)?;
+        let recent = if sees_audit {
+            Event::list(conn, &scope, 0, 10)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, AppError>((organizations, people, recent))
+    })
+    .await?;
+    html(&DashboardPage {
+        page: Page::new(&user, &session, "dashboard", "Dashboard"),
+        organizations,
+        people,
+        recent,
+    })
+}

@@ -1,0 +1,19 @@
+//! keyhold: a console where Partners and Managers keep their organizations' credentials and
+//! schedule backups of project data to S3-compatible storage.
+
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod dashboard;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod ops;
+pub mod routes;
+pub mod schema;
+pub mod startup;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,13 @@
+//! The `keyhold` binary: parses the command line and runs the chosen command.
+
+use clap::Parser;
+use keyhold::cli::{Cli, run};
+
+#[actix_web::main]
+async fn main() {
+    keyhold::telemetry::init();
+    if let Err(error) = run(Cli::parse()).await {
+        eprintln!("keyhold: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,143 @@
+//! Request counters and latency histogram, served in Prometheus text format at `/metrics`,
+//! plus the middleware that records them and tags every response with its request id.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+use tracing_actix_web::RequestId;
+
+use crate::db;
+use crate::startup::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Counters since start-up.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    logins: Mutex<BTreeMap<&'static str, u64>>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    fn observe(&self, method: &str, status: u16, seconds: f64) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((method.to_string(), status)).or_default() += 1;
+        }
+        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a sign-in outcome (`success`, `failure`, `throttled`).
+    pub fn count_login(&self, outcome: &'static str) {
+        if let Ok(mut logins) = self.logins.lock() {
+            *logins.entry(outcome).or_default() += 1;
+        }
+    }
+
+    fn render(&self, pool: &db::DbPool) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP keyhold_http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE keyhold_http_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            for ((method, status), count) in requests.iter() {
+                let _ = writeln!(
+                    out,
+                    "keyhold_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {count}"
+                );
+            }
+        }
+        out.push_str("# HELP keyhold_http_request_duration_seconds Time to answer a request.\n");
+        out.push_str("# TYPE keyhold_http_request_duration_seconds histogram\n");
+        for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "keyhold_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "keyhold_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "keyhold_http_request_duration_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "keyhold_http_request_duration_seconds_count {count}");
+        out.push_str("# HELP keyhold_logins_total Sign-in attempts by outcome.\n");
+        out.push_str("# TYPE keyhold_logins_total counter\n");
+        if let Ok(logins) = self.logins.lock() {
+            for (outcome, count) in logins.iter() {
+                let _ = writeln!(out, "keyhold_logins_total{{outcome=\"{outcome}\"}} {count}");
+            }
+        }
+        let pool_state = pool.state();
+        out.push_str("# HELP keyhold_db_connections Database connections in the pool.\n");
+        out.push_str("# TYPE keyhold_db_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "keyhold_db_connections{{state=\"idle\"}} {}",
+            pool_state.idle_connections
+        );
+        let _ = writeln!(
+            out,
+            "keyhold_db_connections{{state=\"busy\"}} {}",
+            pool_state.connections - pool_state.idle_connections
+        );
+        out
+    }
+}
+
+/// Middleware: times each request, counts it, and adds `X-Request-Id` to the response.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let mut response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        metrics.observe(
+            &method,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
+/// GET /metrics
+pub async fn show(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state.pool))
+}

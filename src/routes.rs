@@ -1,0 +1,36 @@
+//! The map of keyhold: every route, in one table that both registers the handlers and lists
+//! them (`TABLE`) for the authorization tests, so a route cannot be added without being tested.
+
+use actix_web::web;
+
+use crate::{accounts, audit, auth, dashboard, metrics, ops, web as pages};
+
+macro_rules! routes {
+    ($($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)?) => {
+        /// Every (method, path pattern) keyhold answers.
+        pub const TABLE: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+
+        /// Registers every route.
+        pub fn config(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(web::resource($path)$(.route(web::$method().to($handler)))+);)+
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { get: ops::healthz },
+    "/readyz" => { get: ops::readyz },
+    "/metrics" => { get: metrics::show },
+    "/static/{name}" => { get: pages::assets::serve },
+    "/setup" => { get: auth::routes::setup_form, post: auth::routes::setup },
+    "/login" => { get: auth::routes::login_form, post: auth::routes::login },
+    "/logout" => { post: auth::routes::logout },
+    "/" => { get: dashboard::show },
+    "/organizations" => {
+        get: accounts::routes::organizations,
+        post: accounts::routes::create_organization,
+    },
+    "/users" => { get: accounts::routes::users, post: accounts::routes::create_user },
+    "/users/{id}/{action}" => { post: accounts::routes::set_disabled },
+    "/audit" => { get: audit::routes::list },
+}

@@ -1,0 +1,140 @@
+//! `Application::build`: the one way keyhold is assembled, used by `keyhold serve` and by every
+//! test (on port 0).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite, time};
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::csrf;
+use crate::auth::password::PasswordHasher;
+use crate::auth::session_store::{self, PgSessionStore};
+use crate::config::Settings;
+use crate::db::{self, DbPool};
+use crate::error::AppError;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+use crate::web::{error_pages, security_headers};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: DbPool,
+    pub settings: Settings,
+    pub hasher: PasswordHasher,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A bound, not yet running keyhold server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: DbPool,
+}
+
+impl Application {
+    /// Prepares the database (create, migrate), binds `settings.bind` and builds the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let database_url = settings.database_url.clone();
+        let pool_size = settings.db_pool_size;
+        let pool = web::block(move || db::prepare(&database_url, pool_size))
+            .await
+            .context("database preparation was interrupted")??;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("cannot listen on {} (KEYHOLD_BIND)", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, pool.clone(), settings)?;
+        spawn_session_cleanup(pool.clone());
+        Ok(Application { port, server, pool })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database pool, for tests that look behind the pages.
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
+
+    /// Serves until the process is asked to stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn serve(listener: TcpListener, pool: DbPool, settings: Settings) -> anyhow::Result<Server> {
+    let session_key = Key::from(&settings.session_key);
+    let workers = settings.workers;
+    let state = web::Data::new(AppState {
+        hasher: PasswordHasher::new(settings.hash_concurrency),
+        metrics: Arc::new(Metrics::default()),
+        pool: pool.clone(),
+        settings,
+    });
+    let server = HttpServer::new(move || {
+        let settings = &state.settings;
+        let cookie_name = if settings.cookie_secure {
+            "__Host-keyhold_session"
+        } else {
+            "keyhold_session"
+        };
+        let sessions = SessionMiddleware::builder(
+            PgSessionStore::new(state.pool.clone()),
+            session_key.clone(),
+        )
+        .cookie_name(cookie_name.to_string())
+        .cookie_secure(settings.cookie_secure)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .session_lifecycle(
+            BrowserSession::default()
+                .state_ttl(time::Duration::seconds(
+                    settings.session_idle.as_secs() as i64
+                ))
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+        )
+        .build();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .app_data(web::PayloadConfig::new(256 * 1024))
+            .configure(routes::config)
+            .default_service(web::to(|| async { Err::<&str, _>(AppError::NotFound) }))
+            .wrap(from_fn(csrf::protect))
+            .wrap(sessions)
+            .wrap(from_fn(error_pages::render))
+            .wrap(security_headers(settings.cookie_secure))
+            .wrap(from_fn(metrics::record))
+            .wrap(Compress::default())
+            .wrap(TracingLogger::default())
+    })
+    .workers(workers)
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Deletes expired sessions every ten minutes.
+fn spawn_session_cleanup(pool: DbPool) {
+    actix_web::rt::spawn(async move {
+        let mut interval = actix_web::rt::time::interval(Duration::from_secs(600));
+        loop {
+            interval.tick().await;
+            match db::run(&pool, session_store::delete_expired).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!("deleted {n} expired sessions"),
+                Err(error) => tracing::warn!("session cleanup failed: {error}"),
+            }
+        }
+    });
+}

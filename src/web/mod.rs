@@ -1,0 +1,158 @@
+//! What every page shares: the layout context, flash messages, htmx detection, redirects,
+//! error pages, embedded static files, security headers and the client's address.
+
+pub mod assets;
+pub mod error_pages;
+pub mod flash;
+pub mod form;
+
+use std::net::IpAddr;
+
+use actix_session::Session;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::auth::{CurrentUser, Identity, Role, csrf};
+use crate::error::AppError;
+pub use flash::Flash;
+
+/// The layout context every full page template carries as `page`.
+pub struct Page {
+    pub title: String,
+    /// Which navigation entry is current (`dashboard`, `audit`, …).
+    pub section: &'static str,
+    pub user: Option<Identity>,
+    pub csrf: String,
+    pub flashes: Vec<Flash>,
+}
+
+impl Page {
+    /// The context for a signed-in page; takes the pending flash messages.
+    pub fn new(user: &CurrentUser, session: &Session, section: &'static str, title: &str) -> Page {
+        Page {
+            title: title.to_string(),
+            section,
+            user: Some(user.identity.clone()),
+            csrf: csrf::token(session),
+            flashes: flash::take(session),
+        }
+    }
+
+    /// The context for a page seen signed out (sign-in, first run).
+    pub fn anonymous(session: &Session, title: &str) -> Page {
+        Page {
+            title: title.to_string(),
+            section: "",
+            user: None,
+            csrf: csrf::token(session),
+            flashes: flash::take(session),
+        }
+    }
+
+    /// The versioned URL of a static file (cached for a year).
+    pub fn asset(&self, name: &str) -> String {
+        assets::url(name)
+    }
+
+    /// The navigation entries this person sees: (section, path, label).
+    pub fn nav(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        let Some(user) = &self.user else {
+            return Vec::new();
+        };
+        let mut entries = vec![("dashboard", "/", "Dashboard")];
+        if user.role != Role::User {
+            entries.push(("credentials", "/credentials", "Credentials"));
+        }
+        entries.push(("projects", "/projects", "Projects"));
+        if user.role != Role::User {
+            entries.push(("audit", "/audit", "Audit"));
+        }
+        if user.role == Role::Partner {
+            entries.push(("organizations", "/organizations", "Organizations"));
+            entries.push(("users", "/users", "Users"));
+        }
+        entries
+    }
+}
+
+/// Whether htmx asked for a fragment (boosted and history-restore requests want whole pages).
+pub fn is_htmx(req: &HttpRequest) -> bool {
+    let has = |name: &str| {
+        req.headers()
+            .get(name)
+            .is_some_and(|value| value.as_bytes() == b"true")
+    };
+    has("hx-request") && !has("hx-boosted") && !has("hx-history-restore-request")
+}
+
+/// Renders a template as a 200 HTML response.
+pub fn html(template: &impl Template) -> Result<HttpResponse, AppError> {
+    html_with_status(actix_web::http::StatusCode::OK, template)
+}
+
+/// Renders a template with another status (422 for a form with errors, …).
+pub fn html_with_status(
+    status: actix_web::http::StatusCode,
+    template: &impl Template,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::VARY, "HX-Request"))
+        .body(template.render()?))
+}
+
+/// The answer to a successful plain form post: 303 to `location`.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// The client's address: the peer, or the first untrusted hop of `X-Forwarded-For` when the
+/// peer is a trusted proxy. Forged headers from anyone else are ignored.
+pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
+    let Some(peer) = req.peer_addr().map(|addr| addr.ip()) else {
+        return "unknown".to_string();
+    };
+    if !trusted_proxies.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|hop| !trusted_proxies.contains(hop))
+        .unwrap_or(peer)
+        .to_string()
+}
+
+/// Headers sent with every response; the CSP allows no inline script or style at all.
+pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers = actix_web::middleware::DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .add((header::CACHE_CONTROL, "no-store"));
+    if hsts {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+    } else {
+        headers
+    }
+}
