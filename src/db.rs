@@ -55,6 +55,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A driver message on one line (libpq's span several).
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Creates the database named in `database_url` if it does not exist yet.
 pub fn ensure_database(database_url: &str) -> anyhow::Result<()> {
     let url = url::Url::parse(database_url).context("DATABASE_URL is not a valid URL")?;
@@ -71,7 +76,7 @@ pub fn ensure_database(database_url: &str) -> anyhow::Result<()> {
         anyhow!(
             "cannot reach PostgreSQL at {}: {}",
             redact(maintenance_url.as_str()),
-            error.to_string().trim()
+            one_line(&error.to_string())
         )
     })?;
     let exists = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
@@ -121,7 +126,7 @@ pub fn prepare(database_url: &str, pool_size: u32) -> anyhow::Result<DbPool> {
         anyhow!(
             "cannot connect to {}: {}",
             redact(database_url),
-            error.to_string().trim()
+            one_line(&error.to_string())
         )
     })?;
     migrate(&mut conn)?;

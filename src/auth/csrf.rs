@@ -3,7 +3,7 @@
 //! time) plus an `Origin` / `Sec-Fetch-Site` check.
 
 use actix_session::{Session, SessionExt};
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
@@ -36,16 +36,16 @@ pub fn rotate(session: &Session) {
 }
 
 /// Middleware: refuses unsafe requests without a valid token or from another site.
-pub async fn protect(
+pub async fn protect<B: MessageBody>(
     mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.call(req).await;
+        return Ok(next.call(req).await?.map_into_left_body());
     }
     if !same_origin(&req) {
         tracing::warn!("refused cross-site {} {}", req.method(), req.path());
-        return Err(AppError::Csrf.into());
+        return Ok(req.error_response(AppError::Csrf).map_into_right_body());
     }
     let submitted = match header_token(&req) {
         Some(token) => Some(token),
@@ -62,7 +62,7 @@ pub async fn protect(
         (Some(submitted), Some(expected))
             if bool::from(submitted.as_bytes().ct_eq(expected.as_bytes())) =>
         {
-            next.call(req).await
+            Ok(next.call(req).await?.map_into_left_body())
         }
         _ => {
             tracing::warn!(
@@ -70,7 +70,7 @@ pub async fn protect(
                 req.method(),
                 req.path()
             );
-            Err(AppError::Csrf.into())
+            Ok(req.error_response(AppError::Csrf).map_into_right_body())
         }
     }
 }

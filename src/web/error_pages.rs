@@ -15,7 +15,7 @@ use tracing_actix_web::RequestId;
 
 use crate::auth::Identity;
 use crate::error::AppError;
-use crate::web::{Page, is_htmx};
+use crate::web::{Page, SECURITY_HEADERS, is_htmx};
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -94,7 +94,15 @@ pub async fn render(
             // Failed outside any handler (e.g. the session store): no request to answer with.
             let status = error.as_response_error().status_code();
             let message = message_of(&error, status);
-            let rendered = respond(&early, status, &message).map_err(actix_web::Error::from)?;
+            let mut rendered =
+                respond(&early, status, &message).map_err(actix_web::Error::from)?;
+            // This answer bypasses the header middleware, so it carries the headers itself.
+            for (name, value) in SECURITY_HEADERS {
+                rendered.headers_mut().insert(
+                    header::HeaderName::from_static(name),
+                    header::HeaderValue::from_static(value),
+                );
+            }
             return Err(InternalError::from_response(message, rendered).into());
         }
     };

@@ -134,22 +134,27 @@ pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
 }
 
 /// Headers sent with every response; the CSP allows no inline script or style at all.
+pub const SECURITY_HEADERS: [(&str, &str); 7] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+    ("cache-control", "no-store"),
+];
+
+/// Middleware adding `SECURITY_HEADERS` (and HSTS behind TLS) where a response lacks them.
 pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
-    let headers = actix_web::middleware::DefaultHeaders::new()
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "same-origin"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add((
-            "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=()",
-        ))
-        .add((header::CACHE_CONTROL, "no-store"));
+    let headers = SECURITY_HEADERS
+        .iter()
+        .fold(actix_web::middleware::DefaultHeaders::new(), |headers, header| {
+            headers.add(*header)
+        });
     if hsts {
         headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
     } else {

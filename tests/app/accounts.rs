@@ -1,0 +1,270 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{Client, TestApp, spawn_app, texts};
+
+/// A partner account with two organizations, a Manager and a User in the first, a Manager in
+/// the second, and each person signed in in a browser of their own.
+struct World {
+    app: TestApp,
+    partner: Client,
+    manager: Client,
+    user: Client,
+    other_manager: Client,
+    blue: i64,
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    let green = partner.create_organization(&app, "Green Org").await;
+    let signed_in = |account: crate::helpers::Account| {
+        let client = app.client();
+        async move {
+            assert_eq!(
+                client.login(&account.email, &account.password).await.status(),
+                StatusCode::SEE_OTHER
+            );
+            client
+        }
+    };
+    let manager = signed_in(partner.create_user("mia@blue.example", "manager", Some(blue)).await).await;
+    let user = signed_in(partner.create_user("ulf@blue.example", "user", Some(blue)).await).await;
+    let other_manager =
+        signed_in(partner.create_user("gus@green.example", "manager", Some(green)).await).await;
+    World {
+        app,
+        partner,
+        manager,
+        user,
+        other_manager,
+        blue,
+    }
+}
+
+#[actix_web::test]
+async fn only_partners_manage_organizations_and_users_and_users_see_no_audit() {
+    let world = world().await;
+    let signed_out = world.app.client();
+    let cases: [(&Client, &str, StatusCode); 15] = [
+        (&world.partner, "/organizations", StatusCode::OK),
+        (&world.partner, "/users", StatusCode::OK),
+        (&world.partner, "/audit", StatusCode::OK),
+        (&world.manager, "/organizations", StatusCode::FORBIDDEN),
+        (&world.manager, "/users", StatusCode::FORBIDDEN),
+        (&world.manager, "/audit", StatusCode::OK),
+        (&world.user, "/organizations", StatusCode::FORBIDDEN),
+        (&world.user, "/users", StatusCode::FORBIDDEN),
+        (&world.user, "/audit", StatusCode::FORBIDDEN),
+        (&world.other_manager, "/organizations", StatusCode::FORBIDDEN),
+        (&world.other_manager, "/users", StatusCode::FORBIDDEN),
+        (&world.other_manager, "/audit", StatusCode::OK),
+        (&signed_out, "/organizations", StatusCode::SEE_OTHER),
+        (&signed_out, "/users", StatusCode::SEE_OTHER),
+        (&signed_out, "/audit", StatusCode::SEE_OTHER),
+    ];
+    for (client, path, expected) in cases {
+        assert_eq!(client.get(path).await.status(), expected, "GET {path}");
+    }
+}
+
+#[actix_web::test]
+async fn managers_and_users_cannot_create_organizations_or_people() {
+    let world = world().await;
+    let (organizations, users) = (world.app.count("organizations"), world.app.count("users"));
+    for client in [&world.manager, &world.user] {
+        let response = client
+            .post_from("/", "/organizations", &[("name", "Sneaky Org")])
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let blue = world.blue.to_string();
+        let response = client
+            .post_from(
+                "/",
+                "/users",
+                &[
+                    ("email", "sneaky@blue.example"),
+                    ("display_name", "Sneaky"),
+                    ("role", "partner"),
+                    ("organization_id", &blue),
+                    ("password", "sneaky-password-1"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(world.app.count("organizations"), organizations);
+    assert_eq!(world.app.count("users"), users);
+}
+
+#[actix_web::test]
+async fn a_manager_sees_only_the_audit_events_of_their_organization() {
+    let world = world().await;
+    let blue_audit = world.manager.get("/audit").await.text().await.unwrap();
+    assert!(blue_audit.contains("mia@blue.example"));
+    assert!(blue_audit.contains("ulf@blue.example"));
+    assert!(!blue_audit.contains("gus@green.example"), "another organization's person");
+    assert!(!blue_audit.contains("Green Org"));
+
+    let green_audit = world.other_manager.get("/audit").await.text().await.unwrap();
+    assert!(green_audit.contains("gus@green.example"));
+    assert!(!green_audit.contains("mia@blue.example"));
+
+    let partner_audit = world.partner.get("/audit").await.text().await.unwrap();
+    for expected in ["organization.create", "user.create", "session.sign_in", "Green Org", "Blue Org"] {
+        assert!(partner_audit.contains(expected), "Partner sees {expected}");
+    }
+
+    let dashboard = world.manager.get("/").await.text().await.unwrap();
+    assert!(!dashboard.contains("gus@green.example"));
+}
+
+#[actix_web::test]
+async fn failed_sign_ins_are_audited_for_the_account_owner() {
+    let world = world().await;
+    world.app.client().login("mia@blue.example", "wrong-password").await;
+    let audit = world.manager.get("/audit").await.text().await.unwrap();
+    assert!(audit.contains("session.sign_in_failed"));
+    assert!(!audit.contains("wrong-password"), "attempted passwords are never recorded");
+}
+
+#[actix_web::test]
+async fn a_partner_cannot_attach_people_to_another_partners_organization() {
+    let world = world().await;
+    let foreign = world.app.query(|conn| {
+        use diesel::prelude::*;
+        let partner: i64 = diesel::insert_into(keyhold::schema::partners::table)
+            .values(keyhold::schema::partners::name.eq("Rival Partner"))
+            .returning(keyhold::schema::partners::id)
+            .get_result(conn)?;
+        diesel::insert_into(keyhold::schema::organizations::table)
+            .values((
+                keyhold::schema::organizations::partner_id.eq(partner),
+                keyhold::schema::organizations::name.eq("Rival Org"),
+            ))
+            .returning(keyhold::schema::organizations::id)
+            .get_result::<i64>(conn)
+    });
+    let users = world.app.count("users");
+    let foreign = foreign.to_string();
+    let response = world
+        .partner
+        .post_from(
+            "/users",
+            "/users",
+            &[
+                ("email", "spy@rival.example"),
+                ("display_name", "Spy"),
+                ("role", "manager"),
+                ("organization_id", &foreign),
+                ("password", "spy-password-123"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(world.app.count("users"), users);
+    let organizations = world.partner.get("/organizations").await.text().await.unwrap();
+    assert!(!organizations.contains("Rival Org"));
+}
+
+#[actix_web::test]
+async fn duplicate_names_and_emails_are_refused_on_the_form() {
+    let world = world().await;
+    let response = world
+        .partner
+        .post_from("/organizations", "/organizations", &[("name", "Blue Org")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    assert_eq!(texts(&body, "p.error"), vec!["Blue Org already exists".to_string()]);
+
+    let response = world
+        .partner
+        .post_from(
+            "/users",
+            "/users",
+            &[
+                ("email", "MIA@blue.example"),
+                ("display_name", "Mia again"),
+                ("role", "user"),
+                ("organization_id", &world.blue.to_string()),
+                ("password", "another-password"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("another-password"));
+}
+
+#[actix_web::test]
+async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothing() {
+    let world = world().await;
+    let organizations = world.app.count("organizations");
+    let partner = &world.partner;
+    let url = format!("{}/organizations", partner.base);
+
+    let no_token = partner.post("/organizations", &[("name", "No Token Org")]).await;
+    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+
+    let wrong = partner
+        .post("/organizations", &[("csrf_token", "forged"), ("name", "Forged Org")])
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+
+    let token = partner.token("/organizations").await;
+    let cross_origin = partner
+        .http
+        .post(&url)
+        .header("Origin", "https://evil.example")
+        .form(&[("csrf_token", token.as_str()), ("name", "Cross Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_origin.status(), StatusCode::FORBIDDEN);
+
+    let cross_site = partner
+        .http
+        .post(&url)
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("csrf_token", token.as_str()), ("name", "Cross Site Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+
+    let other_session_token = world.manager.token("/").await;
+    let stolen = partner
+        .post("/organizations", &[("csrf_token", &other_session_token), ("name", "Stolen Org")])
+        .await;
+    assert_eq!(stolen.status(), StatusCode::FORBIDDEN);
+
+    let header_token = partner
+        .http
+        .post(&url)
+        .header("X-CSRF-Token", "forged")
+        .header("HX-Request", "true")
+        .form(&[("name", "Header Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header_token.status(), StatusCode::FORBIDDEN);
+
+    let logout_without_token = partner.post("/logout", &[]).await;
+    assert_eq!(logout_without_token.status(), StatusCode::FORBIDDEN);
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(world.app.count("organizations"), organizations);
+
+    let same_origin = partner
+        .http
+        .post(&url)
+        .header("Origin", partner.base.as_str())
+        .header("Sec-Fetch-Site", "same-origin")
+        .header("X-CSRF-Token", token.as_str())
+        .form(&[("name", "Good Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), StatusCode::SEE_OTHER, "the header token works for htmx");
+    assert_eq!(world.app.count("organizations"), organizations + 1);
+}

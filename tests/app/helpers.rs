@@ -1,0 +1,381 @@
+//! Starts keyhold exactly as production does (`Application::build`), on port 0, against a
+//! fresh database cloned from a migrated template, and drives it over HTTP like a browser.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use keyhold::config::Settings;
+use keyhold::db::DbPool;
+use keyhold::startup::Application;
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use scraper::{Html, Selector};
+use sha2::{Digest, Sha256};
+
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+
+/// The PostgreSQL server tests use (`DATABASE_URL` without its database, or the local one).
+fn server_url() -> url::Url {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| keyhold::config::DEFAULT_DATABASE_URL.to_string());
+    url::Url::parse(&base).expect("DATABASE_URL is a URL")
+}
+
+fn database_url(name: &str) -> String {
+    let mut url = server_url();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Name of the migrated template database for the current migrations (made once, reused).
+fn template_database() -> String {
+    let mut hasher = Sha256::new();
+    let mut files: Vec<_> = walk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"));
+    files.sort();
+    for file in files {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(&file).expect("migration readable"));
+    }
+    let name = format!("keyhold_tpl_{}", &hex::encode(hasher.finalize())[..12]);
+    let mut conn = PgConnection::establish(&database_url("postgres")).expect("PostgreSQL reachable");
+    diesel::sql_query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut conn)
+        .expect("lock");
+    let exists = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .get_result::<Count>(&mut conn)
+        .expect("query")
+        .n
+        > 0;
+    if !exists {
+        let building = format!("{name}_building");
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {building}"))
+            .execute(&mut conn)
+            .expect("drop");
+        diesel::sql_query(format!("CREATE DATABASE {building}"))
+            .execute(&mut conn)
+            .expect("create template");
+        {
+            let mut template = PgConnection::establish(&database_url(&building)).expect("connect");
+            keyhold::db::migrate(&mut template).expect("migrations apply");
+        }
+        diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+            .execute(&mut conn)
+            .expect("rename template");
+    }
+    diesel::sql_query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut conn)
+        .expect("unlock");
+    name
+}
+
+fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A running keyhold with its own database, dropped with it.
+pub struct TestApp {
+    pub address: String,
+    pub pool: DbPool,
+    pub database: String,
+    pub database_url: String,
+}
+
+/// Starts keyhold with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts keyhold with some settings overridden (`("KEYHOLD_…", "value")`).
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let template = tokio::task::spawn_blocking(template_database)
+        .await
+        .expect("template");
+    let database = format!(
+        "keyhold_test_{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, Ordering::SeqCst)
+    );
+    {
+        let (template, database) = (template.clone(), database.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = PgConnection::establish(&database_url("postgres")).expect("connect");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                .execute(&mut conn)
+                .expect("drop stale");
+            diesel::sql_query(format!("CREATE DATABASE {database} TEMPLATE {template}"))
+                .execute(&mut conn)
+                .expect("create test database");
+        })
+        .await
+        .expect("create database");
+    }
+    let url = database_url(&database);
+    let mut vars: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), url.clone()),
+        ("KEYHOLD_BIND".into(), "127.0.0.1:0".into()),
+        (
+            "KEYHOLD_SESSION_KEY".into(),
+            base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
+        ),
+        (
+            "KEYHOLD_DATA_KEYS".into(),
+            format!("t1:{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32])),
+        ),
+        ("KEYHOLD_WORKERS".into(), "1".into()),
+        ("KEYHOLD_DB_POOL_SIZE".into(), "4".into()),
+    ];
+    for (name, value) in overrides {
+        vars.retain(|(existing, _)| existing != name);
+        vars.push((name.to_string(), value.to_string()));
+    }
+    let settings = Settings::from_lookup(|name| {
+        vars.iter()
+            .find(|(existing, _)| existing == name)
+            .map(|(_, value)| value.clone())
+    })
+    .expect("test settings");
+    let application = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let pool = application.pool();
+    actix_web::rt::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        pool,
+        database,
+        database_url: url,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut conn) = PgConnection::establish(&database_url("postgres")) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        })
+        .join();
+    }
+}
+
+/// An account created by a test, with its password.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub email: String,
+    pub password: String,
+}
+
+impl TestApp {
+    /// A browser with its own cookie jar that does not follow redirects.
+    pub fn client(&self) -> Client {
+        Client {
+            base: self.address.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Runs a query on the app's database.
+    pub fn query<T>(&self, f: impl FnOnce(&mut PgConnection) -> QueryResult<T>) -> T {
+        let mut conn = self.pool.get().expect("connection");
+        f(&mut conn).expect("query")
+    }
+
+    /// Counts rows of a table.
+    pub fn count(&self, table: &str) -> i64 {
+        self.query(|conn| {
+            diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result::<Count>(conn)
+        })
+        .n
+    }
+
+    /// Completes first-run setup and returns the signed-in Partner's browser.
+    pub async fn partner(&self) -> (Client, Account) {
+        let client = self.client();
+        let account = Account {
+            email: "pat@partner.example".into(),
+            password: "partner-password-1".into(),
+        };
+        let token = client.token("/setup").await;
+        let response = client
+            .post(
+                "/setup",
+                &[
+                    ("csrf_token", token.as_str()),
+                    ("partner_name", "Acme Cloud Partners"),
+                    ("display_name", "Pat Partner"),
+                    ("email", &account.email),
+                    ("password", &account.password),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "setup succeeds");
+        (client, account)
+    }
+
+    /// Id of the organization with this name.
+    pub fn organization_id(&self, name: &str) -> i64 {
+        let name = name.to_string();
+        self.query(move |conn| {
+            diesel::sql_query("SELECT id AS n FROM organizations WHERE name = $1")
+                .bind::<diesel::sql_types::Text, _>(name)
+                .get_result::<Count>(conn)
+        })
+        .n
+    }
+}
+
+/// One browser session against the app.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET with htmx's request header.
+    pub async fn get_htmx(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("HX-Request", "true")
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Posts a form with the session's CSRF token, read from `page`.
+    pub async fn post_from(
+        &self,
+        page: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = self.token(page).await;
+        let mut fields = vec![("csrf_token", token.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields).await
+    }
+
+    /// The CSRF token shown on `page` (hidden field or the body's hx-headers).
+    pub async fn token(&self, page: &str) -> String {
+        let body = self.get(page).await.text().await.expect("body");
+        csrf_token(&body).unwrap_or_else(|| panic!("no CSRF token on {page}"))
+    }
+
+    /// Signs in; returns the response to the sign-in post.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_from("/login", "/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// Creates an organization (as a Partner) and returns its id.
+    pub async fn create_organization(&self, app: &TestApp, name: &str) -> i64 {
+        let response = self
+            .post_from("/organizations", "/organizations", &[("name", name)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "organization created");
+        app.organization_id(name)
+    }
+
+    /// Creates a person (as a Partner).
+    pub async fn create_user(&self, email: &str, role: &str, organization: Option<i64>) -> Account {
+        let organization = organization.map(|id| id.to_string()).unwrap_or_default();
+        let password = format!("{role}-password-123");
+        let response = self
+            .post_from(
+                "/users",
+                "/users",
+                &[
+                    ("email", email),
+                    ("display_name", email),
+                    ("role", role),
+                    ("organization_id", &organization),
+                    ("password", &password),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "user {email} created");
+        Account {
+            email: email.to_string(),
+            password,
+        }
+    }
+
+    /// The session cookie as sent by the browser.
+    pub async fn session_cookie(&self, response: &reqwest::Response) -> Option<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("keyhold_session="))
+            .map(|value| value.split(';').next().unwrap_or("").to_string())
+    }
+}
+
+/// The CSRF token in a page, if it has one.
+pub fn csrf_token(body: &str) -> Option<String> {
+    let html = Html::parse_document(body);
+    let field = Selector::parse("input[name=csrf_token]").expect("selector");
+    if let Some(value) = html
+        .select(&field)
+        .next()
+        .and_then(|input| input.value().attr("value"))
+    {
+        return Some(value.to_string());
+    }
+    let body_selector = Selector::parse("body").expect("selector");
+    let headers = html.select(&body_selector).next()?.value().attr("hx-headers")?;
+    let parsed: serde_json::Value = serde_json::from_str(headers).ok()?;
+    parsed["X-CSRF-Token"]
+        .as_str()
+        .filter(|token| !token.is_empty())
+        .map(str::to_string)
+}
+
+/// The text of the elements matching `selector`.
+pub fn texts(body: &str, selector: &str) -> Vec<String> {
+    let html = Html::parse_document(body);
+    let selector = Selector::parse(selector).expect("selector");
+    html.select(&selector)
+        .map(|element| element.text().collect::<String>().trim().to_string())
+        .collect()
+}

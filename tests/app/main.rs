@@ -1,0 +1,8 @@
+//! Integration tests: the real app on port 0, a fresh PostgreSQL database per test.
+
+mod accounts;
+mod errors_and_headers;
+mod helpers;
+mod operations;
+mod sessions;
+mod setup_and_sign_in;

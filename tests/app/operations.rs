@@ -1,0 +1,100 @@
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    let client = app.client();
+    assert_eq!(client.get("/healthz").await.text().await.unwrap(), "ok");
+    let ready = client.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    client.get("/nope").await;
+    let metrics = client.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("keyhold_http_requests_total{method=\"GET\",status=\"404\"} 1"), "{metrics}");
+    assert!(metrics.contains("keyhold_http_request_duration_seconds_count"));
+    assert!(metrics.contains("keyhold_db_connections{state=\"idle\"}"));
+}
+
+fn keyhold(envs: &[(&str, &str)], args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyhold"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keyhold runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[actix_web::test]
+async fn the_command_line_creates_the_first_partner_and_then_managers() {
+    let app = spawn_app().await;
+    let key_dir = std::env::temp_dir().join(format!("keyhold-cli-{}", std::process::id()));
+    let key_dir = key_dir.to_string_lossy().to_string();
+    let envs = [
+        ("DATABASE_URL", app.database_url.as_str()),
+        ("KEYHOLD_KEY_DIR", key_dir.as_str()),
+    ];
+    let output = keyhold(
+        &envs,
+        &["user", "create", "--email", "cli@partner.example", "--role", "partner"],
+        "cli-password-123\n",
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("created Partner cli@partner.example"));
+
+    let output = keyhold(
+        &envs,
+        &["user", "create", "--email", "m@x.example", "--role", "manager", "--organization", "Nope"],
+        "cli-password-123\n",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+    assert!(stderr.contains("no organization \"Nope\""), "{stderr}");
+
+    let browser = app.client();
+    let response = browser.login("cli@partner.example", "cli-password-123").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.client().get("/setup").await.status(), StatusCode::NOT_FOUND);
+    std::fs::remove_dir_all(&key_dir).ok();
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_with_one_clear_line() {
+    let output = keyhold(
+        &[
+            ("DATABASE_URL", "postgres://keyhold:hunter2@127.0.0.1:1/keyhold"),
+            ("KEYHOLD_KEY_DIR", "/tmp/keyhold-unreachable-keys"),
+        ],
+        &["serve"],
+        "",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("keyhold: cannot reach PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn production_without_keys_stops_start_up_naming_the_variable() {
+    let output = keyhold(&[("KEYHOLD_ENV", "production")], &["serve"], "");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim(), "keyhold: KEYHOLD_SESSION_KEY is required in production");
+}

@@ -1,0 +1,110 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn sign_in_renews_the_session_cookie() {
+    let app = spawn_app().await;
+    let (_, account) = app.partner().await;
+    let browser = app.client();
+    let login_page = browser.get("/login").await;
+    let before = browser.session_cookie(&login_page).await.expect("anonymous session");
+    let signed_in = browser.login(&account.email, &account.password).await;
+    let after = browser.session_cookie(&signed_in).await.expect("new cookie at sign-in");
+    assert_ne!(before, after, "session fixation is impossible");
+
+    // The pre-sign-in cookie does not carry the sign-in.
+    let fixated = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = fixated
+        .get(format!("{}/", app.address))
+        .header("cookie", &before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn a_signed_out_cookie_no_longer_works() {
+    let app = spawn_app().await;
+    let (_, account) = app.partner().await;
+    let browser = app.client();
+    let signed_in = browser.login(&account.email, &account.password).await;
+    let cookie = browser.session_cookie(&signed_in).await.unwrap();
+    assert_eq!(app.count("sessions WHERE user_id IS NOT NULL"), 2);
+
+    let out = browser.post_from("/", "/logout", &[]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("sessions WHERE user_id IS NOT NULL"), 1, "only the setup session is left");
+
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/audit", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert!(replay.headers()["location"].to_str().unwrap().starts_with("/login"));
+}
+
+#[actix_web::test]
+async fn the_session_table_holds_no_cookie_values() {
+    let app = spawn_app().await;
+    let (_, account) = app.partner().await;
+    let browser = app.client();
+    let signed_in = browser.login(&account.email, &account.password).await;
+    let cookie = browser.session_cookie(&signed_in).await.unwrap();
+    let value = cookie.split_once('=').unwrap().1.to_string();
+    let ids: Vec<String> = app.query(|conn| {
+        use diesel::prelude::*;
+        keyhold::schema::sessions::table
+            .select(keyhold::schema::sessions::id)
+            .load(conn)
+    });
+    assert!(ids.iter().all(|id| id.len() == 64 && !value.contains(id.as_str())));
+}
+
+#[actix_web::test]
+async fn idle_sessions_expire() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 second'").execute(conn)
+    });
+    let response = partner.get("/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/login");
+}
+
+#[actix_web::test]
+async fn sessions_end_at_the_absolute_timeout_even_when_active() {
+    let app = spawn_app_with(&[("KEYHOLD_SESSION_ABSOLUTE_HOURS", "0")]).await;
+    let (partner, _) = app.partner().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = partner.get("/audit").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/login?next=%2Faudit");
+}
+
+#[actix_web::test]
+async fn session_cookie_is_http_only_and_same_site() {
+    let app = spawn_app().await;
+    let response = app.client().get("/setup").await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "not Secure unless configured");
+
+    let secure = spawn_app_with(&[("KEYHOLD_COOKIE_SECURE", "true")]).await;
+    let response = secure.client().get("/setup").await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-") && cookie.contains("Secure"), "{cookie}");
+}
