@@ -19,7 +19,7 @@ pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Any fixed number for `pg_advisory_lock`, so concurrent start-ups migrate one at a time.
-const MIGRATION_LOCK: i64 = 0x6b65_7968_6f6c_64;
+const MIGRATION_LOCK: i64 = 0x6b65_7968_6f6c_6400;
 
 #[derive(QueryableByName)]
 struct Count {

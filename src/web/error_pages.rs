@@ -94,8 +94,7 @@ pub async fn render(
             // Failed outside any handler (e.g. the session store): no request to answer with.
             let status = error.as_response_error().status_code();
             let message = message_of(&error, status);
-            let mut rendered =
-                respond(&early, status, &message).map_err(actix_web::Error::from)?;
+            let mut rendered = respond(&early, status, &message).map_err(actix_web::Error::from)?;
             // This answer bypasses the header middleware, so it carries the headers itself.
             for (name, value) in SECURITY_HEADERS {
                 rendered.headers_mut().insert(

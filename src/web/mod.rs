@@ -144,17 +144,19 @@ pub const SECURITY_HEADERS: [(&str, &str); 7] = [
     ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
     ("cross-origin-opener-policy", "same-origin"),
-    ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    ),
     ("cache-control", "no-store"),
 ];
 
 /// Middleware adding `SECURITY_HEADERS` (and HSTS behind TLS) where a response lacks them.
 pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
-    let headers = SECURITY_HEADERS
-        .iter()
-        .fold(actix_web::middleware::DefaultHeaders::new(), |headers, header| {
-            headers.add(*header)
-        });
+    let headers = SECURITY_HEADERS.iter().fold(
+        actix_web::middleware::DefaultHeaders::new(),
+        |headers, header| headers.add(*header),
+    );
     if hsts {
         headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
     } else {

@@ -22,16 +22,33 @@ async fn world() -> World {
         let client = app.client();
         async move {
             assert_eq!(
-                client.login(&account.email, &account.password).await.status(),
+                client
+                    .login(&account.email, &account.password)
+                    .await
+                    .status(),
                 StatusCode::SEE_OTHER
             );
             client
         }
     };
-    let manager = signed_in(partner.create_user("mia@blue.example", "manager", Some(blue)).await).await;
-    let user = signed_in(partner.create_user("ulf@blue.example", "user", Some(blue)).await).await;
-    let other_manager =
-        signed_in(partner.create_user("gus@green.example", "manager", Some(green)).await).await;
+    let manager = signed_in(
+        partner
+            .create_user("mia@blue.example", "manager", Some(blue))
+            .await,
+    )
+    .await;
+    let user = signed_in(
+        partner
+            .create_user("ulf@blue.example", "user", Some(blue))
+            .await,
+    )
+    .await;
+    let other_manager = signed_in(
+        partner
+            .create_user("gus@green.example", "manager", Some(green))
+            .await,
+    )
+    .await;
     World {
         app,
         partner,
@@ -56,7 +73,11 @@ async fn only_partners_manage_organizations_and_users_and_users_see_no_audit() {
         (&world.user, "/organizations", StatusCode::FORBIDDEN),
         (&world.user, "/users", StatusCode::FORBIDDEN),
         (&world.user, "/audit", StatusCode::FORBIDDEN),
-        (&world.other_manager, "/organizations", StatusCode::FORBIDDEN),
+        (
+            &world.other_manager,
+            "/organizations",
+            StatusCode::FORBIDDEN,
+        ),
         (&world.other_manager, "/users", StatusCode::FORBIDDEN),
         (&world.other_manager, "/audit", StatusCode::OK),
         (&signed_out, "/organizations", StatusCode::SEE_OTHER),
@@ -103,15 +124,30 @@ async fn a_manager_sees_only_the_audit_events_of_their_organization() {
     let blue_audit = world.manager.get("/audit").await.text().await.unwrap();
     assert!(blue_audit.contains("mia@blue.example"));
     assert!(blue_audit.contains("ulf@blue.example"));
-    assert!(!blue_audit.contains("gus@green.example"), "another organization's person");
+    assert!(
+        !blue_audit.contains("gus@green.example"),
+        "another organization's person"
+    );
     assert!(!blue_audit.contains("Green Org"));
 
-    let green_audit = world.other_manager.get("/audit").await.text().await.unwrap();
+    let green_audit = world
+        .other_manager
+        .get("/audit")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(green_audit.contains("gus@green.example"));
     assert!(!green_audit.contains("mia@blue.example"));
 
     let partner_audit = world.partner.get("/audit").await.text().await.unwrap();
-    for expected in ["organization.create", "user.create", "session.sign_in", "Green Org", "Blue Org"] {
+    for expected in [
+        "organization.create",
+        "user.create",
+        "session.sign_in",
+        "Green Org",
+        "Blue Org",
+    ] {
         assert!(partner_audit.contains(expected), "Partner sees {expected}");
     }
 
@@ -122,10 +158,17 @@ async fn a_manager_sees_only_the_audit_events_of_their_organization() {
 #[actix_web::test]
 async fn failed_sign_ins_are_audited_for_the_account_owner() {
     let world = world().await;
-    world.app.client().login("mia@blue.example", "wrong-password").await;
+    world
+        .app
+        .client()
+        .login("mia@blue.example", "wrong-password")
+        .await;
     let audit = world.manager.get("/audit").await.text().await.unwrap();
     assert!(audit.contains("session.sign_in_failed"));
-    assert!(!audit.contains("wrong-password"), "attempted passwords are never recorded");
+    assert!(
+        !audit.contains("wrong-password"),
+        "attempted passwords are never recorded"
+    );
 }
 
 #[actix_web::test]
@@ -163,7 +206,13 @@ async fn a_partner_cannot_attach_people_to_another_partners_organization() {
         .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(world.app.count("users"), users);
-    let organizations = world.partner.get("/organizations").await.text().await.unwrap();
+    let organizations = world
+        .partner
+        .get("/organizations")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!organizations.contains("Rival Org"));
 }
 
@@ -176,7 +225,10 @@ async fn duplicate_names_and_emails_are_refused_on_the_form() {
         .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = response.text().await.unwrap();
-    assert_eq!(texts(&body, "p.error"), vec!["Blue Org already exists".to_string()]);
+    assert_eq!(
+        texts(&body, "p.error"),
+        vec!["Blue Org already exists".to_string()]
+    );
 
     let response = world
         .partner
@@ -204,11 +256,16 @@ async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothin
     let partner = &world.partner;
     let url = format!("{}/organizations", partner.base);
 
-    let no_token = partner.post("/organizations", &[("name", "No Token Org")]).await;
+    let no_token = partner
+        .post("/organizations", &[("name", "No Token Org")])
+        .await;
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
 
     let wrong = partner
-        .post("/organizations", &[("csrf_token", "forged"), ("name", "Forged Org")])
+        .post(
+            "/organizations",
+            &[("csrf_token", "forged"), ("name", "Forged Org")],
+        )
         .await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
 
@@ -235,7 +292,10 @@ async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothin
 
     let other_session_token = world.manager.token("/").await;
     let stolen = partner
-        .post("/organizations", &[("csrf_token", &other_session_token), ("name", "Stolen Org")])
+        .post(
+            "/organizations",
+            &[("csrf_token", &other_session_token), ("name", "Stolen Org")],
+        )
         .await;
     assert_eq!(stolen.status(), StatusCode::FORBIDDEN);
 
@@ -252,7 +312,11 @@ async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothin
 
     let logout_without_token = partner.post("/logout", &[]).await;
     assert_eq!(logout_without_token.status(), StatusCode::FORBIDDEN);
-    assert_eq!(partner.get("/").await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(
+        partner.get("/").await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
     assert_eq!(world.app.count("organizations"), organizations);
 
     let same_origin = partner
@@ -265,6 +329,10 @@ async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothin
         .send()
         .await
         .unwrap();
-    assert_eq!(same_origin.status(), StatusCode::SEE_OTHER, "the header token works for htmx");
+    assert_eq!(
+        same_origin.status(),
+        StatusCode::SEE_OTHER,
+        "the header token works for htmx"
+    );
     assert_eq!(world.app.count("organizations"), organizations + 1);
 }

@@ -10,7 +10,10 @@ fn assert_security_headers(response: &reqwest::Response, what: &str) {
         .to_str()
         .unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{what}: {csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{what}: {csp}"
+    );
     assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
     assert!(headers.contains_key("referrer-policy"), "{what}");
     assert!(headers.contains_key("x-request-id"), "{what}");
@@ -20,12 +23,27 @@ fn assert_security_headers(response: &reqwest::Response, what: &str) {
 async fn every_page_and_error_carries_the_security_headers() {
     let app = spawn_app().await;
     let visitor = app.client();
-    for path in ["/setup", "/login", "/healthz", "/readyz", "/metrics", "/static/app.css", "/nope"] {
+    for path in [
+        "/setup",
+        "/login",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/static/app.css",
+        "/nope",
+    ] {
         let response = visitor.get(path).await;
         assert_security_headers(&response, path);
     }
     let (partner, _) = app.partner().await;
-    for path in ["/", "/organizations", "/users", "/audit", "/setup", "/users/1/frobnicate"] {
+    for path in [
+        "/",
+        "/organizations",
+        "/users",
+        "/audit",
+        "/setup",
+        "/users/1/frobnicate",
+    ] {
         let response = partner.get(path).await;
         assert_security_headers(&response, path);
     }
@@ -41,7 +59,12 @@ async fn pages_load_only_same_origin_scripts_and_no_inline_code() {
     assert!(!body.contains("<script>") && !body.contains("style=\"") && !body.contains(" onclick"));
     let htmx = partner.get("/static/htmx.min.js").await;
     assert_eq!(htmx.status(), StatusCode::OK);
-    assert!(htmx.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(
+        htmx.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     assert!(htmx.text().await.unwrap().contains("htmx"));
 }
 
@@ -64,7 +87,9 @@ async fn errors_are_full_pages_and_htmx_fragments() {
 
     let manager_403 = {
         let org = partner.create_organization(&app, "Blue Org").await;
-        let account = partner.create_user("mia@blue.example", "manager", Some(org)).await;
+        let account = partner
+            .create_user("mia@blue.example", "manager", Some(org))
+            .await;
         let mia = app.client();
         mia.login(&account.email, &account.password).await;
         mia.get_htmx("/users").await
@@ -72,10 +97,12 @@ async fn errors_are_full_pages_and_htmx_fragments() {
     assert_eq!(manager_403.status(), StatusCode::FORBIDDEN);
     assert!(!manager_403.text().await.unwrap().contains("<html"));
 
-    let conflict = partner
-        .post_from("/", "/users/1/disable", &[])
-        .await;
-    assert_eq!(conflict.status(), StatusCode::CONFLICT, "cannot disable yourself");
+    let conflict = partner.post_from("/", "/users/1/disable", &[]).await;
+    assert_eq!(
+        conflict.status(),
+        StatusCode::CONFLICT,
+        "cannot disable yourself"
+    );
     assert!(conflict.text().await.unwrap().contains("own account"));
 }
 
@@ -125,7 +152,11 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_500() {
         .send()
         .await
         .unwrap();
-    assert!(invalid_utf8.status().is_client_error(), "{}", invalid_utf8.status());
+    assert!(
+        invalid_utf8.status().is_client_error(),
+        "{}",
+        invalid_utf8.status()
+    );
 
     let json = partner
         .http
@@ -146,13 +177,21 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_500() {
         .unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
 
-    for path in ["/audit?page=-5", "/audit?page=99999999999999999999", "/audit?page=abc", "/users/abc/disable"] {
+    for path in [
+        "/audit?page=-5",
+        "/audit?page=99999999999999999999",
+        "/audit?page=abc",
+        "/users/abc/disable",
+    ] {
         let status = if path.starts_with("/users") {
             partner.post_from("/", path, &[]).await.status()
         } else {
             partner.get(path).await.status()
         };
-        assert!(status.is_success() || status.is_client_error(), "{path}: {status}");
+        assert!(
+            status.is_success() || status.is_client_error(),
+            "{path}: {status}"
+        );
     }
     assert_eq!(app.count("organizations"), 0);
 }

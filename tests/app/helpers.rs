@@ -38,14 +38,16 @@ struct Count {
 /// Name of the migrated template database for the current migrations (made once, reused).
 fn template_database() -> String {
     let mut hasher = Sha256::new();
-    let mut files: Vec<_> = walk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"));
+    let mut files: Vec<_> =
+        walk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"));
     files.sort();
     for file in files {
         hasher.update(file.to_string_lossy().as_bytes());
         hasher.update(std::fs::read(&file).expect("migration readable"));
     }
     let name = format!("keyhold_tpl_{}", &hex::encode(hasher.finalize())[..12]);
-    let mut conn = PgConnection::establish(&database_url("postgres")).expect("PostgreSQL reachable");
+    let mut conn =
+        PgConnection::establish(&database_url("postgres")).expect("PostgreSQL reachable");
     diesel::sql_query("SELECT pg_advisory_lock(4242)")
         .execute(&mut conn)
         .expect("lock");
@@ -137,7 +139,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         ),
         (
             "KEYHOLD_DATA_KEYS".into(),
-            format!("t1:{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32])),
+            format!(
+                "t1:{}",
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+            ),
         ),
         ("KEYHOLD_WORKERS".into(), "1".into()),
         ("KEYHOLD_DB_POOL_SIZE".into(), "4".into()),
@@ -169,8 +174,9 @@ impl Drop for TestApp {
         let database = self.database.clone();
         let _ = std::thread::spawn(move || {
             if let Ok(mut conn) = PgConnection::establish(&database_url("postgres")) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                    .execute(&mut conn);
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                        .execute(&mut conn);
             }
         })
         .join();
@@ -206,7 +212,8 @@ impl TestApp {
     /// Counts rows of a table.
     pub fn count(&self, table: &str) -> i64 {
         self.query(|conn| {
-            diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result::<Count>(conn)
+            diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+                .get_result::<Count>(conn)
         })
         .n
     }
@@ -302,8 +309,12 @@ impl Client {
 
     /// Signs in; returns the response to the sign-in post.
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post_from("/login", "/login", &[("email", email), ("password", password)])
-            .await
+        self.post_from(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 
     /// Creates an organization (as a Partner) and returns its id.
@@ -311,7 +322,11 @@ impl Client {
         let response = self
             .post_from("/organizations", "/organizations", &[("name", name)])
             .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "organization created");
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "organization created"
+        );
         app.organization_id(name)
     }
 
@@ -332,7 +347,11 @@ impl Client {
                 ],
             )
             .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "user {email} created");
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "user {email} created"
+        );
         Account {
             email: email.to_string(),
             password,
@@ -363,7 +382,11 @@ pub fn csrf_token(body: &str) -> Option<String> {
         return Some(value.to_string());
     }
     let body_selector = Selector::parse("body").expect("selector");
-    let headers = html.select(&body_selector).next()?.value().attr("hx-headers")?;
+    let headers = html
+        .select(&body_selector)
+        .next()?
+        .value()
+        .attr("hx-headers")?;
     let parsed: serde_json::Value = serde_json::from_str(headers).ok()?;
     parsed["X-CSRF-Token"]
         .as_str()

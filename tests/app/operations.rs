@@ -14,7 +14,10 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(ready.status(), StatusCode::OK);
     client.get("/nope").await;
     let metrics = client.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("keyhold_http_requests_total{method=\"GET\",status=\"404\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("keyhold_http_requests_total{method=\"GET\",status=\"404\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("keyhold_http_request_duration_seconds_count"));
     assert!(metrics.contains("keyhold_db_connections{state=\"idle\"}"));
 }
@@ -51,15 +54,37 @@ async fn the_command_line_creates_the_first_partner_and_then_managers() {
     ];
     let output = keyhold(
         &envs,
-        &["user", "create", "--email", "cli@partner.example", "--role", "partner"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "cli@partner.example",
+            "--role",
+            "partner",
+        ],
         "cli-password-123\n",
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("created Partner cli@partner.example"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("created Partner cli@partner.example")
+    );
 
     let output = keyhold(
         &envs,
-        &["user", "create", "--email", "m@x.example", "--role", "manager", "--organization", "Nope"],
+        &[
+            "user",
+            "create",
+            "--email",
+            "m@x.example",
+            "--role",
+            "manager",
+            "--organization",
+            "Nope",
+        ],
         "cli-password-123\n",
     );
     assert!(!output.status.success());
@@ -68,9 +93,14 @@ async fn the_command_line_creates_the_first_partner_and_then_managers() {
     assert!(stderr.contains("no organization \"Nope\""), "{stderr}");
 
     let browser = app.client();
-    let response = browser.login("cli@partner.example", "cli-password-123").await;
+    let response = browser
+        .login("cli@partner.example", "cli-password-123")
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.client().get("/setup").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.client().get("/setup").await.status(),
+        StatusCode::NOT_FOUND
+    );
     std::fs::remove_dir_all(&key_dir).ok();
 }
 
@@ -78,7 +108,10 @@ async fn the_command_line_creates_the_first_partner_and_then_managers() {
 fn an_unreachable_database_stops_start_up_with_one_clear_line() {
     let output = keyhold(
         &[
-            ("DATABASE_URL", "postgres://keyhold:hunter2@127.0.0.1:1/keyhold"),
+            (
+                "DATABASE_URL",
+                "postgres://keyhold:hunter2@127.0.0.1:1/keyhold",
+            ),
             ("KEYHOLD_KEY_DIR", "/tmp/keyhold-unreachable-keys"),
         ],
         &["serve"],
@@ -87,8 +120,14 @@ fn an_unreachable_database_stops_start_up_with_one_clear_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("keyhold: cannot reach PostgreSQL"), "{stderr}");
-    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.starts_with("keyhold: cannot reach PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,5 +135,8 @@ fn production_without_keys_stops_start_up_naming_the_variable() {
     let output = keyhold(&[("KEYHOLD_ENV", "production")], &["serve"], "");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim(), "keyhold: KEYHOLD_SESSION_KEY is required in production");
+    assert_eq!(
+        stderr.trim(),
+        "keyhold: KEYHOLD_SESSION_KEY is required in production"
+    );
 }

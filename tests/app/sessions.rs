@@ -8,9 +8,15 @@ async fn sign_in_renews_the_session_cookie() {
     let (_, account) = app.partner().await;
     let browser = app.client();
     let login_page = browser.get("/login").await;
-    let before = browser.session_cookie(&login_page).await.expect("anonymous session");
+    let before = browser
+        .session_cookie(&login_page)
+        .await
+        .expect("anonymous session");
     let signed_in = browser.login(&account.email, &account.password).await;
-    let after = browser.session_cookie(&signed_in).await.expect("new cookie at sign-in");
+    let after = browser
+        .session_cookie(&signed_in)
+        .await
+        .expect("new cookie at sign-in");
     assert_ne!(before, after, "session fixation is impossible");
 
     // The pre-sign-in cookie does not carry the sign-in.
@@ -38,7 +44,11 @@ async fn a_signed_out_cookie_no_longer_works() {
 
     let out = browser.post_from("/", "/logout", &[]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.count("sessions WHERE user_id IS NOT NULL"), 1, "only the setup session is left");
+    assert_eq!(
+        app.count("sessions WHERE user_id IS NOT NULL"),
+        1,
+        "only the setup session is left"
+    );
 
     let replay = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -50,7 +60,12 @@ async fn a_signed_out_cookie_no_longer_works() {
         .await
         .unwrap();
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    assert!(replay.headers()["location"].to_str().unwrap().starts_with("/login"));
+    assert!(
+        replay.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
 }
 
 #[actix_web::test]
@@ -67,7 +82,10 @@ async fn the_session_table_holds_no_cookie_values() {
             .select(keyhold::schema::sessions::id)
             .load(conn)
     });
-    assert!(ids.iter().all(|id| id.len() == 64 && !value.contains(id.as_str())));
+    assert!(
+        ids.iter()
+            .all(|id| id.len() == 64 && !value.contains(id.as_str()))
+    );
 }
 
 #[actix_web::test]
@@ -77,7 +95,8 @@ async fn idle_sessions_expire() {
     assert_eq!(partner.get("/").await.status(), StatusCode::OK);
     app.query(|conn| {
         use diesel::prelude::*;
-        diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 second'").execute(conn)
+        diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 second'")
+            .execute(conn)
     });
     let response = partner.get("/").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -98,13 +117,22 @@ async fn sessions_end_at_the_absolute_timeout_even_when_active() {
 async fn session_cookie_is_http_only_and_same_site() {
     let app = spawn_app().await;
     let response = app.client().get("/setup").await;
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("Secure"), "not Secure unless configured");
 
     let secure = spawn_app_with(&[("KEYHOLD_COOKIE_SECURE", "true")]).await;
     let response = secure.client().get("/setup").await;
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("__Host-") && cookie.contains("Secure"), "{cookie}");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.starts_with("__Host-") && cookie.contains("Secure"),
+        "{cookie}"
+    );
 }

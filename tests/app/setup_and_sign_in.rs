@@ -9,17 +9,28 @@ async fn first_run_setup_creates_the_partner_and_then_disappears() {
     let response = visitor.get("/").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let response = visitor.get("/login").await;
-    assert_eq!(response.headers()["location"], "/setup", "no account yet: go to setup");
+    assert_eq!(
+        response.headers()["location"],
+        "/setup",
+        "no account yet: go to setup"
+    );
 
     let (partner, account) = app.partner().await;
     let dashboard = partner.get("/").await;
-    assert_eq!(dashboard.status(), StatusCode::OK, "setup signs the Partner in");
+    assert_eq!(
+        dashboard.status(),
+        StatusCode::OK,
+        "setup signs the Partner in"
+    );
     let body = dashboard.text().await.unwrap();
     assert!(body.contains("Pat Partner") && body.contains("Partner"));
     assert_eq!(app.count("partners"), 1);
     assert_eq!(app.count("users"), 1);
 
-    assert_eq!(app.client().get("/setup").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.client().get("/setup").await.status(),
+        StatusCode::NOT_FOUND
+    );
     let token = partner.token("/").await;
     let again = partner
         .post(
@@ -38,7 +49,10 @@ async fn first_run_setup_creates_the_partner_and_then_disappears() {
 
     let stranger = app.client();
     assert_eq!(
-        stranger.login(&account.email, &account.password).await.status(),
+        stranger
+            .login(&account.email, &account.password)
+            .await
+            .status(),
         StatusCode::SEE_OTHER
     );
 }
@@ -78,13 +92,22 @@ async fn sign_in_fails_with_the_same_message_for_unknown_email_and_wrong_passwor
     assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
     let wrong_password = texts(&wrong_password.text().await.unwrap(), "#login-error");
 
-    let unknown = browser.login("nobody@partner.example", "not-the-password").await;
+    let unknown = browser
+        .login("nobody@partner.example", "not-the-password")
+        .await;
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     let unknown = texts(&unknown.text().await.unwrap(), "#login-error");
 
-    assert_eq!(wrong_password, vec!["Incorrect email or password.".to_string()]);
+    assert_eq!(
+        wrong_password,
+        vec!["Incorrect email or password.".to_string()]
+    );
     assert_eq!(wrong_password, unknown);
-    assert_eq!(browser.get("/").await.status(), StatusCode::SEE_OTHER, "still signed out");
+    assert_eq!(
+        browser.get("/").await.status(),
+        StatusCode::SEE_OTHER,
+        "still signed out"
+    );
 
     let ok = browser.login(&account.email, &account.password).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
@@ -120,7 +143,11 @@ async fn repeated_failures_for_an_account_are_throttled_with_retry_after() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     let throttled = browser.login(&account.email, &account.password).await;
-    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert_eq!(
+        throttled.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
     let retry_after: u64 = throttled.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -131,7 +158,8 @@ async fn repeated_failures_for_an_account_are_throttled_with_retry_after() {
 }
 
 #[actix_web::test]
-async fn repeated_failures_from_one_client_are_throttled_across_accounts_even_with_forged_forwarding() {
+async fn repeated_failures_from_one_client_are_throttled_across_accounts_even_with_forged_forwarding()
+ {
     let app = spawn_app_with(&[("KEYHOLD_LOGIN_CLIENT_LIMIT", "4")]).await;
     let (_, account) = app.partner().await;
     let browser = app.client();
@@ -161,9 +189,14 @@ async fn disabled_people_cannot_sign_in_and_lose_their_sessions() {
     let app = spawn_app().await;
     let (partner, _) = app.partner().await;
     let org = partner.create_organization(&app, "Blue Org").await;
-    let manager = partner.create_user("mia@blue.example", "manager", Some(org)).await;
+    let manager = partner
+        .create_user("mia@blue.example", "manager", Some(org))
+        .await;
     let mia = app.client();
-    assert_eq!(mia.login(&manager.email, &manager.password).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        mia.login(&manager.email, &manager.password).await.status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(mia.get("/").await.status(), StatusCode::OK);
 
     let mia_id = app.query(|conn| {
@@ -179,7 +212,11 @@ async fn disabled_people_cannot_sign_in_and_lose_their_sessions() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
-    assert_eq!(mia.get("/").await.status(), StatusCode::SEE_OTHER, "session revoked");
+    assert_eq!(
+        mia.get("/").await.status(),
+        StatusCode::SEE_OTHER,
+        "session revoked"
+    );
     let again = app.client().login(&manager.email, &manager.password).await;
     assert_eq!(again.status(), StatusCode::FORBIDDEN);
     assert!(again.text().await.unwrap().contains("disabled"));
