@@ -4,5 +4,6 @@ mod accounts;
 mod errors_and_headers;
 mod helpers;
 mod operations;
+mod routes;
 mod sessions;
 mod setup_and_sign_in;

@@ -1,0 +1,54 @@
+use reqwest::StatusCode;
+
+use crate::helpers::spawn_app;
+
+/// Routes anyone may use without signing in.
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/static/{name}", "/setup", "/login"];
+
+fn concrete(pattern: &str) -> String {
+    let mut path = String::new();
+    let mut in_param = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => {
+                in_param = false;
+                path.push('1');
+            }
+            _ if !in_param => path.push(c),
+            _ => {}
+        }
+    }
+    path
+}
+
+#[actix_web::test]
+async fn every_route_but_the_public_ones_requires_sign_in() {
+    let app = spawn_app().await;
+    app.partner().await;
+    let visitor = app.client();
+    let token = visitor.token("/login").await;
+    for (method, pattern) in keyhold::routes::TABLE {
+        if PUBLIC.contains(pattern) {
+            continue;
+        }
+        let path = concrete(pattern);
+        let response = match *method {
+            "get" => visitor.get(&path).await,
+            "post" => visitor.post(&path, &[("csrf_token", token.as_str())]).await,
+            other => panic!("route table has method {other}: extend this test"),
+        };
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {pattern}");
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with("/login"), "{method} {pattern} -> {location}");
+    }
+}
+
+#[actix_web::test]
+async fn public_routes_answer_signed_out() {
+    let app = spawn_app().await;
+    let visitor = app.client();
+    for path in ["/healthz", "/readyz", "/metrics", "/static/htmx.min.js", "/setup"] {
+        assert_eq!(visitor.get(path).await.status(), StatusCode::OK, "{path}");
+    }
+}
