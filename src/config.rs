@@ -17,6 +17,12 @@
 //! - `KEYHOLD_HASH_CONCURRENCY`: password hashes computed at once; default 2.
 //! - `KEYHOLD_DB_POOL_SIZE`: database connections; default 10.
 //! - `KEYHOLD_WORKERS`: HTTP worker threads; default the number of cores.
+//! - `KEYHOLD_OUTBOUND_TIMEOUT_SECONDS`: timeout of verification requests; default 5.
+//! - `KEYHOLD_OUTBOUND_ALLOW_PRIVATE`: let verification reach private and loopback addresses
+//!   (on-premises S3, Proxmox); default `true`. Link-local and metadata addresses never.
+//! - `KEYHOLD_AWS_STS_ENDPOINT`: where AWS keys are checked; default `https://sts.amazonaws.com`.
+//! - `KEYHOLD_AZURE_AUTHORITY`: where Azure keys are checked; default
+//!   `https://login.microsoftonline.com`.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -48,6 +54,10 @@ pub struct Settings {
     pub hash_concurrency: usize,
     pub db_pool_size: u32,
     pub workers: usize,
+    pub outbound_timeout: Duration,
+    pub outbound_allow_private: bool,
+    pub aws_sts_endpoint: String,
+    pub azure_authority: String,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -127,6 +137,14 @@ impl Settings {
             hash_concurrency: parse_or(&var, "KEYHOLD_HASH_CONCURRENCY", 2usize)?.max(1),
             db_pool_size: parse_or(&var, "KEYHOLD_DB_POOL_SIZE", 10u32)?.max(2),
             workers: parse_or(&var, "KEYHOLD_WORKERS", default_workers())?.max(1),
+            outbound_timeout: Duration::from_secs(
+                parse_or(&var, "KEYHOLD_OUTBOUND_TIMEOUT_SECONDS", 5u64)?.max(1),
+            ),
+            outbound_allow_private: parse_or(&var, "KEYHOLD_OUTBOUND_ALLOW_PRIVATE", true)?,
+            aws_sts_endpoint: var("KEYHOLD_AWS_STS_ENDPOINT")
+                .unwrap_or_else(|| "https://sts.amazonaws.com".into()),
+            azure_authority: var("KEYHOLD_AZURE_AUTHORITY")
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
         })
     }
 }

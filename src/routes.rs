@@ -3,7 +3,7 @@
 
 use actix_web::web;
 
-use crate::{accounts, audit, auth, dashboard, metrics, ops, web as pages};
+use crate::{accounts, audit, auth, credentials, dashboard, metrics, ops, web as pages};
 
 macro_rules! routes {
     ($($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)?) => {
@@ -33,4 +33,17 @@ routes! {
     "/users" => { get: accounts::routes::users, post: accounts::routes::create_user },
     "/users/{id}/{action}" => { post: accounts::routes::set_disabled },
     "/audit" => { get: audit::routes::list },
+    "/credentials" => { get: credentials::routes::index },
+    "/credentials/{kind}" => {
+        get: credentials::routes::list,
+        post: credentials::routes::create,
+    },
+    "/credentials/{kind}/new" => { get: credentials::routes::new },
+    "/credentials/{kind}/verify" => { post: credentials::routes::verify_form },
+    "/credentials/{kind}/{id}" => {
+        get: credentials::routes::show,
+        post: credentials::routes::update,
+    },
+    "/credentials/{kind}/{id}/edit" => { get: credentials::routes::edit },
+    "/credentials/{kind}/{id}/{action}" => { post: credentials::routes::action },
 }

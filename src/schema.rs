@@ -18,6 +18,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    credentials (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        kind -> Text,
+        provider -> Text,
+        name -> Text,
+        public -> Jsonb,
+        secrets -> Jsonb,
+        key_id -> Text,
+        search_text -> Text,
+        is_default -> Bool,
+        is_locked -> Bool,
+        expires_on -> Nullable<Date>,
+        verified_at -> Nullable<Timestamptz>,
+        verify_ok -> Nullable<Bool>,
+        verify_message -> Nullable<Text>,
+        version -> Int4,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Int8>,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     login_throttles (key) {
         key -> Text,
         failures -> Int4,
@@ -72,12 +97,14 @@ diesel::table! {
 diesel::joinable!(audit_events -> organizations (organization_id));
 diesel::joinable!(audit_events -> partners (partner_id));
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(credentials -> organizations (organization_id));
 diesel::joinable!(organizations -> partners (partner_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> partners (partner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    credentials,
     login_throttles,
     organizations,
     partners,

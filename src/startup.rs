@@ -18,6 +18,7 @@ use crate::auth::csrf;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_store::{self, PgSessionStore};
 use crate::config::Settings;
+use crate::credentials::verify::{Endpoints, Outbound};
 use crate::db::{self, DbPool};
 use crate::error::AppError;
 use crate::metrics::{self, Metrics};
@@ -30,6 +31,8 @@ pub struct AppState {
     pub settings: Settings,
     pub hasher: PasswordHasher,
     pub metrics: Arc<Metrics>,
+    pub outbound: Outbound,
+    pub endpoints: Endpoints,
 }
 
 /// A bound, not yet running keyhold server.
@@ -76,6 +79,11 @@ fn serve(listener: TcpListener, pool: DbPool, settings: Settings) -> anyhow::Res
     let workers = settings.workers;
     let state = web::Data::new(AppState {
         hasher: PasswordHasher::new(settings.hash_concurrency),
+        outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
+        endpoints: Endpoints {
+            aws_sts: settings.aws_sts_endpoint.clone(),
+            azure_authority: settings.azure_authority.clone(),
+        },
         metrics: Arc::new(Metrics::default()),
         pool: pool.clone(),
         settings,

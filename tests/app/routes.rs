@@ -3,7 +3,14 @@ use reqwest::StatusCode;
 use crate::helpers::spawn_app;
 
 /// Routes anyone may use without signing in.
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/static/{name}", "/setup", "/login"];
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/static/{name}",
+    "/setup",
+    "/login",
+];
 
 fn concrete(pattern: &str) -> String {
     let mut path = String::new();
@@ -38,9 +45,16 @@ async fn every_route_but_the_public_ones_requires_sign_in() {
             "post" => visitor.post(&path, &[("csrf_token", token.as_str())]).await,
             other => panic!("route table has method {other}: extend this test"),
         };
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {pattern}");
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{method} {pattern}"
+        );
         let location = response.headers()["location"].to_str().unwrap();
-        assert!(location.starts_with("/login"), "{method} {pattern} -> {location}");
+        assert!(
+            location.starts_with("/login"),
+            "{method} {pattern} -> {location}"
+        );
     }
 }
 
@@ -48,7 +62,13 @@ async fn every_route_but_the_public_ones_requires_sign_in() {
 async fn public_routes_answer_signed_out() {
     let app = spawn_app().await;
     let visitor = app.client();
-    for path in ["/healthz", "/readyz", "/metrics", "/static/htmx.min.js", "/setup"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/static/htmx.min.js",
+        "/setup",
+    ] {
         assert_eq!(visitor.get(path).await.status(), StatusCode::OK, "{path}");
     }
 }

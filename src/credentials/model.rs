@@ -1,0 +1,604 @@
+//! Credential rows and the queries over them. Every read takes the caller's `Scope`; secrets
+//! are sealed field by field before they reach the database and opened only for verification
+//! and use.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel_derive_newtype::DieselNewType;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::model::{OrganizationId, UserId};
+use crate::auth::Scope;
+use crate::credentials::provider::{Kind, Provider, Values};
+use crate::crypto::{Keyring, Sealed};
+use crate::error::AppError;
+use crate::schema::{credentials, organizations};
+use crate::web::form::Pagination;
+
+/// Id of a credential.
+#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CredentialId(pub i64);
+
+impl std::fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A stored credential (its secrets still sealed).
+#[derive(Queryable, Selectable, QueryableByName, Debug, Clone)]
+#[diesel(table_name = credentials)]
+pub struct Credential {
+    pub id: CredentialId,
+    pub organization_id: OrganizationId,
+    pub kind: String,
+    pub provider: String,
+    pub name: String,
+    pub public: serde_json::Value,
+    pub secrets: serde_json::Value,
+    pub key_id: String,
+    pub is_default: bool,
+    pub is_locked: bool,
+    pub expires_on: Option<NaiveDate>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verify_ok: Option<bool>,
+    pub verify_message: Option<String>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<UserId>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Option<UserId>,
+}
+
+/// A row of a credentials table, with the names shown beside it.
+#[derive(QueryableByName, Debug, Clone)]
+pub struct Listed {
+    #[diesel(embed)]
+    pub credential: Credential,
+    #[diesel(sql_type = Text)]
+    pub organization_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub created_by_label: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub updated_by_label: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+}
+
+/// What a list page asks for.
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub kind: Kind,
+    pub organization: Option<OrganizationId>,
+    pub provider: Option<&'static str>,
+    pub search: Option<String>,
+    /// A key of `sort_expression`; unknown keys sort by name.
+    pub sort: String,
+    pub descending: bool,
+    pub pagination: Pagination,
+}
+
+/// The SQL a sort key orders by; only known keys (never request text) reach the query.
+pub fn sort_expression(kind: Kind, key: &str) -> Option<String> {
+    Some(match key {
+        "id" => "c.id".into(),
+        "name" => "lower(c.name)".into(),
+        "organization" => "lower(o.name)".into(),
+        "provider" => "c.provider".into(),
+        "created" => "c.created_at".into(),
+        "expires" => "c.expires_on".into(),
+        "default" => "c.is_default".into(),
+        "lock" => "c.is_locked".into(),
+        "verified" => "c.verify_ok".into(),
+        public => {
+            let known = Provider::column_keys(kind).find(|known| *known == public)?;
+            format!("lower(c.public->>'{known}')")
+        }
+    })
+}
+
+/// `%term%` for LIKE, with the term's own wildcards escaped.
+fn like_pattern(term: &str) -> String {
+    let escaped = term
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// A credential about to be created.
+pub struct NewCredential<'a> {
+    pub organization_id: OrganizationId,
+    pub organization_name: &'a str,
+    pub provider: &'static Provider,
+    pub name: &'a str,
+    pub public: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub expires_on: Option<NaiveDate>,
+    pub verification: (bool, String),
+    pub created_by: UserId,
+}
+
+/// Changes to a credential; secrets absent from `secrets` stay as they are.
+pub struct CredentialChanges<'a> {
+    pub name: &'a str,
+    pub public: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub expires_on: Option<NaiveDate>,
+    pub verification: Option<(bool, String)>,
+    pub updated_by: UserId,
+    /// The version the edit form showed: a newer row means someone saved in between.
+    pub version: i32,
+}
+
+fn search_text(name: &str, organization: &str, public: &BTreeMap<String, String>) -> String {
+    let mut text = format!("{name} {organization}");
+    for value in public.values() {
+        text.push(' ');
+        text.push_str(value);
+    }
+    text.to_lowercase()
+}
+
+/// Associated data binding a sealed field to its organization, credential and field.
+fn context(organization: OrganizationId, id: CredentialId, field: &str) -> String {
+    format!("org/{organization}/credential/{id}/{field}")
+}
+
+fn seal_all(
+    keyring: &Keyring,
+    organization: OrganizationId,
+    id: CredentialId,
+    secrets: &BTreeMap<String, String>,
+) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
+    secrets
+        .iter()
+        .map(|(field, value)| {
+            let sealed = keyring
+                .seal(value.as_bytes(), &context(organization, id, field))
+                .map_err(AppError::Internal)?;
+            Ok((
+                field.clone(),
+                serde_json::Value::String(BASE64.encode(sealed.bytes)),
+            ))
+        })
+        .collect()
+}
+
+impl Credential {
+    pub fn kind(&self) -> Kind {
+        Kind::parse(&self.kind).unwrap_or(Kind::Cloud)
+    }
+
+    pub fn provider(&self) -> Option<&'static Provider> {
+        crate::credentials::provider::find(self.kind(), Some(&self.provider))
+    }
+
+    /// A public field's value.
+    pub fn public_value(&self, key: &str) -> &str {
+        self.public.get(key).and_then(|v| v.as_str()).unwrap_or("")
+    }
+
+    /// The public fields as form values.
+    pub fn public_values(&self) -> Values {
+        let mut values = Values::default();
+        if let Some(map) = self.public.as_object() {
+            for (key, value) in map {
+                values.set(key, value.as_str().unwrap_or_default());
+            }
+        }
+        values
+    }
+
+    /// Opens every secret field (for verification and use only; never for display).
+    pub fn open_secrets(&self, keyring: &Keyring) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut opened = BTreeMap::new();
+        for (field, value) in self.secrets.as_object().into_iter().flatten() {
+            let bytes = BASE64.decode(value.as_str().unwrap_or_default())?;
+            let sealed = Sealed {
+                key_id: self.key_id.clone(),
+                bytes,
+            };
+            let plain = keyring.open(&sealed, &context(self.organization_id, self.id, field))?;
+            opened.insert(field.clone(), String::from_utf8(plain)?);
+        }
+        Ok(opened)
+    }
+
+    /// Public and secret values together, as the verifiers take them.
+    pub fn all_values(&self, keyring: &Keyring) -> anyhow::Result<Values> {
+        let mut values = self.public_values();
+        for (key, value) in self.open_secrets(keyring)? {
+            values.set(&key, value);
+        }
+        Ok(values)
+    }
+
+    /// Whether the credential expires within 14 days (or has).
+    pub fn expires_soon(&self) -> bool {
+        self.expires_on
+            .is_some_and(|date| date <= Utc::now().date_naive() + chrono::Days::new(14))
+    }
+
+    /// One page of a tab, filtered, searched and sorted, inside `scope`.
+    pub fn list(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        query: &ListQuery,
+    ) -> QueryResult<Vec<Listed>> {
+        let order =
+            sort_expression(query.kind, &query.sort).unwrap_or_else(|| "lower(c.name)".into());
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let (partner, organization_scope) = match scope {
+            Scope::Partner(partner) => (Some(partner.0), None),
+            Scope::Organization(organization) => (None, Some(organization.0)),
+        };
+        let sql = format!(
+            "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
+                    uu.email AS updated_by_label, count(*) OVER () AS total
+             FROM credentials c
+             JOIN organizations o ON o.id = c.organization_id
+             LEFT JOIN users cu ON cu.id = c.created_by
+             LEFT JOIN users uu ON uu.id = c.updated_by
+             WHERE c.kind = $1
+               AND ($2::bigint IS NULL OR o.partner_id = $2)
+               AND ($3::bigint IS NULL OR c.organization_id = $3)
+               AND ($4::bigint IS NULL OR c.organization_id = $4)
+               AND ($5::text IS NULL OR c.provider = $5)
+               AND ($6::text IS NULL OR c.search_text LIKE $6)
+             ORDER BY {order} {direction} NULLS LAST, c.id {direction}
+             LIMIT $7 OFFSET $8"
+        );
+        diesel::sql_query(sql)
+            .bind::<Text, _>(query.kind.key())
+            .bind::<Nullable<BigInt>, _>(partner)
+            .bind::<Nullable<BigInt>, _>(organization_scope)
+            .bind::<Nullable<BigInt>, _>(query.organization.map(|o| o.0))
+            .bind::<Nullable<Text>, _>(query.provider)
+            .bind::<Nullable<Text>, _>(query.search.as_deref().map(like_pattern))
+            .bind::<BigInt, _>(query.pagination.per_page)
+            .bind::<BigInt, _>(query.pagination.offset())
+            .load(conn)
+    }
+
+    /// One credential of `kind` inside `scope`, with its names; `NotFound` otherwise.
+    pub fn find_listed(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        kind: Kind,
+        id: CredentialId,
+    ) -> QueryResult<Listed> {
+        let (partner, organization_scope) = match scope {
+            Scope::Partner(partner) => (Some(partner.0), None),
+            Scope::Organization(organization) => (None, Some(organization.0)),
+        };
+        diesel::sql_query(
+            "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
+                    uu.email AS updated_by_label, 1::bigint AS total
+             FROM credentials c
+             JOIN organizations o ON o.id = c.organization_id
+             LEFT JOIN users cu ON cu.id = c.created_by
+             LEFT JOIN users uu ON uu.id = c.updated_by
+             WHERE c.id = $1 AND c.kind = $2
+               AND ($3::bigint IS NULL OR o.partner_id = $3)
+               AND ($4::bigint IS NULL OR c.organization_id = $4)",
+        )
+        .bind::<BigInt, _>(id.0)
+        .bind::<Text, _>(kind.key())
+        .bind::<Nullable<BigInt>, _>(partner)
+        .bind::<Nullable<BigInt>, _>(organization_scope)
+        .get_result(conn)
+    }
+
+    /// One credential of `kind` inside `scope`, locked for update; `NotFound` otherwise.
+    pub fn find_for_update(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        kind: Kind,
+        id: CredentialId,
+    ) -> QueryResult<Credential> {
+        let base = credentials::table
+            .filter(credentials::id.eq(id))
+            .filter(credentials::kind.eq(kind.key()))
+            .select(Credential::as_select());
+        match scope {
+            Scope::Partner(partner) => base
+                .filter(
+                    credentials::organization_id.eq_any(
+                        organizations::table
+                            .filter(organizations::partner_id.eq(partner))
+                            .select(organizations::id),
+                    ),
+                )
+                .for_update()
+                .first(conn),
+            Scope::Organization(organization) => base
+                .filter(credentials::organization_id.eq(organization))
+                .for_update()
+                .first(conn),
+        }
+    }
+
+    /// Creates a credential with its secrets sealed under the active key.
+    pub fn create(
+        conn: &mut PgConnection,
+        keyring: &Keyring,
+        new: &NewCredential<'_>,
+    ) -> Result<Credential, AppError> {
+        let id: i64 = diesel::select(diesel::dsl::sql::<BigInt>("nextval('credentials_id_seq')"))
+            .get_result(conn)?;
+        let id = CredentialId(id);
+        let secrets = seal_all(keyring, new.organization_id, id, &new.secrets)?;
+        let (ok, message) = &new.verification;
+        Ok(diesel::insert_into(credentials::table)
+            .values((
+                credentials::id.eq(id),
+                credentials::organization_id.eq(new.organization_id),
+                credentials::kind.eq(new.provider.kind.key()),
+                credentials::provider.eq(new.provider.key),
+                credentials::name.eq(new.name),
+                credentials::public
+                    .eq(serde_json::to_value(&new.public).map_err(AppError::internal)?),
+                credentials::secrets.eq(serde_json::Value::Object(secrets)),
+                credentials::key_id.eq(keyring.active_id()),
+                credentials::search_text.eq(search_text(
+                    new.name,
+                    new.organization_name,
+                    &new.public,
+                )),
+                credentials::expires_on.eq(new.expires_on),
+                credentials::verified_at.eq(Some(Utc::now())),
+                credentials::verify_ok.eq(Some(*ok)),
+                credentials::verify_message.eq(Some(message)),
+                credentials::created_by.eq(Some(new.created_by)),
+                credentials::updated_by.eq(Some(new.created_by)),
+            ))
+            .returning(Credential::as_returning())
+            .get_result(conn)?)
+    }
+
+    /// Applies an edit, refusing it (409) if the row changed since the form was shown.
+    pub fn update(
+        &self,
+        conn: &mut PgConnection,
+        keyring: &Keyring,
+        organization_name: &str,
+        changes: &CredentialChanges<'_>,
+    ) -> Result<Credential, AppError> {
+        if changes.version != self.version {
+            return Err(AppError::Conflict(format!(
+                "{} was changed by someone else since you opened the form. Reload it to see the changes.",
+                self.name
+            )));
+        }
+        // Every secret is sealed again, so the row is all under the active key afterwards.
+        let mut secrets = self.open_secrets(keyring).map_err(AppError::Internal)?;
+        secrets.extend(changes.secrets.clone());
+        let sealed = seal_all(keyring, self.organization_id, self.id, &secrets)?;
+        let target = credentials::table
+            .filter(credentials::id.eq(self.id))
+            .filter(credentials::version.eq(changes.version));
+        let (verified_at, verify_ok, verify_message) = match &changes.verification {
+            Some((ok, message)) => (Some(Utc::now()), Some(*ok), Some(message.clone())),
+            None => (
+                self.verified_at,
+                self.verify_ok,
+                self.verify_message.clone(),
+            ),
+        };
+        diesel::update(target)
+            .set((
+                credentials::name.eq(changes.name),
+                credentials::public
+                    .eq(serde_json::to_value(&changes.public).map_err(AppError::internal)?),
+                credentials::secrets.eq(serde_json::Value::Object(sealed)),
+                credentials::key_id.eq(keyring.active_id()),
+                credentials::search_text.eq(search_text(
+                    changes.name,
+                    organization_name,
+                    &changes.public,
+                )),
+                credentials::expires_on.eq(changes.expires_on),
+                credentials::verified_at.eq(verified_at),
+                credentials::verify_ok.eq(verify_ok),
+                credentials::verify_message.eq(verify_message),
+                credentials::version.eq(changes.version + 1),
+                credentials::updated_at.eq(Utc::now()),
+                credentials::updated_by.eq(Some(changes.updated_by)),
+            ))
+            .returning(Credential::as_returning())
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(|| {
+                AppError::Conflict(format!(
+                    "{} was changed by someone else meanwhile.",
+                    self.name
+                ))
+            })
+    }
+
+    /// Locks or unlocks; the same state twice answers "already locked/unlocked" (409).
+    pub fn set_locked(
+        &self,
+        conn: &mut PgConnection,
+        locked: bool,
+        by: UserId,
+    ) -> Result<(), AppError> {
+        if self.is_locked == locked {
+            return Err(AppError::Conflict(format!(
+                "{} is already {}",
+                self.name,
+                if locked { "locked" } else { "unlocked" }
+            )));
+        }
+        diesel::update(credentials::table.find(self.id))
+            .set((
+                credentials::is_locked.eq(locked),
+                credentials::version.eq(credentials::version + 1),
+                credentials::updated_at.eq(Utc::now()),
+                credentials::updated_by.eq(Some(by)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Makes this the default of its organization and kind (and provider, for cloud), clearing
+    /// the previous default in the same transaction.
+    pub fn make_default(&self, conn: &mut PgConnection, by: UserId) -> Result<(), AppError> {
+        if !self.kind().has_default() {
+            return Err(AppError::Conflict(format!(
+                "{} credentials have no default",
+                self.kind().label()
+            )));
+        }
+        if self.is_locked {
+            return Err(AppError::Conflict(format!(
+                "{} is locked: unlock it first",
+                self.name
+            )));
+        }
+        if self.is_default {
+            return Err(AppError::Conflict(format!(
+                "{} is already the default",
+                self.name
+            )));
+        }
+        // Serializes default changes of one organization (two instances, two clicks).
+        organizations::table
+            .find(self.organization_id)
+            .select(organizations::id)
+            .for_update()
+            .first::<OrganizationId>(conn)?;
+        let siblings = credentials::table
+            .filter(credentials::organization_id.eq(self.organization_id))
+            .filter(credentials::kind.eq(&self.kind))
+            .filter(credentials::is_default.eq(true))
+            .into_boxed();
+        let siblings = if self.kind() == Kind::Cloud {
+            siblings.filter(credentials::provider.eq(&self.provider))
+        } else {
+            siblings
+        };
+        let previous: Vec<CredentialId> = siblings.select(credentials::id).load(conn)?;
+        diesel::update(credentials::table.filter(credentials::id.eq_any(&previous)))
+            .set((
+                credentials::is_default.eq(false),
+                credentials::version.eq(credentials::version + 1),
+            ))
+            .execute(conn)?;
+        diesel::update(credentials::table.find(self.id))
+            .set((
+                credentials::is_default.eq(true),
+                credentials::version.eq(credentials::version + 1),
+                credentials::updated_at.eq(Utc::now()),
+                credentials::updated_by.eq(Some(by)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Stores the result of a verification.
+    pub fn record_verification(
+        &self,
+        conn: &mut PgConnection,
+        ok: bool,
+        message: &str,
+    ) -> QueryResult<()> {
+        diesel::update(credentials::table.find(self.id))
+            .set((
+                credentials::verified_at.eq(Some(Utc::now())),
+                credentials::verify_ok.eq(Some(ok)),
+                credentials::verify_message.eq(Some(message)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Deletes an unlocked credential.
+    pub fn delete(&self, conn: &mut PgConnection) -> Result<(), AppError> {
+        if self.is_locked {
+            return Err(AppError::Conflict(format!(
+                "{} is locked: unlock it before deleting",
+                self.name
+            )));
+        }
+        diesel::delete(credentials::table.find(self.id)).execute(conn)?;
+        Ok(())
+    }
+
+    /// Whether a credential of this kind and name exists in the organization (other than `except`).
+    pub fn name_taken(
+        conn: &mut PgConnection,
+        organization: OrganizationId,
+        kind: Kind,
+        name: &str,
+        except: Option<CredentialId>,
+    ) -> QueryResult<bool> {
+        let query = credentials::table
+            .filter(credentials::organization_id.eq(organization))
+            .filter(credentials::kind.eq(kind.key()))
+            .filter(credentials::name.eq(name))
+            .select(credentials::id)
+            .into_boxed();
+        let query = match except {
+            Some(id) => query.filter(credentials::id.ne(id)),
+            None => query,
+        };
+        Ok(query.first::<CredentialId>(conn).optional()?.is_some())
+    }
+
+    /// Re-seals up to `batch` credentials not yet under the active key; returns how many.
+    pub fn reseal_batch(
+        conn: &mut PgConnection,
+        keyring: &Keyring,
+        batch: i64,
+    ) -> Result<usize, AppError> {
+        conn.transaction(|conn| {
+            let rows: Vec<Credential> = credentials::table
+                .filter(credentials::key_id.ne(keyring.active_id()))
+                .select(Credential::as_select())
+                .order(credentials::id)
+                .limit(batch)
+                .for_update()
+                .skip_locked()
+                .load(conn)?;
+            for row in &rows {
+                let secrets = row.open_secrets(keyring).map_err(AppError::Internal)?;
+                let sealed = seal_all(keyring, row.organization_id, row.id, &secrets)?;
+                diesel::update(credentials::table.find(row.id))
+                    .set((
+                        credentials::secrets.eq(serde_json::Value::Object(sealed)),
+                        credentials::key_id.eq(keyring.active_id()),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(rows.len())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_wildcards_are_escaped() {
+        assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
+
+    #[test]
+    fn unknown_sort_keys_have_no_expression() {
+        assert!(sort_expression(Kind::Backup, "name; DROP TABLE users").is_none());
+        assert_eq!(
+            sort_expression(Kind::Backup, "endpoint").unwrap(),
+            "lower(c.public->>'endpoint')"
+        );
+        assert!(sort_expression(Kind::Ai, "endpoint").is_none());
+    }
+}

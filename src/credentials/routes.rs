@@ -1,0 +1,1358 @@
+//! The Credentials area: one set of handlers for all five tabs, driven by the provider
+//! registry. Plain form posts answer 303 with a flash message; htmx requests get the fragment
+//! that changed (a row, the table, a verification result).
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::model::{Organization, OrganizationId};
+use crate::audit::NewEvent;
+use crate::auth::{CurrentUser, Role};
+use crate::credentials::model::{
+    Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential,
+};
+use crate::credentials::provider::{
+    self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
+};
+use crate::credentials::verify::{self, Outcome};
+use crate::db;
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::web::form::{FieldErrors, Pagination};
+use crate::web::{Flash, Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
+
+const PER_PAGE: i64 = 50;
+
+/// Opens a tab for `user`: Users never, Billing only for Partners.
+fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
+    user.require(&[Role::Partner, Role::Manager])?;
+    let kind = Kind::parse(kind).ok_or(AppError::NotFound)?;
+    if kind.partner_only() && user.role() != Role::Partner {
+        return Err(AppError::Forbidden);
+    }
+    Ok(kind)
+}
+
+/// The tabs this person sees.
+fn tabs(user: &CurrentUser) -> Vec<Kind> {
+    Kind::ALL
+        .into_iter()
+        .filter(|kind| !kind.partner_only() || user.role() == Role::Partner)
+        .collect()
+}
+
+/// GET /credentials
+pub async fn index(user: CurrentUser) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner, Role::Manager])?;
+    Ok(see_other("/credentials/cloud"))
+}
+
+/// The list's query string: search, filters, sort, page.
+#[derive(Deserialize, Serialize, Default, Clone, Debug)]
+pub struct ListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    org: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
+}
+
+impl ListParams {
+    fn parse(query: &str) -> ListParams {
+        serde_urlencoded::from_str(query).unwrap_or_default()
+    }
+
+    fn to_query(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+
+    fn text(value: &Option<String>) -> Option<&str> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    fn provider(&self, kind: Kind) -> Option<&'static Provider> {
+        let key = ListParams::text(&self.provider)?;
+        (kind == Kind::Cloud)
+            .then(|| provider::find(kind, Some(key)))
+            .flatten()
+    }
+
+    fn query(&self, kind: Kind, user: &CurrentUser) -> ListQuery {
+        let organization = ListParams::text(&self.org)
+            .filter(|_| user.role() == Role::Partner)
+            .and_then(|org| org.parse().ok())
+            .map(OrganizationId);
+        let page = ListParams::text(&self.page).and_then(|page| page.parse::<i64>().ok());
+        ListQuery {
+            kind,
+            organization,
+            provider: self.provider(kind).map(|p| p.key),
+            search: ListParams::text(&self.q).map(|q| q.chars().take(100).collect()),
+            sort: ListParams::text(&self.sort).unwrap_or("name").to_string(),
+            descending: ListParams::text(&self.dir) == Some("desc"),
+            pagination: Pagination::new(page, PER_PAGE),
+        }
+    }
+
+    /// This query with one parameter changed (for sort and page links).
+    fn with(&self, key: &str, value: &str) -> String {
+        let mut next = self.clone();
+        let value = Some(value.to_string());
+        match key {
+            "sort" => next.sort = value,
+            "dir" => next.dir = value,
+            "page" => next.page = value,
+            _ => {}
+        }
+        next.to_query()
+    }
+}
+
+/// A column heading with its sort link.
+pub struct ColumnView {
+    pub label: &'static str,
+    pub sort_url: Option<String>,
+    /// `ascending`/`descending` when the table is sorted by this column.
+    pub sorted: &'static str,
+}
+
+/// One cell: what it shows and how.
+pub struct Cell {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+/// A credential as a table row.
+pub struct RowView {
+    pub id: CredentialId,
+    pub name: String,
+    pub is_default: bool,
+    pub is_locked: bool,
+    pub has_default: bool,
+    pub editable: bool,
+    pub verify_state: &'static str,
+    pub verify_message: String,
+    pub cells: Vec<Cell>,
+    pub details: Vec<(String, String)>,
+    pub expires_soon: bool,
+}
+
+impl RowView {
+    fn new(listed: &Listed, columns: &[Column]) -> RowView {
+        let credential = &listed.credential;
+        let provider = credential.provider();
+        let cells = columns
+            .iter()
+            .map(|column| cell(listed, provider, column.value))
+            .collect();
+        let mut details = Vec::new();
+        if let Some(provider) = provider {
+            if credential.kind() == Kind::Cloud {
+                details.push(("Provider".to_string(), provider.label.to_string()));
+            }
+            for field in provider.fields {
+                let value = if field.secret {
+                    match credential.public_value(&format!("{}_hint", field.key)) {
+                        "" => "set (hidden)".to_string(),
+                        hint => format!("ends in {hint}"),
+                    }
+                } else {
+                    credential.public_value(field.key).replace('\n', ", ")
+                };
+                if !value.is_empty() {
+                    details.push((field.label.to_string(), value));
+                }
+            }
+            for (label, key) in provider.columns {
+                if provider.field(key).is_none() && !credential.public_value(key).is_empty() {
+                    details.push((label.to_string(), credential.public_value(key).to_string()));
+                }
+            }
+        }
+        if let Some(date) = credential.expires_on {
+            details.push(("Expires on".into(), date.to_string()));
+        }
+        details.push((
+            "Created".into(),
+            credential
+                .created_at
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+        ));
+        details.push((
+            "Created by".into(),
+            listed
+                .created_by_label
+                .clone()
+                .unwrap_or_else(|| "—".into()),
+        ));
+        details.push((
+            "Last modified".into(),
+            credential
+                .updated_at
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+        ));
+        details.push((
+            "Last modified by".into(),
+            listed
+                .updated_by_label
+                .clone()
+                .unwrap_or_else(|| "—".into()),
+        ));
+        let (verify_state, verify_message) =
+            match (credential.verify_ok, &credential.verify_message) {
+                (None, _) => ("never", "Not verified yet".to_string()),
+                (Some(false), message) => ("failed", message.clone().unwrap_or_default()),
+                (Some(true), message) => {
+                    let message = message.clone().unwrap_or_default();
+                    (
+                        if message.contains("denied") || message.contains("only") {
+                            "warning"
+                        } else {
+                            "ok"
+                        },
+                        message,
+                    )
+                }
+            };
+        if let Some(at) = credential.verified_at {
+            details.push((
+                "Last verified".into(),
+                format!("{} — {verify_message}", at.format("%Y-%m-%d %H:%M UTC")),
+            ));
+        }
+        RowView {
+            id: credential.id,
+            name: credential.name.clone(),
+            is_default: credential.is_default,
+            is_locked: credential.is_locked,
+            has_default: credential.kind().has_default(),
+            editable: provider.is_some_and(Provider::editable),
+            verify_state,
+            verify_message,
+            cells,
+            details,
+            expires_soon: credential.expires_soon(),
+        }
+    }
+}
+
+fn cell(listed: &Listed, provider: Option<&'static Provider>, value: Value) -> Cell {
+    let credential = &listed.credential;
+    let text = |kind: &'static str, text: String| Cell { kind, text };
+    match value {
+        Value::Id => text("text", credential.id.to_string()),
+        Value::Name => text("name", credential.name.clone()),
+        Value::Organization => text("text", listed.organization_name.clone()),
+        Value::ProviderName => text(
+            "text",
+            provider.map_or(credential.provider.clone(), |p| p.label.to_string()),
+        ),
+        Value::Public(key) => text("text", credential.public_value(key).replace('\n', ", ")),
+        Value::Summary => text(
+            "text",
+            provider
+                .map(|p| {
+                    p.columns
+                        .iter()
+                        .map(|(label, key)| (label, credential.public_value(key)))
+                        .filter(|(_, value)| !value.is_empty())
+                        .map(|(label, value)| format!("{label}: {}", value.replace('\n', ", ")))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                })
+                .unwrap_or_default(),
+        ),
+        Value::Created => text("text", credential.created_at.format("%Y-%m-%d").to_string()),
+        Value::Expires => text(
+            "expires",
+            credential
+                .expires_on
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ),
+        Value::Default => text("default", String::new()),
+        Value::Lock => text("lock", String::new()),
+        Value::Verified => text("verified", String::new()),
+    }
+}
+
+/// What the table fragment and the page around it show.
+struct Table {
+    kind: Kind,
+    columns: Vec<ColumnView>,
+    rows: Vec<RowView>,
+    total: i64,
+    page: i64,
+    previous_url: Option<String>,
+    next_url: Option<String>,
+    /// The list query, carried by every action form so the answer can show the same page.
+    back: String,
+}
+
+fn table(kind: Kind, params: &ListParams, query: &ListQuery, listed: &[Listed]) -> Table {
+    let columns = kind.columns(params.provider(kind));
+    let base = format!("/credentials/{}", kind.key());
+    let column_views = columns
+        .iter()
+        .map(|column| {
+            let key = column.value.sort_key();
+            let sorted = match &key {
+                Some(key) if *key == query.sort => {
+                    if query.descending {
+                        "descending"
+                    } else {
+                        "ascending"
+                    }
+                }
+                _ => "",
+            };
+            ColumnView {
+                label: column.label,
+                sort_url: key.map(|key| {
+                    let dir = if sorted == "ascending" { "desc" } else { "asc" };
+                    let mut next = params.clone();
+                    next.sort = Some(key);
+                    next.dir = Some(dir.into());
+                    next.page = None;
+                    format!("{base}?{}", next.to_query())
+                }),
+                sorted,
+            }
+        })
+        .collect();
+    let total = listed.first().map_or(0, |row| row.total);
+    let page = query.pagination.page;
+    Table {
+        kind,
+        columns: column_views,
+        rows: listed
+            .iter()
+            .map(|row| RowView::new(row, &columns))
+            .collect(),
+        total,
+        page,
+        previous_url: (page > 1)
+            .then(|| format!("{base}?{}", params.with("page", &(page - 1).to_string()))),
+        next_url: (page * PER_PAGE < total)
+            .then(|| format!("{base}?{}", params.with("page", &(page + 1).to_string()))),
+        back: params.to_query(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "credentials/list.html")]
+struct ListPage {
+    page: Page,
+    tabs: Vec<Kind>,
+    table: Table,
+    csrf: String,
+    q: String,
+    org: String,
+    provider: String,
+    organizations: Vec<Organization>,
+    providers: Vec<&'static Provider>,
+    is_partner: bool,
+}
+
+#[derive(Template)]
+#[template(path = "credentials/_results_response.html")]
+struct ResultsFragment {
+    table: Table,
+    csrf: String,
+    flashes: Vec<Flash>,
+}
+
+#[derive(Template)]
+#[template(path = "credentials/_removed.html")]
+struct RemovedFragment {
+    flashes: Vec<Flash>,
+}
+
+#[derive(Template)]
+#[template(path = "credentials/_row_response.html")]
+struct RowFragment {
+    table: Table,
+    row: RowView,
+    csrf: String,
+    flashes: Vec<Flash>,
+}
+
+/// GET /credentials/{kind}
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    kind: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let kind = authorize(&user, &kind)?;
+    let params = ListParams::parse(req.query_string());
+    let query = params.query(kind, &user);
+    let scope = user.scope();
+    let db_query = query.clone();
+    let (listed, organizations) = db::run(&state.pool, move |conn| {
+        Ok::<_, AppError>((
+            Credential::list(conn, &scope, &db_query)?,
+            Organization::list(conn, &scope)?,
+        ))
+    })
+    .await?;
+    let table = table(kind, &params, &query, &listed);
+    let page = Page::new(
+        &user,
+        &session,
+        "credentials",
+        &format!("{} credentials", kind.label()),
+    );
+    if is_htmx(&req) {
+        return html(&ResultsFragment {
+            table,
+            csrf: page.csrf,
+            flashes: page.flashes,
+        });
+    }
+    html(&ListPage {
+        tabs: tabs(&user),
+        csrf: page.csrf.clone(),
+        q: params.q.clone().unwrap_or_default(),
+        org: params.org.clone().unwrap_or_default(),
+        provider: params.provider.clone().unwrap_or_default(),
+        organizations,
+        providers: kind.providers().collect(),
+        is_partner: user.role() == Role::Partner,
+        page,
+        table,
+    })
+}
+
+/// The add and edit form.
+#[derive(Template)]
+#[template(path = "credentials/form.html")]
+struct FormPage {
+    page: Page,
+    kind: Kind,
+    provider: &'static Provider,
+    /// `None` when adding.
+    editing: Option<EditTarget>,
+    values: Values,
+    name: String,
+    expires_on: String,
+    organization_id: String,
+    organizations: Vec<Organization>,
+    is_partner: bool,
+    errors: FieldErrors,
+    outcome: Option<Outcome>,
+}
+
+struct EditTarget {
+    id: CredentialId,
+    version: i32,
+    organization: String,
+}
+
+impl FormPage {
+    fn action(&self) -> String {
+        match &self.editing {
+            Some(target) => format!("/credentials/{}/{}", self.kind.key(), target.id),
+            None => format!("/credentials/{}", self.kind.key()),
+        }
+    }
+
+    /// Whether this field can be changed on this form.
+    fn can_change(&self, field: &Field) -> bool {
+        self.editing.is_none() || field.editable
+    }
+
+    fn can_change_name(&self) -> bool {
+        self.editing.is_none() || self.provider.name_editable
+    }
+
+    fn outcome_state(&self) -> &'static str {
+        match &self.outcome {
+            Some(Outcome::Ok(_)) => "ok",
+            Some(Outcome::Warning(_)) => "warning",
+            Some(Outcome::Failed(_)) => "failed",
+            None => "",
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "credentials/providers.html")]
+struct ProvidersPage {
+    page: Page,
+    providers: Vec<&'static Provider>,
+}
+
+#[derive(Deserialize)]
+pub struct NewQuery {
+    provider: Option<String>,
+}
+
+/// The provider of a new credential, refusing Partner-only providers to Managers.
+fn provider_for_new(
+    kind: Kind,
+    key: Option<&str>,
+    user: &CurrentUser,
+) -> Result<Option<&'static Provider>, AppError> {
+    let Some(provider) = provider::find(kind, key) else {
+        return Ok(None);
+    };
+    if provider.partner_only_add && user.role() != Role::Partner {
+        return Err(AppError::Forbidden);
+    }
+    Ok(Some(provider))
+}
+
+/// GET /credentials/{kind}/new
+pub async fn new(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    kind: web::Path<String>,
+    query: web::Query<NewQuery>,
+) -> Result<HttpResponse, AppError> {
+    let kind = authorize(&user, &kind)?;
+    let Some(provider) = provider_for_new(kind, query.provider.as_deref(), &user)? else {
+        let providers = kind
+            .providers()
+            .filter(|p| !p.partner_only_add || user.role() == Role::Partner)
+            .collect();
+        return html(&ProvidersPage {
+            page: Page::new(&user, &session, "credentials", "Add a cloud credential"),
+            providers,
+        });
+    };
+    let scope = user.scope();
+    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let mut values = Values::default();
+    for field in provider.fields {
+        values.set(field.key, field.default);
+    }
+    html(&FormPage {
+        page: Page::new(
+            &user,
+            &session,
+            "credentials",
+            &format!("Add {}", kind.noun()),
+        ),
+        kind,
+        provider,
+        editing: None,
+        values,
+        name: String::new(),
+        expires_on: String::new(),
+        organization_id: organizations
+            .first()
+            .map(|o| o.id.to_string())
+            .unwrap_or_default(),
+        organizations,
+        is_partner: user.role() == Role::Partner,
+        errors: FieldErrors::default(),
+        outcome: None,
+    })
+}
+
+/// A submitted add or edit form.
+struct Submission {
+    values: Values,
+    name: String,
+    expires_on: Option<NaiveDate>,
+    expires_text: String,
+    organization_id: String,
+    version: Option<i32>,
+}
+
+fn submission(form: HashMap<String, String>) -> Submission {
+    let get = |key: &str| {
+        form.get(key)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let expires_text = get("expires_on");
+    Submission {
+        name: get("name"),
+        expires_on: NaiveDate::parse_from_str(&expires_text, "%Y-%m-%d").ok(),
+        organization_id: get("organization_id"),
+        version: get("version").parse().ok(),
+        expires_text,
+        values: Values::new(form.into_iter().collect::<BTreeMap<_, _>>()),
+    }
+}
+
+/// Checks every field; `editing` leaves blank secrets and fixed fields alone.
+fn validate(
+    kind: Kind,
+    provider: &Provider,
+    submission: &Submission,
+    editing: bool,
+) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    if !editing || provider.name_editable {
+        errors.check("name", check_name(kind, &submission.name));
+    }
+    for field in provider.fields.iter().filter(|f| !editing || f.editable) {
+        errors.check(field.key, check_field(field, &submission.values, editing));
+    }
+    if !submission.expires_text.is_empty() && submission.expires_on.is_none() {
+        errors.add("expires_on", "Enter a date as YYYY-MM-DD.");
+    }
+    if !editing {
+        (provider.rules)(&submission.values, &mut errors);
+    }
+    errors
+}
+
+/// Splits form values into stored public fields (with derived values and secret hints) and
+/// secrets; only `fields` are taken.
+fn split_values<'a>(
+    provider: &Provider,
+    values: &Values,
+    fields: impl Iterator<Item = &'a Field>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let (mut public, mut secrets) = (BTreeMap::new(), BTreeMap::new());
+    for field in fields {
+        let value = match field.input {
+            Input::Checkbox => values.flag(field.key).to_string(),
+            Input::List => values.list(field.key).join("\n"),
+            _ => values.get(field.key).to_string(),
+        };
+        if field.secret {
+            if value.is_empty() {
+                continue;
+            }
+            if field.key.ends_with("_id") && value.chars().count() > 8 {
+                let hint: String = value
+                    .chars()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                public.insert(format!("{}_hint", field.key), hint);
+            }
+            secrets.insert(field.key.to_string(), value);
+        } else {
+            public.insert(field.key.to_string(), value);
+        }
+    }
+    if provider.key == "gcp"
+        && let Ok(project) = verify::gcp_project_id(values.get("config_json"))
+    {
+        public.insert("project_id".into(), project);
+    }
+    if provider.key == "openshift"
+        && let Ok(server) = verify::kubeconfig_server(values.get("kubeconfig"))
+    {
+        public.insert("api_server".into(), server);
+    }
+    (public, secrets)
+}
+
+/// POST /credentials/{kind}
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    kind: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> Result<HttpResponse, AppError> {
+    let kind = authorize(&user, &kind)?;
+    let form = form.into_inner();
+    let provider = provider_for_new(kind, form.get("provider").map(String::as_str), &user)?
+        .ok_or_else(|| AppError::Invalid("Choose a provider.".into()))?;
+    let submission = submission(form);
+    let scope = user.scope();
+    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let organization = match user.identity.organization_id {
+        Some(own) if user.role() != Role::Partner => organizations.iter().find(|o| o.id == own),
+        _ => organizations
+            .iter()
+            .find(|o| o.id.to_string() == submission.organization_id),
+    }
+    .cloned();
+
+    let mut errors = validate(kind, provider, &submission, false);
+    if organization.is_none() {
+        errors.add("organization_id", "Choose one of your organizations.");
+    }
+    if let Some(organization) = &organization
+        && errors.get("name").is_none()
+    {
+        let (id, name) = (organization.id, submission.name.clone());
+        if db::run(&state.pool, move |conn| {
+            Credential::name_taken(conn, id, kind, &name, None)
+        })
+        .await?
+        {
+            errors.add("name", format!("{} already exists", submission.name));
+        }
+    }
+    let render = |errors: FieldErrors, outcome: Option<Outcome>, status: StatusCode| {
+        html_with_status(
+            status,
+            &FormPage {
+                page: Page::new(
+                    &user,
+                    &session,
+                    "credentials",
+                    &format!("Add {}", kind.noun()),
+                ),
+                kind,
+                provider,
+                editing: None,
+                values: submission.values.clone(),
+                name: submission.name.clone(),
+                expires_on: submission.expires_text.clone(),
+                organization_id: submission.organization_id.clone(),
+                organizations: organizations.clone(),
+                is_partner: user.role() == Role::Partner,
+                errors,
+                outcome,
+            },
+        )
+    };
+    let Some(organization) = organization.filter(|_| errors.is_empty()) else {
+        return render(errors, None, StatusCode::UNPROCESSABLE_ENTITY);
+    };
+
+    let outcome = verify::run(
+        &state.outbound,
+        &state.endpoints,
+        provider,
+        &submission.values,
+        submission.expires_on,
+    )
+    .await;
+    if !outcome.passed() {
+        return render(
+            FieldErrors::default(),
+            Some(outcome),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let (public, secrets) = split_values(provider, &submission.values, provider.fields.iter());
+    let field_names: Vec<&str> = std::iter::once("name")
+        .chain(provider.fields.iter().map(|f| f.key))
+        .collect();
+    let event = NewEvent::by(
+        &user,
+        "credential.create",
+        &client_ip(&req, &state.settings.trusted_proxies),
+    )
+    .in_organization(Some(organization.id))
+    .fields(&field_names);
+    let keyring = state.settings.keyring.clone();
+    let (actor, name, expires_on) = (user.id(), submission.name.clone(), submission.expires_on);
+    let verification = (true, outcome.message().to_string());
+    let created = db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let credential = Credential::create(
+                conn,
+                &keyring,
+                &NewCredential {
+                    organization_id: organization.id,
+                    organization_name: &organization.name,
+                    provider,
+                    name: &name,
+                    public,
+                    secrets,
+                    expires_on,
+                    verification,
+                    created_by: actor,
+                },
+            )?;
+            event
+                .object("credential", credential.id.0, &credential.name)
+                .record(conn)?;
+            Ok::<_, AppError>(credential)
+        })
+    })
+    .await;
+    match created {
+        Ok(credential) => {
+            flash::success(
+                &session,
+                format!(
+                    "{} saved. {}.",
+                    credential.name,
+                    capitalize(outcome.message())
+                ),
+            );
+            if let Outcome::Warning(message) = &outcome {
+                flash::info(&session, format!("Warning: {message}"));
+            }
+            Ok(see_other(&format!("/credentials/{}", kind.key())))
+        }
+        Err(AppError::Internal(cause)) if cause.to_string().contains("credentials_name_unique") => {
+            let mut errors = FieldErrors::default();
+            errors.add("name", format!("{} already exists", submission.name));
+            render(errors, None, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "credentials/_verify.html")]
+struct VerifyFragment {
+    outcome: Outcome,
+}
+
+impl VerifyFragment {
+    fn state(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Ok(_) => "ok",
+            Outcome::Warning(_) => "warning",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// POST /credentials/{kind}/verify: checks the form's values without saving. On an edit form
+/// (`credential_id`), blank secrets are taken from the stored credential.
+pub async fn verify_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    kind: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> Result<HttpResponse, AppError> {
+    let kind = authorize(&user, &kind)?;
+    let form = form.into_inner();
+    let editing = form
+        .get("credential_id")
+        .and_then(|id| id.parse().ok())
+        .map(CredentialId);
+    let provider_key = form.get("provider").cloned();
+    let mut submission = submission(form);
+    let (provider, stored) = match editing {
+        Some(id) => {
+            let scope = user.scope();
+            let listed = db::run(&state.pool, move |conn| {
+                Credential::find_listed(conn, &scope, kind, id)
+            })
+            .await?;
+            let provider = listed.credential.provider().ok_or(AppError::NotFound)?;
+            (provider, Some(listed))
+        }
+        None => (
+            provider_for_new(kind, provider_key.as_deref(), &user)?
+                .ok_or_else(|| AppError::Invalid("Choose a provider.".into()))?,
+            None,
+        ),
+    };
+    if let Some(listed) = &stored {
+        let mut merged = listed
+            .credential
+            .all_values(&state.settings.keyring)
+            .map_err(AppError::Internal)?;
+        for field in provider.fields.iter().filter(|f| f.editable) {
+            let value = submission.values.get(field.key);
+            if !(field.secret && value.is_empty()) {
+                merged.set(field.key, value.to_string());
+            }
+        }
+        submission.values = merged;
+    }
+    let errors = validate(kind, provider, &submission, stored.is_some());
+    let outcome = if errors.is_empty() {
+        verify::run(
+            &state.outbound,
+            &state.endpoints,
+            provider,
+            &submission.values,
+            submission.expires_on,
+        )
+        .await
+    } else {
+        Outcome::Failed("Correct the highlighted fields first.".into())
+    };
+    if is_htmx(&req) {
+        return html(&VerifyFragment { outcome });
+    }
+    let scope = user.scope();
+    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let mut values = submission.values.clone();
+    for field in provider.secret_fields() {
+        values.remove(field.key);
+    }
+    html(&FormPage {
+        page: Page::new(
+            &user,
+            &session,
+            "credentials",
+            &format!("Add {}", kind.noun()),
+        ),
+        kind,
+        provider,
+        editing: stored.as_ref().map(|listed| EditTarget {
+            id: listed.credential.id,
+            version: submission.version.unwrap_or(listed.credential.version),
+            organization: listed.organization_name.clone(),
+        }),
+        values,
+        name: submission.name.clone(),
+        expires_on: submission.expires_text.clone(),
+        organization_id: submission.organization_id.clone(),
+        organizations,
+        is_partner: user.role() == Role::Partner,
+        errors,
+        outcome: Some(outcome),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "credentials/detail.html")]
+struct DetailPage {
+    page: Page,
+    kind: Kind,
+    row: RowView,
+    organization: String,
+}
+
+#[derive(Template)]
+#[template(path = "credentials/_detail.html")]
+struct DetailFragment {
+    row: RowView,
+}
+
+fn parse_id(id: &str) -> Result<CredentialId, AppError> {
+    id.parse().map(CredentialId).map_err(|_| AppError::NotFound)
+}
+
+/// GET /credentials/{kind}/{id}
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (kind, id) = path.into_inner();
+    let kind = authorize(&user, &kind)?;
+    let id = parse_id(&id)?;
+    let scope = user.scope();
+    let listed = db::run(&state.pool, move |conn| {
+        Credential::find_listed(conn, &scope, kind, id)
+    })
+    .await?;
+    let row = RowView::new(&listed, &kind.columns(None));
+    if is_htmx(&req) {
+        return html(&DetailFragment { row });
+    }
+    html(&DetailPage {
+        page: Page::new(&user, &session, "credentials", &listed.credential.name),
+        kind,
+        organization: listed.organization_name,
+        row,
+    })
+}
+
+/// GET /credentials/{kind}/{id}/edit
+pub async fn edit(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (kind, id) = path.into_inner();
+    let kind = authorize(&user, &kind)?;
+    let id = parse_id(&id)?;
+    let scope = user.scope();
+    let listed = db::run(&state.pool, move |conn| {
+        Credential::find_listed(conn, &scope, kind, id)
+    })
+    .await?;
+    let credential = &listed.credential;
+    let provider = editable_provider(credential)?;
+    html(&FormPage {
+        page: Page::new(
+            &user,
+            &session,
+            "credentials",
+            &format!("Edit {}", credential.name),
+        ),
+        kind,
+        provider,
+        editing: Some(EditTarget {
+            id: credential.id,
+            version: credential.version,
+            organization: listed.organization_name.clone(),
+        }),
+        values: credential.public_values(),
+        name: credential.name.clone(),
+        expires_on: credential
+            .expires_on
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        organization_id: credential.organization_id.to_string(),
+        organizations: Vec::new(),
+        is_partner: user.role() == Role::Partner,
+        errors: FieldErrors::default(),
+        outcome: None,
+    })
+}
+
+/// The provider of a credential that may be edited now (unlocked, with editable fields).
+fn editable_provider(credential: &Credential) -> Result<&'static Provider, AppError> {
+    let provider = credential.provider().ok_or(AppError::NotFound)?;
+    if credential.is_locked {
+        return Err(AppError::Conflict(format!(
+            "{} is locked: unlock it to edit",
+            credential.name
+        )));
+    }
+    if !provider.editable() {
+        return Err(AppError::Conflict(format!(
+            "{} credentials cannot be edited: delete and add again",
+            provider.label
+        )));
+    }
+    Ok(provider)
+}
+
+/// POST /credentials/{kind}/{id}: saves an edit after verifying the result.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<HashMap<String, String>>,
+) -> Result<HttpResponse, AppError> {
+    let (kind, id) = path.into_inner();
+    let kind = authorize(&user, &kind)?;
+    let id = parse_id(&id)?;
+    let scope = user.scope();
+    let listed = db::run(&state.pool, move |conn| {
+        Credential::find_listed(conn, &scope, kind, id)
+    })
+    .await?;
+    let credential = listed.credential.clone();
+    let provider = editable_provider(&credential)?;
+    let mut submission = submission(form.into_inner());
+    if !provider.name_editable {
+        submission.name = credential.name.clone();
+    }
+    let version = submission
+        .version
+        .ok_or_else(|| AppError::Invalid("The form is missing its version: reload it.".into()))?;
+    let mut errors = validate(kind, provider, &submission, true);
+    if errors.get("name").is_none() && submission.name != credential.name {
+        let (organization, name) = (credential.organization_id, submission.name.clone());
+        if db::run(&state.pool, move |conn| {
+            Credential::name_taken(conn, organization, kind, &name, Some(id))
+        })
+        .await?
+        {
+            errors.add("name", format!("{} already exists", submission.name));
+        }
+    }
+    let render = |errors: FieldErrors, outcome: Option<Outcome>| {
+        let mut values = credential.public_values();
+        for field in provider.public_fields().filter(|f| f.editable) {
+            values.set(field.key, submission.values.get(field.key).to_string());
+        }
+        html_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &FormPage {
+                page: Page::new(
+                    &user,
+                    &session,
+                    "credentials",
+                    &format!("Edit {}", credential.name),
+                ),
+                kind,
+                provider,
+                editing: Some(EditTarget {
+                    id: credential.id,
+                    version,
+                    organization: listed.organization_name.clone(),
+                }),
+                values,
+                name: submission.name.clone(),
+                expires_on: submission.expires_text.clone(),
+                organization_id: credential.organization_id.to_string(),
+                organizations: Vec::new(),
+                is_partner: user.role() == Role::Partner,
+                errors,
+                outcome,
+            },
+        )
+    };
+    if !errors.is_empty() {
+        return render(errors, None);
+    }
+
+    // The credential as it would be after the edit, for verification and the change list.
+    let mut merged = credential
+        .all_values(&state.settings.keyring)
+        .map_err(AppError::Internal)?;
+    let stored_public = credential.public_values();
+    let mut changed: Vec<&str> = Vec::new();
+    if submission.name != credential.name {
+        changed.push("name");
+    }
+    for field in provider.fields.iter().filter(|f| f.editable) {
+        let value = submission.values.get(field.key).to_string();
+        if field.secret && value.is_empty() {
+            continue;
+        }
+        let before = if field.secret {
+            merged.get(field.key).to_string()
+        } else {
+            stored_public.get(field.key).to_string()
+        };
+        let normalized = match field.input {
+            Input::List => submission.values.list(field.key).join("\n"),
+            Input::Checkbox => submission.values.flag(field.key).to_string(),
+            _ => value.clone(),
+        };
+        if normalized != before {
+            changed.push(field.key);
+        }
+        merged.set(field.key, normalized);
+    }
+    if submission.expires_on != credential.expires_on {
+        changed.push("expires_on");
+    }
+    let outcome = verify::run(
+        &state.outbound,
+        &state.endpoints,
+        provider,
+        &merged,
+        submission.expires_on,
+    )
+    .await;
+    if !outcome.passed() {
+        return render(FieldErrors::default(), Some(outcome));
+    }
+    let (public, secrets) = split_values(provider, &merged, provider.fields.iter());
+    let event = NewEvent::by(
+        &user,
+        "credential.update",
+        &client_ip(&req, &state.settings.trusted_proxies),
+    )
+    .in_organization(Some(credential.organization_id))
+    .object("credential", credential.id.0, &submission.name)
+    .fields(&changed);
+    let keyring = state.settings.keyring.clone();
+    let scope = user.scope();
+    let (actor, name, expires_on, organization_name) = (
+        user.id(),
+        submission.name.clone(),
+        submission.expires_on,
+        listed.organization_name.clone(),
+    );
+    let verification = Some((true, outcome.message().to_string()));
+    db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let current = Credential::find_for_update(conn, &scope, kind, id)?;
+            if current.is_locked {
+                return Err(AppError::Conflict(format!(
+                    "{} was locked meanwhile",
+                    current.name
+                )));
+            }
+            current.update(
+                conn,
+                &keyring,
+                &organization_name,
+                &CredentialChanges {
+                    name: &name,
+                    public,
+                    secrets,
+                    expires_on,
+                    verification,
+                    updated_by: actor,
+                    version,
+                },
+            )?;
+            event.record(conn)?;
+            Ok(())
+        })
+    })
+    .await?;
+    flash::success(
+        &session,
+        format!(
+            "{} saved. {}.",
+            submission.name,
+            capitalize(outcome.message())
+        ),
+    );
+    Ok(see_other(&format!("/credentials/{}", kind.key())))
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    back: String,
+}
+
+/// POST /credentials/{kind}/{id}/{action}: lock, unlock, default, verify, delete.
+pub async fn action(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String, String)>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AppError> {
+    let (kind, id, action) = path.into_inner();
+    let kind = authorize(&user, &kind)?;
+    let id = parse_id(&id)?;
+    let scope = user.scope();
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let event = |action: &str, credential: &Credential| {
+        NewEvent::by(&user, action, &ip)
+            .in_organization(Some(credential.organization_id))
+            .object("credential", credential.id.0, &credential.name)
+    };
+    let actor = user.id();
+    let message = match action.as_str() {
+        "lock" | "unlock" | "default" | "delete" => {
+            let action = action.clone();
+            let listed = db::run(&state.pool, move |conn| {
+                Credential::find_listed(conn, &scope, kind, id)
+            })
+            .await?;
+            let event = event(&format!("credential.{action}"), &listed.credential);
+            db::run(&state.pool, move |conn| {
+                conn.build_transaction().run(|conn| {
+                    let credential = Credential::find_for_update(conn, &scope, kind, id)?;
+                    let message = match action.as_str() {
+                        "lock" => {
+                            credential.set_locked(conn, true, actor)?;
+                            format!("{} is locked.", credential.name)
+                        }
+                        "unlock" => {
+                            credential.set_locked(conn, false, actor)?;
+                            format!("{} is unlocked.", credential.name)
+                        }
+                        "default" => {
+                            credential.make_default(conn, actor)?;
+                            format!("{} is now the default.", credential.name)
+                        }
+                        _ => {
+                            credential.delete(conn)?;
+                            format!("{} is deleted.", credential.name)
+                        }
+                    };
+                    event.record(conn)?;
+                    Ok::<_, AppError>(message)
+                })
+            })
+            .await?
+        }
+        "verify" => {
+            let listed = db::run(&state.pool, move |conn| {
+                Credential::find_listed(conn, &scope, kind, id)
+            })
+            .await?;
+            let credential = listed.credential;
+            let provider = credential.provider().ok_or(AppError::NotFound)?;
+            let values = credential
+                .all_values(&state.settings.keyring)
+                .map_err(AppError::Internal)?;
+            let outcome = verify::run(
+                &state.outbound,
+                &state.endpoints,
+                provider,
+                &values,
+                credential.expires_on,
+            )
+            .await;
+            let event = event("credential.verify", &credential).fields(&[if outcome.passed() {
+                "ok"
+            } else {
+                "failed"
+            }]);
+            let (ok, text) = (outcome.passed(), outcome.message().to_string());
+            let name = credential.name.clone();
+            db::run(&state.pool, move |conn| {
+                credential.record_verification(conn, ok, &text)?;
+                event.record(conn)
+            })
+            .await?;
+            match outcome {
+                Outcome::Failed(message) => format!("{name} failed verification: {message}."),
+                Outcome::Warning(message) => format!("{name} verified with a warning: {message}."),
+                Outcome::Ok(message) => format!("{name} verified: {message}."),
+            }
+        }
+        _ => return Err(AppError::NotFound),
+    };
+
+    let params = ListParams::parse(&form.back);
+    if !is_htmx(&req) {
+        flash::success(&session, message);
+        let query = params.to_query();
+        let separator = if query.is_empty() { "" } else { "?" };
+        return Ok(see_other(&format!(
+            "/credentials/{}{separator}{query}",
+            kind.key()
+        )));
+    }
+    let flashes = vec![Flash {
+        kind: "success".into(),
+        message,
+    }];
+    let csrf = crate::auth::csrf::token(&session);
+    if action == "delete" {
+        // The row's target is swapped with nothing; only the message remains.
+        return html(&RemovedFragment { flashes });
+    }
+    let query = params.query(kind, &user);
+    if action == "default" {
+        let db_query = query.clone();
+        let listed = db::run(&state.pool, move |conn| {
+            Credential::list(conn, &scope, &db_query)
+        })
+        .await?;
+        return html(&ResultsFragment {
+            table: table(kind, &params, &query, &listed),
+            csrf,
+            flashes,
+        });
+    }
+    let listed = db::run(&state.pool, move |conn| {
+        Credential::find_listed(conn, &scope, kind, id)
+    })
+    .await?;
+    let table = table(kind, &params, &query, std::slice::from_ref(&listed));
+    let columns = kind.columns(params.provider(kind));
+    html(&RowFragment {
+        row: RowView::new(&listed, &columns),
+        table,
+        csrf,
+        flashes,
+    })
+}
