@@ -10,6 +10,7 @@ use crate::accounts::model::{NewUser, Organization, Partner, User};
 use crate::audit::NewEvent;
 use crate::auth::{Role, password};
 use crate::config::Settings;
+use crate::credentials::model::Credential;
 use crate::crypto::Secret;
 use crate::db;
 use crate::startup::Application;
@@ -32,6 +33,20 @@ enum Command {
     /// Manage accounts from a shell.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the data keys that seal secrets.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Re-seal every secret under the active key (KEYHOLD_DATA_KEY_ACTIVE), in batches; older
+    /// keys can be removed from KEYHOLD_DATA_KEYS afterwards.
+    Rotate {
+        /// Secrets re-sealed per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +89,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "database {} is up to date",
                 db::redact(&settings.database_url)
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate { batch }) => {
+            let pool = db::prepare(&settings.database_url, 2)?;
+            let mut conn = pool.get()?;
+            let mut total = 0;
+            loop {
+                let done = Credential::reseal_batch(&mut conn, &settings.keyring, batch.max(1))
+                    .map_err(|error| anyhow::anyhow!("{error:#}"))?;
+                if done == 0 {
+                    break;
+                }
+                total += done;
+            }
+            println!(
+                "re-sealed {total} credential(s) under key {}; every secret now uses it",
+                settings.keyring.active_id()
             );
             Ok(())
         }

@@ -118,6 +118,7 @@ fn serve(listener: TcpListener, pool: DbPool, settings: Settings) -> anyhow::Res
             .configure(routes::config)
             .default_service(web::to(|| async { Err::<&str, _>(AppError::NotFound) }))
             .wrap(from_fn(csrf::protect))
+            .wrap(from_fn(error_pages::snapshot_session))
             .wrap(sessions)
             .wrap(from_fn(error_pages::render))
             .wrap(security_headers(settings.cookie_secure))

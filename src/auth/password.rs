@@ -41,6 +41,8 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> PasswordHasher {
+        // Computed now, so the first unknown email is not slower than the rest.
+        LazyLock::force(&DUMMY_HASH);
         PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency)),
         }

@@ -100,7 +100,14 @@ impl ListParams {
             kind,
             organization,
             provider: self.provider(kind).map(|p| p.key),
-            search: ListParams::text(&self.q).map(|q| q.chars().take(100).collect()),
+            search: ListParams::text(&self.q)
+                .map(|q| {
+                    q.chars()
+                        .filter(|c| !c.is_control())
+                        .take(100)
+                        .collect::<String>()
+                })
+                .filter(|q| !q.is_empty()),
             sort: ListParams::text(&self.sort).unwrap_or("name").to_string(),
             descending: ListParams::text(&self.dir) == Some("desc"),
             pagination: Pagination::new(page, PER_PAGE),

@@ -69,17 +69,40 @@ impl Facts {
 
     /// All facts, including who is signed in (for the page's navigation).
     fn of(request: &HttpRequest) -> Facts {
-        let session = request.get_session();
+        let snapshot = request.extensions().get::<SessionSnapshot>().cloned();
+        let (user, csrf) = snapshot.map_or((None, String::new()), |s| (s.user, s.csrf));
         Facts {
-            user: session.get::<Identity>("identity").ok().flatten(),
-            csrf: session
-                .get::<String>("csrf")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
+            user,
+            csrf,
             ..Facts::early(request)
         }
     }
+}
+
+/// Who is signed in and their CSRF token, noted while the session is readable (by the time an
+/// error reaches `render`, the session middleware has taken its state back).
+#[derive(Clone)]
+struct SessionSnapshot {
+    user: Option<Identity>,
+    csrf: String,
+}
+
+/// Middleware (inside the session middleware): notes the session for error pages.
+pub async fn snapshot_session(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let session = req.get_session();
+    let snapshot = SessionSnapshot {
+        user: session.get::<Identity>("identity").ok().flatten(),
+        csrf: session
+            .get::<String>("csrf")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+    };
+    req.extensions_mut().insert(snapshot);
+    next.call(req).await
 }
 
 /// Middleware: replaces the body of every error response with a rendered page or fragment.

@@ -1,7 +1,9 @@
 //! Integration tests: the real app on port 0, a fresh PostgreSQL database per test.
 
 mod accounts;
+mod credentials;
 mod errors_and_headers;
+mod fakes;
 mod helpers;
 mod operations;
 mod routes;

@@ -12,8 +12,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::NaiveDate;
 use reqwest::{RequestBuilder, StatusCode};
 use s3::Region;
+use s3::command::Command;
 use s3::creds::Credentials;
 use s3::error::S3Error;
+use s3::request::Request as _;
+use s3::request::tokio_backend::ReqwestRequest;
 use serde::Deserialize;
 
 use crate::credentials::provider::{Check, Provider, Values};
@@ -288,7 +291,7 @@ async fn s3(
     }
     let origin = outbound::origin(&url);
     let bucket = match s3_bucket(
-        "keyhold-verify",
+        "",
         endpoint,
         region,
         access_key,
@@ -298,8 +301,23 @@ async fn s3(
         Ok(bucket) => bucket,
         Err(error) => return Outcome::Failed(format!("cannot use these S3 settings: {error}")),
     };
-    match bucket.exists().await {
-        Ok(_) => Outcome::Ok("S3 accepted the credentials (ListBuckets)".into()),
+    // The raw response, not rust-s3's parsed listing: some S3 servers omit fields it requires.
+    let response = match ReqwestRequest::new(&bucket, "", Command::ListBuckets).await {
+        Ok(request) => request.response_data(false).await,
+        Err(error) => Err(error),
+    };
+    match response {
+        Ok(data)
+            if data
+                .as_str()
+                .is_ok_and(|body| body.contains("ListAllMyBucketsResult")) =>
+        {
+            Outcome::Ok("S3 accepted the credentials (ListBuckets)".into())
+        }
+        Ok(data) => Outcome::Failed(format!(
+            "{origin} answered HTTP {} but not like an S3 endpoint",
+            data.status_code()
+        )),
         Err(error) => s3_failure(&origin, error),
     }
 }
@@ -338,7 +356,6 @@ pub fn s3_failure(origin: &str, error: S3Error) -> Outcome {
         S3Error::HttpFailWithBody(401 | 403, _) => Outcome::Failed("Invalid S3 credentials".into()),
         S3Error::HttpFailWithBody(status, _) => Outcome::Failed(format!("{origin} answered HTTP {status}")),
         S3Error::Reqwest(error) => Outcome::Failed(format!("could not reach {origin}: {}", reason(&error))),
-        S3Error::SerdeXml(_) => Outcome::Failed("Invalid S3 credentials (the endpoint refused the request)".into()),
         other => Outcome::Failed(format!("S3 request failed: {other}")),
     }
 }
