@@ -35,6 +35,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "text/css; charset=utf-8",
             include_bytes!("../../static/app.css"),
         ),
+        asset(
+            "favicon.svg",
+            "image/svg+xml",
+            include_bytes!("../../static/favicon.svg"),
+        ),
     ]
 });
 

@@ -1254,9 +1254,14 @@ async fn htmx_actions_answer_with_the_changed_row_or_table() {
     let locked = post("lock").await.unwrap();
     assert_eq!(locked.status(), StatusCode::OK);
     let body = locked.text().await.unwrap();
+    // The row first (so it parses as a table row), the message as an out-of-band template.
     assert!(
         body.trim_start()
-            .starts_with("<div id=\"messages\" hx-swap-oob"),
+            .starts_with(&format!("<tr id=\"credential-{id}\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains("<template><div id=\"messages\" hx-swap-oob"),
         "{body}"
     );
     assert!(
