@@ -161,6 +161,30 @@ impl Keyring {
         Ok(Sealed { key_id, bytes })
     }
 
+    /// Seals text for a single column: `<key id>:<base64 nonce || ciphertext>`.
+    pub fn seal_text(&self, value: &str, context: &str) -> anyhow::Result<String> {
+        let sealed = self.seal(value.as_bytes(), context)?;
+        Ok(format!("{}:{}", sealed.key_id, BASE64.encode(sealed.bytes)))
+    }
+
+    /// Opens text sealed by `seal_text` with the same `context`.
+    pub fn open_text(&self, text: &str, context: &str) -> anyhow::Result<String> {
+        let (key_id, encoded) = text
+            .split_once(':')
+            .ok_or_else(|| anyhow!("sealed text has no key id"))?;
+        let sealed = Sealed {
+            key_id: key_id.to_string(),
+            bytes: BASE64.decode(encoded)?,
+        };
+        Ok(String::from_utf8(self.open(&sealed, context)?)?)
+    }
+
+    /// Whether sealed text was sealed with the active key.
+    pub fn is_current(&self, text: &str) -> bool {
+        text.split_once(':')
+            .is_some_and(|(key_id, _)| key_id == self.active_id())
+    }
+
     /// Opens a value sealed by `seal` with the same `context`.
     pub fn open(&self, sealed: &Sealed, context: &str) -> anyhow::Result<Vec<u8>> {
         if sealed.bytes.len() < 12 + 16 {
@@ -215,6 +239,19 @@ mod tests {
         assert!(Keyring::parse("k1:short", None).is_err());
         assert!(Keyring::parse(&format!("k1:{}", key(1)), Some("k9")).is_err());
         assert!(Keyring::parse(&format!("k1:{0},k1:{0}", key(1)), None).is_err());
+    }
+
+    #[test]
+    fn sealed_text_carries_its_key_id() {
+        let ring = Keyring::parse(&format!("k1:{}", key(1)), None).unwrap();
+        let sealed = ring.seal_text("postgres://u:pw@db/app", "ctx").unwrap();
+        assert!(sealed.starts_with("k1:") && !sealed.contains("pw@db"));
+        assert_eq!(
+            ring.open_text(&sealed, "ctx").unwrap(),
+            "postgres://u:pw@db/app"
+        );
+        assert!(ring.is_current(&sealed));
+        assert!(ring.open_text(&sealed, "other").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod credentials;
@@ -13,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod ops;
+pub mod projects;
 pub mod routes;
 pub mod schema;
 pub mod startup;

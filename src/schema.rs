@@ -18,6 +18,46 @@ diesel::table! {
 }
 
 diesel::table! {
+    backup_policies (id) {
+        id -> Int8,
+        project_id -> Int8,
+        name -> Text,
+        cron -> Text,
+        timezone -> Text,
+        retention_secs -> Int8,
+        namespaces -> Array<Nullable<Text>>,
+        next_run_at -> Timestamptz,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    backups (id) {
+        id -> Int8,
+        project_id -> Int8,
+        policy_id -> Nullable<Int8>,
+        policy_name -> Text,
+        name -> Text,
+        scheduled_for -> Timestamptz,
+        phase -> Text,
+        reason -> Nullable<Text>,
+        credential_id -> Nullable<Int8>,
+        bucket -> Nullable<Text>,
+        object_key -> Nullable<Text>,
+        namespaces -> Array<Nullable<Text>>,
+        size_bytes -> Nullable<Int8>,
+        sha256 -> Nullable<Text>,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        heartbeat_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     credentials (id) {
         id -> Int8,
         organization_id -> Int8,
@@ -70,6 +110,44 @@ diesel::table! {
 }
 
 diesel::table! {
+    projects (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        name -> Text,
+        cloud_credential_id -> Nullable<Int8>,
+        ai_credential_id -> Nullable<Int8>,
+        database_url -> Text,
+        backup_enabled -> Bool,
+        backup_credential_id -> Nullable<Int8>,
+        bucket -> Nullable<Text>,
+        version -> Int4,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Int8>,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    restores (id) {
+        id -> Int8,
+        project_id -> Int8,
+        backup_id -> Nullable<Int8>,
+        backup_name -> Text,
+        name -> Text,
+        namespaces -> Array<Nullable<Text>>,
+        target_url -> Nullable<Text>,
+        phase -> Text,
+        warnings -> Nullable<Text>,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        heartbeat_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Nullable<Int8>,
@@ -97,17 +175,29 @@ diesel::table! {
 diesel::joinable!(audit_events -> organizations (organization_id));
 diesel::joinable!(audit_events -> partners (partner_id));
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(backup_policies -> projects (project_id));
+diesel::joinable!(backup_policies -> users (created_by));
+diesel::joinable!(backups -> backup_policies (policy_id));
+diesel::joinable!(backups -> projects (project_id));
 diesel::joinable!(credentials -> organizations (organization_id));
 diesel::joinable!(organizations -> partners (partner_id));
+diesel::joinable!(projects -> organizations (organization_id));
+diesel::joinable!(restores -> backups (backup_id));
+diesel::joinable!(restores -> projects (project_id));
+diesel::joinable!(restores -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> partners (partner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    backup_policies,
+    backups,
     credentials,
     login_throttles,
     organizations,
     partners,
+    projects,
+    restores,
     sessions,
     users,
 );

@@ -325,6 +325,14 @@ impl Credential {
         }
     }
 
+    /// A credential by id, unscoped (for the backup runner, which acts for everyone).
+    pub fn find_any(conn: &mut PgConnection, id: CredentialId) -> QueryResult<Credential> {
+        credentials::table
+            .find(id)
+            .select(Credential::as_select())
+            .first(conn)
+    }
+
     /// Creates a credential with its secrets sealed under the active key.
     pub fn create(
         conn: &mut PgConnection,

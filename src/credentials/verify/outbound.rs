@@ -53,16 +53,22 @@ impl Outbound {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("{url} is not an http or https address"));
         }
-        let host = url.host().ok_or_else(|| format!("{url} has no host"))?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        self.check_host(url, port, &origin(url)).await
+    }
+
+    /// Refuses a URL of any scheme (a database URL, say) whose host is, or resolves to, a
+    /// forbidden address; `label` names it in messages.
+    pub async fn check_host(&self, url: &url::Url, port: u16, label: &str) -> Result<(), String> {
+        let host = url.host().ok_or_else(|| format!("{label} has no host"))?;
         let addresses: Vec<IpAddr> = match host {
             url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
             url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
             url::Host::Domain(name) => {
-                let port = url.port_or_known_default().unwrap_or(443);
                 tokio::time::timeout(self.timeout, tokio::net::lookup_host((name, port)))
                     .await
-                    .map_err(|_| format!("could not reach {}: name lookup timed out", origin(url)))?
-                    .map_err(|error| format!("could not reach {}: {error}", origin(url)))?
+                    .map_err(|_| format!("could not reach {label}: name lookup timed out"))?
+                    .map_err(|error| format!("could not reach {label}: {error}"))?
                     .map(|address| address.ip())
                     .collect()
             }
@@ -72,8 +78,7 @@ impl Outbound {
             .find(|ip| forbidden(**ip, self.allow_private))
         {
             Some(ip) => Err(format!(
-                "{} resolves to {ip}, an address keyhold does not connect to",
-                origin(url)
+                "{label} resolves to {ip}, an address keyhold does not connect to"
             )),
             None => Ok(()),
         }

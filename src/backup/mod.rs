@@ -1,0 +1,9 @@
+//! Backups of project data to S3: policies (cron, zone, retention), the runner (pg_dump
+//! streamed into a multipart upload; pg_restore from a streamed download), the scheduler that
+//! claims due slots, and the pages of a project's Backup tabs.
+
+pub mod database;
+pub mod model;
+pub mod policy;
+pub mod runner;
+pub mod scheduler;

@@ -1,0 +1,428 @@
+//! Policies, backups and restores: rows and queries. A backup row is keyed by (policy, slot),
+//! so however many schedulers run, a slot produces one row.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_derive_newtype::DieselNewType;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::model::UserId;
+use crate::backup::policy::Schedule;
+use crate::credentials::model::CredentialId;
+use crate::projects::model::ProjectId;
+use crate::schema::{backup_policies, backups, restores};
+
+macro_rules! ids {
+    ($($(#[$doc:meta])* $name:ident),*) => {$(
+        $(#[$doc])*
+        #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+ids!(
+    /// Id of a backup policy.
+    PolicyId,
+    /// Id of a backup.
+    BackupId,
+    /// Id of a restore.
+    RestoreId
+);
+
+fn strings(values: &[Option<String>]) -> Vec<String> {
+    values.iter().flatten().cloned().collect()
+}
+
+/// A schedule of a project.
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = backup_policies)]
+pub struct BackupPolicy {
+    pub id: PolicyId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub retention_secs: i64,
+    pub namespaces: Vec<Option<String>>,
+    pub next_run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<UserId>,
+}
+
+/// A policy about to be created.
+pub struct NewPolicy<'a> {
+    pub project_id: ProjectId,
+    pub name: &'a str,
+    pub schedule: &'a Schedule,
+    pub retention_secs: i64,
+    pub namespaces: &'a [String],
+    pub created_by: UserId,
+}
+
+impl BackupPolicy {
+    pub fn namespaces(&self) -> Vec<String> {
+        strings(&self.namespaces)
+    }
+
+    pub fn schedule(&self) -> Option<Schedule> {
+        Schedule::parse(&self.cron, &self.timezone).ok()
+    }
+
+    /// The policies of a project, by name.
+    pub fn for_project(
+        conn: &mut PgConnection,
+        project: ProjectId,
+    ) -> QueryResult<Vec<BackupPolicy>> {
+        backup_policies::table
+            .filter(backup_policies::project_id.eq(project))
+            .order(backup_policies::name)
+            .select(BackupPolicy::as_select())
+            .load(conn)
+    }
+
+    pub fn count_for_project(conn: &mut PgConnection, project: ProjectId) -> QueryResult<i64> {
+        backup_policies::table
+            .filter(backup_policies::project_id.eq(project))
+            .count()
+            .get_result(conn)
+    }
+
+    /// A policy of `project`; `NotFound` for any other.
+    pub fn find(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        id: PolicyId,
+    ) -> QueryResult<BackupPolicy> {
+        backup_policies::table
+            .filter(backup_policies::project_id.eq(project))
+            .filter(backup_policies::id.eq(id))
+            .select(BackupPolicy::as_select())
+            .first(conn)
+    }
+
+    pub fn name_taken(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        name: &str,
+    ) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            backup_policies::table
+                .filter(backup_policies::project_id.eq(project))
+                .filter(backup_policies::name.eq(name)),
+        ))
+        .get_result(conn)
+    }
+
+    /// Creates a policy whose first run is its next slot from now.
+    pub fn create(
+        conn: &mut PgConnection,
+        new: &NewPolicy<'_>,
+        now: DateTime<Utc>,
+    ) -> QueryResult<BackupPolicy> {
+        let next = new.schedule.next_after(now).unwrap_or(now);
+        diesel::insert_into(backup_policies::table)
+            .values((
+                backup_policies::project_id.eq(new.project_id),
+                backup_policies::name.eq(new.name),
+                backup_policies::cron.eq(&new.schedule.pattern),
+                backup_policies::timezone.eq(new.schedule.zone.name()),
+                backup_policies::retention_secs.eq(new.retention_secs),
+                backup_policies::namespaces.eq(new
+                    .namespaces
+                    .iter()
+                    .cloned()
+                    .map(Some)
+                    .collect::<Vec<_>>()),
+                backup_policies::next_run_at.eq(next),
+                backup_policies::created_by.eq(Some(new.created_by)),
+            ))
+            .returning(BackupPolicy::as_returning())
+            .get_result(conn)
+    }
+
+    /// Deletes the policy: its schedule stops; its backups stay listed.
+    pub fn delete(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        diesel::delete(backup_policies::table.find(self.id)).execute(conn)?;
+        Ok(())
+    }
+}
+
+/// Phases of a backup.
+pub mod phase {
+    pub const NEW: &str = "New";
+    pub const IN_PROGRESS: &str = "InProgress";
+    pub const COMPLETED: &str = "Completed";
+    pub const FAILED: &str = "Failed";
+    pub const SKIPPED: &str = "Skipped";
+}
+
+/// One run of a policy (scheduled or "backup now").
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = backups)]
+pub struct Backup {
+    pub id: BackupId,
+    pub project_id: ProjectId,
+    pub policy_id: Option<PolicyId>,
+    pub policy_name: String,
+    pub name: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub phase: String,
+    pub reason: Option<String>,
+    pub credential_id: Option<CredentialId>,
+    pub bucket: Option<String>,
+    pub object_key: Option<String>,
+    pub namespaces: Vec<Option<String>>,
+    pub size_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Backup {
+    pub fn namespaces(&self) -> Vec<String> {
+        strings(&self.namespaces)
+    }
+
+    /// Whether the page should keep polling it.
+    pub fn running(&self) -> bool {
+        matches!(self.phase.as_str(), phase::NEW | phase::IN_PROGRESS)
+    }
+
+    /// Whether it can be restored (completed and its object still there).
+    pub fn restorable(&self) -> bool {
+        self.phase == phase::COMPLETED && self.deleted_at.is_none()
+    }
+
+    /// The newest backups of a project.
+    pub fn for_project(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        limit: i64,
+    ) -> QueryResult<Vec<Backup>> {
+        backups::table
+            .filter(backups::project_id.eq(project))
+            .order((backups::scheduled_for.desc(), backups::id.desc()))
+            .limit(limit)
+            .select(Backup::as_select())
+            .load(conn)
+    }
+
+    /// A backup of `project`; `NotFound` for any other.
+    pub fn find(conn: &mut PgConnection, project: ProjectId, id: BackupId) -> QueryResult<Backup> {
+        backups::table
+            .filter(backups::project_id.eq(project))
+            .filter(backups::id.eq(id))
+            .select(Backup::as_select())
+            .first(conn)
+    }
+
+    pub fn find_any(conn: &mut PgConnection, id: BackupId) -> QueryResult<Backup> {
+        backups::table
+            .find(id)
+            .select(Backup::as_select())
+            .first(conn)
+    }
+
+    /// Records the run of `policy` for `slot`, unless that slot already has one.
+    pub fn insert_slot(
+        conn: &mut PgConnection,
+        policy: &BackupPolicy,
+        slot: DateTime<Utc>,
+    ) -> QueryResult<Option<BackupId>> {
+        let name = format!("{}-{}", policy.name, slot.format("%Y%m%d-%H%M%S"));
+        diesel::insert_into(backups::table)
+            .values((
+                backups::project_id.eq(policy.project_id),
+                backups::policy_id.eq(Some(policy.id)),
+                backups::policy_name.eq(&policy.name),
+                backups::name.eq(name),
+                backups::scheduled_for.eq(slot),
+                backups::namespaces.eq(&policy.namespaces),
+            ))
+            .on_conflict((backups::policy_id, backups::scheduled_for))
+            .do_nothing()
+            .returning(backups::id)
+            .get_result(conn)
+            .optional()
+    }
+
+    /// Moves a New backup to InProgress; `None` if another process took it first.
+    pub fn claim(
+        conn: &mut PgConnection,
+        id: BackupId,
+        credential: Option<CredentialId>,
+        bucket: Option<&str>,
+    ) -> QueryResult<Option<Backup>> {
+        diesel::update(
+            backups::table
+                .find(id)
+                .filter(backups::phase.eq(phase::NEW)),
+        )
+        .set((
+            backups::phase.eq(phase::IN_PROGRESS),
+            backups::started_at.eq(Some(Utc::now())),
+            backups::heartbeat_at.eq(Some(Utc::now())),
+            backups::credential_id.eq(credential),
+            backups::bucket.eq(bucket),
+        ))
+        .returning(Backup::as_returning())
+        .get_result(conn)
+        .optional()
+    }
+
+    /// Ends a backup that did not complete (Failed or Skipped) with its reason.
+    pub fn end(
+        conn: &mut PgConnection,
+        id: BackupId,
+        phase: &str,
+        reason: &str,
+    ) -> QueryResult<()> {
+        diesel::update(backups::table.find(id))
+            .set((
+                backups::phase.eq(phase),
+                backups::reason.eq(Some(reason)),
+                backups::finished_at.eq(Some(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Marks a backup Completed with what was uploaded.
+    pub fn complete(
+        conn: &mut PgConnection,
+        id: BackupId,
+        object_key: &str,
+        size: i64,
+        sha256: &str,
+        expires_at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        diesel::update(backups::table.find(id))
+            .set((
+                backups::phase.eq(phase::COMPLETED),
+                backups::reason.eq(None::<String>),
+                backups::object_key.eq(Some(object_key)),
+                backups::size_bytes.eq(Some(size)),
+                backups::sha256.eq(Some(sha256)),
+                backups::finished_at.eq(Some(Utc::now())),
+                backups::expires_at.eq(Some(expires_at)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Notes that the run is alive.
+    pub fn heartbeat(conn: &mut PgConnection, id: BackupId) -> QueryResult<()> {
+        diesel::update(
+            backups::table
+                .find(id)
+                .filter(backups::phase.eq(phase::IN_PROGRESS)),
+        )
+        .set(backups::heartbeat_at.eq(Some(Utc::now())))
+        .execute(conn)?;
+        Ok(())
+    }
+
+    /// Marks the object deleted (retention or a person's delete).
+    pub fn mark_deleted(conn: &mut PgConnection, id: BackupId) -> QueryResult<()> {
+        diesel::update(backups::table.find(id))
+            .set(backups::deleted_at.eq(Some(Utc::now())))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// A restore of a backup.
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = restores)]
+pub struct Restore {
+    pub id: RestoreId,
+    pub project_id: ProjectId,
+    pub backup_id: Option<BackupId>,
+    pub backup_name: String,
+    pub name: String,
+    pub namespaces: Vec<Option<String>>,
+    pub target_url: Option<String>,
+    pub phase: String,
+    pub warnings: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<UserId>,
+}
+
+impl Restore {
+    pub fn namespaces(&self) -> Vec<String> {
+        strings(&self.namespaces)
+    }
+
+    pub fn running(&self) -> bool {
+        matches!(self.phase.as_str(), phase::NEW | phase::IN_PROGRESS)
+    }
+
+    /// The newest restores of a project.
+    pub fn for_project(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        limit: i64,
+    ) -> QueryResult<Vec<Restore>> {
+        restores::table
+            .filter(restores::project_id.eq(project))
+            .order((restores::created_at.desc(), restores::id.desc()))
+            .limit(limit)
+            .select(Restore::as_select())
+            .load(conn)
+    }
+
+    /// Records a requested restore.
+    pub fn create(
+        conn: &mut PgConnection,
+        backup: &Backup,
+        name: &str,
+        namespaces: &[String],
+        target_url: Option<String>,
+        by: UserId,
+    ) -> QueryResult<Restore> {
+        diesel::insert_into(restores::table)
+            .values((
+                restores::project_id.eq(backup.project_id),
+                restores::backup_id.eq(Some(backup.id)),
+                restores::backup_name.eq(&backup.name),
+                restores::name.eq(name),
+                restores::namespaces.eq(namespaces.iter().cloned().map(Some).collect::<Vec<_>>()),
+                restores::target_url.eq(target_url),
+                restores::phase.eq(phase::IN_PROGRESS),
+                restores::started_at.eq(Some(Utc::now())),
+                restores::heartbeat_at.eq(Some(Utc::now())),
+                restores::created_by.eq(Some(by)),
+            ))
+            .returning(Restore::as_returning())
+            .get_result(conn)
+    }
+
+    /// Ends a restore with its phase and warnings.
+    pub fn end(
+        conn: &mut PgConnection,
+        id: RestoreId,
+        phase: &str,
+        warnings: Option<&str>,
+    ) -> QueryResult<()> {
+        diesel::update(restores::table.find(id))
+            .set((
+                restores::phase.eq(phase),
+                restores::warnings.eq(warnings),
+                restores::finished_at.eq(Some(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}

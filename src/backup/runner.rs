@@ -1,0 +1,682 @@
+//! Running backups and restores. A backup streams `pg_dump` (custom format) through a SHA-256
+//! counter into a bounded multipart upload, never holding the dump in memory, then checks the
+//! stored object's size. A restore streams the object into `pg_restore` and checks the hash.
+
+use std::collections::HashSet;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chrono::Utc;
+use s3::error::S3Error;
+use s3::{Bucket, BucketConfiguration};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+use crate::backup::database::DataSource;
+use crate::backup::model::{Backup, BackupId, Restore, phase};
+use crate::credentials::model::Credential;
+use crate::credentials::verify::{self, Outbound, Outcome};
+use crate::crypto::{Keyring, random_token};
+use crate::db::{self, DbPool};
+use crate::projects::model::Project;
+
+/// Parts uploaded at once: bounds memory to a few 8 MiB parts whatever the database's size.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
+/// How often a running backup proves it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// S3 settings of a backup credential, opened for use.
+pub struct Storage {
+    endpoint: String,
+    region: String,
+    access_key: String,
+    secret_key: String,
+}
+
+impl Storage {
+    /// Opens a backup credential's settings.
+    pub fn of(credential: &Credential, keyring: &Keyring) -> Result<Storage, String> {
+        let values = credential.all_values(keyring).map_err(|_| {
+            "the backup credential's secret cannot be opened with the configured keys".to_string()
+        })?;
+        Ok(Storage {
+            endpoint: values.get("endpoint").to_string(),
+            region: values.get("region").to_string(),
+            access_key: values.get("access_key_id").to_string(),
+            secret_key: values.get("secret_access_key").to_string(),
+        })
+    }
+
+    fn origin(&self) -> String {
+        url::Url::parse(&self.endpoint).map_or_else(
+            |_| self.endpoint.clone(),
+            |url| verify::outbound::origin(&url),
+        )
+    }
+
+    /// A handle on `bucket`; checks the endpoint's address first.
+    pub async fn bucket(
+        &self,
+        outbound: &Outbound,
+        bucket: &str,
+        timeout: Duration,
+    ) -> Result<Box<Bucket>, String> {
+        let url = url::Url::parse(&self.endpoint)
+            .map_err(|_| "the S3 endpoint is not a valid URL".to_string())?;
+        outbound.check_target(&url).await?;
+        verify::s3_bucket(
+            bucket,
+            &self.endpoint,
+            &self.region,
+            &self.access_key,
+            &self.secret_key,
+            timeout,
+        )
+        .map_err(|error| format!("cannot use these S3 settings: {error}"))
+    }
+
+    /// What an S3 failure means, in words.
+    fn explain(&self, error: S3Error, denied: &str) -> String {
+        match verify::s3_failure(&self.origin(), error) {
+            Outcome::Warning(_) => denied.to_string(),
+            outcome => outcome.message().to_string(),
+        }
+    }
+}
+
+/// The default bucket of a project: `keyhold-<organization>-<project>`, valid for S3.
+pub fn default_bucket(organization: &str, project: &str) -> String {
+    let slug = |text: &str| {
+        text.to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .split('-')
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let mut name = format!("keyhold-{}-{}", slug(organization), slug(project));
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
+/// S3 bucket naming rules: 3–63 lower-case letters, digits, `-` and `.`, starting and ending
+/// with a letter or digit.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err("Use 3 to 63 lower-case letters, digits, - and ., starting and ending with a letter or digit.".into())
+    }
+}
+
+/// Creates the bucket if needed, then proves write, read and delete with a probe object.
+pub async fn prepare_bucket(
+    outbound: &Outbound,
+    storage: &Storage,
+    name: &str,
+) -> Result<String, String> {
+    let handle = storage.bucket(outbound, name, outbound.timeout).await?;
+    let region = handle.region();
+    let credentials = handle.credentials().await.map_err(|e| e.to_string())?;
+    let created = match Bucket::create_with_path_style(
+        name,
+        region,
+        credentials,
+        BucketConfiguration::default(),
+    )
+    .await
+    {
+        Ok(response) if response.success() => true,
+        Ok(response) if response.response_code == 409 => false,
+        Ok(response) if response.response_code == 403 => false,
+        Ok(response) => {
+            return Err(format!(
+                "could not create bucket {name}: HTTP {}",
+                response.response_code
+            ));
+        }
+        Err(S3Error::HttpFailWithBody(409, _)) => false,
+        // Without the right to create buckets the bucket may still exist: the probe decides.
+        Err(S3Error::HttpFailWithBody(403, body)) if body.contains("AccessDenied") => false,
+        Err(error) => {
+            return Err(storage.explain(error, &format!("creating bucket {name} is denied")));
+        }
+    };
+    let key = format!(".keyhold-probe/{}", random_token());
+    let content = b"keyhold write probe";
+    match handle.put_object(&key, content).await {
+        Ok(response) if response.status_code() / 100 == 2 => {}
+        Ok(response) => {
+            return Err(format!(
+                "write denied on bucket {name} (HTTP {})",
+                response.status_code()
+            ));
+        }
+        Err(error) => return Err(storage.explain(error, &format!("write denied on bucket {name}"))),
+    }
+    match handle.get_object(&key).await {
+        Ok(response) if response.bytes().as_ref() == content => {}
+        Ok(_) => {
+            return Err(format!(
+                "read denied on bucket {name}: the probe object came back different"
+            ));
+        }
+        Err(error) => return Err(storage.explain(error, &format!("read denied on bucket {name}"))),
+    }
+    match handle.delete_object(&key).await {
+        Ok(response) if response.status_code() / 100 == 2 => {}
+        Ok(response) => {
+            return Err(format!(
+                "delete denied on bucket {name} (HTTP {}): retention needs it",
+                response.status_code()
+            ));
+        }
+        Err(error) => {
+            return Err(storage.explain(
+                error,
+                &format!("delete denied on bucket {name}: retention needs it"),
+            ));
+        }
+    }
+    Ok(if created {
+        format!("created bucket {name}; write, read and delete work")
+    } else {
+        format!("bucket {name} is ready; write, read and delete work")
+    })
+}
+
+/// Counts and hashes what passes through.
+struct Hashing<T> {
+    inner: T,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Hashing<T> {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    fn digest(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Hashing<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            let new = &buf.filled()[before..];
+            self.hasher.update(new);
+            self.bytes += new.len() as u64;
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Hashing<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = poll {
+            self.hasher.update(&buf[..written]);
+            self.bytes += written as u64;
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The last lines of a tool's error output, on one line.
+async fn tail(mut stderr: impl AsyncRead + Unpin) -> String {
+    let mut text = String::new();
+    let mut buffer = vec![0u8; 8192];
+    while let Ok(n) = stderr.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        if text.len() > 64 * 1024 {
+            text.drain(..text.len() - 16 * 1024);
+        }
+    }
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// An S3 object key part: letters, digits, `.`, `_` and `-` only.
+fn key_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Runs backups and restores for the pages and the scheduler.
+#[derive(Clone)]
+pub struct Runner {
+    pub pool: DbPool,
+    pub keyring: Keyring,
+    pub outbound: Outbound,
+    /// Backups running in this process (for graceful shutdown).
+    in_flight: Arc<Mutex<HashSet<BackupId>>>,
+    /// Timeout of one S3 request during uploads and downloads.
+    transfer_timeout: Duration,
+}
+
+/// Why a backup ended without completing: its phase and reason.
+struct Ended(&'static str, String);
+
+impl Runner {
+    pub fn new(pool: DbPool, keyring: Keyring, outbound: Outbound) -> Runner {
+        Runner {
+            pool,
+            keyring,
+            outbound,
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            transfer_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Runs a New backup to its end, recording the outcome; never panics.
+    pub async fn run_backup(&self, id: BackupId) {
+        if let Ok(mut running) = self.in_flight.lock() {
+            running.insert(id);
+        }
+        let outcome = self.backup(id).await;
+        if let Err(Ended(phase, reason)) = outcome {
+            tracing::warn!(backup = id.0, "backup {phase}: {reason}");
+            let _ = db::run(&self.pool, move |conn| {
+                Backup::end(conn, id, phase, &reason)
+            })
+            .await;
+        }
+        if let Ok(mut running) = self.in_flight.lock() {
+            running.remove(&id);
+        }
+    }
+
+    async fn backup(&self, id: BackupId) -> Result<(), Ended> {
+        let failed = |reason: String| Ended(phase::FAILED, reason);
+        let (backup, project, credential) = db::run(&self.pool, move |conn| {
+            let backup = Backup::find_any(conn, id)?;
+            let project = Project::find_any(conn, backup.project_id)?;
+            let credential = match project.backup_credential_id {
+                Some(credential) => Some(Credential::find_any(conn, credential)?),
+                None => None,
+            };
+            Ok::<_, crate::error::AppError>((backup, project, credential))
+        })
+        .await
+        .map_err(|error| failed(format!("could not load the backup: {error}")))?;
+        if backup.phase != phase::NEW {
+            return Ok(());
+        }
+        let Some(credential) = credential.filter(|_| project.backup_enabled) else {
+            return Err(Ended(
+                phase::SKIPPED,
+                "backup is disabled for this project".into(),
+            ));
+        };
+        if credential.is_locked {
+            return Err(Ended(phase::SKIPPED, "credentials locked".into()));
+        }
+        if credential
+            .expires_on
+            .is_some_and(|date| date < Utc::now().date_naive())
+        {
+            return Err(failed("credentials expired".into()));
+        }
+        let bucket_name = project.bucket.clone().unwrap_or_default();
+        let (credential_id, claim_bucket) = (credential.id, bucket_name.clone());
+        let claimed = db::run(&self.pool, move |conn| {
+            Backup::claim(conn, id, Some(credential_id), Some(&claim_bucket))
+        })
+        .await
+        .map_err(|error| failed(format!("could not start: {error}")))?;
+        let Some(backup) = claimed else {
+            return Ok(()); // another process runs it
+        };
+
+        let heartbeat = {
+            let pool = self.pool.clone();
+            actix_web::rt::spawn(async move {
+                let mut interval = actix_web::rt::time::interval(HEARTBEAT);
+                loop {
+                    interval.tick().await;
+                    let _ = db::run(&pool, move |conn| Backup::heartbeat(conn, id)).await;
+                }
+            })
+        };
+        let result = self
+            .dump_and_upload(&backup, &project, &credential, &bucket_name)
+            .await;
+        heartbeat.abort();
+        let (key, size, sha256) = result.map_err(failed)?;
+        let expires_at = backup.started_at.unwrap_or_else(Utc::now)
+            + chrono::Duration::seconds(self.retention_of(&backup).await);
+        db::run(&self.pool, move |conn| {
+            Backup::complete(conn, id, &key, size as i64, &sha256, expires_at)
+        })
+        .await
+        .map_err(|error| failed(format!("uploaded, but could not record it: {error}")))?;
+        tracing::info!(backup = id.0, bytes = size, "backup completed");
+        Ok(())
+    }
+
+    /// The retention of the backup's policy (a deleted policy's backups keep 720h).
+    async fn retention_of(&self, backup: &Backup) -> i64 {
+        let (project, policy) = (backup.project_id, backup.policy_id);
+        let found = match policy {
+            Some(policy) => db::run(&self.pool, move |conn| {
+                crate::backup::model::BackupPolicy::find(conn, project, policy)
+            })
+            .await
+            .ok()
+            .map(|policy| policy.retention_secs),
+            None => None,
+        };
+        found.unwrap_or(720 * 3600)
+    }
+
+    async fn dump_and_upload(
+        &self,
+        backup: &Backup,
+        project: &Project,
+        credential: &Credential,
+        bucket_name: &str,
+    ) -> Result<(String, u64, String), String> {
+        let storage = Storage::of(credential, &self.keyring)?;
+        let bucket = storage
+            .bucket(&self.outbound, bucket_name, self.transfer_timeout)
+            .await?;
+        let url = project.open_database_url(&self.keyring).map_err(|_| {
+            "the project's database URL cannot be opened with the configured keys".to_string()
+        })?;
+        let source = DataSource::parse(&url)?;
+        source.check_reachable_host(&self.outbound).await?;
+        let key = format!(
+            "{}/{}/{}.dump",
+            key_part(&project.name),
+            key_part(&backup.policy_name),
+            backup.scheduled_for.format("%Y%m%dT%H%M%SZ")
+        );
+        let mut child = source
+            .pg_dump(&backup.namespaces())
+            .spawn()
+            .map_err(|error| format!("could not start pg_dump: {error}"))?;
+        let stdout = child.stdout.take().ok_or("pg_dump has no output")?;
+        let stderr = child.stderr.take().ok_or("pg_dump has no error output")?;
+        let errors = actix_web::rt::spawn(tail(stderr));
+        let mut reader = Hashing::new(stdout);
+        let upload = bucket
+            .put_object_stream_builder(&key)
+            .with_content_type("application/octet-stream")
+            .with_max_concurrent_chunks(UPLOAD_PARTS_IN_FLIGHT)
+            .execute_stream(&mut reader)
+            .await;
+        let status = child
+            .wait()
+            .await
+            .map_err(|error| format!("pg_dump did not finish: {error}"))?;
+        let errors = errors.await.unwrap_or_default();
+        let remove_partial = || async {
+            let _ = bucket.delete_object(&key).await;
+        };
+        match upload {
+            Ok(response) if response.status_code() / 100 == 2 => {}
+            Ok(response) => {
+                remove_partial().await;
+                return Err(format!(
+                    "upload to bucket {bucket_name} refused (HTTP {})",
+                    response.status_code()
+                ));
+            }
+            Err(error) => {
+                remove_partial().await;
+                return Err(
+                    storage.explain(error, &format!("write denied on bucket {bucket_name}"))
+                );
+            }
+        }
+        if !status.success() {
+            remove_partial().await;
+            return Err(format!("pg_dump failed ({status}): {errors}"));
+        }
+        let (head, code) = bucket.head_object(&key).await.map_err(|error| {
+            storage.explain(
+                error,
+                &format!("the uploaded object in {bucket_name} cannot be read back"),
+            )
+        })?;
+        if code / 100 != 2 || head.content_length != Some(reader.bytes as i64) {
+            remove_partial().await;
+            return Err(format!(
+                "the stored object has {:?} bytes where {} were sent",
+                head.content_length, reader.bytes
+            ));
+        }
+        Ok((key, reader.bytes, reader.digest()))
+    }
+
+    /// Deletes a backup's object (404 counts as deleted).
+    pub async fn delete_object(&self, backup: &Backup) -> Result<(), String> {
+        let (Some(credential_id), Some(bucket_name), Some(key)) =
+            (backup.credential_id, &backup.bucket, &backup.object_key)
+        else {
+            return Ok(());
+        };
+        let credential = db::run(&self.pool, move |conn| {
+            Credential::find_any(conn, credential_id)
+        })
+        .await
+        .map_err(|_| "the backup credential of this backup no longer exists".to_string())?;
+        let storage = Storage::of(&credential, &self.keyring)?;
+        let bucket = storage
+            .bucket(&self.outbound, bucket_name, self.outbound.timeout)
+            .await?;
+        match bucket.delete_object(key).await {
+            Ok(response) if response.status_code() / 100 == 2 || response.status_code() == 404 => {
+                Ok(())
+            }
+            Ok(response) => Err(format!(
+                "deleting {key} answered HTTP {}",
+                response.status_code()
+            )),
+            Err(S3Error::HttpFailWithBody(404, _)) => Ok(()),
+            Err(error) => {
+                Err(storage.explain(error, &format!("delete denied on bucket {bucket_name}")))
+            }
+        }
+    }
+
+    /// Restores `backup` into `target` (the project database when `None`), recording the outcome.
+    pub async fn run_restore(
+        &self,
+        restore: Restore,
+        backup: Backup,
+        project: Project,
+        target: Option<String>,
+    ) {
+        let id = restore.id;
+        let (phase, warnings) = match self.restore(&restore, &backup, &project, target).await {
+            Ok(warnings) => (phase::COMPLETED, warnings),
+            Err(reason) => (phase::FAILED, Some(reason)),
+        };
+        tracing::info!(restore = id.0, "restore {phase}");
+        let _ = db::run(&self.pool, move |conn| {
+            Restore::end(conn, id, phase, warnings.as_deref())
+        })
+        .await;
+    }
+
+    async fn restore(
+        &self,
+        restore: &Restore,
+        backup: &Backup,
+        project: &Project,
+        target: Option<String>,
+    ) -> Result<Option<String>, String> {
+        let (Some(credential_id), Some(bucket_name), Some(key)) = (
+            backup.credential_id,
+            backup.bucket.clone(),
+            backup.object_key.clone(),
+        ) else {
+            return Err("the backup has no stored object".into());
+        };
+        let credential = db::run(&self.pool, move |conn| {
+            Credential::find_any(conn, credential_id)
+        })
+        .await
+        .map_err(|_| "the backup credential of this backup no longer exists".to_string())?;
+        if credential.is_locked {
+            return Err("credentials locked".into());
+        }
+        let storage = Storage::of(&credential, &self.keyring)?;
+        let bucket = storage
+            .bucket(&self.outbound, &bucket_name, self.transfer_timeout)
+            .await?;
+        let url = match target {
+            Some(url) => url,
+            None => project.open_database_url(&self.keyring).map_err(|_| {
+                "the project's database URL cannot be opened with the configured keys".to_string()
+            })?,
+        };
+        let source = DataSource::parse(&url)?;
+        source.check_reachable_host(&self.outbound).await?;
+        let mut child = source
+            .pg_restore(&restore.namespaces())
+            .spawn()
+            .map_err(|error| format!("could not start pg_restore: {error}"))?;
+        let stdin = child.stdin.take().ok_or("pg_restore has no input")?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or("pg_restore has no error output")?;
+        let errors = actix_web::rt::spawn(tail(stderr));
+        let mut writer = Hashing::new(stdin);
+        let download = bucket.get_object_to_writer(&key, &mut writer).await;
+        drop(writer.inner); // end of input for pg_restore
+        let status = child
+            .wait()
+            .await
+            .map_err(|error| format!("pg_restore did not finish: {error}"))?;
+        let errors = errors.await.unwrap_or_default();
+        match download {
+            Ok(code) if code / 100 == 2 => {}
+            Ok(code) => return Err(format!("downloading {key} answered HTTP {code}")),
+            Err(error) => {
+                return Err(storage.explain(error, &format!("read denied on bucket {bucket_name}")));
+            }
+        }
+        let digest = hex::encode(writer.hasher.finalize());
+        if backup.sha256.as_deref() != Some(digest.as_str()) {
+            return Err(
+                "checksum mismatch: the stored object differs from what was backed up".into(),
+            );
+        }
+        if status.success() {
+            Ok((!errors.is_empty()).then_some(errors))
+        } else if errors.contains("errors ignored on restore") {
+            Ok(Some(errors))
+        } else {
+            Err(format!("pg_restore failed ({status}): {errors}"))
+        }
+    }
+
+    /// Waits up to `grace` for running backups, then marks what is left as interrupted.
+    pub async fn shutdown(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let left: Vec<BackupId> = self
+                .in_flight
+                .lock()
+                .map(|r| r.iter().copied().collect())
+                .unwrap_or_default();
+            if left.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                for id in left {
+                    let _ = db::run(&self.pool, move |conn| {
+                        Backup::end(
+                            conn,
+                            id,
+                            phase::FAILED,
+                            "interrupted: keyhold was stopped during the upload",
+                        )
+                    })
+                    .await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_buckets_are_valid_s3_names() {
+        let name = default_bucket("Blue Org (EU)", "Shop-Prod");
+        assert_eq!(name, "keyhold-blue-org-eu-shop-prod");
+        assert!(check_bucket_name(&name).is_ok());
+        assert!(check_bucket_name(&default_bucket(&"x".repeat(80), "p")).is_ok());
+        assert!(check_bucket_name("Upper").is_err());
+        assert!(check_bucket_name("-dash").is_err());
+    }
+
+    #[tokio::test]
+    async fn hashing_counts_and_hashes_what_it_reads() {
+        let mut reader = Hashing::new(&b"hello world"[..]);
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.unwrap();
+        assert_eq!(reader.bytes, 11);
+        assert_eq!(
+            reader.digest(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The scheduler: a loop in every `serve` process (or alone in `keyhold worker`) that claims
+//! due policies with `FOR UPDATE SKIP LOCKED`, records one backup row per (policy, slot) so two
+//! instances never run a slot twice, runs them, marks runs whose process died as Failed, and
+//! deletes expired backups.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use tokio::sync::Semaphore;
+
+use crate::backup::model::{Backup, BackupId, BackupPolicy, phase};
+use crate::backup::runner::{HEARTBEAT, Runner};
+use crate::db;
+use crate::error::AppError;
+use crate::schema::{backup_policies, backups, restores};
+
+/// Policies claimed per transaction.
+const CLAIM_BATCH: i64 = 50;
+
+/// Claims every due policy (as of `now`), records its run, and moves its next slot past `now`.
+/// Slots missed while keyhold was down collapse into one run, for the latest of them.
+pub fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<Vec<BackupId>> {
+    conn.transaction(|conn| {
+        let due: Vec<BackupPolicy> = backup_policies::table
+            .filter(backup_policies::next_run_at.le(now))
+            .order(backup_policies::next_run_at)
+            .limit(CLAIM_BATCH)
+            .select(BackupPolicy::as_select())
+            .for_update()
+            .skip_locked()
+            .load(conn)?;
+        let mut claimed = Vec::new();
+        for policy in due {
+            let Some(schedule) = policy.schedule() else {
+                tracing::error!(
+                    policy = policy.id.0,
+                    "policy has an unusable schedule; retrying in a day"
+                );
+                diesel::update(backup_policies::table.find(policy.id))
+                    .set(backup_policies::next_run_at.eq(now + chrono::Duration::days(1)))
+                    .execute(conn)?;
+                continue;
+            };
+            let slot = schedule
+                .latest_at_or_before(now)
+                .filter(|slot| *slot >= policy.next_run_at)
+                .unwrap_or(policy.next_run_at);
+            if let Some(id) = Backup::insert_slot(conn, &policy, slot)? {
+                claimed.push(id);
+            }
+            let next = schedule
+                .next_after(now)
+                .unwrap_or(now + chrono::Duration::days(1));
+            diesel::update(backup_policies::table.find(policy.id))
+                .set(backup_policies::next_run_at.eq(next))
+                .execute(conn)?;
+        }
+        Ok(claimed)
+    })
+}
+
+/// Runs whose process stopped beating are Failed (interrupted); returns how many.
+pub fn reap_stale(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<usize> {
+    let stale = now - chrono::Duration::from_std(HEARTBEAT * 6).unwrap_or_default();
+    let backups = diesel::update(
+        backups::table
+            .filter(backups::phase.eq(phase::IN_PROGRESS))
+            .filter(backups::heartbeat_at.lt(stale)),
+    )
+    .set((
+        backups::phase.eq(phase::FAILED),
+        backups::reason.eq(Some("interrupted: the keyhold process running it stopped")),
+        backups::finished_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    let never_started = diesel::update(
+        backups::table
+            .filter(backups::phase.eq(phase::NEW))
+            .filter(backups::created_at.lt(stale)),
+    )
+    .set((
+        backups::phase.eq(phase::FAILED),
+        backups::reason.eq(Some("interrupted: keyhold stopped before the run started")),
+        backups::finished_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    let restores = diesel::update(
+        restores::table
+            .filter(restores::phase.eq(phase::IN_PROGRESS))
+            .filter(restores::started_at.lt(now - chrono::Duration::hours(12))),
+    )
+    .set((
+        restores::phase.eq(phase::FAILED),
+        restores::warnings.eq(Some("interrupted: the keyhold process running it stopped")),
+        restores::finished_at.eq(Some(now)),
+    ))
+    .execute(conn)?;
+    Ok(backups + never_started + restores)
+}
+
+/// Completed backups whose retention has passed (as of `now`) and whose object still exists.
+pub fn expired(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Backup>> {
+    backups::table
+        .filter(backups::phase.eq(phase::COMPLETED))
+        .filter(backups::deleted_at.is_null())
+        .filter(backups::expires_at.le(now))
+        .order(backups::expires_at)
+        .limit(limit)
+        .select(Backup::as_select())
+        .load(conn)
+}
+
+/// Deletes expired backups' objects and marks them deleted; returns how many.
+pub async fn apply_retention(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
+    let due = db::run(&runner.pool, move |conn| expired(conn, now, 20)).await?;
+    let mut deleted = 0;
+    for backup in due {
+        match runner.delete_object(&backup).await {
+            Ok(()) => {
+                let id = backup.id;
+                db::run(&runner.pool, move |conn| Backup::mark_deleted(conn, id)).await?;
+                deleted += 1;
+            }
+            Err(reason) => {
+                tracing::warn!(backup = backup.id.0, "retention could not delete: {reason}")
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// One pass: reap, claim and start due runs (at most `permits` at once), apply retention.
+pub async fn tick(
+    runner: &Runner,
+    permits: &Arc<Semaphore>,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    db::run(&runner.pool, move |conn| reap_stale(conn, now)).await?;
+    let claimed = db::run(&runner.pool, move |conn| claim_due(conn, now)).await?;
+    let started = claimed.len();
+    for id in claimed {
+        let (runner, permits) = (runner.clone(), permits.clone());
+        actix_web::rt::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            runner.run_backup(id).await;
+        });
+    }
+    apply_retention(runner, now).await?;
+    Ok(started)
+}
+
+/// Runs `tick` every `interval` until the process ends.
+pub fn spawn(runner: Runner, interval: Duration, concurrency: usize) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    actix_web::rt::spawn(async move {
+        let mut timer = actix_web::rt::time::interval(interval);
+        loop {
+            timer.tick().await;
+            if let Err(error) = tick(&runner, &permits, Utc::now()).await {
+                tracing::warn!("scheduler pass failed: {error}");
+            }
+        }
+    });
+}

@@ -1,0 +1,324 @@
+//! Projects: rows, their sealed data source URL, and the queries over them (always scoped).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel_derive_newtype::DieselNewType;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::model::{OrganizationId, UserId};
+use crate::auth::Scope;
+use crate::credentials::model::CredentialId;
+use crate::crypto::Keyring;
+use crate::error::AppError;
+use crate::schema::{organizations, projects};
+
+/// Id of a project.
+#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProjectId(pub i64);
+
+impl std::fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A project row (its data source still sealed).
+#[derive(Queryable, Selectable, QueryableByName, Debug, Clone)]
+#[diesel(table_name = projects)]
+pub struct Project {
+    pub id: ProjectId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub cloud_credential_id: Option<CredentialId>,
+    pub ai_credential_id: Option<CredentialId>,
+    pub database_url: String,
+    pub backup_enabled: bool,
+    pub backup_credential_id: Option<CredentialId>,
+    pub bucket: Option<String>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<UserId>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Option<UserId>,
+}
+
+/// A row of the projects list, with the names shown beside it.
+#[derive(QueryableByName, Debug, Clone)]
+pub struct ProjectListing {
+    #[diesel(embed)]
+    pub project: Project,
+    #[diesel(sql_type = Text)]
+    pub organization_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub cloud_credential_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub ai_credential_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub backup_credential_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_phase: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_reason: Option<String>,
+}
+
+impl ProjectListing {
+    /// Whether the project's latest scheduled run failed or was skipped.
+    pub fn failing(&self) -> bool {
+        matches!(self.last_phase.as_deref(), Some("Failed" | "Skipped"))
+    }
+}
+
+/// What it takes to create a project.
+pub struct NewProject<'a> {
+    pub organization_id: OrganizationId,
+    pub name: &'a str,
+    pub cloud_credential_id: Option<CredentialId>,
+    pub ai_credential_id: Option<CredentialId>,
+    pub database_url: &'a str,
+    pub backup: Option<(CredentialId, String)>,
+    pub created_by: UserId,
+}
+
+/// Associated data of a project's sealed data source.
+fn context(organization: OrganizationId, id: ProjectId) -> String {
+    format!("org/{organization}/project/{id}/database_url")
+}
+
+const LISTING: &str = "SELECT p.*, o.name AS organization_name,
+        cc.name AS cloud_credential_name, ac.name AS ai_credential_name,
+        bc.name AS backup_credential_name, last.phase AS last_phase, last.reason AS last_reason
+     FROM projects p
+     JOIN organizations o ON o.id = p.organization_id
+     LEFT JOIN credentials cc ON cc.id = p.cloud_credential_id
+     LEFT JOIN credentials ac ON ac.id = p.ai_credential_id
+     LEFT JOIN credentials bc ON bc.id = p.backup_credential_id
+     LEFT JOIN LATERAL (
+         SELECT b.phase, b.reason FROM backups b
+         WHERE b.project_id = p.id AND b.phase IN ('Completed', 'Failed', 'Skipped')
+         ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1
+     ) last ON true
+     WHERE ($1::bigint IS NULL OR o.partner_id = $1)
+       AND ($2::bigint IS NULL OR p.organization_id = $2)
+       AND ($3::bigint IS NULL OR p.id = $3)
+     ORDER BY lower(p.name), p.id";
+
+fn scope_binds(scope: &Scope) -> (Option<i64>, Option<i64>) {
+    match scope {
+        Scope::Partner(partner) => (Some(partner.0), None),
+        Scope::Organization(organization) => (None, Some(organization.0)),
+    }
+}
+
+impl Project {
+    /// The data source URL, opened (for pg_dump, pg_restore and listing schemas only).
+    pub fn open_database_url(&self, keyring: &Keyring) -> anyhow::Result<String> {
+        keyring.open_text(&self.database_url, &context(self.organization_id, self.id))
+    }
+
+    /// The projects `scope` reaches, with names and their latest backup outcome.
+    pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<ProjectListing>> {
+        let (partner, organization) = scope_binds(scope);
+        diesel::sql_query(LISTING)
+            .bind::<Nullable<BigInt>, _>(partner)
+            .bind::<Nullable<BigInt>, _>(organization)
+            .bind::<Nullable<BigInt>, _>(None::<i64>)
+            .load(conn)
+    }
+
+    /// One project inside `scope`, with its names; `NotFound` otherwise.
+    pub fn find_listing(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: ProjectId,
+    ) -> QueryResult<ProjectListing> {
+        let (partner, organization) = scope_binds(scope);
+        diesel::sql_query(LISTING)
+            .bind::<Nullable<BigInt>, _>(partner)
+            .bind::<Nullable<BigInt>, _>(organization)
+            .bind::<Nullable<BigInt>, _>(Some(id.0))
+            .get_result(conn)
+    }
+
+    /// One project inside `scope`, locked for update; `NotFound` otherwise.
+    pub fn find_for_update(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: ProjectId,
+    ) -> QueryResult<Project> {
+        let base = projects::table
+            .filter(projects::id.eq(id))
+            .select(Project::as_select());
+        match scope {
+            Scope::Partner(partner) => base
+                .filter(
+                    projects::organization_id.eq_any(
+                        organizations::table
+                            .filter(organizations::partner_id.eq(partner))
+                            .select(organizations::id),
+                    ),
+                )
+                .for_update()
+                .first(conn),
+            Scope::Organization(organization) => base
+                .filter(projects::organization_id.eq(organization))
+                .for_update()
+                .first(conn),
+        }
+    }
+
+    /// A project by id, unscoped (for the scheduler, which acts for everyone).
+    pub fn find_any(conn: &mut PgConnection, id: ProjectId) -> QueryResult<Project> {
+        projects::table
+            .find(id)
+            .select(Project::as_select())
+            .first(conn)
+    }
+
+    /// Whether the organization already has a project of this name.
+    pub fn name_taken(
+        conn: &mut PgConnection,
+        organization: OrganizationId,
+        name: &str,
+    ) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            projects::table
+                .filter(projects::organization_id.eq(organization))
+                .filter(projects::name.eq(name)),
+        ))
+        .get_result(conn)
+    }
+
+    /// Creates a project with its data source sealed under the active key.
+    pub fn create(
+        conn: &mut PgConnection,
+        keyring: &Keyring,
+        new: &NewProject<'_>,
+    ) -> Result<Project, AppError> {
+        let id: i64 = diesel::select(diesel::dsl::sql::<BigInt>("nextval('projects_id_seq')"))
+            .get_result(conn)?;
+        let id = ProjectId(id);
+        let sealed = keyring
+            .seal_text(new.database_url, &context(new.organization_id, id))
+            .map_err(AppError::Internal)?;
+        let (backup_credential, bucket) = match &new.backup {
+            Some((credential, bucket)) => (Some(*credential), Some(bucket.clone())),
+            None => (None, None),
+        };
+        Ok(diesel::insert_into(projects::table)
+            .values((
+                projects::id.eq(id),
+                projects::organization_id.eq(new.organization_id),
+                projects::name.eq(new.name),
+                projects::cloud_credential_id.eq(new.cloud_credential_id),
+                projects::ai_credential_id.eq(new.ai_credential_id),
+                projects::database_url.eq(sealed),
+                projects::backup_enabled.eq(new.backup.is_some()),
+                projects::backup_credential_id.eq(backup_credential),
+                projects::bucket.eq(bucket),
+                projects::created_by.eq(Some(new.created_by)),
+                projects::updated_by.eq(Some(new.created_by)),
+            ))
+            .returning(Project::as_returning())
+            .get_result(conn)?)
+    }
+
+    /// Turns backup on with a credential and bucket.
+    pub fn enable_backup(
+        &self,
+        conn: &mut PgConnection,
+        credential: CredentialId,
+        bucket: &str,
+        by: UserId,
+    ) -> Result<(), AppError> {
+        if self.backup_enabled {
+            return Err(AppError::Conflict(
+                "project backup already enabled: disable it first to switch credentials".into(),
+            ));
+        }
+        diesel::update(projects::table.find(self.id))
+            .set((
+                projects::backup_enabled.eq(true),
+                projects::backup_credential_id.eq(Some(credential)),
+                projects::bucket.eq(Some(bucket)),
+                projects::version.eq(projects::version + 1),
+                projects::updated_at.eq(Utc::now()),
+                projects::updated_by.eq(Some(by)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Turns backup off; refused while policies exist.
+    pub fn disable_backup(
+        &self,
+        conn: &mut PgConnection,
+        policies: i64,
+        by: UserId,
+    ) -> Result<(), AppError> {
+        if !self.backup_enabled {
+            return Err(AppError::Conflict("project backup already disabled".into()));
+        }
+        if policies > 0 {
+            return Err(AppError::Conflict(
+                "delete the backup policies first: backup stays on while a policy exists".into(),
+            ));
+        }
+        diesel::update(projects::table.find(self.id))
+            .set((
+                projects::backup_enabled.eq(false),
+                projects::backup_credential_id.eq(None::<CredentialId>),
+                projects::version.eq(projects::version + 1),
+                projects::updated_at.eq(Utc::now()),
+                projects::updated_by.eq(Some(by)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Names of the projects that use a credential (in any role), for the credentials pages.
+    pub fn names_using(
+        conn: &mut PgConnection,
+        credential: CredentialId,
+    ) -> QueryResult<Vec<String>> {
+        projects::table
+            .filter(
+                projects::cloud_credential_id
+                    .eq(credential)
+                    .or(projects::ai_credential_id.eq(credential))
+                    .or(projects::backup_credential_id.eq(credential)),
+            )
+            .order(projects::name)
+            .select(projects::name)
+            .load(conn)
+    }
+
+    /// Re-seals up to `batch` data source URLs not under the active key; returns how many.
+    pub fn reseal_batch(
+        conn: &mut PgConnection,
+        keyring: &Keyring,
+        batch: i64,
+    ) -> Result<usize, AppError> {
+        conn.transaction(|conn| {
+            let prefix = format!("{}:%", keyring.active_id());
+            let rows: Vec<Project> = projects::table
+                .filter(projects::database_url.not_like(prefix))
+                .select(Project::as_select())
+                .order(projects::id)
+                .limit(batch)
+                .for_update()
+                .skip_locked()
+                .load(conn)?;
+            for row in &rows {
+                let url = row.open_database_url(keyring).map_err(AppError::Internal)?;
+                let sealed = keyring
+                    .seal_text(&url, &context(row.organization_id, row.id))
+                    .map_err(AppError::Internal)?;
+                diesel::update(projects::table.find(row.id))
+                    .set(projects::database_url.eq(sealed))
+                    .execute(conn)?;
+            }
+            Ok(rows.len())
+        })
+    }
+}
