@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::credentials::model::Credential;
 use crate::crypto::Secret;
 use crate::db;
+use crate::projects::model::Project;
 use crate::startup::Application;
 use crate::web::form::{check_email, check_length};
 
@@ -30,6 +31,9 @@ enum Command {
     Serve,
     /// Create and migrate the database, then exit.
     Migrate,
+    /// Run only the backup scheduler (no web console), e.g. beside `serve` with
+    /// KEYHOLD_SCHEDULER=false.
+    Worker,
     /// Manage accounts from a shell.
     #[command(subcommand)]
     User(UserCommand),
@@ -92,20 +96,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Worker => {
+            let pool = db::prepare(&settings.database_url, settings.db_pool_size)?;
+            let runner = crate::startup::runner(&pool, &settings);
+            crate::backup::scheduler::spawn(
+                runner.clone(),
+                settings.scheduler_interval,
+                settings.backup_concurrency,
+            );
+            tracing::info!("keyhold worker running the backup scheduler");
+            tokio::signal::ctrl_c().await?;
+            runner.shutdown(std::time::Duration::from_secs(60)).await;
+            Ok(())
+        }
         Command::Keys(KeysCommand::Rotate { batch }) => {
             let pool = db::prepare(&settings.database_url, 2)?;
             let mut conn = pool.get()?;
-            let mut total = 0;
-            loop {
-                let done = Credential::reseal_batch(&mut conn, &settings.keyring, batch.max(1))
-                    .map_err(|error| anyhow::anyhow!("{error:#}"))?;
-                if done == 0 {
-                    break;
-                }
-                total += done;
-            }
+            let reseal =
+                |conn: &mut diesel::PgConnection, projects: bool| -> anyhow::Result<usize> {
+                    let mut total = 0;
+                    loop {
+                        let done = if projects {
+                            Project::reseal_batch(conn, &settings.keyring, batch.max(1))
+                        } else {
+                            Credential::reseal_batch(conn, &settings.keyring, batch.max(1))
+                        }
+                        .map_err(|error| match error {
+                            crate::error::AppError::Internal(cause) => cause,
+                            other => anyhow::anyhow!("{other}"),
+                        })?;
+                        if done == 0 {
+                            return Ok(total);
+                        }
+                        total += done;
+                    }
+                };
+            let credentials = reseal(&mut conn, false)?;
+            let projects = reseal(&mut conn, true)?;
             println!(
-                "re-sealed {total} credential(s) under key {}; every secret now uses it",
+                "re-sealed {credentials} credential(s) and {projects} project data source(s) under key {}; every secret now uses it",
                 settings.keyring.active_id()
             );
             Ok(())

@@ -23,6 +23,10 @@
 //! - `KEYHOLD_AWS_STS_ENDPOINT`: where AWS keys are checked; default `https://sts.amazonaws.com`.
 //! - `KEYHOLD_AZURE_AUTHORITY`: where Azure keys are checked; default
 //!   `https://login.microsoftonline.com`.
+//! - `KEYHOLD_SCHEDULER`: run the backup scheduler inside `serve`; default `true` (turn off
+//!   when a separate `keyhold worker` runs it).
+//! - `KEYHOLD_SCHEDULER_INTERVAL_SECONDS`: how often due schedules are looked for; default 15.
+//! - `KEYHOLD_BACKUP_CONCURRENCY`: backups run at once per process; default 2.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -58,6 +62,9 @@ pub struct Settings {
     pub outbound_allow_private: bool,
     pub aws_sts_endpoint: String,
     pub azure_authority: String,
+    pub scheduler: bool,
+    pub scheduler_interval: Duration,
+    pub backup_concurrency: usize,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -145,6 +152,11 @@ impl Settings {
                 .unwrap_or_else(|| "https://sts.amazonaws.com".into()),
             azure_authority: var("KEYHOLD_AZURE_AUTHORITY")
                 .unwrap_or_else(|| "https://login.microsoftonline.com".into()),
+            scheduler: parse_or(&var, "KEYHOLD_SCHEDULER", true)?,
+            scheduler_interval: Duration::from_secs(
+                parse_or(&var, "KEYHOLD_SCHEDULER_INTERVAL_SECONDS", 15u64)?.max(1),
+            ),
+            backup_concurrency: parse_or(&var, "KEYHOLD_BACKUP_CONCURRENCY", 2usize)?.max(1),
         })
     }
 }

@@ -9,6 +9,7 @@ use crate::audit::Event;
 use crate::auth::{CurrentUser, Role};
 use crate::db;
 use crate::error::AppError;
+use crate::projects::model::{Project, ProjectListing};
 use crate::startup::AppState;
 use crate::web::{Page, html};
 
@@ -19,6 +20,8 @@ struct DashboardPage {
     organizations: Vec<Organization>,
     people: i64,
     recent: Vec<Event>,
+    projects: usize,
+    failing: Vec<ProjectListing>,
 }
 
 /// GET /
@@ -29,7 +32,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let scope = user.scope();
     let sees_audit = user.role() != Role::User;
-    let (organizations, people, recent) = db::run(&state.pool, move |conn| {
+    let (organizations, people, recent, projects) = db::run(&state.pool, move |conn| {
         let organizations = Organization::list(conn, &scope)?;
         let people = User::count(conn, &scope)?;
         let recent = if sees_audit {
@@ -37,7 +40,7 @@ pub async fn show(
         } else {
             Vec::new()
         };
-        Ok::<_, AppError>((organizations, people, recent))
+        Ok::<_, AppError>((organizations, people, recent, Project::list(conn, &scope)?))
     })
     .await?;
     html(&DashboardPage {
@@ -45,5 +48,10 @@ pub async fn show(
         organizations,
         people,
         recent,
+        projects: projects.len(),
+        failing: projects
+            .into_iter()
+            .filter(ProjectListing::failing)
+            .collect(),
     })
 }

@@ -3,7 +3,9 @@
 
 use actix_web::web;
 
-use crate::{accounts, audit, auth, credentials, dashboard, metrics, ops, web as pages};
+use crate::{
+    accounts, audit, auth, backup, credentials, dashboard, metrics, ops, projects, web as pages,
+};
 
 macro_rules! routes {
     ($($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)?) => {
@@ -46,4 +48,13 @@ routes! {
     },
     "/credentials/{kind}/{id}/edit" => { get: credentials::routes::edit },
     "/credentials/{kind}/{id}/{action}" => { post: credentials::routes::action },
+    "/projects" => { get: projects::routes::list, post: projects::routes::create },
+    "/projects/new" => { get: projects::routes::new },
+    "/projects/{id}" => { get: projects::routes::show },
+    "/projects/{id}/backup/enable" => { post: backup::routes::enable },
+    "/projects/{id}/backup/disable" => { post: backup::routes::disable },
+    "/projects/{id}/policies" => { post: backup::routes::create_policy },
+    "/projects/{id}/policies/preview" => { get: backup::routes::preview },
+    "/projects/{id}/policies/{policy_id}/{action}" => { post: backup::routes::policy_action },
+    "/projects/{id}/backups/{backup_id}/{action}" => { post: backup::routes::backup_action },
 }

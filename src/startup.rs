@@ -17,6 +17,8 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::csrf;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_store::{self, PgSessionStore};
+use crate::backup::runner::Runner;
+use crate::backup::scheduler;
 use crate::config::Settings;
 use crate::credentials::verify::{Endpoints, Outbound};
 use crate::db::{self, DbPool};
@@ -33,6 +35,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub outbound: Outbound,
     pub endpoints: Endpoints,
+    pub runner: Runner,
 }
 
 /// A bound, not yet running keyhold server.
@@ -40,6 +43,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    runner: Runner,
 }
 
 impl Application {
@@ -53,9 +57,22 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {} (KEYHOLD_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let server = serve(listener, pool.clone(), settings)?;
+        let runner = runner(&pool, &settings);
+        if settings.scheduler {
+            scheduler::spawn(
+                runner.clone(),
+                settings.scheduler_interval,
+                settings.backup_concurrency,
+            );
+        }
+        let server = serve(listener, pool.clone(), runner.clone(), settings)?;
         spawn_session_cleanup(pool.clone());
-        Ok(Application { port, server, pool })
+        Ok(Application {
+            port,
+            server,
+            pool,
+            runner,
+        })
     }
 
     /// The port actually bound (useful with port 0).
@@ -68,18 +85,36 @@ impl Application {
         self.pool.clone()
     }
 
-    /// Serves until the process is asked to stop.
+    /// Serves until the process is asked to stop, then lets running backups finish (or marks
+    /// them interrupted after a minute).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.runner.shutdown(Duration::from_secs(60)).await;
+        served
     }
 }
 
-fn serve(listener: TcpListener, pool: DbPool, settings: Settings) -> anyhow::Result<Server> {
+/// The backup runner of this process.
+pub fn runner(pool: &DbPool, settings: &Settings) -> Runner {
+    Runner::new(
+        pool.clone(),
+        settings.keyring.clone(),
+        Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
+    )
+}
+
+fn serve(
+    listener: TcpListener,
+    pool: DbPool,
+    runner: Runner,
+    settings: Settings,
+) -> anyhow::Result<Server> {
     let session_key = Key::from(&settings.session_key);
     let workers = settings.workers;
     let state = web::Data::new(AppState {
         hasher: PasswordHasher::new(settings.hash_concurrency),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
+        runner,
         endpoints: Endpoints {
             aws_sts: settings.aws_sts_endpoint.clone(),
             azure_authority: settings.azure_authority.clone(),

@@ -5,5 +5,6 @@
 pub mod database;
 pub mod model;
 pub mod policy;
+pub mod routes;
 pub mod runner;
 pub mod scheduler;

@@ -68,7 +68,24 @@ pub struct Listed {
     pub updated_by_label: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub total: i64,
+    /// Names of the projects using it, one per line (they are why it cannot be deleted).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub associated_projects: Option<String>,
 }
+
+impl Listed {
+    /// The projects using this credential.
+    pub fn projects(&self) -> Vec<&str> {
+        self.associated_projects
+            .as_deref()
+            .map_or_else(Vec::new, |names| names.lines().collect())
+    }
+}
+
+/// The column of listing queries that names the projects using a credential.
+const ASSOCIATED: &str = "(SELECT string_agg(p.name, E'\\n' ORDER BY p.name) FROM projects p
+      WHERE p.cloud_credential_id = c.id OR p.ai_credential_id = c.id
+         OR p.backup_credential_id = c.id) AS associated_projects";
 
 /// What a list page asks for.
 #[derive(Clone, Debug)]
@@ -110,6 +127,16 @@ fn like_pattern(term: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_");
     format!("%{escaped}%")
+}
+
+/// A credential as a choice in a project form.
+#[derive(Queryable, Debug, Clone)]
+pub struct CredentialOption {
+    pub id: CredentialId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub provider: String,
+    pub is_default: bool,
 }
 
 /// A credential about to be created.
@@ -241,7 +268,7 @@ impl Credential {
         };
         let sql = format!(
             "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
-                    uu.email AS updated_by_label, count(*) OVER () AS total
+                    uu.email AS updated_by_label, count(*) OVER () AS total, {ASSOCIATED}
              FROM credentials c
              JOIN organizations o ON o.id = c.organization_id
              LEFT JOIN users cu ON cu.id = c.created_by
@@ -278,17 +305,17 @@ impl Credential {
             Scope::Partner(partner) => (Some(partner.0), None),
             Scope::Organization(organization) => (None, Some(organization.0)),
         };
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
-                    uu.email AS updated_by_label, 1::bigint AS total
+                    uu.email AS updated_by_label, 1::bigint AS total, {ASSOCIATED}
              FROM credentials c
              JOIN organizations o ON o.id = c.organization_id
              LEFT JOIN users cu ON cu.id = c.created_by
              LEFT JOIN users uu ON uu.id = c.updated_by
              WHERE c.id = $1 AND c.kind = $2
                AND ($3::bigint IS NULL OR o.partner_id = $3)
-               AND ($4::bigint IS NULL OR c.organization_id = $4)",
-        )
+               AND ($4::bigint IS NULL OR c.organization_id = $4)"
+        ))
         .bind::<BigInt, _>(id.0)
         .bind::<Text, _>(kind.key())
         .bind::<Nullable<BigInt>, _>(partner)
@@ -322,6 +349,40 @@ impl Credential {
                 .filter(credentials::organization_id.eq(organization))
                 .for_update()
                 .first(conn),
+        }
+    }
+
+    /// The unlocked credentials of `kind` inside `scope`, defaults first: what project forms
+    /// may choose (locked ones are not selectable).
+    pub fn options(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        kind: Kind,
+    ) -> QueryResult<Vec<CredentialOption>> {
+        let base = credentials::table
+            .filter(credentials::kind.eq(kind.key()))
+            .filter(credentials::is_locked.eq(false))
+            .order((credentials::is_default.desc(), credentials::name))
+            .select((
+                credentials::id,
+                credentials::organization_id,
+                credentials::name,
+                credentials::provider,
+                credentials::is_default,
+            ));
+        match scope {
+            Scope::Partner(partner) => base
+                .filter(
+                    credentials::organization_id.eq_any(
+                        organizations::table
+                            .filter(organizations::partner_id.eq(partner))
+                            .select(organizations::id),
+                    ),
+                )
+                .load(conn),
+            Scope::Organization(organization) => base
+                .filter(credentials::organization_id.eq(organization))
+                .load(conn),
         }
     }
 

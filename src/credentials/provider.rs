@@ -115,6 +115,7 @@ impl Kind {
                 col("S3 Access Key ID", Public("access_key_id")),
                 col("S3 Endpoint", Public("endpoint")),
                 col("S3 Name", Name),
+                col("Associated Projects", Associated),
                 col("Expires", Expires),
                 col("Default", Default),
                 col("Lock", Lock),
@@ -144,6 +145,7 @@ impl Kind {
                 col("Name", Name),
                 col("Organization", Organization),
                 col("Base URL", Public("base_url")),
+                col("Associated Projects", Associated),
                 col("Default", Default),
                 col("Lock", Lock),
                 col("Verified", Verified),
@@ -173,6 +175,8 @@ pub enum Value {
     Default,
     Lock,
     Verified,
+    /// The projects using it (count; names in the expanded row).
+    Associated,
 }
 
 impl Value {
@@ -184,7 +188,7 @@ impl Value {
             Value::Organization => "organization".into(),
             Value::ProviderName => "provider".into(),
             Value::Public(key) => key.to_string(),
-            Value::Summary => return None,
+            Value::Summary | Value::Associated => return None,
             Value::Created => "created".into(),
             Value::Expires => "expires".into(),
             Value::Default => "default".into(),

@@ -155,6 +155,18 @@ pub struct RowView {
     pub cells: Vec<Cell>,
     pub details: Vec<(String, String)>,
     pub expires_soon: bool,
+    /// Projects using it: while any do, it cannot be deleted.
+    pub projects: Vec<String>,
+}
+
+impl RowView {
+    pub fn in_use(&self) -> bool {
+        !self.projects.is_empty()
+    }
+
+    pub fn projects_text(&self) -> String {
+        self.projects.join(", ")
+    }
 }
 
 impl RowView {
@@ -192,6 +204,15 @@ impl RowView {
         if let Some(date) = credential.expires_on {
             details.push(("Expires on".into(), date.to_string()));
         }
+        let projects: Vec<String> = listed.projects().into_iter().map(str::to_string).collect();
+        details.push((
+            "Associated projects".into(),
+            if projects.is_empty() {
+                "none".into()
+            } else {
+                projects.join(", ")
+            },
+        ));
         details.push((
             "Created".into(),
             credential
@@ -254,6 +275,7 @@ impl RowView {
             cells,
             details,
             expires_soon: credential.expires_soon(),
+            projects,
         }
     }
 }
@@ -295,6 +317,7 @@ fn cell(listed: &Listed, provider: Option<&'static Provider>, value: Value) -> C
         Value::Default => text("default", String::new()),
         Value::Lock => text("lock", String::new()),
         Value::Verified => text("verified", String::new()),
+        Value::Associated => text("text", listed.projects().len().to_string()),
     }
 }
 
