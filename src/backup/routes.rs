@@ -79,6 +79,7 @@ async fn answer(
 
 #[derive(Deserialize)]
 pub struct EnableForm {
+    #[serde(default)]
     backup_credential_id: String,
     #[serde(default)]
     bucket: String,

@@ -291,6 +291,22 @@ fn key_part(text: &str) -> String {
         .collect()
 }
 
+/// `<project>/<policy>/<timestamp>.dump`; slots on whole seconds read plainly, "backup now"
+/// runs keep their microseconds so two of them never share a key.
+pub fn object_key(project: &str, policy: &str, slot: chrono::DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    let timestamp = if slot.nanosecond() == 0 {
+        slot.format("%Y%m%dT%H%M%SZ").to_string()
+    } else {
+        slot.format("%Y%m%dT%H%M%S%.6fZ").to_string()
+    };
+    format!(
+        "{}/{}/{timestamp}.dump",
+        key_part(project),
+        key_part(policy)
+    )
+}
+
 /// Runs backups and restores for the pages and the scheduler.
 #[derive(Clone)]
 pub struct Runner {
@@ -434,12 +450,7 @@ impl Runner {
         })?;
         let source = DataSource::parse(&url)?;
         source.check_reachable_host(&self.outbound).await?;
-        let key = format!(
-            "{}/{}/{}.dump",
-            key_part(&project.name),
-            key_part(&backup.policy_name),
-            backup.scheduled_for.format("%Y%m%dT%H%M%SZ")
-        );
+        let key = object_key(&project.name, &backup.policy_name, backup.scheduled_for);
         let mut child = source
             .pg_dump(&backup.namespaces())
             .spawn()
@@ -666,6 +677,21 @@ mod tests {
         assert!(check_bucket_name(&default_bucket(&"x".repeat(80), "p")).is_ok());
         assert!(check_bucket_name("Upper").is_err());
         assert!(check_bucket_name("-dash").is_err());
+    }
+
+    #[test]
+    fn object_keys_follow_project_policy_and_slot() {
+        use chrono::TimeZone;
+        let slot = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
+        assert_eq!(
+            object_key("shop", "nightly run", slot),
+            "shop/nightly-run/20261122T020000Z.dump"
+        );
+        let now = slot + chrono::Duration::microseconds(1234);
+        assert_eq!(
+            object_key("shop", "n", now),
+            "shop/n/20261122T020000.001234Z.dump"
+        );
     }
 
     #[tokio::test]

@@ -589,12 +589,22 @@ impl Credential {
         Ok(())
     }
 
-    /// Deletes an unlocked credential.
+    /// Deletes an unlocked credential that no project uses.
     pub fn delete(&self, conn: &mut PgConnection) -> Result<(), AppError> {
         if self.is_locked {
             return Err(AppError::Conflict(format!(
                 "{} is locked: unlock it before deleting",
                 self.name
+            )));
+        }
+        let users = crate::projects::model::Project::names_using(conn, self.id)?;
+        if !users.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "{} is used by project{} {}: change or delete {} first",
+                self.name,
+                if users.len() == 1 { "" } else { "s" },
+                users.join(", "),
+                if users.len() == 1 { "it" } else { "them" }
             )));
         }
         diesel::delete(credentials::table.find(self.id)).execute(conn)?;

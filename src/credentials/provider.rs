@@ -103,6 +103,7 @@ impl Kind {
                     None => columns.push(col("Details", Summary)),
                 }
                 columns.extend([
+                    col("Projects", Associated),
                     col("Default", Default),
                     col("Lock", Lock),
                     col("Verified", Verified),

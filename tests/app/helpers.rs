@@ -23,7 +23,7 @@ fn server_url() -> url::Url {
     url::Url::parse(&base).expect("DATABASE_URL is a URL")
 }
 
-fn database_url(name: &str) -> String {
+pub fn database_url(name: &str) -> String {
     let mut url = server_url();
     url.set_path(&format!("/{name}"));
     url.to_string()
@@ -107,6 +107,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts keyhold with some settings overridden (`("KEYHOLD_…", "value")`).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    // Errors (with their cause chains) show in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_test_writer()
+        .try_init();
     let template = tokio::task::spawn_blocking(template_database)
         .await
         .expect("template");

@@ -1,0 +1,1047 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{TimeZone, Utc};
+use diesel::prelude::*;
+use reqwest::StatusCode;
+use sha2::Digest;
+
+use crate::fakes::{self, GOOD, S3_ACCESS_KEY, S3Server};
+use crate::helpers::{Client, TestApp, database_url, spawn_app_with, texts};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A PostgreSQL database standing in for a project's data: schemas `app` (100 orders) and
+/// `reporting`; dropped with the value.
+pub struct DataDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl DataDb {
+    pub fn empty() -> DataDb {
+        let name = format!(
+            "keyhold_data_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut conn = PgConnection::establish(&database_url("postgres")).unwrap();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .unwrap();
+        DataDb {
+            url: database_url(&name),
+            name,
+        }
+    }
+
+    pub fn with_orders(rows: i64) -> DataDb {
+        let db = DataDb::empty();
+        let mut conn = PgConnection::establish(&db.url).unwrap();
+        diesel::sql_query("CREATE SCHEMA app")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query("CREATE SCHEMA reporting")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query("CREATE TABLE app.orders (id bigserial PRIMARY KEY, item text NOT NULL, cents bigint NOT NULL)")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO app.orders (item, cents) SELECT 'item-' || n, n * 100 FROM generate_series(1, {rows}) n"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        diesel::sql_query("CREATE TABLE reporting.totals (day date, cents bigint)")
+            .execute(&mut conn)
+            .unwrap();
+        db
+    }
+
+    pub fn scalar(&self, sql: &str) -> String {
+        #[derive(QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let mut conn = PgConnection::establish(&self.url).unwrap();
+        diesel::sql_query(sql)
+            .get_result::<Value>(&mut conn)
+            .unwrap()
+            .value
+    }
+}
+
+impl Drop for DataDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&database_url("postgres")) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+/// An app (scheduler off: tests drive it), a Partner, an organization, an S3 server with a
+/// verified default backup credential, and a project with backup enabled.
+pub struct World {
+    pub app: TestApp,
+    pub partner: Client,
+    pub s3: S3Server,
+    pub data: DataDb,
+    pub organization: i64,
+    pub credential: i64,
+    pub project: i64,
+}
+
+pub async fn world() -> World {
+    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let s3 = fakes::start_s3().await;
+    let org = organization.to_string();
+    let response = partner
+        .post_from(
+            "/credentials/backup/new",
+            "/credentials/backup",
+            &[
+                ("organization_id", &org),
+                ("name", "Blue storage"),
+                ("access_key_id", S3_ACCESS_KEY),
+                ("secret_access_key", GOOD),
+                ("endpoint", &s3.endpoint),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let credential = scalar_i64(
+        &app,
+        "SELECT id AS n FROM credentials WHERE name = 'Blue storage'",
+    );
+    let made_default = partner
+        .post_from(
+            "/credentials/backup",
+            &format!("/credentials/backup/{credential}/default"),
+            &[],
+        )
+        .await;
+    assert_eq!(made_default.status(), StatusCode::SEE_OTHER);
+
+    let new_page = partner.get("/projects/new").await.text().await.unwrap();
+    let selected = texts(&new_page, "#backup_credential_id option[selected]");
+    assert_eq!(
+        selected,
+        vec!["Blue storage (default) — Blue Org".to_string()],
+        "the default is pre-selected"
+    );
+
+    let data = DataDb::with_orders(100);
+    let response = partner
+        .post_from(
+            "/projects/new",
+            "/projects",
+            &[
+                ("organization_id", &org),
+                ("name", "shop"),
+                ("database_url", &data.url),
+                ("backup_enabled", "on"),
+                ("backup_credential_id", &credential.to_string()),
+                ("bucket", ""),
+            ],
+        )
+        .await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        texts(&body, "p.error")
+    );
+    let project = scalar_i64(&app, "SELECT id AS n FROM projects WHERE name = 'shop'");
+    World {
+        app,
+        partner,
+        s3,
+        data,
+        organization,
+        credential,
+        project,
+    }
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct T {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+pub fn scalar_i64(app: &TestApp, sql: &str) -> i64 {
+    let sql = sql.to_string();
+    app.query(move |conn| diesel::sql_query(sql).get_result::<N>(conn))
+        .n
+}
+
+pub fn scalar_text(app: &TestApp, sql: &str) -> String {
+    let sql = sql.to_string();
+    app.query(move |conn| diesel::sql_query(sql).get_result::<T>(conn))
+        .value
+}
+
+impl World {
+    fn path(&self, rest: &str) -> String {
+        format!("/projects/{}{rest}", self.project)
+    }
+
+    async fn add_policy(
+        &self,
+        name: &str,
+        cron: &str,
+        retention: &str,
+        namespaces: &[&str],
+    ) -> reqwest::Response {
+        let mut fields = vec![
+            ("name", name),
+            ("cron", cron),
+            ("timezone", "UTC"),
+            ("retention", retention),
+        ];
+        for namespace in namespaces {
+            fields.push(("namespaces", namespace));
+        }
+        self.partner
+            .post_from(&self.path(""), &self.path("/policies"), &fields)
+            .await
+    }
+
+    fn policy_id(&self, name: &str) -> i64 {
+        scalar_i64(
+            &self.app,
+            &format!("SELECT id AS n FROM backup_policies WHERE name = '{name}'"),
+        )
+    }
+
+    /// Presses "Backup now" and waits for the run to end; returns (id, phase, reason).
+    async fn backup_now(&self, policy: i64) -> (i64, String, String) {
+        let before = scalar_i64(&self.app, "SELECT coalesce(max(id), 0) AS n FROM backups");
+        let response = self
+            .partner
+            .post_from(
+                &self.path(""),
+                &self.path(&format!("/policies/{policy}/run")),
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let id = scalar_i64(
+            &self.app,
+            &format!("SELECT max(id) AS n FROM backups WHERE id > {before}"),
+        );
+        for _ in 0..300 {
+            let phase = scalar_text(
+                &self.app,
+                &format!("SELECT phase AS value FROM backups WHERE id = {id}"),
+            );
+            if !matches!(phase.as_str(), "New" | "InProgress") {
+                let reason = scalar_text(
+                    &self.app,
+                    &format!("SELECT coalesce(reason, '') AS value FROM backups WHERE id = {id}"),
+                );
+                return (id, phase, reason);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("backup {id} did not finish");
+    }
+
+    fn object_path(&self, backup: i64) -> std::path::PathBuf {
+        let bucket = scalar_text(
+            &self.app,
+            &format!("SELECT bucket AS value FROM backups WHERE id = {backup}"),
+        );
+        let key = scalar_text(
+            &self.app,
+            &format!("SELECT object_key AS value FROM backups WHERE id = {backup}"),
+        );
+        self.s3.root.path().join(bucket).join(key)
+    }
+}
+
+#[actix_web::test]
+async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
+    let world = world().await;
+    assert!(
+        world.s3.root.path().join("keyhold-blue-org-shop").is_dir(),
+        "bucket created"
+    );
+    let page = world
+        .partner
+        .get(&world.path(""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Backup on") && page.contains("app") && page.contains("reporting"),
+        "schemas offered"
+    );
+    assert!(
+        !page.contains(&world.data.url),
+        "the data source URL is never shown whole"
+    );
+
+    assert_eq!(
+        world
+            .add_policy("nightly", "daily", "720h", &["app"])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+
+    let object = std::fs::read(world.object_path(backup)).expect("the object is in the bucket");
+    let recorded = scalar_text(
+        &world.app,
+        &format!("SELECT sha256 AS value FROM backups WHERE id = {backup}"),
+    );
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&object)),
+        recorded,
+        "checksum of the stored bytes"
+    );
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!("SELECT size_bytes AS n FROM backups WHERE id = {backup}")
+        ),
+        object.len() as i64
+    );
+    assert!(object.starts_with(b"PGDMP"), "pg_dump custom format");
+    let key = scalar_text(
+        &world.app,
+        &format!("SELECT object_key AS value FROM backups WHERE id = {backup}"),
+    );
+    assert!(
+        key.starts_with("shop/nightly/") && key.ends_with(".dump"),
+        "{key}"
+    );
+
+    let target = DataDb::empty();
+    let response = world
+        .partner
+        .post_from(
+            &world.path("?tab=backups"),
+            &world.path(&format!("/backups/{backup}/restore")),
+            &[
+                ("restore_name", "to-copy"),
+                ("target_database_url", &target.url),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let mut phase = String::new();
+    for _ in 0..300 {
+        phase = scalar_text(
+            &world.app,
+            "SELECT phase AS value FROM restores WHERE name = 'to-copy'",
+        );
+        if phase != "InProgress" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let warnings = scalar_text(
+        &world.app,
+        "SELECT coalesce(warnings, '') AS value FROM restores WHERE name = 'to-copy'",
+    );
+    assert_eq!(phase, "Completed", "{warnings}");
+    assert_eq!(
+        target.scalar("SELECT count(*)::text AS value FROM app.orders"),
+        "100"
+    );
+    assert_eq!(
+        target.scalar("SELECT sum(cents)::text AS value FROM app.orders"),
+        world
+            .data
+            .scalar("SELECT sum(cents)::text AS value FROM app.orders")
+    );
+    let restores = world
+        .partner
+        .get(&world.path("?tab=restores"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(restores.contains("to-copy") && restores.contains("Completed"));
+
+    let audit = world.partner.get("/audit").await.text().await.unwrap();
+    for action in [
+        "project.create",
+        "policy.create",
+        "backup.run",
+        "restore.create",
+    ] {
+        assert!(audit.contains(action), "{action} audited");
+    }
+}
+
+#[actix_web::test]
+async fn policy_forms_give_the_messages_of_the_spec() {
+    let world = world().await;
+    let cases = [
+        (
+            ("bad-cron", "every day", "720h", vec!["app"]),
+            "#cron-help",
+            "expected a valid cron period",
+        ),
+        (
+            ("bad-retention", "0 2 * * *", "30d", vec!["app"]),
+            "#retention-help",
+            "The retention period must follow the HMS format, for example: 10h30m15s, 48h5s or 360h",
+        ),
+        (
+            ("no-namespace", "0 2 * * *", "72h", vec![]),
+            "#namespaces-help",
+            "please specify include namespace to create backup",
+        ),
+    ];
+    for ((name, cron, retention, namespaces), selector, message) in cases {
+        let response = world.add_policy(name, cron, retention, &namespaces).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}"
+        );
+        assert_eq!(
+            texts(&response.text().await.unwrap(), selector),
+            vec![message.to_string()],
+            "{name}"
+        );
+    }
+    assert_eq!(world.app.count("backup_policies"), 0);
+
+    let preview = world
+        .partner
+        .get(&world.path("/policies/preview?cron=30+2+*+*+*&timezone=Europe/Berlin"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        preview.contains("02:30") && preview.contains("Next runs"),
+        "{preview}"
+    );
+    let bad = world
+        .partner
+        .get(&world.path("/policies/preview?cron=nope&timezone=UTC"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bad.contains("expected a valid cron period"));
+}
+
+#[actix_web::test]
+async fn disabling_is_refused_while_policies_exist_and_when_already_off() {
+    let world = world().await;
+    assert_eq!(
+        world
+            .add_policy("hourly", "hourly", "72h", &["app"])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let refused = world
+        .partner
+        .post_from(&world.path(""), &world.path("/backup/disable"), &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("delete the backup policies first")
+    );
+    let policy = world.policy_id("hourly");
+    let deleted = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path(&format!("/policies/{policy}/delete")),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        world
+            .partner
+            .post_from(&world.path(""), &world.path("/backup/disable"), &[])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let again = world
+        .partner
+        .post_from(&world.path(""), &world.path("/backup/disable"), &[])
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("project backup already disabled")
+    );
+
+    // Switching credentials is disable then enable; enabling proves the bucket again.
+    let enabled = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path("/backup/enable"),
+            &[
+                ("backup_credential_id", &world.credential.to_string()),
+                ("bucket", "shop-second"),
+            ],
+        )
+        .await;
+    assert_eq!(enabled.status(), StatusCode::SEE_OTHER);
+    assert!(world.s3.root.path().join("shop-second").is_dir());
+    let audit = world.partner.get("/audit").await.text().await.unwrap();
+    for action in [
+        "project.backup_disable",
+        "project.backup_enable",
+        "policy.delete",
+    ] {
+        assert!(audit.contains(action), "{action} audited");
+    }
+}
+
+#[actix_web::test]
+async fn a_locked_credential_skips_runs_and_a_wrong_secret_fails_them() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    let credential = world.credential;
+    let lock = world
+        .partner
+        .post_from(
+            "/credentials/backup",
+            &format!("/credentials/backup/{credential}/lock"),
+            &[],
+        )
+        .await;
+    assert_eq!(lock.status(), StatusCode::SEE_OTHER);
+    let (_, phase, reason) = world.backup_now(policy).await;
+    assert_eq!(
+        (phase.as_str(), reason.as_str()),
+        ("Skipped", "credentials locked")
+    );
+    let banner = world.partner.get("/").await.text().await.unwrap();
+    assert!(
+        banner.contains("Backups of") && banner.contains("credentials locked"),
+        "failing schedule on the dashboard"
+    );
+    world
+        .partner
+        .post_from(
+            "/credentials/backup",
+            &format!("/credentials/backup/{credential}/unlock"),
+            &[],
+        )
+        .await;
+
+    // Seal a wrong secret into the credential, as if the key had been revoked at the provider.
+    let keyring = keyhold::crypto::Keyring::parse(
+        &format!(
+            "t1:{}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+        ),
+        None,
+    )
+    .unwrap();
+    world.app.query(|conn| {
+        let stored = keyhold::credentials::model::Credential::find_any(
+            conn,
+            keyhold::credentials::model::CredentialId(credential),
+        )?;
+        stored
+            .update(
+                conn,
+                &keyring,
+                "Blue Org",
+                &keyhold::credentials::model::CredentialChanges {
+                    name: &stored.name,
+                    public: stored
+                        .public_values()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    secrets: [(
+                        "secret_access_key".to_string(),
+                        "revoked-secret".to_string(),
+                    )]
+                    .into(),
+                    expires_on: None,
+                    verification: None,
+                    updated_by: keyhold::accounts::model::UserId(1),
+                    version: stored.version,
+                },
+            )
+            .map_err(|_| diesel::result::Error::RollbackTransaction)?;
+        Ok(())
+    });
+    let (_, phase, reason) = world.backup_now(policy).await;
+    assert_eq!(phase, "Failed");
+    assert_eq!(reason, "Invalid S3 credentials");
+    let page = world
+        .partner
+        .get(&world.path("?tab=backups"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Invalid S3 credentials") && page.contains("Skipped"));
+}
+
+#[actix_web::test]
+async fn pg_dump_failures_fail_the_backup_with_the_reason_and_leave_no_object() {
+    let world = world().await;
+    world.add_policy("ghost", "daily", "720h", &["app"]).await;
+    // The project database disappears.
+    {
+        let mut conn = PgConnection::establish(&database_url("postgres")).unwrap();
+        diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", world.data.name))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let (backup, phase, reason) = world.backup_now(world.policy_id("ghost")).await;
+    assert_eq!(phase, "Failed");
+    assert!(reason.starts_with("pg_dump failed"), "{reason}");
+    let leftovers: Vec<_> = walk(
+        &world
+            .s3
+            .root
+            .path()
+            .join("keyhold-blue-org-shop/shop/ghost"),
+    );
+    assert!(leftovers.is_empty(), "no partial object: {leftovers:?}");
+    let _ = backup;
+}
+
+/// Files (not directories) under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            if entry.path().is_dir() {
+                walk(&entry.path())
+            } else {
+                vec![entry.path()]
+            }
+        })
+        .collect()
+}
+
+fn test_runner(app: &TestApp) -> keyhold::backup::runner::Runner {
+    let keyring = keyhold::crypto::Keyring::parse(
+        &format!(
+            "t1:{}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+        ),
+        None,
+    )
+    .unwrap();
+    keyhold::backup::runner::Runner::new(
+        app.pool.clone(),
+        keyring,
+        keyhold::credentials::verify::Outbound::new(Duration::from_secs(5), true),
+    )
+}
+
+#[actix_web::test]
+async fn retention_deletes_expired_backups_and_never_an_unexpired_one() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    let (old, phase_old, _) = world.backup_now(policy).await;
+    let (young, phase_young, _) = world.backup_now(policy).await;
+    assert_eq!(
+        (phase_old.as_str(), phase_young.as_str()),
+        ("Completed", "Completed")
+    );
+    let now = Utc::now();
+    world.app.query(|conn| {
+        diesel::sql_query(format!(
+            "UPDATE backups SET expires_at = now() - interval '1 second' WHERE id = {old}"
+        ))
+        .execute(conn)?;
+        diesel::sql_query(format!(
+            "UPDATE backups SET expires_at = now() + interval '1 minute' WHERE id = {young}"
+        ))
+        .execute(conn)
+    });
+    let (old_object, young_object) = (world.object_path(old), world.object_path(young));
+    assert!(old_object.exists() && young_object.exists());
+
+    let deleted = keyhold::backup::scheduler::apply_retention(
+        &test_runner(&world.app),
+        now + chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(
+        !old_object.exists(),
+        "the expired object is gone from the bucket"
+    );
+    assert!(young_object.exists(), "the unexpired one is untouched");
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!(
+                "SELECT count(*) AS n FROM backups WHERE id = {old} AND deleted_at IS NOT NULL"
+            )
+        ),
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!("SELECT count(*) AS n FROM backups WHERE id = {young} AND deleted_at IS NULL")
+        ),
+        1
+    );
+    let page = world
+        .partner
+        .get(&world.path("?tab=backups"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("deleted"));
+
+    // A person's delete removes object and row.
+    let response = world
+        .partner
+        .post_from(
+            &world.path("?tab=backups"),
+            &world.path(&format!("/backups/{young}/delete")),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!young_object.exists());
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!("SELECT count(*) AS n FROM backups WHERE id = {young}")
+        ),
+        0
+    );
+}
+
+/// Inserts `count` hourly policies of the world's project, due since `since`.
+fn due_policies(world: &World, count: usize, cron: &str, zone: &str, since: chrono::DateTime<Utc>) {
+    let schedule = keyhold::backup::policy::Schedule::parse(cron, zone).unwrap();
+    let project = keyhold::projects::model::ProjectId(world.project);
+    world.app.query(|conn| {
+        for n in 0..count {
+            keyhold::backup::model::BackupPolicy::create(
+                conn,
+                &keyhold::backup::model::NewPolicy {
+                    project_id: project,
+                    name: &format!("policy-{n:03}"),
+                    schedule: &schedule,
+                    retention_secs: 3600,
+                    namespaces: &["app".to_string()],
+                    created_by: keyhold::accounts::model::UserId(1),
+                },
+                since,
+            )?;
+        }
+        Ok(())
+    });
+}
+
+#[actix_web::test]
+async fn two_schedulers_on_one_database_claim_each_due_slot_exactly_once() {
+    let world = world().await;
+    due_policies(
+        &world,
+        50,
+        "0 * * * *",
+        "UTC",
+        Utc::now() - chrono::Duration::hours(2),
+    );
+    let now = Utc::now();
+    let claimers: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = world.app.pool.clone();
+            std::thread::spawn(move || {
+                let mut conn = pool.get().unwrap();
+                let mut claimed = Vec::new();
+                for _ in 0..5 {
+                    claimed.extend(keyhold::backup::scheduler::claim_due(&mut conn, now).unwrap());
+                }
+                claimed.len()
+            })
+        })
+        .collect();
+    let counts: Vec<usize> = claimers.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 50, "{counts:?}");
+    assert_eq!(world.app.count("backups"), 50);
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            "SELECT count(DISTINCT policy_id) AS n FROM backups"
+        ),
+        50
+    );
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!(
+                "SELECT count(*) AS n FROM backup_policies WHERE next_run_at <= '{}'",
+                now.to_rfc3339()
+            )
+        ),
+        0
+    );
+}
+
+#[actix_web::test]
+async fn slots_missed_while_down_collapse_into_one_run_of_the_latest() {
+    let world = world().await;
+    let since = Utc::now() - chrono::Duration::hours(5);
+    due_policies(&world, 1, "0 * * * *", "UTC", since);
+    let now = Utc::now();
+    let mut conn = world.app.pool.get().unwrap();
+    let claimed = keyhold::backup::scheduler::claim_due(&mut conn, now).unwrap();
+    assert_eq!(claimed.len(), 1, "one run for five missed slots");
+    let slot = scalar_text(
+        &world.app,
+        "SELECT to_char(scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS value FROM backups",
+    );
+    assert_eq!(
+        slot,
+        now.format("%Y-%m-%d %H:00").to_string(),
+        "the latest slot"
+    );
+    assert!(
+        keyhold::backup::scheduler::claim_due(&mut conn, now)
+            .unwrap()
+            .is_empty(),
+        "nothing due until the next slot"
+    );
+}
+
+#[actix_web::test]
+async fn a_daily_berlin_policy_runs_once_per_local_day_across_dst_changes() {
+    let world = world().await;
+    for (start, days) in [
+        (Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).unwrap(), 4),
+        (Utc.with_ymd_and_hms(2026, 10, 23, 0, 0, 0).unwrap(), 4),
+    ] {
+        world
+            .app
+            .query(|conn| diesel::sql_query("DELETE FROM backups").execute(conn));
+        world
+            .app
+            .query(|conn| diesel::sql_query("DELETE FROM backup_policies").execute(conn));
+        due_policies(&world, 1, "30 2 * * *", "Europe/Berlin", start);
+        let mut conn = world.app.pool.get().unwrap();
+        // The scheduler wakes every 15 minutes over four days.
+        for quarter in 0..(days * 96) {
+            let now = start + chrono::Duration::minutes(15 * quarter);
+            keyhold::backup::scheduler::claim_due(&mut conn, now).unwrap();
+        }
+        let runs = scalar_text(
+            &world.app,
+            "SELECT string_agg(to_char(scheduled_for AT TIME ZONE 'Europe/Berlin', 'MM-DD HH24:MI'), ',' ORDER BY scheduled_for) AS value FROM backups",
+        );
+        let local_days: Vec<&str> = runs.split(',').map(|run| &run[..5]).collect();
+        let mut unique = local_days.clone();
+        unique.dedup();
+        assert_eq!(local_days, unique, "once per local day: {runs}");
+        assert_eq!(local_days.len(), days as usize, "{runs}");
+    }
+}
+
+#[actix_web::test]
+async fn a_run_whose_process_died_is_marked_failed() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    world.app.query(|conn| {
+        diesel::sql_query(format!(
+            "INSERT INTO backups (project_id, policy_id, policy_name, name, scheduled_for, phase, started_at, heartbeat_at)
+             VALUES ({}, {policy}, 'nightly', 'nightly-dead', now() - interval '10 minutes', 'InProgress', now() - interval '10 minutes', now() - interval '10 minutes')",
+            world.project
+        ))
+        .execute(conn)
+    });
+    let mut conn = world.app.pool.get().unwrap();
+    assert_eq!(
+        keyhold::backup::scheduler::reap_stale(&mut conn, Utc::now()).unwrap(),
+        1
+    );
+    let reason = scalar_text(
+        &world.app,
+        "SELECT phase || ': ' || reason AS value FROM backups WHERE name = 'nightly-dead'",
+    );
+    assert_eq!(
+        reason,
+        "Failed: interrupted: the keyhold process running it stopped"
+    );
+}
+
+#[actix_web::test]
+async fn projects_respect_roles_and_organizations_and_credentials_in_use_stay() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    let (backup, _, _) = world.backup_now(policy).await;
+    let green = world
+        .partner
+        .create_organization(&world.app, "Green Org")
+        .await;
+    let user = world.app.client();
+    let account = world
+        .partner
+        .create_user("ulf@blue.example", "user", Some(world.organization))
+        .await;
+    user.login(&account.email, &account.password).await;
+    let other = world.app.client();
+    let account = world
+        .partner
+        .create_user("gus@green.example", "manager", Some(green))
+        .await;
+    other.login(&account.email, &account.password).await;
+
+    assert_eq!(user.get("/projects").await.status(), StatusCode::OK);
+    let page = user.get(&world.path("")).await;
+    assert_eq!(page.status(), StatusCode::OK, "Users may look");
+    let body = page.text().await.unwrap();
+    assert!(
+        !body.contains("Backup now")
+            && !body.contains("Add a policy")
+            && !body.contains("Disable backup")
+    );
+    assert_eq!(
+        user.get("/projects/new").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        !other
+            .get("/projects")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("shop")
+    );
+
+    let posts = [
+        world.path("/backup/enable"),
+        world.path("/backup/disable"),
+        world.path("/policies"),
+        world.path(&format!("/policies/{policy}/run")),
+        world.path(&format!("/policies/{policy}/delete")),
+        world.path(&format!("/backups/{backup}/restore")),
+        world.path(&format!("/backups/{backup}/delete")),
+    ];
+    for path in &posts {
+        assert_eq!(
+            user.post_from("/projects", path, &[]).await.status(),
+            StatusCode::FORBIDDEN,
+            "User POST {path}"
+        );
+        assert_eq!(
+            other.post_from("/projects", path, &[]).await.status(),
+            StatusCode::NOT_FOUND,
+            "foreign POST {path}"
+        );
+    }
+    assert_eq!(
+        other.get(&world.path("")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        other
+            .get(&world.path("/policies/preview?cron=hourly"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(world.app.count("backup_policies"), 1, "nothing changed");
+    assert_eq!(world.app.count("backups"), 1);
+
+    // A Manager of the organization cannot attach another organization's credential.
+    let foreign_credential = world.credential.to_string();
+    let green_id = green.to_string();
+    let response = world
+        .partner
+        .post_from(
+            "/projects/new",
+            "/projects",
+            &[
+                ("organization_id", &green_id),
+                ("name", "green-shop"),
+                ("database_url", &world.data.url),
+                ("backup_enabled", "on"),
+                ("backup_credential_id", &foreign_credential),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        texts(
+            &response.text().await.unwrap(),
+            "#backup_credential_id-help"
+        ),
+        vec!["Choose an unlocked credential of the project's organization.".to_string()]
+    );
+
+    let delete = world
+        .partner
+        .post_from(
+            "/credentials/backup",
+            &format!("/credentials/backup/{}/delete", world.credential),
+            &[],
+        )
+        .await;
+    let status = delete.status();
+    let body = delete.text().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{:?}", texts(&body, "p"));
+    assert!(body.contains("used by project shop"));
+    let list = world
+        .partner
+        .get("/credentials/backup")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("Used by shop"),
+        "the delete button says why it is disabled"
+    );
+}
