@@ -319,6 +319,11 @@ impl Field {
         matches!(self.input, Input::TextArea | Input::List)
     }
 
+    /// Secret text that usually comes as a file (a JSON key, a kubeconfig).
+    pub fn accepts_file(&self) -> bool {
+        self.secret && self.input == Input::TextArea
+    }
+
     pub fn is_select(&self) -> bool {
         matches!(self.input, Input::Select(_))
     }

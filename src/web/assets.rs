@@ -36,6 +36,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../static/app.css"),
         ),
         asset(
+            "app.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../static/app.js"),
+        ),
+        asset(
             "favicon.svg",
             "image/svg+xml",
             include_bytes!("../../static/favicon.svg"),

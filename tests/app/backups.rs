@@ -1045,3 +1045,70 @@ async fn projects_respect_roles_and_organizations_and_credentials_in_use_stay() 
         "the delete button says why it is disabled"
     );
 }
+
+#[actix_web::test]
+async fn the_data_source_password_never_reaches_a_page_or_the_database() {
+    let world = world().await;
+    let password = format!("pw{}", crate::fakes::MARKER);
+    let url = world
+        .data
+        .url
+        .replacen("postgres@", &format!("postgres:{password}@"), 1);
+    assert!(url.contains(&password));
+    let org = world.organization.to_string();
+    let response = world
+        .partner
+        .post_from(
+            "/projects/new",
+            "/projects",
+            &[
+                ("organization_id", &org),
+                ("name", "secretive"),
+                ("database_url", &url),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let id = scalar_i64(
+        &world.app,
+        "SELECT id AS n FROM projects WHERE name = 'secretive'",
+    );
+    let user = world.app.client();
+    let account = world
+        .partner
+        .create_user("ulf@blue.example", "user", Some(world.organization))
+        .await;
+    user.login(&account.email, &account.password).await;
+    for client in [&world.partner, &user] {
+        for path in [
+            "/",
+            "/projects",
+            "/audit",
+            &format!("/projects/{id}"),
+            &format!("/projects/{id}?tab=backups"),
+            &format!("/projects/{id}?tab=restores"),
+        ] {
+            for response in [client.get(path).await, client.get_htmx(path).await] {
+                let headers = format!("{:?}", response.headers());
+                let body = response.text().await.unwrap();
+                assert!(
+                    !body.contains(crate::fakes::MARKER) && !headers.contains(crate::fakes::MARKER),
+                    "{path} leaks the password"
+                );
+            }
+        }
+    }
+    let stored = scalar_text(
+        &world.app,
+        &format!("SELECT database_url AS value FROM projects WHERE id = {id}"),
+    );
+    assert!(
+        stored.starts_with("t1:") && !stored.contains(crate::fakes::MARKER),
+        "sealed at rest"
+    );
+    let audit = scalar_text(
+        &world.app,
+        "SELECT string_agg(row_to_json(a)::text, ' ') AS value FROM audit_events a",
+    );
+    assert!(!audit.contains(crate::fakes::MARKER));
+}
