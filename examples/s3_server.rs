@@ -13,7 +13,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = args.next().unwrap_or_else(|| "/tmp/keyhold-s3".into());
     let port: u16 = args.next().map_or(Ok(9000), |p| p.parse())?;
     std::fs::create_dir_all(&root)?;
-    let fs = s3s_fs::FileSystem::new(&root).map_err(|error| format!("cannot serve {root}: {error:?}"))?;
+    let fs = s3s_fs::FileSystem::new(&root)
+        .map_err(|error| format!("cannot serve {root}: {error:?}"))?;
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single("keyhold", "keyhold-secret"));
     let service = builder.build();

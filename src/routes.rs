@@ -47,7 +47,10 @@ routes! {
         post: credentials::routes::update,
     },
     "/credentials/{kind}/{id}/edit" => { get: credentials::routes::edit },
-    "/credentials/{kind}/{id}/{action}" => { post: credentials::routes::action },
+    "/credentials/{kind}/{id}/{action}" => {
+        get: credentials::routes::confirm,
+        post: credentials::routes::action,
+    },
     "/projects" => { get: projects::routes::list, post: projects::routes::create },
     "/projects/new" => { get: projects::routes::new },
     "/projects/{id}" => { get: projects::routes::show },

@@ -101,6 +101,11 @@ pub struct Event {
 }
 
 impl Event {
+    /// When it happened, in words.
+    pub fn ago(&self) -> String {
+        crate::web::ago(self.at)
+    }
+
     /// Changed field names, comma-separated.
     pub fn field_list(&self) -> String {
         self.fields

@@ -1241,6 +1241,63 @@ pub async fn update(
     Ok(see_other(&format!("/credentials/{}", kind.key())))
 }
 
+#[derive(Template)]
+#[template(path = "credentials/confirm_delete.html")]
+struct ConfirmDeletePage {
+    page: Page,
+    kind: Kind,
+    id: CredentialId,
+    name: String,
+    organization: String,
+}
+
+/// GET /credentials/{kind}/{id}/delete: asks before deleting (the page browsers without
+/// JavaScript get; with it, htmx asks with a dialog and posts).
+pub async fn confirm(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (kind, id, action) = path.into_inner();
+    let kind = authorize(&user, &kind)?;
+    let id = parse_id(&id)?;
+    if action != "delete" {
+        return Err(AppError::NotFound);
+    }
+    let scope = user.scope();
+    let listed = db::run(&state.pool, move |conn| {
+        Credential::find_listed(conn, &scope, kind, id)
+    })
+    .await?;
+    let credential = &listed.credential;
+    if credential.is_locked {
+        return Err(AppError::Conflict(format!(
+            "{} is locked: unlock it before deleting",
+            credential.name
+        )));
+    }
+    if !listed.projects().is_empty() {
+        return Err(AppError::Conflict(format!(
+            "{} is used by {}: change or delete those projects first",
+            credential.name,
+            listed.projects().join(", ")
+        )));
+    }
+    html(&ConfirmDeletePage {
+        page: Page::new(
+            &user,
+            &session,
+            "credentials",
+            &format!("Delete {}", credential.name),
+        ),
+        kind,
+        id,
+        name: credential.name.clone(),
+        organization: listed.organization_name.clone(),
+    })
+}
+
 #[derive(Deserialize)]
 pub struct ActionForm {
     #[serde(default)]

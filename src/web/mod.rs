@@ -76,6 +76,26 @@ impl Page {
     }
 }
 
+/// How long ago (or how far ahead) `at` is, in words: "just now", "5 minutes ago", "in 2 hours".
+pub fn ago(at: chrono::DateTime<chrono::Utc>) -> String {
+    let seconds = (chrono::Utc::now() - at).num_seconds();
+    let (amount, future) = (seconds.abs(), seconds < 0);
+    let phrase = |n: i64, unit: &str| {
+        let plural = if n == 1 { "" } else { "s" };
+        if future {
+            format!("in {n} {unit}{plural}")
+        } else {
+            format!("{n} {unit}{plural} ago")
+        }
+    };
+    match amount {
+        0..=44 => "just now".to_string(),
+        45..=3599 => phrase((amount / 60).max(1), "minute"),
+        3600..=86_399 => phrase(amount / 3600, "hour"),
+        _ => phrase(amount / 86_400, "day"),
+    }
+}
+
 /// Whether htmx asked for a fragment (boosted and history-restore requests want whole pages).
 pub fn is_htmx(req: &HttpRequest) -> bool {
     let has = |name: &str| {

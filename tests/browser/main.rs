@@ -1,0 +1,742 @@
+//! Browser tests: Debian's headless Chromium, driven over WebDriver, against the real app with a
+//! real S3 server and real PostgreSQL databases; once with JavaScript and once without.
+//! Screenshots of the main pages go to `target/screenshots` (or `KEYHOLD_SCREENSHOTS`).
+
+#[allow(dead_code)]
+#[path = "../app/fakes.rs"]
+mod fakes;
+#[allow(dead_code)]
+#[path = "../app/helpers.rs"]
+mod helpers;
+mod webdriver;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::webdriver::{Browser, Driver};
+
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+
+fn screenshots() -> PathBuf {
+    let dir = std::env::var("KEYHOLD_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A PostgreSQL database with 25 orders in schema `app`, dropped with the value.
+struct DataDb {
+    name: String,
+    url: String,
+}
+
+impl DataDb {
+    fn new(name: &str, rows: i64) -> DataDb {
+        let name = format!("keyhold_browser_{name}_{}", std::process::id());
+        let mut conn = PgConnection::establish(&helpers::database_url("postgres")).unwrap();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .unwrap();
+        let url = helpers::database_url(&name);
+        if rows > 0 {
+            let mut data = PgConnection::establish(&url).unwrap();
+            diesel::sql_query("CREATE SCHEMA app")
+                .execute(&mut data)
+                .unwrap();
+            diesel::sql_query("CREATE TABLE app.orders (id bigserial PRIMARY KEY, item text)")
+                .execute(&mut data)
+                .unwrap();
+            diesel::sql_query(format!("INSERT INTO app.orders (item) SELECT 'item-' || n FROM generate_series(1, {rows}) n"))
+                .execute(&mut data)
+                .unwrap();
+        }
+        DataDb { name, url }
+    }
+
+    fn count(&self) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = PgConnection::establish(&self.url).unwrap();
+        diesel::sql_query("SELECT count(*) AS n FROM app.orders")
+            .get_result::<N>(&mut conn)
+            .map(|row| row.n)
+            .unwrap_or(-1)
+    }
+}
+
+impl Drop for DataDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&helpers::database_url("postgres")) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+/// Console entries that count as errors: anything the page's scripts or the CSP report, not
+/// the network lines Chromium logs for the expected 4xx answers of forms (422, 409).
+fn errors(entries: Vec<Value>) -> Vec<String> {
+    entries
+        .into_iter()
+        .filter(|entry| {
+            entry["level"] == "SEVERE"
+                || entry["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Content Security Policy"))
+        })
+        .filter(|entry| {
+            let message = entry["message"].as_str().unwrap_or_default();
+            !(entry["source"] == "network"
+                && (message.contains("status of 422") || message.contains("status of 409")))
+        })
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Everything a journey visits is checked for console errors and CSP violations.
+struct Journey {
+    browser: Browser,
+    base: String,
+    seen: Vec<String>,
+    checked_pages: usize,
+}
+
+impl Journey {
+    async fn visit(&mut self, path: &str) {
+        self.browser.goto(&format!("{}{path}", self.base)).await;
+        self.check(path).await;
+    }
+
+    async fn check(&mut self, what: &str) {
+        for error in errors(self.browser.console().await) {
+            self.seen.push(format!("{what}: {error}"));
+        }
+    }
+
+    /// Marks the page; `reloaded` tells whether a navigation replaced it since.
+    async fn mark(&self) {
+        self.browser
+            .script("window.keyholdMarker = 42; return true;")
+            .await;
+    }
+
+    async fn reloaded(&self) -> bool {
+        self.browser
+            .script("return window.keyholdMarker !== 42;")
+            .await
+            != Value::Bool(false)
+    }
+
+    async fn shot(&self, name: &str) {
+        let dir = screenshots();
+        for (suffix, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+            self.browser.set_window(width, height).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.browser
+                .screenshot(&dir.join(format!("{name}-{suffix}.png")))
+                .await;
+        }
+        self.browser.set_window(DESKTOP.0, DESKTOP.1).await;
+    }
+
+    /// Runs axe-core (from npm, installed by scripts/test) on the page: serious and critical
+    /// violations fail.
+    async fn accessible(&mut self, what: &str) {
+        let axe = axe_source();
+        self.browser.script(&format!("{axe}; return true;")).await;
+        let found = self
+            .browser
+            .script_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                   .map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', '))));",
+            )
+            .await;
+        let found = found
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("axe-core did not run on {what}: {found}"));
+        self.checked_pages += 1;
+        for violation in found {
+            self.seen.push(format!(
+                "{what}: axe {}",
+                violation.as_str().unwrap_or_default()
+            ));
+        }
+    }
+}
+
+fn axe_source() -> String {
+    let path = std::env::var("KEYHOLD_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/npm/node_modules/axe-core/axe.min.js")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "axe-core at {} (bash scripts/test installs it from npm)",
+            path.display()
+        )
+    })
+}
+
+/// An app with its scheduler off (the journey presses "Backup now"), an S3 server, chromedriver.
+async fn start() -> (TestApp, fakes::S3Server, Driver) {
+    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false"), ("KEYHOLD_WORKERS", "2")]).await;
+    (app, fakes::start_s3().await, Driver::start().await)
+}
+
+#[actix_web::test]
+async fn a_partner_walks_the_whole_journey_with_javascript() {
+    let (app, s3, driver) = start().await;
+    let mut journey = Journey {
+        browser: driver.browser(true, DESKTOP.0, DESKTOP.1).await,
+        base: app.address.clone(),
+        seen: Vec::new(),
+        checked_pages: 0,
+    };
+
+    // First run.
+    journey.visit("/").await;
+    assert!(journey.browser.current_url().await.ends_with("/setup"));
+
+    // The detector works: an inline script is refused by the CSP and reported.
+    journey
+        .browser
+        .script("const s = document.createElement('script'); s.textContent = 'window.x = 1'; document.body.appendChild(s); return true;")
+        .await;
+    let reported = errors(journey.browser.console().await);
+    assert!(
+        reported
+            .iter()
+            .any(|e| e.contains("Content Security Policy")),
+        "an inline script must be reported as a CSP violation: {reported:?}"
+    );
+    journey.accessible("setup").await;
+    journey
+        .browser
+        .fill("#partner_name", "Acme Cloud Partners")
+        .await;
+    journey.browser.fill("#display_name", "Pat Partner").await;
+    journey.browser.fill("#email", "pat@acme.example").await;
+    journey
+        .browser
+        .fill("#password", "partner-password-1")
+        .await;
+    journey.browser.click("button.primary").await;
+    journey
+        .browser
+        .wait_for_text("header .who", "Pat Partner", 5)
+        .await;
+
+    // An organization and its Manager.
+    journey.visit("/organizations").await;
+    journey.browser.fill("#name", "Blue Org").await;
+    journey.browser.click("button.primary").await;
+    journey.browser.wait_for_text("table", "Blue Org", 5).await;
+    journey.visit("/users").await;
+    journey.browser.fill("#email", "mia@blue.example").await;
+    journey.browser.fill("#display_name", "Mia Manager").await;
+    journey.browser.select("#role", "manager").await;
+    let blue = app.organization_id("Blue Org").to_string();
+    journey.browser.select("#organization_id", &blue).await;
+    journey
+        .browser
+        .fill("#password", "manager-password-1")
+        .await;
+    journey
+        .browser
+        .click("form[action='/users'] button.primary")
+        .await;
+    journey
+        .browser
+        .wait_for_text("table", "mia@blue.example", 5)
+        .await;
+    journey.accessible("users").await;
+
+    // A backup credential: a wrong secret first.
+    journey.visit("/credentials/backup/new").await;
+    add_backup(
+        &journey.browser,
+        &s3.endpoint,
+        "Blue backups",
+        "wrong-secret",
+    )
+    .await;
+    journey
+        .browser
+        .wait_for_text(".verify-box", "Invalid S3 credentials", 10)
+        .await;
+    journey.shot("credential-form-errors").await;
+    journey.check("add with a wrong secret").await;
+    add_backup(&journey.browser, &s3.endpoint, "Blue backups", GOOD).await;
+    journey
+        .browser
+        .wait_for_text("#results", "Blue backups", 10)
+        .await;
+    journey.visit("/credentials/backup/new").await;
+    add_backup(&journey.browser, &s3.endpoint, "Spare backups", GOOD).await;
+    journey
+        .browser
+        .wait_for_text("#results", "Spare backups", 10)
+        .await;
+    journey.check("credentials added").await;
+    journey.accessible("backup tab").await;
+
+    // Search swaps only the table: the page is never reloaded.
+    journey.mark().await;
+    journey.browser.fill("#q", "spare").await;
+    journey
+        .browser
+        .wait_for_text(".count", "1 credential", 5)
+        .await;
+    assert_eq!(journey.browser.count("tbody#rows tr").await, 1);
+    assert!(!journey.reloaded().await, "search reloaded the page");
+    journey.browser.fill("#q", "backups").await;
+    journey
+        .browser
+        .wait_for_text(".count", "2 credentials", 5)
+        .await;
+
+    // Row actions, each swapping its row (or the table for the default).
+    let blue_id = scalar(
+        &app,
+        "SELECT id AS n FROM credentials WHERE name = 'Blue backups'",
+    );
+    let spare_id = scalar(
+        &app,
+        "SELECT id AS n FROM credentials WHERE name = 'Spare backups'",
+    );
+    journey
+        .browser
+        .click(&format!(
+            "#credential-{blue_id} form[action$='/default'] button"
+        ))
+        .await;
+    journey
+        .browser
+        .wait_for_text(&format!("#credential-{blue_id}"), "Default", 5)
+        .await;
+    journey
+        .browser
+        .click(&format!(
+            "#credential-{spare_id} form[action$='/lock'] button"
+        ))
+        .await;
+    journey
+        .browser
+        .wait_for_text(&format!("#credential-{spare_id}"), "Locked", 5)
+        .await;
+    journey
+        .browser
+        .click(&format!(
+            "#credential-{spare_id} form[action$='/unlock'] button"
+        ))
+        .await;
+    journey
+        .browser
+        .wait_for_text(&format!("#credential-{spare_id}"), "Unlocked", 5)
+        .await;
+    journey
+        .browser
+        .click(&format!(
+            "#credential-{spare_id} form[action$='/verify'] button"
+        ))
+        .await;
+    journey
+        .browser
+        .wait_for_text("#messages", "Spare backups verified", 10)
+        .await;
+    journey
+        .browser
+        .click(&format!("#credential-{spare_id} .delete"))
+        .await;
+    journey.browser.accept_dialog().await;
+    journey
+        .browser
+        .wait_for_text("#messages", "Spare backups is deleted", 5)
+        .await;
+    assert!(
+        journey
+            .browser
+            .try_find(&format!("#credential-{spare_id}"))
+            .await
+            .is_none()
+    );
+    assert!(!journey.reloaded().await, "an action reloaded the page");
+    journey.check("row actions").await;
+    journey.shot("credentials-backup").await;
+    for kind in ["cloud", "billing", "showback", "ai"] {
+        journey.visit(&format!("/credentials/{kind}")).await;
+        journey.shot(&format!("credentials-{kind}")).await;
+    }
+    journey.accessible("ai tab").await;
+
+    // A project with backup: the default credential is pre-selected.
+    let data = DataDb::new("journey", 25);
+    let target = DataDb::new("journey_copy", 0);
+    journey.visit("/projects/new").await;
+    let chosen = journey.browser.script("return document.querySelector('#backup_credential_id').selectedOptions[0].textContent;").await;
+    assert!(
+        chosen
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Blue backups (default)"),
+        "{chosen}"
+    );
+    journey.browser.fill("#name", "shop").await;
+    journey.browser.fill("#database_url", &data.url).await;
+    journey.browser.click("#backup_enabled").await;
+    journey.browser.click("form.form button.primary").await;
+    journey.browser.wait_for_text("h1", "shop", 10).await;
+    journey.check("project created").await;
+
+    journey.browser.fill("#policy-name", "nightly").await;
+    journey.browser.fill("#cron", "30 2 * * *").await;
+    journey.browser.fill("#timezone", "Europe/Berlin").await;
+    journey
+        .browser
+        .wait_for_text("#cron-preview", "02:30", 5)
+        .await;
+    journey
+        .browser
+        .click("input[name=namespaces][value=app]")
+        .await;
+    journey.browser.click("#policy-form button.primary").await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "nightly", 5)
+        .await;
+    journey.accessible("schedules").await;
+
+    journey.mark().await;
+    journey.browser.click("form[action$='/run'] button").await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "Completed", 30)
+        .await;
+    assert!(!journey.reloaded().await, "backup now reloaded the page");
+    journey.shot("project-backups").await;
+    journey.accessible("backups").await;
+
+    journey.browser.click("details.restore summary").await;
+    journey
+        .browser
+        .fill("details.restore input[name=restore_name]", "copy")
+        .await;
+    journey
+        .browser
+        .fill(
+            "details.restore input[name=target_database_url]",
+            &target.url,
+        )
+        .await;
+    journey
+        .browser
+        .click("details.restore button.primary")
+        .await;
+    journey.browser.accept_dialog().await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "copy", 10)
+        .await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "Completed", 30)
+        .await;
+    assert_eq!(target.count(), 25, "the restore brought the rows back");
+    journey.shot("project-restores").await;
+    journey.visit("/").await;
+    journey.shot("dashboard").await;
+    journey.visit("/audit").await;
+    journey.accessible("audit").await;
+
+    assert_eq!(
+        journey.checked_pages, 7,
+        "axe-core ran on every checked page"
+    );
+    assert!(
+        journey.seen.is_empty(),
+        "console errors, CSP violations or accessibility faults:\n{}",
+        journey.seen.join("\n")
+    );
+    journey.browser.close().await;
+}
+
+/// Fills and submits the add form of a backup credential.
+async fn add_backup(browser: &Browser, endpoint: &str, name: &str, secret: &str) {
+    browser.fill("#name", name).await;
+    browser.fill("#access_key_id", S3_ACCESS_KEY).await;
+    browser.fill("#secret_access_key", secret).await;
+    browser.fill("#endpoint", endpoint).await;
+    browser.click("form.form button.primary").await;
+}
+
+fn scalar(app: &TestApp, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = sql.to_string();
+    app.query(move |conn| diesel::sql_query(sql).get_result::<N>(conn))
+        .n
+}
+
+/// Signs in through the page.
+async fn sign_in(browser: &Browser, base: &str, email: &str, password: &str) {
+    browser.goto(&format!("{base}/login")).await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", password).await;
+    browser.click("button.primary").await;
+    for _ in 0..50 {
+        if !browser.current_url().await.contains("/login") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sign-in as {email} failed");
+}
+
+#[actix_web::test]
+async fn without_javascript_every_key_action_is_a_form_post_with_a_message() {
+    let (app, s3, driver) = start().await;
+    let (partner, account) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let browser = driver.browser(false, DESKTOP.0, DESKTOP.1).await;
+    sign_in(&browser, &app.address, &account.email, &account.password).await;
+
+    // htmx is not running: the page has no htmx object.
+    browser
+        .goto(&format!("{}/credentials/backup/new", app.address))
+        .await;
+    browser
+        .select("#organization_id", &organization.to_string())
+        .await;
+    browser.fill("#name", "Plain backups").await;
+    browser.fill("#access_key_id", S3_ACCESS_KEY).await;
+    browser.fill("#secret_access_key", GOOD).await;
+    browser.fill("#endpoint", &s3.endpoint).await;
+    browser.click("form.form button.primary").await;
+    browser
+        .wait_for_text("#messages", "Plain backups saved", 10)
+        .await;
+    assert!(
+        browser.current_url().await.ends_with("/credentials/backup"),
+        "303 back to the tab"
+    );
+
+    let id = scalar(
+        &app,
+        "SELECT id AS n FROM credentials WHERE name = 'Plain backups'",
+    );
+    for (action, message) in [
+        ("lock", "is locked"),
+        ("unlock", "is unlocked"),
+        ("default", "is now the default"),
+        ("verify", "verified"),
+    ] {
+        browser
+            .click(&format!(
+                "#credential-{id} form[action$='/{action}'] button"
+            ))
+            .await;
+        browser.wait_for_text("#messages", message, 10).await;
+    }
+    browser
+        .goto(&format!("{}/credentials/backup", app.address))
+        .await;
+    browser.fill("#q", "plain").await;
+    browser.click("#filters button[type=submit]").await;
+    browser.wait_for_text(".count", "1 credential", 5).await;
+    assert!(
+        browser.current_url().await.contains("q=plain"),
+        "the search is a page load with ?q="
+    );
+
+    // Delete asks first, on a page of its own.
+    browser.click(&format!("#credential-{id} .delete")).await;
+    browser
+        .wait_for_text("h1", "Delete Plain backups?", 5)
+        .await;
+    browser.click("form.confirm button.danger").await;
+    browser
+        .wait_for_text("#messages", "Plain backups is deleted", 5)
+        .await;
+    assert_eq!(app.count("credentials"), 0);
+    let errors = errors(browser.console().await);
+    assert!(errors.is_empty(), "{errors:?}");
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn managers_and_users_see_only_what_they_may_use() {
+    let (app, _s3, driver) = start().await;
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let manager = partner
+        .create_user("mia@blue.example", "manager", Some(organization))
+        .await;
+    let user = partner
+        .create_user("ulf@blue.example", "user", Some(organization))
+        .await;
+
+    let browser = driver.browser(true, DESKTOP.0, DESKTOP.1).await;
+    sign_in(&browser, &app.address, &manager.email, &manager.password).await;
+    browser
+        .goto(&format!("{}/credentials/cloud", app.address))
+        .await;
+    let tabs = browser
+        .script(
+            "return [...document.querySelectorAll('nav.tabs a')].map(a => a.textContent.trim());",
+        )
+        .await;
+    assert_eq!(
+        tabs,
+        serde_json::json!(["Cloud", "Backup", "Showback", "AI"]),
+        "no Billing tab"
+    );
+    browser
+        .goto(&format!("{}/credentials/cloud/new", app.address))
+        .await;
+    let providers = browser.script("return [...document.querySelectorAll('.provider-grid a')].map(a => a.textContent.trim());").await;
+    let providers: Vec<String> = serde_json::from_value(providers).unwrap();
+    assert!(
+        !providers.contains(&"Proxmox".into())
+            && !providers.contains(&"Tanzu".into())
+            && providers.contains(&"AWS".into()),
+        "{providers:?}"
+    );
+    browser.close().await;
+
+    let browser = driver.browser(true, PHONE.0, PHONE.1).await;
+    sign_in(&browser, &app.address, &user.email, &user.password).await;
+    let nav = browser
+        .script(
+            "return [...document.querySelectorAll('header nav a')].map(a => a.textContent.trim());",
+        )
+        .await;
+    assert_eq!(
+        nav,
+        serde_json::json!(["Dashboard", "Projects"]),
+        "no Credentials navigation for Users"
+    );
+    browser.close().await;
+}
+
+#[actix_web::test]
+async fn pages_are_light_and_search_fragments_small() {
+    let (app, _s3, driver) = start().await;
+    let (partner, account) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    seed_backup_credentials(&app, organization, 120);
+    let browser = driver.browser(true, DESKTOP.0, DESKTOP.1).await;
+    sign_in(&browser, &app.address, &account.email, &account.password).await;
+
+    // The first load of a tab, counting every asset as if the cache were cold (the sign-in
+    // page has already cached them: their compressed size counts anyway).
+    let fresh = driver.browser(true, DESKTOP.0, DESKTOP.1).await;
+    sign_in(&fresh, &app.address, &account.email, &account.password).await;
+    fresh
+        .goto(&format!("{}/credentials/backup", app.address))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let transferred = fresh
+        .script(
+            "const nav = performance.getEntriesByType('navigation')[0];
+             const assets = performance.getEntriesByType('resource');
+             return [nav.transferSize, assets.reduce((sum, r) => sum + Math.max(r.transferSize, r.encodedBodySize), 0), assets.length];",
+        )
+        .await;
+    let page = transferred[0].as_i64().unwrap() + transferred[1].as_i64().unwrap();
+    println!(
+        "first load of the backup tab (50 rows): {page} bytes transferred over {} requests",
+        transferred[2]
+    );
+    assert!(page <= 100 * 1024, "first load transferred {page} bytes");
+
+    browser
+        .goto(&format!("{}/credentials/backup", app.address))
+        .await;
+    browser
+        .script("performance.clearResourceTimings(); return true;")
+        .await;
+    browser.fill("#q", "bucket").await;
+    browser.wait_for_text(".count", "120 credentials", 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fragment = browser
+        .script("const r = performance.getEntriesByType('resource').filter(r => r.name.includes('q=bucket')); return r.length ? r[r.length - 1].transferSize : -1;")
+        .await
+        .as_i64()
+        .unwrap();
+    println!("htmx search fragment of 50 rows: {fragment} bytes transferred");
+    assert!(
+        fragment > 0 && fragment <= 15 * 1024,
+        "search fragment transferred {fragment} bytes"
+    );
+    fresh.close().await;
+    browser.close().await;
+}
+
+/// Backup credentials straight through the model (no verification round-trips).
+fn seed_backup_credentials(app: &TestApp, organization: i64, count: usize) {
+    let keyring = keyhold::crypto::Keyring::parse(
+        &format!(
+            "t1:{}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+        ),
+        None,
+    )
+    .unwrap();
+    let provider =
+        keyhold::credentials::provider::find(keyhold::credentials::provider::Kind::Backup, None)
+            .unwrap();
+    let mut conn = app.pool.get().unwrap();
+    for n in 0..count {
+        let name = format!("bucket-{n:03}");
+        keyhold::credentials::model::Credential::create(
+            &mut conn,
+            &keyring,
+            &keyhold::credentials::model::NewCredential {
+                organization_id: keyhold::accounts::model::OrganizationId(organization),
+                organization_name: "Blue Org",
+                provider,
+                name: &name,
+                public: [
+                    ("access_key_id".to_string(), format!("AKIA{n:012}")),
+                    (
+                        "endpoint".to_string(),
+                        "https://s3.eu-central-1.amazonaws.com".to_string(),
+                    ),
+                    ("region".to_string(), "eu-central-1".to_string()),
+                ]
+                .into(),
+                secrets: [("secret_access_key".to_string(), GOOD.to_string())].into(),
+                expires_on: None,
+                verification: (true, "seeded".into()),
+                created_by: keyhold::accounts::model::UserId(1),
+            },
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    }
+}
