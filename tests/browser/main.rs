@@ -356,6 +356,15 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .browser
         .wait_for_text(&format!("#credential-{spare_id}"), "Unlocked", 5)
         .await;
+    let focused = journey
+        .browser
+        .script("return document.activeElement && document.activeElement.id;")
+        .await;
+    assert_eq!(
+        focused,
+        Value::String(format!("lock-{spare_id}")),
+        "focus stays on the swapped row's button"
+    );
     journey
         .browser
         .click(&format!(
