@@ -37,7 +37,8 @@ struct OrganizationsPage {
     errors: FieldErrors,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct OrganizationForm {
     name: String,
 }
@@ -160,7 +161,8 @@ impl UserValues {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct UserForm {
     email: String,
     display_name: String,

@@ -24,7 +24,8 @@ struct AuditPage {
     has_next: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct AuditQuery {
     page: Option<i64>,
 }

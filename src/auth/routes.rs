@@ -30,12 +30,14 @@ struct LoginPage {
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct NextQuery {
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct LoginForm {
     email: String,
     password: Secret,
@@ -201,7 +203,8 @@ struct SetupValues {
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct SetupForm {
     partner_name: String,
     display_name: String,

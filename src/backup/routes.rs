@@ -77,7 +77,8 @@ async fn answer(
     Ok(back_to(project, tab))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct EnableForm {
     #[serde(default)]
     backup_credential_id: String,
@@ -337,7 +338,8 @@ pub async fn create_policy(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct PreviewQuery {
     #[serde(default)]
     cron: String,
@@ -428,7 +430,8 @@ pub async fn policy_action(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct RestoreForm {
     #[serde(default)]
     restore_name: String,

@@ -529,7 +529,8 @@ struct ProvidersPage {
     providers: Vec<&'static Provider>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct NewQuery {
     provider: Option<String>,
 }
@@ -1298,7 +1299,8 @@ pub async fn confirm(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct ActionForm {
     #[serde(default)]
     back: String,

@@ -607,7 +607,8 @@ impl PolicyForm {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct ShowQuery {
     tab: Option<String>,
     cron: Option<String>,
