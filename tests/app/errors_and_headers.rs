@@ -141,7 +141,11 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_500() {
         .send()
         .await
         .unwrap();
-    assert_eq!(missing_field.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        missing_field.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a missing field is reported next to it"
+    );
 
     let invalid_utf8 = partner
         .http
