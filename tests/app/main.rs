@@ -6,6 +6,7 @@ mod credentials;
 mod errors_and_headers;
 mod fakes;
 mod helpers;
+mod instances;
 mod matrix;
 mod operations;
 mod routes;
