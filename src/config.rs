@@ -27,6 +27,8 @@
 //!   when a separate `keyhold worker` runs it).
 //! - `KEYHOLD_SCHEDULER_INTERVAL_SECONDS`: how often due schedules are looked for; default 15.
 //! - `KEYHOLD_BACKUP_CONCURRENCY`: backups run at once per process; default 2.
+//! - `KEYHOLD_BACKUP_STALE_SECONDS`: silence after which a running backup's process counts as
+//!   dead and the run as Failed (interrupted); default 60.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -65,6 +67,7 @@ pub struct Settings {
     pub scheduler: bool,
     pub scheduler_interval: Duration,
     pub backup_concurrency: usize,
+    pub backup_stale_after: Duration,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -157,6 +160,9 @@ impl Settings {
                 parse_or(&var, "KEYHOLD_SCHEDULER_INTERVAL_SECONDS", 15u64)?.max(1),
             ),
             backup_concurrency: parse_or(&var, "KEYHOLD_BACKUP_CONCURRENCY", 2usize)?.max(1),
+            backup_stale_after: Duration::from_secs(
+                parse_or(&var, "KEYHOLD_BACKUP_STALE_SECONDS", 60u64)?.max(2),
+            ),
         })
     }
 }

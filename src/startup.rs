@@ -101,6 +101,7 @@ pub fn runner(pool: &DbPool, settings: &Settings) -> Runner {
         settings.keyring.clone(),
         Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
     )
+    .with_stale_after(settings.backup_stale_after)
 }
 
 fn serve(

@@ -25,8 +25,9 @@ use crate::projects::model::Project;
 
 /// Parts uploaded at once: bounds memory to a few 8 MiB parts whatever the database's size.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
-/// How often a running backup proves it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long a run may stay silent before the scheduler declares its process dead (the runner
+/// beats four times as often).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// S3 settings of a backup credential, opened for use.
 pub struct Storage {
@@ -317,6 +318,8 @@ pub struct Runner {
     in_flight: Arc<Mutex<HashSet<BackupId>>>,
     /// Timeout of one S3 request during uploads and downloads.
     transfer_timeout: Duration,
+    /// Silence after which a run counts as dead (`KEYHOLD_BACKUP_STALE_SECONDS`).
+    pub stale_after: Duration,
 }
 
 /// Why a backup ended without completing: its phase and reason.
@@ -330,7 +333,14 @@ impl Runner {
             outbound,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             transfer_timeout: Duration::from_secs(300),
+            stale_after: DEFAULT_STALE_AFTER,
         }
+    }
+
+    /// The same runner, declaring runs dead after `stale_after` of silence.
+    pub fn with_stale_after(mut self, stale_after: Duration) -> Runner {
+        self.stale_after = stale_after.max(Duration::from_secs(2));
+        self
     }
 
     /// Runs a New backup to its end, recording the outcome; never panics.
@@ -395,8 +405,9 @@ impl Runner {
 
         let heartbeat = {
             let pool = self.pool.clone();
+            let beat = self.stale_after / 4;
             actix_web::rt::spawn(async move {
-                let mut interval = actix_web::rt::time::interval(HEARTBEAT);
+                let mut interval = actix_web::rt::time::interval(beat);
                 loop {
                     interval.tick().await;
                     let _ = db::run(&pool, move |conn| Backup::heartbeat(conn, id)).await;

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::backup::model::{Backup, BackupId, BackupPolicy, phase};
-use crate::backup::runner::{HEARTBEAT, Runner};
+use crate::backup::runner::Runner;
 use crate::db;
 use crate::error::AppError;
 use crate::schema::{backup_policies, backups, restores};
@@ -61,9 +61,14 @@ pub fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<Vec
     })
 }
 
-/// Runs whose process stopped beating are Failed (interrupted); returns how many.
-pub fn reap_stale(conn: &mut PgConnection, now: DateTime<Utc>) -> QueryResult<usize> {
-    let stale = now - chrono::Duration::from_std(HEARTBEAT * 6).unwrap_or_default();
+/// Runs whose process stopped beating for `stale_after` are Failed (interrupted); returns how
+/// many.
+pub fn reap_stale(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> QueryResult<usize> {
+    let stale = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
     let backups = diesel::update(
         backups::table
             .filter(backups::phase.eq(phase::IN_PROGRESS))
@@ -141,7 +146,8 @@ pub async fn tick(
     permits: &Arc<Semaphore>,
     now: DateTime<Utc>,
 ) -> Result<usize, AppError> {
-    db::run(&runner.pool, move |conn| reap_stale(conn, now)).await?;
+    let stale_after = runner.stale_after;
+    db::run(&runner.pool, move |conn| reap_stale(conn, now, stale_after)).await?;
     let claimed = db::run(&runner.pool, move |conn| claim_due(conn, now)).await?;
     let started = claimed.len();
     for id in claimed {

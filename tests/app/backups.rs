@@ -901,7 +901,8 @@ async fn a_run_whose_process_died_is_marked_failed() {
     });
     let mut conn = world.app.pool.get().unwrap();
     assert_eq!(
-        keyhold::backup::scheduler::reap_stale(&mut conn, Utc::now()).unwrap(),
+        keyhold::backup::scheduler::reap_stale(&mut conn, Utc::now(), Duration::from_secs(60))
+            .unwrap(),
         1
     );
     let reason = scalar_text(

@@ -12,9 +12,9 @@ use crate::fakes::{self, GOOD, S3_ACCESS_KEY};
 use crate::helpers::{Client, spawn_app_with};
 
 /// A `keyhold serve` process, killed when dropped.
-struct Instance {
-    child: Child,
-    base: String,
+pub struct Instance {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Drop for Instance {
@@ -25,8 +25,14 @@ impl Drop for Instance {
 }
 
 async fn instance(database_url: &str) -> Instance {
+    instance_with(database_url, &[]).await
+}
+
+/// Starts `keyhold serve` on a free port with the test keys and extra variables.
+pub async fn instance_with(database_url: &str, extra: &[(&str, &str)]) -> Instance {
     let port = fakes::closed_port();
     let child = Command::new(env!("CARGO_BIN_EXE_keyhold"))
+        .envs(extra.iter().copied())
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("KEYHOLD_BIND", format!("127.0.0.1:{port}"))
@@ -48,21 +54,22 @@ async fn instance(database_url: &str) -> Instance {
         .stderr(Stdio::null())
         .spawn()
         .expect("keyhold starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let instance = Instance {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Instance { child, base };
+        let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return instance;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("keyhold on {base} did not become ready");
+    panic!("keyhold on {} did not become ready", instance.base);
 }
 
 /// The same browser (cookie jar), pointed at another instance.
-fn via(client: &Client, base: &str) -> Client {
+pub fn via(client: &Client, base: &str) -> Client {
     Client {
         base: base.to_string(),
         http: client.http.clone(),

@@ -5,6 +5,7 @@ mod backups;
 mod credentials;
 mod errors_and_headers;
 mod fakes;
+mod faults;
 mod helpers;
 mod instances;
 mod matrix;

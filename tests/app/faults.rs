@@ -1,0 +1,373 @@
+//! Faults: PostgreSQL stopped and started again under a running keyhold (a private cluster of
+//! the test's own, so other tests keep their server), and keyhold killed during a backup.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::StatusCode;
+
+use crate::fakes;
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A PostgreSQL cluster in a temporary directory, run as the `postgres` user on its own port.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+fn as_postgres(args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .args(args)
+        .output()
+        .expect("runuser runs")
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "keyhold-pg-{}-{}",
+            std::process::id(),
+            fakes::closed_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let owned = Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        let data = dir.join("data");
+        let init = as_postgres(&[
+            &format!("{BIN}/initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "--auth=trust",
+            "-U",
+            "postgres",
+        ]);
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let cluster = Cluster {
+            dir,
+            port: fakes::closed_port(),
+        };
+        cluster.up();
+        cluster
+    }
+
+    fn ctl(&self, action: &str) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        let output = as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+            "-m",
+            "fast",
+            "-w",
+            action,
+        ]);
+        assert!(
+            output.status.success(),
+            "pg_ctl {action}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn up(&self) {
+        self.ctl("start");
+    }
+
+    fn down(&self) {
+        self.ctl("stop");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/keyhold", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "stop",
+        ]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `keyhold serve` process, killed when dropped.
+struct Keyhold {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Keyhold {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn keyhold(database_url: &str) -> Keyhold {
+    let port = fakes::closed_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_keyhold"))
+        .env("DATABASE_URL", database_url)
+        .env("KEYHOLD_BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "KEYHOLD_SESSION_KEY",
+            base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
+        )
+        .env(
+            "KEYHOLD_DATA_KEYS",
+            format!(
+                "t1:{}",
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+            ),
+        )
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keyhold starts");
+    let keyhold = Keyhold {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..150 {
+        if reqwest::get(format!("{}/healthz", keyhold.base))
+            .await
+            .is_ok()
+        {
+            return keyhold;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("keyhold did not start on {}", keyhold.base);
+}
+
+#[actix_web::test]
+async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() {
+    let cluster = Cluster::start();
+    let app = keyhold(&cluster.url()).await; // creates and migrates the database itself
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let status = |path: &'static str| {
+        let (client, base) = (client.clone(), app.base.clone());
+        async move { client.get(format!("{base}{path}")).send().await.unwrap() }
+    };
+    assert_eq!(status("/readyz").await.status(), StatusCode::OK);
+    assert_eq!(status("/setup").await.status(), StatusCode::OK);
+
+    cluster.down();
+    let ready = status("/readyz").await;
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "readiness fails during the outage"
+    );
+    let page = status("/setup").await;
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(
+        page.headers().contains_key("content-security-policy"),
+        "error pages keep the security headers"
+    );
+    let body = page.text().await.unwrap();
+    assert!(body.contains("cannot reach its database"), "{body}");
+    assert_eq!(
+        status("/healthz").await.status(),
+        StatusCode::OK,
+        "the process itself is alive"
+    );
+
+    cluster.up();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if status("/readyz").await.status() == StatusCode::OK
+            && status("/setup").await.status() == StatusCode::OK
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "keyhold works again without a restart");
+}
+
+#[actix_web::test]
+async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_the_schedule_goes_on()
+{
+    use crate::backups::{DataDb, scalar_i64, scalar_text, world};
+    use crate::instances::{instance_with, via};
+
+    let world = world().await;
+    let big = DataDb::with_orders(2_000_000);
+    let org = world.organization.to_string();
+    let response = world
+        .partner
+        .post_from(
+            "/projects/new",
+            "/projects",
+            &[
+                ("organization_id", &org),
+                ("name", "big"),
+                ("database_url", &big.url),
+                ("backup_enabled", "on"),
+                ("backup_credential_id", &world.credential.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let project = scalar_i64(
+        &world.app,
+        "SELECT id AS n FROM projects WHERE name = 'big'",
+    );
+    let page = format!("/projects/{project}");
+    world
+        .partner
+        .post_from(
+            &page,
+            &format!("{page}/policies"),
+            &[
+                ("name", "nightly"),
+                ("cron", "daily"),
+                ("timezone", "UTC"),
+                ("retention", "720h"),
+                ("namespaces", "app"),
+            ],
+        )
+        .await;
+    let policy = scalar_i64(
+        &world.app,
+        &format!("SELECT id AS n FROM backup_policies WHERE project_id = {project}"),
+    );
+    let stale = [
+        ("KEYHOLD_BACKUP_STALE_SECONDS", "3"),
+        ("KEYHOLD_SCHEDULER_INTERVAL_SECONDS", "1"),
+    ];
+
+    let mut doomed = instance_with(&world.app.database_url, &stale).await;
+    let on_doomed = via(&world.partner, &doomed.base);
+    let run = on_doomed
+        .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
+        .await;
+    assert_eq!(run.status(), StatusCode::SEE_OTHER);
+    let phase = || {
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT phase || ':' || coalesce(reason, '') AS value FROM backups WHERE policy_id = {policy} ORDER BY id DESC LIMIT 1"
+            ),
+        )
+    };
+    for _ in 0..100 {
+        if phase() == "InProgress:" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        phase(),
+        "InProgress:",
+        "the backup is running when keyhold is killed"
+    );
+    doomed.child.kill().unwrap(); // SIGKILL
+    doomed.child.wait().unwrap();
+
+    let stored: Vec<_> = walk(
+        &world
+            .s3
+            .root
+            .path()
+            .join("keyhold-blue-org-big")
+            .join("big"),
+    );
+    assert!(
+        stored.is_empty(),
+        "no object looks complete after the kill: {stored:?}"
+    );
+
+    let survivor = instance_with(&world.app.database_url, &stale).await;
+    let mut reaped = String::new();
+    for _ in 0..150 {
+        reaped = phase();
+        if reaped.starts_with("Failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        reaped,
+        "Failed:interrupted: the keyhold process running it stopped"
+    );
+
+    // The schedule goes on: the next run completes.
+    let on_survivor = via(&world.partner, &survivor.base);
+    let again = on_survivor
+        .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
+        .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let mut last = String::new();
+    for _ in 0..600 {
+        last = phase();
+        if !last.starts_with("New") && !last.starts_with("InProgress") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, "Completed:");
+    assert_eq!(
+        walk(
+            &world
+                .s3
+                .root
+                .path()
+                .join("keyhold-blue-org-big")
+                .join("big")
+        )
+        .len(),
+        1
+    );
+}
+
+/// Files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            if entry.path().is_dir() {
+                walk(&entry.path())
+            } else {
+                vec![entry.path()]
+            }
+        })
+        .collect()
+}
