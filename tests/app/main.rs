@@ -7,6 +7,7 @@ mod errors_and_headers;
 mod fakes;
 mod faults;
 mod helpers;
+mod injection;
 mod instances;
 mod matrix;
 mod operations;
