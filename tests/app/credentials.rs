@@ -1534,4 +1534,172 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
         "SELECT string_agg(row_to_json(c)::text, ' ') AS value FROM credentials c",
     );
     check("credential rows (sealed at rest)", &stored);
+
+    // A dump of keyhold's own database holds no secret either (sessions and audit included).
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--format=plain", "--no-owner", &setup.app.database_url])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout).to_string();
+    assert!(
+        dump.contains("COPY public.credentials"),
+        "the dump holds the credentials table"
+    );
+    check("pg_dump of keyhold's database", &dump);
+}
+
+#[actix_web::test]
+async fn key_rotation_under_load_keeps_every_secret_usable() {
+    let fake = fakes::start_cloud_fake().await;
+    let old = format!(
+        "t1:{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    let new = format!(
+        "t2:{}",
+        base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+    );
+    let both = format!("{old},{new}");
+    // Every instance knows both keys and writes with the new one while the old rows are re-sealed.
+    let app = spawn_app_with(&[
+        ("KEYHOLD_DATA_KEYS", both.as_str()),
+        ("KEYHOLD_DATA_KEY_ACTIVE", "t2"),
+    ])
+    .await;
+    let (partner, account) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    seed_ai_at(&app, organization, "old", 30, &fake);
+    let ids: Vec<i64> = app.query(|conn| {
+        use diesel::prelude::*;
+        keyhold::schema::credentials::table
+            .select(keyhold::schema::credentials::id)
+            .load(conn)
+    });
+    assert_eq!(app.count("credentials WHERE key_id = 't1'"), 30);
+
+    let database_url = app.database_url.clone();
+    let (old_key, new_key) = (old.clone(), new.clone());
+    let rotation = std::thread::spawn(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyhold"))
+            .args(["keys", "rotate", "--batch", "3"])
+            .env("DATABASE_URL", database_url)
+            .env("KEYHOLD_DATA_KEYS", format!("{old_key},{new_key}"))
+            .env("KEYHOLD_DATA_KEY_ACTIVE", "t2")
+            .env(
+                "KEYHOLD_SESSION_KEY",
+                base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
+            )
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    });
+    // Load while the rotation runs: verify every credential (opens its secret) and list them.
+    let token = partner.token("/credentials/ai").await;
+    for round in 0..3 {
+        for id in &ids {
+            let response = partner
+                .http
+                .post(format!("{}/credentials/ai/{id}/verify", partner.base))
+                .header("HX-Request", "true")
+                .form(&[("csrf_token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "round {round}, credential {id}"
+            );
+            let body = response.text().await.unwrap();
+            assert!(
+                body.contains("verified:"),
+                "round {round}, credential {id}: {}",
+                texts(&body, ".flash").join(" ")
+            );
+        }
+        assert_eq!(
+            partner.get("/credentials/ai").await.status(),
+            StatusCode::OK
+        );
+    }
+    let output = rotation.join().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        app.count("credentials WHERE key_id = 't2'"),
+        30,
+        "every secret re-sealed"
+    );
+
+    // The old key can go: an instance with only the new key opens every secret.
+    let only_new = spawn_app_with(&[
+        ("DATABASE_URL", app.database_url.as_str()),
+        ("KEYHOLD_DATA_KEYS", new.as_str()),
+    ])
+    .await;
+    let browser = only_new.client();
+    browser.login(&account.email, &account.password).await;
+    let token = browser.token("/credentials/ai").await;
+    for id in &ids {
+        let response = browser
+            .http
+            .post(format!("{}/credentials/ai/{id}/verify", browser.base))
+            .header("HX-Request", "true")
+            .form(&[("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.text().await.unwrap().contains("verified:"),
+            "credential {id} opens with the new key alone"
+        );
+    }
+    std::mem::forget(only_new); // shares `app`'s database, which `app` drops
+}
+
+/// AI credentials sealed with the old key only, straight through the model.
+fn seed_ai_at(app: &TestApp, organization: i64, prefix: &str, count: usize, base_url: &str) {
+    let keyring = keyhold::crypto::Keyring::parse(
+        &format!(
+            "t1:{}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+        ),
+        None,
+    )
+    .unwrap();
+    let provider =
+        keyhold::credentials::provider::find(keyhold::credentials::provider::Kind::Ai, None)
+            .unwrap();
+    let creator = text_column(app, "SELECT min(id)::text AS value FROM users")
+        .parse::<i64>()
+        .unwrap();
+    let mut conn = app.pool.get().unwrap();
+    for n in 0..count {
+        let name = format!("{prefix}-key-{n:02}");
+        keyhold::credentials::model::Credential::create(
+            &mut conn,
+            &keyring,
+            &keyhold::credentials::model::NewCredential {
+                organization_id: keyhold::accounts::model::OrganizationId(organization),
+                organization_name: "Blue Org",
+                provider,
+                name: &name,
+                public: [("base_url".to_string(), base_url.to_string())].into(),
+                secrets: [("api_key".to_string(), GOOD.to_string())].into(),
+                expires_on: None,
+                verification: (true, "seeded".into()),
+                created_by: keyhold::accounts::model::UserId(creator),
+            },
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    }
 }
