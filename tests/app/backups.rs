@@ -1113,3 +1113,23 @@ async fn the_data_source_password_never_reaches_a_page_or_the_database() {
     );
     assert!(!audit.contains(crate::fakes::MARKER));
 }
+
+#[actix_web::test]
+async fn storage_answering_500_fails_the_run_with_the_reason_and_the_next_run_completes() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    world.s3.failing.store(true, Ordering::SeqCst);
+    let (_, phase, reason) = world.backup_now(policy).await;
+    world.s3.failing.store(false, Ordering::SeqCst);
+    assert_eq!(phase, "Failed");
+    assert!(reason.contains("HTTP 500"), "{reason}");
+    assert_eq!(
+        world.app.count("backups WHERE phase = 'Completed'"),
+        0,
+        "nothing marked Completed"
+    );
+    let (backup, phase, reason) = world.backup_now(policy).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    assert!(world.object_path(backup).exists());
+}

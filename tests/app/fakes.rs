@@ -49,6 +49,8 @@ pub fn closed_port() -> u16 {
 /// An S3 server over a temporary directory, checking signatures.
 pub struct S3Server {
     pub endpoint: String,
+    /// While set, every request is answered 500 InternalError (storage failing mid-run).
+    pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Where the objects live (kept for the server's lifetime; tests may look inside).
     #[allow(dead_code)]
     pub root: tempfile::TempDir,
@@ -88,22 +90,47 @@ pub async fn start_s3() -> S3Server {
     builder.set_auth(auth);
     builder.set_access(DenyListingToLimitedKey);
     let service = builder.build();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let flag = failing.clone();
     actix_web::rt::spawn(async move {
         let server = ConnBuilder::new(TokioExecutor::new());
         while let Ok((socket, _)) = listener.accept().await {
+            let (service, flag) = (service.clone(), flag.clone());
+            let handler = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let (service, fail) = (
+                        service.clone(),
+                        flag.load(std::sync::atomic::Ordering::SeqCst),
+                    );
+                    async move {
+                        if fail {
+                            let mut response = hyper::Response::new(s3s::Body::from(
+                            "<Error><Code>InternalError</Code><Message>injected</Message></Error>".to_string(),
+                        ));
+                            *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                            return Ok::<_, s3s::HttpError>(response);
+                        }
+                        hyper::service::Service::call(&service, request).await
+                    }
+                },
+            );
             let connection = server
-                .serve_connection(TokioIo::new(socket), service.clone())
+                .serve_connection(TokioIo::new(socket), handler)
                 .into_owned();
             tokio::spawn(async move {
                 let _ = connection.await;
             });
         }
     });
-    S3Server { endpoint, root }
+    S3Server {
+        endpoint,
+        failing,
+        root,
+    }
 }
 
 /// A real Prometheus (Debian package) with one basic-auth user, stopped when dropped.
