@@ -43,7 +43,14 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
     let organizations: Vec<Organization> = (0..ORGANIZATIONS)
-        .map(|n| Organization::create(&mut conn, partner.id, &format!("Org {n:02}"), Some(admin.id)))
+        .map(|n| {
+            Organization::create(
+                &mut conn,
+                partner.id,
+                &format!("Org {n:02}"),
+                Some(admin.id),
+            )
+        })
         .collect::<Result<_, _>>()?;
     User::create(
         &mut conn,
@@ -63,7 +70,11 @@ fn main() -> anyhow::Result<()> {
     for chunk in (0..CREDENTIALS).collect::<Vec<_>>().chunks(1000) {
         conn.transaction(|conn| {
             for &n in chunk {
-                let organization = if n < BIG_ORGANIZATION { 0 } else { 1 + (n - BIG_ORGANIZATION) % (ORGANIZATIONS - 1) };
+                let organization = if n < BIG_ORGANIZATION {
+                    0
+                } else {
+                    1 + (n - BIG_ORGANIZATION) % (ORGANIZATIONS - 1)
+                };
                 let name = format!("b{n:06}-t{:03}", n % 100);
                 let credential = Credential::create(
                     conn,
@@ -75,7 +86,10 @@ fn main() -> anyhow::Result<()> {
                         name: &name,
                         public: [
                             ("access_key_id".to_string(), format!("AKIA{n:012}")),
-                            ("endpoint".to_string(), format!("https://s3.region-{}.example.com", n % 7)),
+                            (
+                                "endpoint".to_string(),
+                                format!("https://s3.region-{}.example.com", n % 7),
+                            ),
                             ("region".to_string(), format!("region-{}", n % 7)),
                         ]
                         .into(),
@@ -108,7 +122,8 @@ fn main() -> anyhow::Result<()> {
                         cloud_credential_id: None,
                         ai_credential_id: None,
                         database_url: &database_url,
-                        backup: first_of[index].map(|credential| (credential, format!("bench-{index}-{p}"))),
+                        backup: first_of[index]
+                            .map(|credential| (credential, format!("bench-{index}-{p}"))),
                         created_by: admin.id,
                     },
                 )
@@ -129,17 +144,28 @@ fn main() -> anyhow::Result<()> {
                     let slot = Utc::now() - Duration::days(day + 1);
                     if let Some(id) = Backup::insert_slot(conn, &policy, slot)? {
                         let key = format!("{name}/nightly/{}.dump", slot.format("%Y%m%dT%H%M%SZ"));
-                        Backup::complete(conn, id, &key, 1_048_576 + day, &format!("{:064x}", day), slot + Duration::days(30))?;
+                        Backup::complete(
+                            conn,
+                            id,
+                            &key,
+                            1_048_576 + day,
+                            &format!("{:064x}", day),
+                            slot + Duration::days(30),
+                        )?;
                     }
                 }
             }
             Ok::<_, anyhow::Error>(())
         })?;
     }
-    println!("500 projects and 50,000 backups after {:.1?}", started.elapsed());
+    println!(
+        "500 projects and 50,000 backups after {:.1?}",
+        started.elapsed()
+    );
 
     diesel::sql_query("DROP TABLE IF EXISTS fortune").execute(&mut conn)?;
-    diesel::sql_query("CREATE TABLE fortune (id integer PRIMARY KEY, message text NOT NULL)").execute(&mut conn)?;
+    diesel::sql_query("CREATE TABLE fortune (id integer PRIMARY KEY, message text NOT NULL)")
+        .execute(&mut conn)?;
     diesel::sql_query(
         "INSERT INTO fortune VALUES
          (1, 'fortune: No such file or directory'),

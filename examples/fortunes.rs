@@ -41,7 +41,9 @@ async fn fortunes(pool: web::Data<DbPool>) -> HttpResponse {
             });
             fortunes.sort_by(|a, b| a.message.cmp(&b.message));
             match (Fortunes { fortunes }).render() {
-                Ok(body) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body),
+                Ok(body) => HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .body(body),
                 Err(_) => HttpResponse::InternalServerError().finish(),
             }
         }
@@ -52,14 +54,20 @@ async fn fortunes(pool: web::Data<DbPool>) -> HttpResponse {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/keyhold_bench".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/keyhold_bench".into());
     let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(8090);
     let pool = Pool::builder()
         .max_size(10)
         .build(ConnectionManager::<PgConnection>::new(url))
         .expect("the benchmark database answers");
-    HttpServer::new(move || App::new().app_data(web::Data::new(pool.clone())).route("/fortunes", web::get().to(fortunes)))
-        .bind(("127.0.0.1", port))?
-        .run()
-        .await
+    HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(pool.clone()))
+            .route("/fortunes", web::get().to(fortunes))
+    })
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await
 }

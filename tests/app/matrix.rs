@@ -356,6 +356,39 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
             checked += 1;
         }
     }
+    // CSRF on every mutating route: a signed-in Partner without a token, or with a cross-site
+    // origin, changes nothing anywhere.
+    for (method, pattern, _, _) in ACCESS.iter().filter(|(method, _, _, _)| *method == "post") {
+        let path = concrete(pattern);
+        let before = fingerprint(&world.app);
+        let no_token = world.partner.post(&path, &[("name", "Matrix")]).await;
+        assert_eq!(
+            no_token.status(),
+            StatusCode::FORBIDDEN,
+            "{method} {path} without a token"
+        );
+        let token = world.partner.token("/").await;
+        let cross_site = world
+            .partner
+            .http
+            .post(format!("{}{path}", world.partner.base))
+            .header("Origin", "https://evil.example")
+            .form(&[("csrf_token", token.as_str()), ("name", "Matrix")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            cross_site.status(),
+            StatusCode::FORBIDDEN,
+            "{method} {path} from another site"
+        );
+        assert_eq!(
+            fingerprint(&world.app),
+            before,
+            "{method} {path} changed the database"
+        );
+        checked += 2;
+    }
     println!("{checked} refusals checked");
     assert!(checked > 80, "only {checked} refusals checked");
 
