@@ -112,6 +112,7 @@ fn serve(
 ) -> anyhow::Result<Server> {
     let session_key = Key::from(&settings.session_key);
     let workers = settings.workers;
+    let blocking_threads = (settings.db_pool_size as usize + settings.hash_concurrency).max(4);
     let state = web::Data::new(AppState {
         hasher: PasswordHasher::new(settings.hash_concurrency),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
@@ -163,6 +164,9 @@ fn serve(
             .wrap(TracingLogger::default())
     })
     .workers(workers)
+    // Every database call waits on a blocking thread; more threads than connections only
+    // queue (and each costs memory), so bound them by the pool.
+    .worker_max_blocking_threads(blocking_threads)
     .shutdown_timeout(30)
     .listen(listener)?
     .run();

@@ -87,6 +87,15 @@ const ASSOCIATED: &str = "(SELECT string_agg(p.name, E'\\n' ORDER BY p.name) FRO
       WHERE p.cloud_credential_id = c.id OR p.ai_credential_id = c.id
          OR p.backup_credential_id = c.id) AS associated_projects";
 
+/// The filter of a list page: kind ($1), partner ($2) or organization ($3) scope, the
+/// organization filter ($4), provider ($5) and search pattern ($6).
+const LIST_FILTER: &str = "c.kind = $1
+      AND ($2::bigint IS NULL OR o.partner_id = $2)
+      AND ($3::bigint IS NULL OR c.organization_id = $3)
+      AND ($4::bigint IS NULL OR c.organization_id = $4)
+      AND ($5::text IS NULL OR c.provider = $5)
+      AND ($6::text IS NULL OR c.search_text LIKE $6)";
+
 /// What a list page asks for.
 #[derive(Clone, Debug)]
 pub struct ListQuery {
@@ -266,21 +275,25 @@ impl Credential {
             Scope::Partner(partner) => (Some(partner.0), None),
             Scope::Organization(organization) => (None, Some(organization.0)),
         };
+        // The page is chosen first (by index, stopping after a page); names and associated
+        // projects are looked up for its rows only; the total is one count of the same filter.
         let sql = format!(
-            "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
-                    uu.email AS updated_by_label, count(*) OVER () AS total, {ASSOCIATED}
-             FROM credentials c
-             JOIN organizations o ON o.id = c.organization_id
+            "SELECT c.*, page.organization_name,
+                    (SELECT count(*) FROM credentials c
+                     JOIN organizations o ON o.id = c.organization_id WHERE {LIST_FILTER}) AS total,
+                    cu.email AS created_by_label, uu.email AS updated_by_label, {ASSOCIATED}
+             FROM (
+                 SELECT c.id, o.name AS organization_name, {order} AS sort_value
+                 FROM credentials c
+                 JOIN organizations o ON o.id = c.organization_id
+                 WHERE {LIST_FILTER}
+                 ORDER BY {order} {direction} NULLS LAST, c.id {direction}
+                 LIMIT $7 OFFSET $8
+             ) page
+             JOIN credentials c ON c.id = page.id
              LEFT JOIN users cu ON cu.id = c.created_by
              LEFT JOIN users uu ON uu.id = c.updated_by
-             WHERE c.kind = $1
-               AND ($2::bigint IS NULL OR o.partner_id = $2)
-               AND ($3::bigint IS NULL OR c.organization_id = $3)
-               AND ($4::bigint IS NULL OR c.organization_id = $4)
-               AND ($5::text IS NULL OR c.provider = $5)
-               AND ($6::text IS NULL OR c.search_text LIKE $6)
-             ORDER BY {order} {direction} NULLS LAST, c.id {direction}
-             LIMIT $7 OFFSET $8"
+             ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}"
         );
         diesel::sql_query(sql)
             .bind::<Text, _>(query.kind.key())

@@ -1,0 +1,2 @@
+DROP INDEX credentials_kind_lower_name;
+DROP INDEX credentials_org_kind_lower_name;
