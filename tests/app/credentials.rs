@@ -1339,7 +1339,7 @@ async fn key_rotation_reseals_every_secret_and_the_old_key_can_go() {
         "{:?}",
         texts(&page, ".flash")
     );
-    std::mem::forget(only_new); // shares the database of `setup`, which drops it
+    drop(only_new); // shares the database of `setup`, which drops it
 }
 
 #[actix_web::test]
@@ -1662,7 +1662,7 @@ async fn key_rotation_under_load_keeps_every_secret_usable() {
             "credential {id} opens with the new key alone"
         );
     }
-    std::mem::forget(only_new); // shares `app`'s database, which `app` drops
+    drop(only_new); // shares `app`'s database, which `app` drops
 }
 
 /// AI credentials sealed with the old key only, straight through the model.

@@ -51,6 +51,7 @@ fn template_database() -> String {
     diesel::sql_query("SELECT pg_advisory_lock(4242)")
         .execute(&mut conn)
         .expect("lock");
+    drop_stale_databases(&mut conn, &name);
     let exists = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
         .bind::<diesel::sql_types::Text, _>(&name)
         .get_result::<Count>(&mut conn)
@@ -79,6 +80,44 @@ fn template_database() -> String {
     name
 }
 
+/// Drops the databases of earlier test processes that died before cleaning up (their names
+/// carry the process id).
+fn drop_stale_databases(conn: &mut PgConnection, template: &str) {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let names: Vec<Name> = diesel::sql_query(
+        "SELECT datname FROM pg_database
+         WHERE datname ~ '^keyhold_(test|data|browser_[a-z_]+)_[0-9]+(_[0-9]+)?$'",
+    )
+    .load(conn)
+    .unwrap_or_default();
+    // Templates of older migrations are no use to anyone.
+    let templates: Vec<Name> = diesel::sql_query(
+        "SELECT datname FROM pg_database WHERE datname ~ '^keyhold_tpl_[0-9a-f]+$' AND datname <> $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(template)
+    .load(conn)
+    .unwrap_or_default();
+    for Name { datname } in templates {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"))
+            .execute(conn);
+    }
+    for Name { datname } in names {
+        let pid = datname
+            .split('_')
+            .filter_map(|part| part.parse::<u32>().ok())
+            .next();
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"))
+                .execute(conn);
+        }
+    }
+}
+
 fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("readable dir").flatten() {
@@ -98,6 +137,9 @@ pub struct TestApp {
     pub pool: DbPool,
     pub database: String,
     pub database_url: String,
+    /// False when the app was started on another test's database (`DATABASE_URL` override),
+    /// which that test drops.
+    owns_database: bool,
 }
 
 /// Starts keyhold with default test settings.
@@ -115,15 +157,19 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         )
         .with_test_writer()
         .try_init();
-    let template = tokio::task::spawn_blocking(template_database)
-        .await
-        .expect("template");
+    let shared = overrides
+        .iter()
+        .find(|(name, _)| *name == "DATABASE_URL")
+        .map(|(_, url)| url.to_string());
     let database = format!(
         "keyhold_test_{}_{}",
         std::process::id(),
         NEXT_DATABASE.fetch_add(1, Ordering::SeqCst)
     );
-    {
+    if shared.is_none() {
+        let template = tokio::task::spawn_blocking(template_database)
+            .await
+            .expect("template");
         let (template, database) = (template.clone(), database.clone());
         tokio::task::spawn_blocking(move || {
             let mut conn = PgConnection::establish(&database_url("postgres")).expect("connect");
@@ -137,7 +183,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .await
         .expect("create database");
     }
-    let url = database_url(&database);
+    let url = shared.clone().unwrap_or_else(|| database_url(&database));
     let mut vars: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), url.clone()),
         ("KEYHOLD_BIND".into(), "127.0.0.1:0".into()),
@@ -174,11 +220,15 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         pool,
         database,
         database_url: url,
+        owns_database: shared.is_none(),
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
         let database = self.database.clone();
         let _ = std::thread::spawn(move || {
             if let Ok(mut conn) = PgConnection::establish(&database_url("postgres")) {
