@@ -978,6 +978,23 @@ fn parse_id(id: &str) -> Result<CredentialId, AppError> {
     id.parse().map(CredentialId).map_err(|_| AppError::NotFound)
 }
 
+/// The credential a path names: the tab checked for `user` first (403), then the scope (404).
+async fn named_credential(
+    state: &AppState,
+    user: &CurrentUser,
+    kind: &str,
+    id: &str,
+) -> Result<(Kind, Listed), AppError> {
+    let kind = authorize(user, kind)?;
+    let id = parse_id(id)?;
+    let scope = user.scope();
+    let listed = db::run(&state.pool, move |conn| {
+        Credential::find_listed(conn, &scope, kind, id)
+    })
+    .await?;
+    Ok((kind, listed))
+}
+
 /// GET /credentials/{kind}/{id}
 pub async fn show(
     req: HttpRequest,
@@ -987,13 +1004,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let kind = authorize(&user, &kind)?;
-    let id = parse_id(&id)?;
-    let scope = user.scope();
-    let listed = db::run(&state.pool, move |conn| {
-        Credential::find_listed(conn, &scope, kind, id)
-    })
-    .await?;
+    let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
     let row = RowView::new(&listed, &kind.columns(None));
     if is_htmx(&req) {
         return html(&DetailFragment { row });
@@ -1014,13 +1025,7 @@ pub async fn edit(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let kind = authorize(&user, &kind)?;
-    let id = parse_id(&id)?;
-    let scope = user.scope();
-    let listed = db::run(&state.pool, move |conn| {
-        Credential::find_listed(conn, &scope, kind, id)
-    })
-    .await?;
+    let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
     let credential = &listed.credential;
     let provider = editable_provider(credential)?;
     html(&FormPage {
@@ -1079,13 +1084,8 @@ pub async fn update(
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let kind = authorize(&user, &kind)?;
-    let id = parse_id(&id)?;
-    let scope = user.scope();
-    let listed = db::run(&state.pool, move |conn| {
-        Credential::find_listed(conn, &scope, kind, id)
-    })
-    .await?;
+    let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
+    let id = listed.credential.id;
     let credential = listed.credential.clone();
     let provider = editable_provider(&credential)?;
     let mut submission = submission(form.into_inner());

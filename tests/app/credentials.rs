@@ -1192,45 +1192,7 @@ async fn search_sort_paging_and_the_organization_filter_work_with_and_without_ht
 
 /// Inserts AI credentials straight through the model (no verification round-trips).
 fn seed_ai(app: &TestApp, organization: i64, prefix: &str, count: usize) {
-    let keyring = keyhold::crypto::Keyring::parse(
-        &format!(
-            "t1:{}",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-        ),
-        None,
-    )
-    .unwrap();
-    let provider =
-        keyhold::credentials::provider::find(keyhold::credentials::provider::Kind::Ai, None)
-            .unwrap();
-    let creator = text_column(app, "SELECT min(id)::text AS value FROM users")
-        .parse::<i64>()
-        .unwrap();
-    let mut conn = app.pool.get().unwrap();
-    for n in 0..count {
-        let name = format!("{prefix}-key-{n:02}");
-        keyhold::credentials::model::Credential::create(
-            &mut conn,
-            &keyring,
-            &keyhold::credentials::model::NewCredential {
-                organization_id: keyhold::accounts::model::OrganizationId(organization),
-                organization_name: prefix,
-                provider,
-                name: &name,
-                public: [(
-                    "base_url".to_string(),
-                    "https://api.example.com".to_string(),
-                )]
-                .into(),
-                secrets: [("api_key".to_string(), GOOD.to_string())].into(),
-                expires_on: None,
-                verification: (true, "seeded".into()),
-                created_by: keyhold::accounts::model::UserId(creator),
-            },
-        )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-    }
+    seed_ai_at(app, organization, prefix, count, "https://api.example.com");
 }
 
 #[actix_web::test]
