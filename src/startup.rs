@@ -145,7 +145,7 @@ fn serve(
                 .state_ttl(time::Duration::seconds(
                     settings.session_idle.as_secs() as i64
                 ))
-                .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )
         .build();
         App::new()

@@ -26,6 +26,10 @@ use crate::startup::AppState;
 
 /// Session keys.
 const IDENTITY_KEY: &str = "identity";
+/// Unix seconds of the last request that extended the session.
+const SEEN_KEY: &str = "seen";
+/// A signed-in session is extended (written) at most this often, not on every request.
+const EXTEND_EVERY_SECS: i64 = 60;
 
 /// What a person may do: see SPEC §1.
 #[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,9 +186,16 @@ fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
         .app_data::<actix_web::web::Data<AppState>>()
         .map(|state| state.settings.session_absolute.as_secs() as i64)
         .unwrap_or(12 * 3600);
-    if Utc::now().timestamp() - identity.signed_in_at > absolute {
+    let now = Utc::now().timestamp();
+    if now - identity.signed_in_at > absolute {
         session.purge();
         return Err(AppError::SignInRequired);
+    }
+    // The idle timeout counts from the last write of the session: rewrite it once a minute
+    // while the person is active, instead of touching the database on every request.
+    let seen = session.get::<i64>(SEEN_KEY).ok().flatten().unwrap_or(0);
+    if now - seen >= EXTEND_EVERY_SECS {
+        let _ = session.insert(SEEN_KEY, now);
     }
     Ok(CurrentUser { identity })
 }
