@@ -496,6 +496,44 @@ struct EditTarget {
 }
 
 impl FormPage {
+    /// The edit form of a stored credential as it is stored; callers replace what a
+    /// submission changed.
+    fn edit(
+        user: &CurrentUser,
+        session: &Session,
+        provider: &'static Provider,
+        listed: &Listed,
+        version: i32,
+    ) -> FormPage {
+        let credential = &listed.credential;
+        FormPage {
+            page: Page::new(
+                user,
+                session,
+                "credentials",
+                &format!("Edit {}", credential.name),
+            ),
+            kind: credential.kind(),
+            provider,
+            editing: Some(EditTarget {
+                id: credential.id,
+                version,
+                organization: listed.organization_name.clone(),
+            }),
+            values: credential.public_values(),
+            name: credential.name.clone(),
+            expires_on: credential
+                .expires_on
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            organization_id: credential.organization_id.to_string(),
+            organizations: Vec::new(),
+            is_partner: user.role() == Role::Partner,
+            errors: FieldErrors::default(),
+            outcome: None,
+        }
+    }
+
     fn action(&self) -> String {
         match &self.editing {
             Some(target) => format!("/credentials/{}/{}", self.kind.key(), target.id),
@@ -934,28 +972,41 @@ pub async fn verify_form(
     for field in provider.secret_fields() {
         values.remove(field.key);
     }
-    html(&FormPage {
-        page: Page::new(
+    let form = match &stored {
+        Some(listed) => FormPage::edit(
             &user,
             &session,
-            "credentials",
-            &format!("Add {}", kind.noun()),
+            provider,
+            listed,
+            submission.version.unwrap_or(listed.credential.version),
         ),
-        kind,
-        provider,
-        editing: stored.as_ref().map(|listed| EditTarget {
-            id: listed.credential.id,
-            version: submission.version.unwrap_or(listed.credential.version),
-            organization: listed.organization_name.clone(),
-        }),
+        None => FormPage {
+            page: Page::new(
+                &user,
+                &session,
+                "credentials",
+                &format!("Add {}", kind.noun()),
+            ),
+            kind,
+            provider,
+            editing: None,
+            values: Values::default(),
+            name: String::new(),
+            expires_on: String::new(),
+            organization_id: submission.organization_id.clone(),
+            organizations,
+            is_partner: user.role() == Role::Partner,
+            errors: FieldErrors::default(),
+            outcome: None,
+        },
+    };
+    html(&FormPage {
         values,
         name: submission.name.clone(),
         expires_on: submission.expires_text.clone(),
-        organization_id: submission.organization_id.clone(),
-        organizations,
-        is_partner: user.role() == Role::Partner,
         errors,
         outcome: Some(outcome),
+        ..form
     })
 }
 
@@ -1025,35 +1076,16 @@ pub async fn edit(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
+    let (_, listed) = named_credential(&state, &user, &kind, &id).await?;
     let credential = &listed.credential;
     let provider = editable_provider(credential)?;
-    html(&FormPage {
-        page: Page::new(
-            &user,
-            &session,
-            "credentials",
-            &format!("Edit {}", credential.name),
-        ),
-        kind,
+    html(&FormPage::edit(
+        &user,
+        &session,
         provider,
-        editing: Some(EditTarget {
-            id: credential.id,
-            version: credential.version,
-            organization: listed.organization_name.clone(),
-        }),
-        values: credential.public_values(),
-        name: credential.name.clone(),
-        expires_on: credential
-            .expires_on
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
-        organization_id: credential.organization_id.to_string(),
-        organizations: Vec::new(),
-        is_partner: user.role() == Role::Partner,
-        errors: FieldErrors::default(),
-        outcome: None,
-    })
+        &listed,
+        credential.version,
+    ))
 }
 
 /// The provider of a credential that may be edited now (unlocked, with editable fields).
@@ -1114,27 +1146,12 @@ pub async fn update(
         html_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &FormPage {
-                page: Page::new(
-                    &user,
-                    &session,
-                    "credentials",
-                    &format!("Edit {}", credential.name),
-                ),
-                kind,
-                provider,
-                editing: Some(EditTarget {
-                    id: credential.id,
-                    version,
-                    organization: listed.organization_name.clone(),
-                }),
                 values,
                 name: submission.name.clone(),
                 expires_on: submission.expires_text.clone(),
-                organization_id: credential.organization_id.to_string(),
-                organizations: Vec::new(),
-                is_partner: user.role() == Role::Partner,
                 errors,
                 outcome,
+                ..FormPage::edit(&user, &session, provider, &listed, version)
             },
         )
     };

@@ -1,7 +1,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::{TimeZone, Utc};
 use diesel::prelude::*;
 use reqwest::StatusCode;
@@ -567,14 +566,7 @@ async fn a_locked_credential_skips_runs_and_a_wrong_secret_fails_them() {
         .await;
 
     // Seal a wrong secret into the credential, as if the key had been revoked at the provider.
-    let keyring = keyhold::crypto::Keyring::parse(
-        &format!(
-            "t1:{}",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-        ),
-        None,
-    )
-    .unwrap();
+    let keyring = crate::helpers::test_keyring();
     world.app.query(|conn| {
         let stored = keyhold::credentials::model::Credential::find_any(
             conn,
@@ -662,14 +654,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn test_runner(app: &TestApp) -> keyhold::backup::runner::Runner {
-    let keyring = keyhold::crypto::Keyring::parse(
-        &format!(
-            "t1:{}",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-        ),
-        None,
-    )
-    .unwrap();
+    let keyring = crate::helpers::test_keyring();
     keyhold::backup::runner::Runner::new(
         app.pool.clone(),
         keyring,

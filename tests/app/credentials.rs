@@ -1248,10 +1248,7 @@ async fn htmx_actions_answer_with_the_changed_row_or_table() {
 async fn key_rotation_reseals_every_secret_and_the_old_key_can_go() {
     let setup = setup().await;
     let id = add_ai(&setup, &setup.partner, setup.blue, "Rotated key").await;
-    let old = format!(
-        "t1:{}",
-        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-    );
+    let old = crate::helpers::test_data_keys();
     let new = format!(
         "t2:{}",
         base64::engine::general_purpose::STANDARD.encode([9u8; 32])
@@ -1261,10 +1258,7 @@ async fn key_rotation_reseals_every_secret_and_the_old_key_can_go() {
         .env("DATABASE_URL", &setup.app.database_url)
         .env("KEYHOLD_DATA_KEYS", format!("{old},{new}"))
         .env("KEYHOLD_DATA_KEY_ACTIVE", "t2")
-        .env(
-            "KEYHOLD_SESSION_KEY",
-            base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
-        )
+        .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
@@ -1518,10 +1512,7 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
 #[actix_web::test]
 async fn key_rotation_under_load_keeps_every_secret_usable() {
     let fake = fakes::start_cloud_fake().await;
-    let old = format!(
-        "t1:{}",
-        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-    );
+    let old = crate::helpers::test_data_keys();
     let new = format!(
         "t2:{}",
         base64::engine::general_purpose::STANDARD.encode([9u8; 32])
@@ -1552,10 +1543,7 @@ async fn key_rotation_under_load_keeps_every_secret_usable() {
             .env("DATABASE_URL", database_url)
             .env("KEYHOLD_DATA_KEYS", format!("{old_key},{new_key}"))
             .env("KEYHOLD_DATA_KEY_ACTIVE", "t2")
-            .env(
-                "KEYHOLD_SESSION_KEY",
-                base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
-            )
+            .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
             .env("RUST_LOG", "error")
             .output()
             .unwrap()
@@ -1629,39 +1617,17 @@ async fn key_rotation_under_load_keeps_every_secret_usable() {
 
 /// AI credentials sealed with the old key only, straight through the model.
 fn seed_ai_at(app: &TestApp, organization: i64, prefix: &str, count: usize, base_url: &str) {
-    let keyring = keyhold::crypto::Keyring::parse(
-        &format!(
-            "t1:{}",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-        ),
-        None,
-    )
-    .unwrap();
-    let provider =
-        keyhold::credentials::provider::find(keyhold::credentials::provider::Kind::Ai, None)
-            .unwrap();
-    let creator = text_column(app, "SELECT min(id)::text AS value FROM users")
-        .parse::<i64>()
-        .unwrap();
-    let mut conn = app.pool.get().unwrap();
-    for n in 0..count {
-        let name = format!("{prefix}-key-{n:02}");
-        keyhold::credentials::model::Credential::create(
-            &mut conn,
-            &keyring,
-            &keyhold::credentials::model::NewCredential {
-                organization_id: keyhold::accounts::model::OrganizationId(organization),
-                organization_name: "Blue Org",
-                provider,
-                name: &name,
-                public: [("base_url".to_string(), base_url.to_string())].into(),
-                secrets: [("api_key".to_string(), GOOD.to_string())].into(),
-                expires_on: None,
-                verification: (true, "seeded".into()),
-                created_by: keyhold::accounts::model::UserId(creator),
-            },
-        )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-    }
+    crate::helpers::seed_credentials(
+        app,
+        organization,
+        keyhold::credentials::provider::Kind::Ai,
+        count,
+        |n| {
+            (
+                format!("{prefix}-key-{n:02}"),
+                vec![("base_url", base_url.to_string())],
+                vec![("api_key", GOOD.to_string())],
+            )
+        },
+    );
 }

@@ -2,10 +2,9 @@
 //! the test's own, so other tests keep their server), and keyhold killed during a backup.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::StatusCode;
 
 use crate::fakes;
@@ -117,60 +116,10 @@ impl Drop for Cluster {
     }
 }
 
-/// A `keyhold serve` process, killed when dropped.
-struct Keyhold {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Keyhold {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn keyhold(database_url: &str) -> Keyhold {
-    let port = fakes::closed_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_keyhold"))
-        .env("DATABASE_URL", database_url)
-        .env("KEYHOLD_BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "KEYHOLD_SESSION_KEY",
-            base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
-        )
-        .env(
-            "KEYHOLD_DATA_KEYS",
-            format!(
-                "t1:{}",
-                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-            ),
-        )
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("keyhold starts");
-    let keyhold = Keyhold {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..150 {
-        if reqwest::get(format!("{}/healthz", keyhold.base))
-            .await
-            .is_ok()
-        {
-            return keyhold;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("keyhold did not start on {}", keyhold.base);
-}
-
 #[actix_web::test]
 async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() {
     let cluster = Cluster::start();
-    let app = keyhold(&cluster.url()).await; // creates and migrates the database itself
+    let app = crate::instances::instance_with(&cluster.url(), &[]).await; // creates and migrates the database itself
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -131,6 +131,80 @@ fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The data keys of every test app and of every keyhold process a test starts.
+pub fn test_data_keys() -> String {
+    format!(
+        "t1:{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    )
+}
+
+/// The session key of every test app and keyhold process (so sessions cross instances).
+pub fn test_session_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([42u8; 64])
+}
+
+/// The keyring tests seal with, as the apps do.
+pub fn test_keyring() -> keyhold::crypto::Keyring {
+    keyhold::crypto::Keyring::parse(&test_data_keys(), None).expect("test keyring")
+}
+
+/// Inserts credentials of `kind` straight through keyhold's model (sealed with the test key,
+/// no verification round-trips); `make(n)` gives each one's name, public and secret fields.
+pub fn seed_credentials(
+    app: &TestApp,
+    organization: i64,
+    kind: keyhold::credentials::provider::Kind,
+    count: usize,
+    make: impl Fn(
+        usize,
+    ) -> (
+        String,
+        Vec<(&'static str, String)>,
+        Vec<(&'static str, String)>,
+    ),
+) {
+    use keyhold::credentials::model::{Credential, NewCredential};
+    let keyring = test_keyring();
+    let provider =
+        keyhold::credentials::provider::find(kind, None).expect("a provider of the kind");
+    let mut conn = app.pool.get().expect("connection");
+    let creator = keyhold::schema::users::table
+        .select(diesel::dsl::min(keyhold::schema::users::id))
+        .first::<Option<i64>>(&mut conn)
+        .expect("query")
+        .expect("someone created the organization");
+    let organization_name = app.query(|conn| {
+        keyhold::schema::organizations::table
+            .find(organization)
+            .select(keyhold::schema::organizations::name)
+            .first::<String>(conn)
+    });
+    for n in 0..count {
+        let (name, public, secrets) = make(n);
+        let fields = |list: Vec<(&'static str, String)>| {
+            list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        Credential::create(
+            &mut conn,
+            &keyring,
+            &NewCredential {
+                organization_id: keyhold::accounts::model::OrganizationId(organization),
+                organization_name: &organization_name,
+                provider,
+                name: &name,
+                public: fields(public),
+                secrets: fields(secrets),
+                expires_on: None,
+                verification: (true, "seeded".into()),
+                created_by: keyhold::accounts::model::UserId(creator),
+            },
+        )
+        .map_err(|error| format!("{error:?}"))
+        .expect("seeded");
+    }
+}
+
 /// A running keyhold with its own database, dropped with it.
 pub struct TestApp {
     pub address: String,
@@ -189,15 +263,9 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         ("KEYHOLD_BIND".into(), "127.0.0.1:0".into()),
         (
             "KEYHOLD_SESSION_KEY".into(),
-            base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
+            crate::helpers::test_session_key(),
         ),
-        (
-            "KEYHOLD_DATA_KEYS".into(),
-            format!(
-                "t1:{}",
-                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-            ),
-        ),
+        ("KEYHOLD_DATA_KEYS".into(), crate::helpers::test_data_keys()),
         ("KEYHOLD_WORKERS".into(), "1".into()),
         ("KEYHOLD_DB_POOL_SIZE".into(), "4".into()),
     ];

@@ -4,7 +4,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::StatusCode;
 
 use crate::backups::{DataDb, scalar_i64};
@@ -36,17 +35,8 @@ pub async fn instance_with(database_url: &str, extra: &[(&str, &str)]) -> Instan
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("KEYHOLD_BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "KEYHOLD_SESSION_KEY",
-            base64::engine::general_purpose::STANDARD.encode([42u8; 64]),
-        )
-        .env(
-            "KEYHOLD_DATA_KEYS",
-            format!(
-                "t1:{}",
-                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-            ),
-        )
+        .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
+        .env("KEYHOLD_DATA_KEYS", crate::helpers::test_data_keys())
         .env("KEYHOLD_SCHEDULER_INTERVAL_SECONDS", "1")
         .env("KEYHOLD_WORKERS", "1")
         .env("RUST_LOG", "error")

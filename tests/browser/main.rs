@@ -13,7 +13,6 @@ mod webdriver;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
 use diesel::prelude::*;
 use serde_json::Value;
 
@@ -708,44 +707,24 @@ async fn pages_are_light_and_search_fragments_small() {
 
 /// Backup credentials straight through the model (no verification round-trips).
 fn seed_backup_credentials(app: &TestApp, organization: i64, count: usize) {
-    let keyring = keyhold::crypto::Keyring::parse(
-        &format!(
-            "t1:{}",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32])
-        ),
-        None,
-    )
-    .unwrap();
-    let provider =
-        keyhold::credentials::provider::find(keyhold::credentials::provider::Kind::Backup, None)
-            .unwrap();
-    let mut conn = app.pool.get().unwrap();
-    for n in 0..count {
-        let name = format!("bucket-{n:03}");
-        keyhold::credentials::model::Credential::create(
-            &mut conn,
-            &keyring,
-            &keyhold::credentials::model::NewCredential {
-                organization_id: keyhold::accounts::model::OrganizationId(organization),
-                organization_name: "Blue Org",
-                provider,
-                name: &name,
-                public: [
-                    ("access_key_id".to_string(), format!("AKIA{n:012}")),
+    helpers::seed_credentials(
+        app,
+        organization,
+        keyhold::credentials::provider::Kind::Backup,
+        count,
+        |n| {
+            (
+                format!("bucket-{n:03}"),
+                vec![
+                    ("access_key_id", format!("AKIA{n:012}")),
                     (
-                        "endpoint".to_string(),
+                        "endpoint",
                         "https://s3.eu-central-1.amazonaws.com".to_string(),
                     ),
-                    ("region".to_string(), "eu-central-1".to_string()),
-                ]
-                .into(),
-                secrets: [("secret_access_key".to_string(), GOOD.to_string())].into(),
-                expires_on: None,
-                verification: (true, "seeded".into()),
-                created_by: keyhold::accounts::model::UserId(1),
-            },
-        )
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
-    }
+                    ("region", "eu-central-1".to_string()),
+                ],
+                vec![("secret_access_key", GOOD.to_string())],
+            )
+        },
+    );
 }
