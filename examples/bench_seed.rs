@@ -163,9 +163,9 @@ fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
 
-    diesel::sql_query("DROP TABLE IF EXISTS fortune").execute(&mut conn)?;
+    diesel::sql_query("DROP TABLE IF EXISTS fortune").execute(&mut **conn)?;
     diesel::sql_query("CREATE TABLE fortune (id integer PRIMARY KEY, message text NOT NULL)")
-        .execute(&mut conn)?;
+        .execute(&mut **conn)?;
     diesel::sql_query(
         "INSERT INTO fortune VALUES
          (1, 'fortune: No such file or directory'),
@@ -181,8 +181,8 @@ fn main() -> anyhow::Result<()> {
          (11, '<script>alert(\"This should not be displayed in a browser alert box.\");</script>'),
          (12, 'フレームワークのベンチマーク')",
     )
-    .execute(&mut conn)?;
-    diesel::sql_query("ANALYZE").execute(&mut conn)?;
+    .execute(&mut **conn)?;
+    diesel::sql_query("VACUUM (ANALYZE)").execute(&mut **conn)?;
     println!("seeded in {:.1?}", started.elapsed());
     Ok(())
 }

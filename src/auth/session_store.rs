@@ -41,7 +41,7 @@ impl PgSessionStore {
         let pool = self.pool.clone();
         web::block(move || {
             let mut conn = pool.get()?;
-            work(&mut conn)
+            conn.attempt(work)
         })
         .await?
     }

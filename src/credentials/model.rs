@@ -16,6 +16,7 @@ use crate::accounts::model::{OrganizationId, UserId};
 use crate::auth::Scope;
 use crate::credentials::provider::{Kind, Provider, Values};
 use crate::crypto::{Keyring, Sealed};
+use crate::db::{Bind, Prepared};
 use crate::error::AppError;
 use crate::schema::{credentials, organizations};
 use crate::web::form::Pagination;
@@ -66,8 +67,6 @@ pub struct Listed {
     pub created_by_label: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub updated_by_label: Option<String>,
-    #[diesel(sql_type = BigInt)]
-    pub total: i64,
     /// Names of the projects using it, one per line (they are why it cannot be deleted).
     #[diesel(sql_type = Nullable<Text>)]
     pub associated_projects: Option<String>,
@@ -82,19 +81,127 @@ impl Listed {
     }
 }
 
-/// The column of listing queries that names the projects using a credential.
-const ASSOCIATED: &str = "(SELECT string_agg(p.name, E'\\n' ORDER BY p.name) FROM projects p
-      WHERE p.cloud_credential_id = c.id OR p.ai_credential_id = c.id
-         OR p.backup_credential_id = c.id) AS associated_projects";
+/// The column of listing queries that names the projects using a credential of `kind`: a
+/// project refers to a credential of each kind by its own column (indexed), and billing and
+/// showback credentials are used by no project.
+fn associated(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Cloud => ASSOCIATED_CLOUD,
+        Kind::Ai => ASSOCIATED_AI,
+        Kind::Backup => ASSOCIATED_BACKUP,
+        Kind::Billing | Kind::Showback => "NULL::text AS associated_projects",
+    }
+}
 
-/// The filter of a list page: kind ($1), partner ($2) or organization ($3) scope, the
-/// organization filter ($4), provider ($5) and search pattern ($6).
-const LIST_FILTER: &str = "c.kind = $1
-      AND ($2::bigint IS NULL OR o.partner_id = $2)
-      AND ($3::bigint IS NULL OR c.organization_id = $3)
-      AND ($4::bigint IS NULL OR c.organization_id = $4)
-      AND ($5::text IS NULL OR c.provider = $5)
-      AND ($6::text IS NULL OR c.search_text LIKE $6)";
+macro_rules! associated_by {
+    ($column:literal) => {
+        concat!(
+            "(SELECT string_agg(p.name, E'\\n' ORDER BY p.name) FROM projects p WHERE p.",
+            $column,
+            " = c.id) AS associated_projects"
+        )
+    };
+}
+const ASSOCIATED_CLOUD: &str = associated_by!("cloud_credential_id");
+const ASSOCIATED_AI: &str = associated_by!("ai_credential_id");
+const ASSOCIATED_BACKUP: &str = associated_by!("backup_credential_id");
+
+/// Search totals are counted up to this many rows; past it a tab says "more than 1,000".
+pub const SEARCH_COUNT_CAP: i64 = 1000;
+
+/// How many credentials a tab holds: exact, or (for a broad search) more than a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    Exact(i64),
+    MoreThan(i64),
+}
+
+impl Total {
+    /// Whether rows exist past the first `shown`.
+    pub fn exceeds(self, shown: i64) -> bool {
+        match self {
+            Total::Exact(total) => total > shown,
+            Total::MoreThan(bound) => bound >= shown,
+        }
+    }
+}
+
+impl std::fmt::Display for Total {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (prefix, n) = match self {
+            Total::Exact(n) => ("", *n),
+            Total::MoreThan(n) => ("more than ", *n),
+        };
+        let noun = if n == 1 && prefix.is_empty() {
+            "credential"
+        } else {
+            "credentials"
+        };
+        write!(f, "{prefix}{} {noun}", thousands(n))
+    }
+}
+
+/// 12345 as "12,345".
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// One page of a tab and how many rows the whole tab holds.
+pub struct ListPage {
+    pub rows: Vec<Listed>,
+    pub total: Total,
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The WHERE clause of a listing, holding only the filters that apply (a query the planner can
+/// fit to an index, rather than `$n IS NULL OR …` for every filter), with its values.
+struct Filter {
+    clauses: Vec<&'static str>,
+    binds: Vec<Bind>,
+}
+
+impl Filter {
+    fn new() -> Filter {
+        Filter {
+            clauses: Vec::new(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds `clause`, in which `?` stands for `value`.
+    fn and(&mut self, clause: &'static str, value: Bind) {
+        self.clauses.push(clause);
+        self.binds.push(value);
+    }
+
+    fn sql(&self) -> String {
+        self.clauses.join(" AND ")
+    }
+
+    /// `sql` (with this filter's text where it says `{filter}`, and `?` for each value) bound
+    /// to this filter's values, then `extra`.
+    fn query(&self, sql: &str, extra: &[i64]) -> Prepared {
+        let mut binds = self.binds.clone();
+        binds.extend(extra.iter().map(|value| Bind::Int(*value)));
+        Prepared::new(&sql.replace("{filter}", &self.sql()), binds)
+    }
+}
 
 /// What a list page asks for.
 #[derive(Clone, Debug)]
@@ -262,49 +369,124 @@ impl Credential {
             .is_some_and(|date| date <= Utc::now().date_naive() + chrono::Days::new(14))
     }
 
-    /// One page of a tab, filtered, searched and sorted, inside `scope`.
+    /// One page of a tab, filtered, searched and sorted, inside `scope`, with the tab's total.
     pub fn list(
         conn: &mut PgConnection,
         scope: &Scope,
         query: &ListQuery,
-    ) -> QueryResult<Vec<Listed>> {
+    ) -> QueryResult<ListPage> {
         let order =
             sort_expression(query.kind, &query.sort).unwrap_or_else(|| "lower(c.name)".into());
         let direction = if query.descending { "DESC" } else { "ASC" };
-        let (partner, organization_scope) = match scope {
-            Scope::Partner(partner) => (Some(partner.0), None),
-            Scope::Organization(organization) => (None, Some(organization.0)),
-        };
+        // The same filter over credentials (c) for the page and over the kept totals (t).
+        let mut rows = Filter::new();
+        let mut totals = Filter::new();
+        rows.and("c.kind = ?", Bind::Text(query.kind.key().into()));
+        totals.and("t.kind = ?", Bind::Text(query.kind.key().into()));
+        match scope {
+            Scope::Partner(partner) => {
+                rows.and("o.partner_id = ?", Bind::Int(partner.0));
+                totals.and(
+                    "t.organization_id IN (SELECT id FROM organizations WHERE partner_id = ?)",
+                    Bind::Int(partner.0),
+                );
+            }
+            Scope::Organization(organization) => {
+                rows.and("c.organization_id = ?", Bind::Int(organization.0));
+                totals.and("t.organization_id = ?", Bind::Int(organization.0));
+            }
+        }
+        if let Some(organization) = query.organization {
+            rows.and("c.organization_id = ?", Bind::Int(organization.0));
+            totals.and("t.organization_id = ?", Bind::Int(organization.0));
+        }
+        if let Some(provider) = query.provider {
+            rows.and("c.provider = ?", Bind::Text(provider.into()));
+            totals.and("t.provider = ?", Bind::Text(provider.into()));
+        }
+        if let Some(search) = &query.search {
+            rows.and("c.search_text LIKE ?", Bind::Text(like_pattern(search)));
+        }
         // The page is chosen first (by index, stopping after a page); names and associated
-        // projects are looked up for its rows only; the total is one count of the same filter.
-        let sql = format!(
-            "SELECT c.*, page.organization_name,
-                    (SELECT count(*) FROM credentials c
-                     JOIN organizations o ON o.id = c.organization_id WHERE {LIST_FILTER}) AS total,
-                    cu.email AS created_by_label, uu.email AS updated_by_label, {ASSOCIATED}
-             FROM (
-                 SELECT c.id, o.name AS organization_name, {order} AS sort_value
-                 FROM credentials c
-                 JOIN organizations o ON o.id = c.organization_id
-                 WHERE {LIST_FILTER}
-                 ORDER BY {order} {direction} NULLS LAST, c.id {direction}
-                 LIMIT $7 OFFSET $8
-             ) page
-             JOIN credentials c ON c.id = page.id
-             LEFT JOIN users cu ON cu.id = c.created_by
-             LEFT JOIN users uu ON uu.id = c.updated_by
-             ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}"
+        // projects are looked up for its rows only. The page size (a constant) is written
+        // into the statement and the offset is left out of the first page's: PostgreSQL then
+        // plans the prepared statement once, where a `LIMIT $n` makes it guess a tenth of the
+        // table and plan again on every execution.
+        let offset: Vec<i64> = Some(query.pagination.offset())
+            .filter(|offset| *offset > 0)
+            .into_iter()
+            .collect();
+        let page_query = rows.query(
+            &format!(
+                "SELECT c.*, page.organization_name, cu.email AS created_by_label,
+                            uu.email AS updated_by_label, {associated}
+                     FROM (
+                         SELECT c.id, o.name AS organization_name, {order} AS sort_value
+                         FROM credentials c
+                         JOIN organizations o ON o.id = c.organization_id
+                         WHERE {{filter}}
+                         ORDER BY {order} {direction} NULLS LAST, c.id {direction}
+                         LIMIT {limit}{offset}
+                     ) page
+                     JOIN credentials c ON c.id = page.id
+                     LEFT JOIN users cu ON cu.id = c.created_by
+                     LEFT JOIN users uu ON uu.id = c.updated_by
+                     ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
+                associated = associated(query.kind),
+                limit = query.pagination.per_page,
+                offset = if offset.is_empty() { "" } else { " OFFSET ?" },
+            ),
+            &offset,
         );
-        diesel::sql_query(sql)
-            .bind::<Text, _>(query.kind.key())
-            .bind::<Nullable<BigInt>, _>(partner)
-            .bind::<Nullable<BigInt>, _>(organization_scope)
-            .bind::<Nullable<BigInt>, _>(query.organization.map(|o| o.0))
-            .bind::<Nullable<Text>, _>(query.provider)
-            .bind::<Nullable<Text>, _>(query.search.as_deref().map(like_pattern))
-            .bind::<BigInt, _>(query.pagination.per_page)
-            .bind::<BigInt, _>(query.pagination.offset())
-            .load(conn)
+        let page = if query.search.is_some() {
+            // How a search is best run depends on its term: planned for each term.
+            page_query.load::<Listed>(conn)?
+        } else {
+            // Without a term the best plan depends only on which index fits: the plan made
+            // once is kept (PostgreSQL would otherwise plan again on every execution, as its
+            // estimate for a generic plan is a little above a custom one).
+            conn.transaction(|conn| {
+                diesel::sql_query("SET LOCAL plan_cache_mode = force_generic_plan")
+                    .execute(conn)?;
+                page_query.load::<Listed>(conn)
+            })?
+        };
+        let shown = query.pagination.offset() + page.len() as i64;
+        let full = page.len() as i64 == query.pagination.per_page;
+        let total = if !full && (query.pagination.offset() == 0 || !page.is_empty()) {
+            // A page that is not full ends the tab.
+            Total::Exact(shown)
+        } else if query.search.is_some() {
+            // Counted up to a bound past this page: a broad term must not count every row.
+            let cap = SEARCH_COUNT_CAP.max(shown);
+            let n = rows
+                .query(
+                    "SELECT count(*) AS n FROM (
+                         SELECT 1 FROM credentials c
+                         JOIN organizations o ON o.id = c.organization_id
+                         WHERE {filter} LIMIT ?
+                     ) matches",
+                    &[cap + 1],
+                )
+                .get_result::<CountRow>(conn)?
+                .n;
+            if n > cap {
+                Total::MoreThan(cap)
+            } else {
+                Total::Exact(n)
+            }
+        } else {
+            let n = totals
+                .query(
+                    "SELECT coalesce(sum(t.n), 0)::bigint AS n FROM credential_counts t
+                     WHERE {filter}",
+                    &[],
+                )
+                .get_result::<CountRow>(conn)?
+                .n;
+            Total::Exact(n)
+        };
+        Ok(ListPage { rows: page, total })
     }
 
     /// One credential of `kind` inside `scope`, with its names; `NotFound` otherwise.
@@ -320,14 +502,15 @@ impl Credential {
         };
         diesel::sql_query(format!(
             "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
-                    uu.email AS updated_by_label, 1::bigint AS total, {ASSOCIATED}
+                    uu.email AS updated_by_label, {associated}
              FROM credentials c
              JOIN organizations o ON o.id = c.organization_id
              LEFT JOIN users cu ON cu.id = c.created_by
              LEFT JOIN users uu ON uu.id = c.updated_by
              WHERE c.id = $1 AND c.kind = $2
                AND ($3::bigint IS NULL OR o.partner_id = $3)
-               AND ($4::bigint IS NULL OR c.organization_id = $4)"
+               AND ($4::bigint IS NULL OR c.organization_id = $4)",
+            associated = associated(kind),
         ))
         .bind::<BigInt, _>(id.0)
         .bind::<Text, _>(kind.key())

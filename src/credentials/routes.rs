@@ -15,7 +15,7 @@ use crate::accounts::model::{Organization, OrganizationId};
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::model::{
-    Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential,
+    Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential, Total,
 };
 use crate::credentials::provider::{
     self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
@@ -145,6 +145,8 @@ pub struct Cell {
 /// A credential as a table row.
 pub struct RowView {
     pub id: CredentialId,
+    /// `/credentials/{kind}/{id}`, which its actions extend.
+    pub path: String,
     pub name: String,
     pub is_default: bool,
     pub is_locked: bool,
@@ -166,6 +168,11 @@ impl RowView {
 
     pub fn projects_text(&self) -> String {
         self.projects.join(", ")
+    }
+
+    /// The action its lock button takes.
+    pub fn lock_action(&self) -> &'static str {
+        if self.is_locked { "unlock" } else { "lock" }
     }
 }
 
@@ -265,6 +272,7 @@ impl RowView {
         }
         RowView {
             id: credential.id,
+            path: format!("/credentials/{}/{}", credential.kind, credential.id),
             name: credential.name.clone(),
             is_default: credential.is_default,
             is_locked: credential.is_locked,
@@ -326,7 +334,7 @@ struct Table {
     kind: Kind,
     columns: Vec<ColumnView>,
     rows: Vec<RowView>,
-    total: i64,
+    total: Total,
     page: i64,
     previous_url: Option<String>,
     next_url: Option<String>,
@@ -334,7 +342,13 @@ struct Table {
     back: String,
 }
 
-fn table(kind: Kind, params: &ListParams, query: &ListQuery, listed: &[Listed]) -> Table {
+fn table(
+    kind: Kind,
+    params: &ListParams,
+    query: &ListQuery,
+    listed: &[Listed],
+    total: Total,
+) -> Table {
     let columns = kind.columns(params.provider(kind));
     let base = format!("/credentials/{}", kind.key());
     let column_views = columns
@@ -365,7 +379,6 @@ fn table(kind: Kind, params: &ListParams, query: &ListQuery, listed: &[Listed]) 
             }
         })
         .collect();
-    let total = listed.first().map_or(0, |row| row.total);
     let page = query.pagination.page;
     Table {
         kind,
@@ -378,7 +391,8 @@ fn table(kind: Kind, params: &ListParams, query: &ListQuery, listed: &[Listed]) 
         page,
         previous_url: (page > 1)
             .then(|| format!("{base}?{}", params.with("page", &(page - 1).to_string()))),
-        next_url: (page * PER_PAGE < total)
+        next_url: total
+            .exceeds(page * PER_PAGE)
             .then(|| format!("{base}?{}", params.with("page", &(page + 1).to_string()))),
         back: params.to_query(),
     }
@@ -416,9 +430,7 @@ struct RemovedFragment {
 #[derive(Template)]
 #[template(path = "credentials/_row_response.html")]
 struct RowFragment {
-    table: Table,
     row: RowView,
-    csrf: String,
     flashes: Vec<Flash>,
 }
 
@@ -435,21 +447,25 @@ pub async fn list(
     let query = params.query(kind, &user);
     let scope = user.scope();
     let db_query = query.clone();
+    // The organization filter is part of the page around the table, not of the htmx fragment.
+    let whole_page = !is_htmx(&req);
     let (listed, organizations) = db::run(&state.pool, move |conn| {
-        Ok::<_, AppError>((
-            Credential::list(conn, &scope, &db_query)?,
-            Organization::list(conn, &scope)?,
-        ))
+        let organizations = if whole_page {
+            Organization::list(conn, &scope)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, AppError>((Credential::list(conn, &scope, &db_query)?, organizations))
     })
     .await?;
-    let table = table(kind, &params, &query, &listed);
+    let table = table(kind, &params, &query, &listed.rows, listed.total);
     let page = Page::new(
         &user,
         &session,
         "credentials",
         &format!("{} credentials", kind.label()),
     );
-    if is_htmx(&req) {
+    if !whole_page {
         return html(&ResultsFragment {
             table,
             csrf: page.csrf,
@@ -1444,7 +1460,7 @@ pub async fn action(
         })
         .await?;
         return html(&ResultsFragment {
-            table: table(kind, &params, &query, &listed),
+            table: table(kind, &params, &query, &listed.rows, listed.total),
             csrf,
             flashes,
         });
@@ -1453,12 +1469,9 @@ pub async fn action(
         Credential::find_listed(conn, &scope, kind, id)
     })
     .await?;
-    let table = table(kind, &params, &query, std::slice::from_ref(&listed));
     let columns = kind.columns(params.provider(kind));
     html(&RowFragment {
         row: RowView::new(&listed, &columns),
-        table,
-        csrf,
         flashes,
     })
 }

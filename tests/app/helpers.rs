@@ -171,7 +171,7 @@ pub fn seed_credentials(
     let mut conn = app.pool.get().expect("connection");
     let creator = keyhold::schema::users::table
         .select(diesel::dsl::min(keyhold::schema::users::id))
-        .first::<Option<i64>>(&mut conn)
+        .first::<Option<i64>>(&mut **conn)
         .expect("query")
         .expect("someone created the organization");
     let organization_name = app.query(|conn| {

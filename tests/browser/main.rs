@@ -328,7 +328,7 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     journey
         .browser
         .click(&format!(
-            "#credential-{blue_id} form[action$='/default'] button"
+            "#credential-{blue_id} button[formaction$='/default']"
         ))
         .await;
     journey
@@ -338,7 +338,7 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     journey
         .browser
         .click(&format!(
-            "#credential-{spare_id} form[action$='/lock'] button"
+            "#credential-{spare_id} button[formaction$='/lock']"
         ))
         .await;
     journey
@@ -348,7 +348,7 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     journey
         .browser
         .click(&format!(
-            "#credential-{spare_id} form[action$='/unlock'] button"
+            "#credential-{spare_id} button[formaction$='/unlock']"
         ))
         .await;
     journey
@@ -367,7 +367,7 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     journey
         .browser
         .click(&format!(
-            "#credential-{spare_id} form[action$='/verify'] button"
+            "#credential-{spare_id} button[formaction$='/verify']"
         ))
         .await;
     journey
@@ -564,9 +564,7 @@ async fn without_javascript_every_key_action_is_a_form_post_with_a_message() {
         ("verify", "verified"),
     ] {
         browser
-            .click(&format!(
-                "#credential-{id} form[action$='/{action}'] button"
-            ))
+            .click(&format!("#credential-{id} button[formaction$='/{action}']"))
             .await;
         browser.wait_for_text("#messages", message, 10).await;
     }
