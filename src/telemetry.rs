@@ -16,11 +16,14 @@ pub fn init() {
 /// Keeps large allocations (argon2's 19 MiB per password hash) out of glibc's arenas, where
 /// they would otherwise stay after being freed: without this, a burst of sign-ins left keyhold
 /// at ~300 MB; with it, ~70 MB (measured by `scripts/bench`). The threshold stays above page
-/// buffers (a few hundred KiB), which would otherwise pay a page fault per request.
+/// buffers (a few hundred KiB), which would otherwise pay a page fault per request. Fixing it
+/// also fixes glibc's trim threshold at 128 KiB, so an arena's free top was handed back to the
+/// system after every page and faulted in again for the next: up to 4 MiB of it is kept.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called once before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 * 1024 * 1024);
     }
 }

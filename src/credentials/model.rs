@@ -106,6 +106,13 @@ const ASSOCIATED_CLOUD: &str = associated_by!("cloud_credential_id");
 const ASSOCIATED_AI: &str = associated_by!("ai_credential_id");
 const ASSOCIATED_BACKUP: &str = associated_by!("backup_credential_id");
 
+/// The columns of a listed credential: all but its sealed secrets, which a page never needs
+/// (they are read only where a credential is verified or used), so its rows carry an empty map.
+const LISTED_COLUMNS: &str = "c.id, c.organization_id, c.kind, c.provider, c.name, c.public,
+    '{}'::jsonb AS secrets, c.key_id, c.is_default, c.is_locked, c.expires_on, c.verified_at,
+    c.verify_ok, c.verify_message, c.version, c.created_at, c.created_by, c.updated_at,
+    c.updated_by";
+
 /// Search totals are counted up to this many rows; past it a tab says "more than 1,000".
 pub const SEARCH_COUNT_CAP: i64 = 1000;
 
@@ -163,6 +170,15 @@ pub struct ListPage {
     pub total: Total,
 }
 
+/// A row of a page and, when the page was not searched, the tab's total.
+#[derive(QueryableByName)]
+struct PageRow {
+    #[diesel(embed)]
+    listed: Listed,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    total: Option<i64>,
+}
+
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = BigInt)]
@@ -182,6 +198,21 @@ impl Filter {
             clauses: Vec::new(),
             binds: Vec::new(),
         }
+    }
+
+    /// Credentials (`c`, joined to their organization `o`) of `kind` inside `scope`.
+    fn scoped(kind: Kind, scope: &Scope) -> Filter {
+        let mut filter = Filter::new();
+        filter.and("c.kind = (SELECT ?)", Bind::Text(kind.key().into()));
+        match scope {
+            Scope::Partner(partner) => {
+                filter.and("o.partner_id = (SELECT ?)", Bind::Int(partner.0))
+            }
+            Scope::Organization(organization) => {
+                filter.and("c.organization_id = (SELECT ?)", Bind::Int(organization.0))
+            }
+        }
+        filter
     }
 
     /// Adds `clause`, in which `?` stands for `value`.
@@ -379,78 +410,79 @@ impl Credential {
             sort_expression(query.kind, &query.sort).unwrap_or_else(|| "lower(c.name)".into());
         let direction = if query.descending { "DESC" } else { "ASC" };
         // The same filter over credentials (c) for the page and over the kept totals (t).
-        let mut rows = Filter::new();
+        let mut rows = Filter::scoped(query.kind, scope);
         let mut totals = Filter::new();
-        rows.and("c.kind = ?", Bind::Text(query.kind.key().into()));
-        totals.and("t.kind = ?", Bind::Text(query.kind.key().into()));
+        totals.and("t.kind = (SELECT ?)", Bind::Text(query.kind.key().into()));
         match scope {
-            Scope::Partner(partner) => {
-                rows.and("o.partner_id = ?", Bind::Int(partner.0));
-                totals.and(
-                    "t.organization_id IN (SELECT id FROM organizations WHERE partner_id = ?)",
-                    Bind::Int(partner.0),
-                );
-            }
+            Scope::Partner(partner) => totals.and(
+                "t.organization_id IN (SELECT id FROM organizations WHERE partner_id = ?)",
+                Bind::Int(partner.0),
+            ),
             Scope::Organization(organization) => {
-                rows.and("c.organization_id = ?", Bind::Int(organization.0));
-                totals.and("t.organization_id = ?", Bind::Int(organization.0));
+                totals.and("t.organization_id = (SELECT ?)", Bind::Int(organization.0))
             }
         }
         if let Some(organization) = query.organization {
-            rows.and("c.organization_id = ?", Bind::Int(organization.0));
-            totals.and("t.organization_id = ?", Bind::Int(organization.0));
+            rows.and("c.organization_id = (SELECT ?)", Bind::Int(organization.0));
+            totals.and("t.organization_id = (SELECT ?)", Bind::Int(organization.0));
         }
         if let Some(provider) = query.provider {
-            rows.and("c.provider = ?", Bind::Text(provider.into()));
-            totals.and("t.provider = ?", Bind::Text(provider.into()));
+            rows.and("c.provider = (SELECT ?)", Bind::Text(provider.into()));
+            totals.and("t.provider = (SELECT ?)", Bind::Text(provider.into()));
         }
         if let Some(search) = &query.search {
             rows.and("c.search_text LIKE ?", Bind::Text(like_pattern(search)));
         }
-        // The page is chosen first (by index, stopping after a page); names and associated
-        // projects are looked up for its rows only. The page size (a constant) is written
-        // into the statement and the offset is left out of the first page's: PostgreSQL then
-        // plans the prepared statement once, where a `LIMIT $n` makes it guess a tenth of the
-        // table and plan again on every execution.
-        let offset: Vec<i64> = Some(query.pagination.offset())
-            .filter(|offset| *offset > 0)
-            .into_iter()
-            .collect();
-        let page_query = rows.query(
-            &format!(
-                "SELECT c.*, page.organization_name, cu.email AS created_by_label,
-                            uu.email AS updated_by_label, {associated}
-                     FROM (
-                         SELECT c.id, o.name AS organization_name, {order} AS sort_value
-                         FROM credentials c
-                         JOIN organizations o ON o.id = c.organization_id
-                         WHERE {{filter}}
-                         ORDER BY {order} {direction} NULLS LAST, c.id {direction}
-                         LIMIT {limit}{offset}
-                     ) page
-                     JOIN credentials c ON c.id = page.id
-                     LEFT JOIN users cu ON cu.id = c.created_by
-                     LEFT JOIN users uu ON uu.id = c.updated_by
-                     ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
-                associated = associated(query.kind),
-                limit = query.pagination.per_page,
-                offset = if offset.is_empty() { "" } else { " OFFSET ?" },
-            ),
-            &offset,
-        );
-        let page = if query.search.is_some() {
-            // How a search is best run depends on its term: planned for each term.
-            page_query.load::<Listed>(conn)?
+        // The tab's total comes with the page from the kept counts, except for a search.
+        let (total_column, mut binds) = if query.search.is_some() {
+            ("NULL::bigint".to_string(), Vec::new())
         } else {
-            // Without a term the best plan depends only on which index fits: the plan made
-            // once is kept (PostgreSQL would otherwise plan again on every execution, as its
-            // estimate for a generic plan is a little above a custom one).
-            conn.transaction(|conn| {
-                diesel::sql_query("SET LOCAL plan_cache_mode = force_generic_plan")
-                    .execute(conn)?;
-                page_query.load::<Listed>(conn)
-            })?
+            (
+                format!(
+                    "(SELECT coalesce(sum(t.n), 0)::bigint FROM credential_counts t WHERE {})",
+                    totals.sql()
+                ),
+                totals.binds.clone(),
+            )
         };
+        binds.extend(rows.binds.iter().cloned());
+        // The page is chosen first (by index, stopping after a page); names and associated
+        // projects are looked up for its rows only. The statement is prepared once per
+        // connection, and written so that PostgreSQL keeps one plan for it: the page size (a
+        // constant) is part of the text and the first page has no offset (a `LIMIT $n` makes
+        // it guess a tenth of the table), and the filter's values are behind `(SELECT ?)`, so
+        // a plan for one organization is no cheaper than the plan for any (otherwise it plans
+        // again on every execution). A search term stays visible: its plan depends on it.
+        let offset = query.pagination.offset();
+        if offset > 0 {
+            binds.push(Bind::Int(offset));
+        }
+        let page = Prepared::new(
+            &format!(
+                "SELECT {LISTED_COLUMNS}, page.organization_name, cu.email AS created_by_label,
+                        uu.email AS updated_by_label, {associated}, {total_column} AS total
+                 FROM (
+                     SELECT c.id, o.name AS organization_name, {order} AS sort_value
+                     FROM credentials c
+                     JOIN organizations o ON o.id = c.organization_id
+                     WHERE {filter}
+                     ORDER BY {order} {direction} NULLS LAST, c.id {direction}
+                     LIMIT {limit}{offset}
+                 ) page
+                 JOIN credentials c ON c.id = page.id
+                 LEFT JOIN users cu ON cu.id = c.created_by
+                 LEFT JOIN users uu ON uu.id = c.updated_by
+                 ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
+                associated = associated(query.kind),
+                filter = rows.sql(),
+                limit = query.pagination.per_page,
+                offset = if offset > 0 { " OFFSET ?" } else { "" },
+            ),
+            binds,
+        )
+        .load::<PageRow>(conn)?;
+        let kept_total = page.first().and_then(|row| row.total);
+        let page: Vec<Listed> = page.into_iter().map(|row| row.listed).collect();
         let shown = query.pagination.offset() + page.len() as i64;
         let full = page.len() as i64 == query.pagination.per_page;
         let total = if !full && (query.pagination.offset() == 0 || !page.is_empty()) {
@@ -476,15 +508,20 @@ impl Credential {
                 Total::Exact(n)
             }
         } else {
-            let n = totals
-                .query(
-                    "SELECT coalesce(sum(t.n), 0)::bigint AS n FROM credential_counts t
-                     WHERE {filter}",
-                    &[],
-                )
-                .get_result::<CountRow>(conn)?
-                .n;
-            Total::Exact(n)
+            // Unsearched: the kept count (a page past the end has no row to carry it).
+            match kept_total {
+                Some(total) => Total::Exact(total),
+                None => Total::Exact(
+                    totals
+                        .query(
+                            "SELECT coalesce(sum(t.n), 0)::bigint AS n FROM credential_counts t
+                             WHERE {filter}",
+                            &[],
+                        )
+                        .get_result::<CountRow>(conn)?
+                        .n,
+                ),
+            }
         };
         Ok(ListPage { rows: page, total })
     }
@@ -496,27 +533,23 @@ impl Credential {
         kind: Kind,
         id: CredentialId,
     ) -> QueryResult<Listed> {
-        let (partner, organization_scope) = match scope {
-            Scope::Partner(partner) => (Some(partner.0), None),
-            Scope::Organization(organization) => (None, Some(organization.0)),
-        };
-        diesel::sql_query(format!(
-            "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
-                    uu.email AS updated_by_label, {associated}
-             FROM credentials c
-             JOIN organizations o ON o.id = c.organization_id
-             LEFT JOIN users cu ON cu.id = c.created_by
-             LEFT JOIN users uu ON uu.id = c.updated_by
-             WHERE c.id = $1 AND c.kind = $2
-               AND ($3::bigint IS NULL OR o.partner_id = $3)
-               AND ($4::bigint IS NULL OR c.organization_id = $4)",
-            associated = associated(kind),
-        ))
-        .bind::<BigInt, _>(id.0)
-        .bind::<Text, _>(kind.key())
-        .bind::<Nullable<BigInt>, _>(partner)
-        .bind::<Nullable<BigInt>, _>(organization_scope)
-        .get_result(conn)
+        let mut filter = Filter::scoped(kind, scope);
+        filter.and("c.id = ?", Bind::Int(id.0));
+        filter
+            .query(
+                &format!(
+                    "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
+                            uu.email AS updated_by_label, {associated}
+                     FROM credentials c
+                     JOIN organizations o ON o.id = c.organization_id
+                     LEFT JOIN users cu ON cu.id = c.created_by
+                     LEFT JOIN users uu ON uu.id = c.updated_by
+                     WHERE {{filter}}",
+                    associated = associated(kind),
+                ),
+                &[],
+            )
+            .get_result(conn)
     }
 
     /// One credential of `kind` inside `scope`, locked for update; `NotFound` otherwise.

@@ -25,7 +25,9 @@ use crate::db;
 use crate::error::AppError;
 use crate::startup::AppState;
 use crate::web::form::{FieldErrors, Pagination};
-use crate::web::{Flash, Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
+use crate::web::{
+    Flash, Page, client_ip, flash, html, html_with_status, is_htmx, see_other, utc_minute,
+};
 
 const PER_PAGE: i64 = 50;
 
@@ -220,13 +222,7 @@ impl RowView {
                 projects.join(", ")
             },
         ));
-        details.push((
-            "Created".into(),
-            credential
-                .created_at
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string(),
-        ));
+        details.push(("Created".into(), utc_minute(credential.created_at)));
         details.push((
             "Created by".into(),
             listed
@@ -234,13 +230,7 @@ impl RowView {
                 .clone()
                 .unwrap_or_else(|| "—".into()),
         ));
-        details.push((
-            "Last modified".into(),
-            credential
-                .updated_at
-                .format("%Y-%m-%d %H:%M UTC")
-                .to_string(),
-        ));
+        details.push(("Last modified".into(), utc_minute(credential.updated_at)));
         details.push((
             "Last modified by".into(),
             listed
@@ -267,7 +257,7 @@ impl RowView {
         if let Some(at) = credential.verified_at {
             details.push((
                 "Last verified".into(),
-                format!("{} — {verify_message}", at.format("%Y-%m-%d %H:%M UTC")),
+                format!("{} — {verify_message}", utc_minute(at)),
             ));
         }
         RowView {
@@ -314,7 +304,7 @@ fn cell(listed: &Listed, provider: Option<&'static Provider>, value: Value) -> C
                 })
                 .unwrap_or_default(),
         ),
-        Value::Created => text("text", credential.created_at.format("%Y-%m-%d").to_string()),
+        Value::Created => text("text", credential.created_at.date_naive().to_string()),
         Value::Expires => text(
             "expires",
             credential
@@ -447,10 +437,12 @@ pub async fn list(
     let query = params.query(kind, &user);
     let scope = user.scope();
     let db_query = query.clone();
-    // The organization filter is part of the page around the table, not of the htmx fragment.
+    // The organization filter (Partners only) is part of the page around the table, not of
+    // the htmx fragment.
     let whole_page = !is_htmx(&req);
+    let organization_filter = whole_page && user.role() == Role::Partner;
     let (listed, organizations) = db::run(&state.pool, move |conn| {
-        let organizations = if whole_page {
+        let organizations = if organization_filter {
             Organization::list(conn, &scope)?
         } else {
             Vec::new()

@@ -10,6 +10,7 @@ use crate::accounts::model::{OrganizationId, UserId};
 use crate::auth::Scope;
 use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
+use crate::db::{Bind, Prepared};
 use crate::error::AppError;
 use crate::schema::{organizations, projects};
 
@@ -97,17 +98,27 @@ const LISTING: &str = "SELECT p.*, o.name AS organization_name,
          SELECT b.phase, b.reason FROM backups b
          WHERE b.project_id = p.id AND b.phase IN ('Completed', 'Failed', 'Skipped')
          ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1
-     ) last ON true
-     WHERE ($1::bigint IS NULL OR o.partner_id = $1)
-       AND ($2::bigint IS NULL OR p.organization_id = $2)
-       AND ($3::bigint IS NULL OR p.id = $3)
-     ORDER BY lower(p.name), p.id";
+     ) last ON true";
 
-fn scope_binds(scope: &Scope) -> (Option<i64>, Option<i64>) {
-    match scope {
-        Scope::Partner(partner) => (Some(partner.0), None),
-        Scope::Organization(organization) => (None, Some(organization.0)),
+/// The projects `scope` reaches (or the one of them with `id`), as a statement prepared once
+/// per connection with only the conditions that apply.
+fn listing(scope: &Scope, id: Option<ProjectId>) -> Prepared {
+    let (mut sql, mut binds) = match scope {
+        Scope::Partner(partner) => (
+            format!("{LISTING} WHERE o.partner_id = ?"),
+            vec![Bind::Int(partner.0)],
+        ),
+        Scope::Organization(organization) => (
+            format!("{LISTING} WHERE p.organization_id = ?"),
+            vec![Bind::Int(organization.0)],
+        ),
+    };
+    if let Some(id) = id {
+        sql.push_str(" AND p.id = ?");
+        binds.push(Bind::Int(id.0));
     }
+    sql.push_str(" ORDER BY lower(p.name), p.id");
+    Prepared::new(&sql, binds)
 }
 
 impl Project {
@@ -118,12 +129,7 @@ impl Project {
 
     /// The projects `scope` reaches, with names and their latest backup outcome.
     pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<ProjectListing>> {
-        let (partner, organization) = scope_binds(scope);
-        diesel::sql_query(LISTING)
-            .bind::<Nullable<BigInt>, _>(partner)
-            .bind::<Nullable<BigInt>, _>(organization)
-            .bind::<Nullable<BigInt>, _>(None::<i64>)
-            .load(conn)
+        listing(scope, None).load(conn)
     }
 
     /// One project inside `scope`, with its names; `NotFound` otherwise.
@@ -132,12 +138,7 @@ impl Project {
         scope: &Scope,
         id: ProjectId,
     ) -> QueryResult<ProjectListing> {
-        let (partner, organization) = scope_binds(scope);
-        diesel::sql_query(LISTING)
-            .bind::<Nullable<BigInt>, _>(partner)
-            .bind::<Nullable<BigInt>, _>(organization)
-            .bind::<Nullable<BigInt>, _>(Some(id.0))
-            .get_result(conn)
+        listing(scope, Some(id)).get_result(conn)
     }
 
     /// One project inside `scope`, locked for update; `NotFound` otherwise.

@@ -488,8 +488,7 @@ pub struct RestoreView {
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {
-    at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
+    at.map(crate::web::utc_second).unwrap_or_default()
 }
 
 /// Bytes in words.
