@@ -2,6 +2,7 @@
 //! registry. Plain form posts answer 303 with a flash message; htmx requests get the fragment
 //! that changed (a row, the table, a verification result).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use actix_session::Session;
@@ -139,31 +140,41 @@ pub struct ColumnView {
 }
 
 /// One cell: what it shows and how.
-pub struct Cell {
+pub struct Cell<'a> {
     pub kind: &'static str,
-    pub text: String,
+    pub text: Cow<'a, str>,
 }
 
-/// A credential as a table row.
-pub struct RowView {
+/// A credential as a table row, borrowing what it shows from the listed row (a page builds
+/// fifty of these: no copy of every name and value).
+pub struct RowView<'a> {
     pub id: CredentialId,
     /// `/credentials/{kind}/{id}`, which its actions extend.
     pub path: String,
-    pub name: String,
+    pub name: &'a str,
     pub is_default: bool,
     pub is_locked: bool,
     pub has_default: bool,
     pub editable: bool,
     pub verify_state: &'static str,
-    pub verify_message: String,
-    pub cells: Vec<Cell>,
-    pub details: Vec<(String, String)>,
+    pub verify_message: &'a str,
+    pub cells: Vec<Cell<'a>>,
+    pub details: Vec<(&'static str, Cow<'a, str>)>,
     pub expires_soon: bool,
     /// Projects using it: while any do, it cannot be deleted.
-    pub projects: Vec<String>,
+    pub projects: Vec<&'a str>,
 }
 
-impl RowView {
+/// A multi-line value on one line.
+fn one_line(text: &str) -> Cow<'_, str> {
+    if text.contains('\n') {
+        Cow::Owned(text.replace('\n', ", "))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+impl<'a> RowView<'a> {
     pub fn in_use(&self) -> bool {
         !self.projects.is_empty()
     }
@@ -176,94 +187,79 @@ impl RowView {
     pub fn lock_action(&self) -> &'static str {
         if self.is_locked { "unlock" } else { "lock" }
     }
-}
 
-impl RowView {
-    fn new(listed: &Listed, columns: &[Column]) -> RowView {
+    fn new(listed: &'a Listed, columns: &[Column]) -> RowView<'a> {
         let credential = &listed.credential;
         let provider = credential.provider();
         let cells = columns
             .iter()
             .map(|column| cell(listed, provider, column.value))
             .collect();
-        let mut details = Vec::new();
+        let mut details: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(16);
         if let Some(provider) = provider {
             if credential.kind() == Kind::Cloud {
-                details.push(("Provider".to_string(), provider.label.to_string()));
+                details.push(("Provider", Cow::Borrowed(provider.label)));
             }
             for field in provider.fields {
                 let value = if field.secret {
                     match credential.public_value(&format!("{}_hint", field.key)) {
-                        "" => "set (hidden)".to_string(),
-                        hint => format!("ends in {hint}"),
+                        "" => Cow::Borrowed("set (hidden)"),
+                        hint => Cow::Owned(format!("ends in {hint}")),
                     }
                 } else {
-                    credential.public_value(field.key).replace('\n', ", ")
+                    one_line(credential.public_value(field.key))
                 };
                 if !value.is_empty() {
-                    details.push((field.label.to_string(), value));
+                    details.push((field.label, value));
                 }
             }
             for (label, key) in provider.columns {
                 if provider.field(key).is_none() && !credential.public_value(key).is_empty() {
-                    details.push((label.to_string(), credential.public_value(key).to_string()));
+                    details.push((label, Cow::Borrowed(credential.public_value(key))));
                 }
             }
         }
         if let Some(date) = credential.expires_on {
-            details.push(("Expires on".into(), date.to_string()));
+            details.push(("Expires on", Cow::Owned(date.to_string())));
         }
-        let projects: Vec<String> = listed.projects().into_iter().map(str::to_string).collect();
+        let projects = listed.projects();
         details.push((
-            "Associated projects".into(),
+            "Associated projects",
             if projects.is_empty() {
-                "none".into()
+                Cow::Borrowed("none")
             } else {
-                projects.join(", ")
+                Cow::Owned(projects.join(", "))
             },
         ));
-        details.push(("Created".into(), utc_minute(credential.created_at)));
+        details.push(("Created", Cow::Owned(utc_minute(credential.created_at))));
         details.push((
-            "Created by".into(),
-            listed
-                .created_by_label
-                .clone()
-                .unwrap_or_else(|| "—".into()),
+            "Created by",
+            Cow::Borrowed(listed.created_by_label.as_deref().unwrap_or("—")),
         ));
-        details.push(("Last modified".into(), utc_minute(credential.updated_at)));
+        details.push(("Last modified", Cow::Owned(utc_minute(credential.updated_at))));
         details.push((
-            "Last modified by".into(),
-            listed
-                .updated_by_label
-                .clone()
-                .unwrap_or_else(|| "—".into()),
+            "Last modified by",
+            Cow::Borrowed(listed.updated_by_label.as_deref().unwrap_or("—")),
         ));
-        let (verify_state, verify_message) =
-            match (credential.verify_ok, &credential.verify_message) {
-                (None, _) => ("never", "Not verified yet".to_string()),
-                (Some(false), message) => ("failed", message.clone().unwrap_or_default()),
-                (Some(true), message) => {
-                    let message = message.clone().unwrap_or_default();
-                    (
-                        if message.contains("denied") || message.contains("only") {
-                            "warning"
-                        } else {
-                            "ok"
-                        },
-                        message,
-                    )
-                }
-            };
+        let message = credential.verify_message.as_deref().unwrap_or_default();
+        let (verify_state, verify_message) = match credential.verify_ok {
+            None => ("never", "Not verified yet"),
+            Some(false) => ("failed", message),
+            Some(true) if message.contains("denied") || message.contains("only") => {
+                ("warning", message)
+            }
+            Some(true) => ("ok", message),
+        };
         if let Some(at) = credential.verified_at {
             details.push((
-                "Last verified".into(),
-                format!("{} — {verify_message}", utc_minute(at)),
+                "Last verified",
+                Cow::Owned(format!("{} — {verify_message}", utc_minute(at))),
             ));
         }
         RowView {
             id: credential.id,
             path: format!("/credentials/{}/{}", credential.kind, credential.id),
-            name: credential.name.clone(),
+            name: &credential.name,
             is_default: credential.is_default,
             is_locked: credential.is_locked,
             has_default: credential.kind().has_default(),
@@ -278,19 +274,29 @@ impl RowView {
     }
 }
 
-fn cell(listed: &Listed, provider: Option<&'static Provider>, value: Value) -> Cell {
+fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Value) -> Cell<'a> {
     let credential = &listed.credential;
-    let text = |kind: &'static str, text: String| Cell { kind, text };
+    let borrowed = |kind: &'static str, text: &'a str| Cell {
+        kind,
+        text: Cow::Borrowed(text),
+    };
+    let owned = |kind: &'static str, text: String| Cell {
+        kind,
+        text: Cow::Owned(text),
+    };
     match value {
-        Value::Id => text("text", credential.id.to_string()),
-        Value::Name => text("name", credential.name.clone()),
-        Value::Organization => text("text", listed.organization_name.clone()),
-        Value::ProviderName => text(
+        Value::Id => owned("text", credential.id.to_string()),
+        Value::Name => borrowed("name", &credential.name),
+        Value::Organization => borrowed("text", &listed.organization_name),
+        Value::ProviderName => borrowed(
             "text",
-            provider.map_or(credential.provider.clone(), |p| p.label.to_string()),
+            provider.map_or(credential.provider.as_str(), |p| p.label),
         ),
-        Value::Public(key) => text("text", credential.public_value(key).replace('\n', ", ")),
-        Value::Summary => text(
+        Value::Public(key) => Cell {
+            kind: "text",
+            text: one_line(credential.public_value(key)),
+        },
+        Value::Summary => owned(
             "text",
             provider
                 .map(|p| {
@@ -298,32 +304,32 @@ fn cell(listed: &Listed, provider: Option<&'static Provider>, value: Value) -> C
                         .iter()
                         .map(|(label, key)| (label, credential.public_value(key)))
                         .filter(|(_, value)| !value.is_empty())
-                        .map(|(label, value)| format!("{label}: {}", value.replace('\n', ", ")))
+                        .map(|(label, value)| format!("{label}: {}", one_line(value)))
                         .collect::<Vec<_>>()
                         .join(" · ")
                 })
                 .unwrap_or_default(),
         ),
-        Value::Created => text("text", credential.created_at.date_naive().to_string()),
-        Value::Expires => text(
+        Value::Created => owned("text", credential.created_at.date_naive().to_string()),
+        Value::Expires => owned(
             "expires",
             credential
                 .expires_on
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
         ),
-        Value::Default => text("default", String::new()),
-        Value::Lock => text("lock", String::new()),
-        Value::Verified => text("verified", String::new()),
-        Value::Associated => text("text", listed.projects().len().to_string()),
+        Value::Default => borrowed("default", ""),
+        Value::Lock => borrowed("lock", ""),
+        Value::Verified => borrowed("verified", ""),
+        Value::Associated => owned("text", listed.projects().len().to_string()),
     }
 }
 
 /// What the table fragment and the page around it show.
-struct Table {
+struct Table<'a> {
     kind: Kind,
     columns: Vec<ColumnView>,
-    rows: Vec<RowView>,
+    rows: Vec<RowView<'a>>,
     total: Total,
     page: i64,
     previous_url: Option<String>,
@@ -332,13 +338,13 @@ struct Table {
     back: String,
 }
 
-fn table(
+fn table<'a>(
     kind: Kind,
     params: &ListParams,
     query: &ListQuery,
-    listed: &[Listed],
+    listed: &'a [Listed],
     total: Total,
-) -> Table {
+) -> Table<'a> {
     let columns = kind.columns(params.provider(kind));
     let base = format!("/credentials/{}", kind.key());
     let column_views = columns
@@ -390,10 +396,10 @@ fn table(
 
 #[derive(Template)]
 #[template(path = "credentials/list.html")]
-struct ListPage {
+struct ListPage<'a> {
     page: Page,
     tabs: Vec<Kind>,
-    table: Table,
+    table: Table<'a>,
     csrf: String,
     q: String,
     org: String,
@@ -405,8 +411,8 @@ struct ListPage {
 
 #[derive(Template)]
 #[template(path = "credentials/_results_response.html")]
-struct ResultsFragment {
-    table: Table,
+struct ResultsFragment<'a> {
+    table: Table<'a>,
     csrf: String,
     flashes: Vec<Flash>,
 }
@@ -419,8 +425,8 @@ struct RemovedFragment {
 
 #[derive(Template)]
 #[template(path = "credentials/_row_response.html")]
-struct RowFragment {
-    row: RowView,
+struct RowFragment<'a> {
+    row: RowView<'a>,
     flashes: Vec<Flash>,
 }
 
@@ -1020,17 +1026,17 @@ pub async fn verify_form(
 
 #[derive(Template)]
 #[template(path = "credentials/detail.html")]
-struct DetailPage {
+struct DetailPage<'a> {
     page: Page,
     kind: Kind,
-    row: RowView,
+    row: RowView<'a>,
     organization: String,
 }
 
 #[derive(Template)]
 #[template(path = "credentials/_detail.html")]
-struct DetailFragment {
-    row: RowView,
+struct DetailFragment<'a> {
+    row: RowView<'a>,
 }
 
 fn parse_id(id: &str) -> Result<CredentialId, AppError> {
@@ -1071,7 +1077,7 @@ pub async fn show(
     html(&DetailPage {
         page: Page::new(&user, &session, "credentials", &listed.credential.name),
         kind,
-        organization: listed.organization_name,
+        organization: listed.organization_name.clone(),
         row,
     })
 }
