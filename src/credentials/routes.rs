@@ -236,7 +236,10 @@ impl<'a> RowView<'a> {
             "Created by",
             Cow::Borrowed(listed.created_by_label.as_deref().unwrap_or("—")),
         ));
-        details.push(("Last modified", Cow::Owned(utc_minute(credential.updated_at))));
+        details.push((
+            "Last modified",
+            Cow::Owned(utc_minute(credential.updated_at)),
+        ));
         details.push((
             "Last modified by",
             Cow::Borrowed(listed.updated_by_label.as_deref().unwrap_or("—")),
