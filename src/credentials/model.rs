@@ -187,6 +187,7 @@ struct CountRow {
 
 /// The WHERE clause of a listing, holding only the filters that apply (a query the planner can
 /// fit to an index, rather than `$n IS NULL OR …` for every filter), with its values.
+#[derive(Clone)]
 struct Filter {
     clauses: Vec<&'static str>,
     binds: Vec<Bind>,
@@ -345,6 +346,92 @@ fn seal_all(
         .collect()
 }
 
+/// How a list page is cut from its tab: order, direction, size and offset.
+struct Page {
+    order: String,
+    direction: &'static str,
+    limit: i64,
+    offset: i64,
+    kind: Kind,
+}
+
+impl Page {
+    fn new(query: &ListQuery) -> Page {
+        Page {
+            order: sort_expression(query.kind, &query.sort)
+                .unwrap_or_else(|| "lower(c.name)".into()),
+            direction: if query.descending { "DESC" } else { "ASC" },
+            limit: query.pagination.per_page,
+            offset: query.pagination.offset(),
+            kind: query.kind,
+        }
+    }
+
+    /// `LIMIT 50`, and ` OFFSET ?` past the first page (its value bound last).
+    fn limit(&self) -> String {
+        let offset = if self.offset > 0 { " OFFSET ?" } else { "" };
+        format!("LIMIT {}{offset}", self.limit)
+    }
+
+    /// The page's ids by walking the tab in its order (by index where one fits).
+    fn walk(&self, filter: &str) -> String {
+        format!(
+            "SELECT c.id, o.name AS organization_name, {order} AS sort_value
+             FROM credentials c
+             JOIN organizations o ON o.id = c.organization_id
+             WHERE {filter}
+             ORDER BY {order} {direction} NULLS LAST, c.id {direction}
+             {limit}",
+            order = self.order,
+            direction = self.direction,
+            limit = self.limit(),
+        )
+    }
+
+    /// The page's ids by sorting the rows of `source` (id, organization_name, sort_value).
+    fn sorted(&self, source: &str) -> String {
+        format!(
+            "SELECT * FROM {source}
+             ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}",
+            direction = self.direction,
+            limit = self.limit(),
+        )
+    }
+
+    /// Loads the page chosen by `ids` (after `with`), with the names and associated projects
+    /// of its rows only, and `total` computed beside it (`None` when the page is empty).
+    fn load(
+        &self,
+        conn: &mut PgConnection,
+        with: &str,
+        ids: &str,
+        total: &str,
+        mut binds: Vec<Bind>,
+    ) -> QueryResult<(Vec<Listed>, Option<i64>)> {
+        if self.offset > 0 {
+            binds.push(Bind::Int(self.offset));
+        }
+        let rows = Prepared::new(
+            &format!(
+                "{with}
+                 SELECT {LISTED_COLUMNS}, page.organization_name, cu.email AS created_by_label,
+                        uu.email AS updated_by_label, {associated}, {total}::bigint AS total
+                 FROM ({ids}) page
+                 JOIN credentials c ON c.id = page.id
+                 LEFT JOIN users cu ON cu.id = c.created_by
+                 LEFT JOIN users uu ON uu.id = c.updated_by
+                 ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
+                associated = associated(self.kind),
+                direction = self.direction,
+            ),
+            binds,
+        )
+        .load::<PageRow>(conn)?;
+        let total = rows.first().and_then(|row| row.total);
+        Ok((rows.into_iter().map(|row| row.listed).collect(), total))
+    }
+}
+
 impl Credential {
     pub fn kind(&self) -> Kind {
         Kind::parse(&self.kind).unwrap_or(Kind::Cloud)
@@ -401,14 +488,17 @@ impl Credential {
     }
 
     /// One page of a tab, filtered, searched and sorted, inside `scope`, with the tab's total.
+    ///
+    /// Every statement here is prepared once per connection and written so that PostgreSQL
+    /// keeps one plan for it: the page size (a constant) is part of the text and the first page
+    /// has no offset (a `LIMIT $n` makes it guess a tenth of the table), and filter values are
+    /// behind `(SELECT ?)`, so a plan for one organization is no cheaper than the plan for any
+    /// (otherwise it plans again on every execution, which costs more than running the page).
     pub fn list(
         conn: &mut PgConnection,
         scope: &Scope,
         query: &ListQuery,
     ) -> QueryResult<ListPage> {
-        let order =
-            sort_expression(query.kind, &query.sort).unwrap_or_else(|| "lower(c.name)".into());
-        let direction = if query.descending { "DESC" } else { "ASC" };
         // The same filter over credentials (c) for the page and over the kept totals (t).
         let mut rows = Filter::scoped(query.kind, scope);
         let mut totals = Filter::new();
@@ -430,88 +520,20 @@ impl Credential {
             rows.and("c.provider = (SELECT ?)", Bind::Text(provider.into()));
             totals.and("t.provider = (SELECT ?)", Bind::Text(provider.into()));
         }
-        if let Some(search) = &query.search {
-            rows.and("c.search_text LIKE ?", Bind::Text(like_pattern(search)));
-        }
-        // The tab's total comes with the page from the kept counts, except for a search.
-        let (total_column, mut binds) = if query.search.is_some() {
-            ("NULL::bigint".to_string(), Vec::new())
-        } else {
-            (
-                format!(
-                    "(SELECT coalesce(sum(t.n), 0)::bigint FROM credential_counts t WHERE {})",
-                    totals.sql()
-                ),
-                totals.binds.clone(),
-            )
-        };
-        binds.extend(rows.binds.iter().cloned());
-        // The page is chosen first (by index, stopping after a page); names and associated
-        // projects are looked up for its rows only. The statement is prepared once per
-        // connection, and written so that PostgreSQL keeps one plan for it: the page size (a
-        // constant) is part of the text and the first page has no offset (a `LIMIT $n` makes
-        // it guess a tenth of the table), and the filter's values are behind `(SELECT ?)`, so
-        // a plan for one organization is no cheaper than the plan for any (otherwise it plans
-        // again on every execution). A search term stays visible: its plan depends on it.
-        let offset = query.pagination.offset();
-        if offset > 0 {
-            binds.push(Bind::Int(offset));
-        }
-        let page = Prepared::new(
-            &format!(
-                "SELECT {LISTED_COLUMNS}, page.organization_name, cu.email AS created_by_label,
-                        uu.email AS updated_by_label, {associated}, {total_column} AS total
-                 FROM (
-                     SELECT c.id, o.name AS organization_name, {order} AS sort_value
-                     FROM credentials c
-                     JOIN organizations o ON o.id = c.organization_id
-                     WHERE {filter}
-                     ORDER BY {order} {direction} NULLS LAST, c.id {direction}
-                     LIMIT {limit}{offset}
-                 ) page
-                 JOIN credentials c ON c.id = page.id
-                 LEFT JOIN users cu ON cu.id = c.created_by
-                 LEFT JOIN users uu ON uu.id = c.updated_by
-                 ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
-                associated = associated(query.kind),
-                filter = rows.sql(),
-                limit = query.pagination.per_page,
-                offset = if offset > 0 { " OFFSET ?" } else { "" },
-            ),
-            binds,
-        )
-        .load::<PageRow>(conn)?;
-        let kept_total = page.first().and_then(|row| row.total);
-        let page: Vec<Listed> = page.into_iter().map(|row| row.listed).collect();
-        let shown = query.pagination.offset() + page.len() as i64;
-        let full = page.len() as i64 == query.pagination.per_page;
-        let total = if !full && (query.pagination.offset() == 0 || !page.is_empty()) {
-            // A page that is not full ends the tab.
-            Total::Exact(shown)
-        } else if query.search.is_some() {
-            // Counted up to a bound past this page: a broad term must not count every row.
-            let cap = SEARCH_COUNT_CAP.max(shown);
-            let n = rows
-                .query(
-                    "SELECT count(*) AS n FROM (
-                         SELECT 1 FROM credentials c
-                         JOIN organizations o ON o.id = c.organization_id
-                         WHERE {filter} LIMIT ?
-                     ) matches",
-                    &[cap + 1],
-                )
-                .get_result::<CountRow>(conn)?
-                .n;
-            if n > cap {
-                Total::MoreThan(cap)
-            } else {
-                Total::Exact(n)
-            }
-        } else {
-            // Unsearched: the kept count (a page past the end has no row to carry it).
-            match kept_total {
-                Some(total) => Total::Exact(total),
-                None => Total::Exact(
+        let page = Page::new(query);
+        let Some(search) = &query.search else {
+            // Unsearched: the page by index, with the tab's total from the kept counts.
+            let total = format!(
+                "(SELECT coalesce(sum(t.n), 0)::bigint FROM credential_counts t WHERE {})",
+                totals.sql()
+            );
+            let mut binds = totals.binds.clone();
+            binds.extend(rows.binds.iter().cloned());
+            let (rows, total) = page.load(conn, "", &page.walk(&rows.sql()), &total, binds)?;
+            let total = match total {
+                Some(total) => total,
+                // A page past the end has no row to carry the total.
+                None => {
                     totals
                         .query(
                             "SELECT coalesce(sum(t.n), 0)::bigint AS n FROM credential_counts t
@@ -519,11 +541,76 @@ impl Credential {
                             &[],
                         )
                         .get_result::<CountRow>(conn)?
-                        .n,
-                ),
+                        .n
+                }
+            };
+            return Ok(ListPage {
+                rows,
+                total: Total::Exact(total),
+            });
+        };
+        // Searched: the matches are gathered through the trigram index, up to a bound past
+        // this page, then counted and sorted, in one statement. A term matching more than the
+        // bound (a broad one) finds its page faster by walking the sort order instead.
+        let pattern = Bind::Text(like_pattern(search));
+        let cap = SEARCH_COUNT_CAP.max(page.offset + page.limit);
+        let mut matching = rows.clone();
+        matching.and("c.search_text LIKE (SELECT ?)", pattern.clone());
+        // The usual bound is written into the statement (a bound parameter, like a page
+        // size, would have it planned again on every execution); deep pages bind theirs.
+        let mut binds = matching.binds.clone();
+        let bound = if cap == SEARCH_COUNT_CAP {
+            (SEARCH_COUNT_CAP + 1).to_string()
+        } else {
+            binds.push(Bind::Int(cap + 1));
+            "?".to_string()
+        };
+        let gather = format!(
+            "WITH matches AS MATERIALIZED (
+                 SELECT c.id, o.name AS organization_name, {order} AS sort_value
+                 FROM credentials c
+                 JOIN organizations o ON o.id = c.organization_id
+                 WHERE {filter} LIMIT {bound}
+             )",
+            order = page.order,
+            filter = matching.sql(),
+        );
+        let (found, counted) = page.load(
+            conn,
+            &gather,
+            &page.sorted("matches"),
+            "(SELECT count(*) FROM matches)",
+            binds,
+        )?;
+        let counted = match counted {
+            Some(counted) => counted,
+            None => {
+                matching
+                    .query(
+                        "SELECT count(*) AS n FROM (
+                         SELECT 1 FROM credentials c
+                         JOIN organizations o ON o.id = c.organization_id
+                         WHERE {filter} LIMIT ?
+                     ) matches",
+                        &[cap + 1],
+                    )
+                    .get_result::<CountRow>(conn)?
+                    .n
             }
         };
-        Ok(ListPage { rows: page, total })
+        if counted <= cap {
+            return Ok(ListPage {
+                rows: found,
+                total: Total::Exact(counted),
+            });
+        }
+        // Its plan depends on the term, so the term is left visible to the planner here.
+        rows.and("c.search_text LIKE ?", pattern);
+        let (rows_found, _) = page.load(conn, "", &page.walk(&rows.sql()), "NULL", rows.binds)?;
+        Ok(ListPage {
+            rows: rows_found,
+            total: Total::MoreThan(cap),
+        })
     }
 
     /// One credential of `kind` inside `scope`, with its names; `NotFound` otherwise.

@@ -1190,6 +1190,78 @@ async fn search_sort_paging_and_the_organization_filter_work_with_and_without_ht
     );
 }
 
+#[actix_web::test]
+async fn totals_are_kept_and_searches_counted_up_to_a_bound_in_every_order() {
+    let setup = setup().await;
+    seed_ai(&setup.app, setup.blue, "blue", 1020);
+    let partner = &setup.partner;
+    let count_of = |page: &str| texts(page, "p.count").join("");
+    let names_of = |page: &str| texts(page, "tbody#rows td.name summary");
+
+    let tab = partner.get("/credentials/ai").await.text().await.unwrap();
+    assert_eq!(count_of(&tab), "1,020 credentials", "the kept total");
+    setup.app.query(|conn| {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("DELETE FROM credentials WHERE name = 'blue-key-500'"),
+            conn,
+        )
+    });
+    let tab = partner.get("/credentials/ai").await.text().await.unwrap();
+    assert_eq!(count_of(&tab), "1,019 credentials", "kept through deletes");
+    let past_the_end = partner
+        .get("/credentials/ai?page=99")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(names_of(&past_the_end).is_empty());
+    assert_eq!(count_of(&past_the_end), "1,019 credentials");
+
+    let mut all: Vec<String> = (0..1020)
+        .filter(|n| *n != 500)
+        .map(|n| format!("blue-key-{n:02}"))
+        .collect();
+    all.sort_by_key(|name| name.to_lowercase());
+
+    // A broad term: more than the bound, the page still in name order, a next page offered.
+    let broad = partner
+        .get_htmx("/credentials/ai?q=key")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count_of(&broad), "more than 1,000 credentials");
+    assert_eq!(names_of(&broad), all[..50].to_vec());
+    assert!(broad.contains("page=2"), "a next page");
+    let deep = partner
+        .get_htmx("/credentials/ai?q=key&page=21")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(names_of(&deep), all[1000..].to_vec(), "the last 19 matches");
+
+    // A narrow term: counted exactly, sorted either way.
+    let narrow: Vec<&String> = all.iter().filter(|name| name.contains("key-10")).collect();
+    let page = partner
+        .get_htmx("/credentials/ai?q=KEY-10&sort=name&dir=desc")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count_of(&page), format!("{} credentials", narrow.len()));
+    let mut descending: Vec<String> = narrow.iter().map(|name| name.to_string()).collect();
+    descending.reverse();
+    assert_eq!(names_of(&page), descending);
+    let none = partner
+        .get_htmx("/credentials/ai?q=no-such-key")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count_of(&none), "0 credentials");
+}
+
 /// Inserts AI credentials straight through the model (no verification round-trips).
 fn seed_ai(app: &TestApp, organization: i64, prefix: &str, count: usize) {
     seed_ai_at(app, organization, prefix, count, "https://api.example.com");
