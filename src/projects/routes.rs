@@ -654,8 +654,11 @@ pub async fn project_view(
     } else {
         Ok(Vec::new())
     };
+    // Only the shown tab's rows are built (the schedules' cron descriptions and next runs,
+    // for one, cost more than a page of backups to compute).
     let policy_views = policies
         .iter()
+        .filter(|_| name == "schedules")
         .map(|policy| {
             let last = backups.iter().find(|b| b.policy_id == Some(policy.id));
             PolicyView {
@@ -686,6 +689,7 @@ pub async fn project_view(
     let polling = backups.iter().any(Backup::running) || restores.iter().any(Restore::running);
     let backup_views = backups
         .iter()
+        .filter(|_| name == "backups")
         .map(|backup| BackupView {
             id: backup.id.0,
             name: backup.name.clone(),
@@ -706,6 +710,7 @@ pub async fn project_view(
         .collect();
     let restore_views = restores
         .iter()
+        .filter(|_| name == "restores")
         .map(|restore| RestoreView {
             name: restore.name.clone(),
             backup: restore.backup_name.clone(),
