@@ -59,5 +59,8 @@ routes! {
     "/projects/{id}/policies" => { post: backup::routes::create_policy },
     "/projects/{id}/policies/preview" => { get: backup::routes::preview },
     "/projects/{id}/policies/{policy_id}/{action}" => { post: backup::routes::policy_action },
-    "/projects/{id}/backups/{backup_id}/{action}" => { post: backup::routes::backup_action },
+    "/projects/{id}/backups/{backup_id}/{action}" => {
+        get: backup::routes::backup_page,
+        post: backup::routes::backup_action,
+    },
 }

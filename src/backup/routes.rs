@@ -27,7 +27,7 @@ use crate::projects::routes::{
 };
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
-use crate::web::{client_ip, flash, html, is_htmx, see_other};
+use crate::web::{Page, client_ip, flash, html, is_htmx, see_other};
 
 /// The project of a backup action, checked for role and scope.
 async fn project_for(state: &AppState, user: &CurrentUser, id: &str) -> Result<Project, AppError> {
@@ -439,6 +439,92 @@ pub struct RestoreForm {
     target_database_url: String,
 }
 
+/// Only completed backups whose object still exists can be restored.
+fn restorable(backup: &Backup) -> Result<(), AppError> {
+    if backup.restorable() {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(format!(
+            "{} cannot be restored: only completed backups whose object still exists can",
+            backup.name
+        )))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "projects/_restore.html")]
+struct RestoreFormFragment {
+    project_id: ProjectId,
+    backup: Backup,
+    namespaces: Vec<String>,
+    csrf: String,
+    inline: bool,
+}
+
+#[derive(Template)]
+#[template(path = "projects/restore.html")]
+struct RestorePage {
+    page: Page,
+    project_name: String,
+    project_id: ProjectId,
+    backup: Backup,
+    namespaces: Vec<String>,
+    csrf: String,
+    inline: bool,
+}
+
+/// GET /projects/{id}/backups/{backup_id}/restore: a backup's restore form, loaded into its
+/// row when it is opened (a hundred rows do not each carry a form), or a page of its own
+/// without JavaScript. Other actions have no page.
+pub async fn backup_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, backup_id, action) = path.into_inner();
+    let project = project_for(&state, &user, &id).await?;
+    let backup_id = backup_id
+        .parse()
+        .map(BackupId)
+        .map_err(|_| AppError::NotFound)?;
+    let project_id = project.id;
+    let backup = db::run(&state.pool, move |conn| {
+        Backup::find(conn, project_id, backup_id)
+    })
+    .await?;
+    if action != "restore" {
+        return Err(AppError::NotFound);
+    }
+    restorable(&backup)?;
+    let csrf = crate::auth::csrf::token(&session);
+    let namespaces = backup.namespaces();
+    if is_htmx(&req) {
+        return html(&RestoreFormFragment {
+            project_id,
+            backup,
+            namespaces,
+            csrf,
+            inline: true,
+        });
+    }
+    html(&RestorePage {
+        page: Page::new(
+            &user,
+            &session,
+            "projects",
+            &format!("Restore {}", backup.name),
+        ),
+        project_name: project.name.clone(),
+        project_id,
+        backup,
+        namespaces,
+        csrf,
+        inline: false,
+    })
+}
+
 /// POST /projects/{id}/backups/{backup_id}/{action}: restore, delete.
 pub async fn backup_action(
     req: HttpRequest,
@@ -494,12 +580,7 @@ pub async fn backup_action(
             .await
         }
         "restore" => {
-            if !backup.restorable() {
-                return Err(AppError::Conflict(format!(
-                    "{} cannot be restored: only completed backups whose object still exists can",
-                    backup.name
-                )));
-            }
+            restorable(&backup)?;
             let fields = form.into_inner();
             let chosen: Vec<String> = fields
                 .iter()

@@ -339,6 +339,44 @@ async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
         "{key}"
     );
 
+    // The restore form is loaded when asked for: into the row with htmx, as a page without.
+    let form = world.path(&format!("/backups/{backup}/restore"));
+    let fragment = world.partner.get_htmx(&form).await.text().await.unwrap();
+    assert!(
+        fragment.contains(&format!("hx-post=\"{form}\""))
+            && fragment.contains("name=\"csrf_token\"")
+            && !fragment.contains("<html"),
+        "{fragment}"
+    );
+    let page = world.partner.get(&form).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<html") && page.contains(&format!("action=\"{form}\"")));
+    assert!(
+        !page.contains(&format!("hx-post=\"{form}\"")),
+        "a plain form"
+    );
+    assert_eq!(
+        world
+            .partner
+            .get(&world.path(&format!("/backups/{backup}/delete")))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND,
+        "no page for other actions"
+    );
+    let tab = world
+        .partner
+        .get(&world.path("?tab=backups"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !tab.contains("name=\"restore_name\""),
+        "no form in every row"
+    );
+
     let target = DataDb::empty();
     let response = world
         .partner

@@ -102,6 +102,12 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
         true,
     ),
     (
+        "get",
+        "/projects/{id}/backups/{backup_id}/{action}",
+        Access::Managers,
+        true,
+    ),
+    (
         "post",
         "/projects/{id}/backups/{backup_id}/{action}",
         Access::Managers,
