@@ -2,11 +2,16 @@
 -- provider, so a tab of 10,000 credentials shows its total by reading a few rows instead of
 -- counting 10,000 index entries on every page view. Searches still count (bounded), since
 -- their totals depend on the term.
+
+-- No credential may be added or removed by another instance between the first count and the
+-- triggers below (the migration's transaction holds this until it commits).
+LOCK TABLE credentials IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE credential_counts (
     organization_id bigint NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     kind text NOT NULL,
     provider text NOT NULL,
-    n bigint NOT NULL CHECK (n >= 0),
+    n bigint NOT NULL,
     PRIMARY KEY (organization_id, kind, provider)
 );
 
@@ -17,7 +22,8 @@ GROUP BY organization_id, kind, provider;
 CREATE FUNCTION credential_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        UPDATE credential_counts SET n = n - 1
+        -- Never below zero: a count that drifted shows a wrong total, it never fails a delete.
+        UPDATE credential_counts SET n = greatest(n - 1, 0)
         WHERE organization_id = OLD.organization_id AND kind = OLD.kind
           AND provider = OLD.provider;
     END IF;

@@ -484,19 +484,24 @@ pub async fn backup_page(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, backup_id, action) = path.into_inner();
-    let project = project_for(&state, &user, &id).await?;
+    user.require(&MANAGERS)?;
+    let id = parse_project_id(&id)?;
     let backup_id = backup_id
         .parse()
         .map(BackupId)
         .map_err(|_| AppError::NotFound)?;
-    let project_id = project.id;
-    let backup = db::run(&state.pool, move |conn| {
-        Backup::find(conn, project_id, backup_id)
-    })
-    .await?;
     if action != "restore" {
         return Err(AppError::NotFound);
     }
+    // Read only: no lock on the project for a form.
+    let scope = user.scope();
+    let (project, backup) = db::run(&state.pool, move |conn| {
+        let project = Project::find_listing(conn, &scope, id)?.project;
+        let backup = Backup::find(conn, project.id, backup_id)?;
+        Ok::<_, AppError>((project, backup))
+    })
+    .await?;
+    let project_id = project.id;
     restorable(&backup)?;
     let csrf = crate::auth::csrf::token(&session);
     let namespaces = backup.namespaces();

@@ -106,12 +106,26 @@ const ASSOCIATED_CLOUD: &str = associated_by!("cloud_credential_id");
 const ASSOCIATED_AI: &str = associated_by!("ai_credential_id");
 const ASSOCIATED_BACKUP: &str = associated_by!("backup_credential_id");
 
+/// A credential's columns, named (a prepared `SELECT c.*` would fail once a later migration adds
+/// a column while this version still runs), with `secrets` standing for its sealed secrets.
+macro_rules! credential_columns {
+    ($secrets:literal) => {
+        concat!(
+            "c.id, c.organization_id, c.kind, c.provider, c.name, c.public, ",
+            $secrets,
+            " AS secrets, c.key_id, c.is_default, c.is_locked, c.expires_on, c.verified_at,
+             c.verify_ok, c.verify_message, c.version, c.created_at, c.created_by,
+             c.updated_at, c.updated_by"
+        )
+    };
+}
+
+/// The columns of a credential that will be verified or used.
+const CREDENTIAL_COLUMNS: &str = credential_columns!("c.secrets");
+
 /// The columns of a listed credential: all but its sealed secrets, which a page never needs
 /// (they are read only where a credential is verified or used), so its rows carry an empty map.
-const LISTED_COLUMNS: &str = "c.id, c.organization_id, c.kind, c.provider, c.name, c.public,
-    '{}'::jsonb AS secrets, c.key_id, c.is_default, c.is_locked, c.expires_on, c.verified_at,
-    c.verify_ok, c.verify_message, c.version, c.created_at, c.created_by, c.updated_at,
-    c.updated_by";
+const LISTED_COLUMNS: &str = credential_columns!("'{}'::jsonb");
 
 /// Search totals are counted up to this many rows; past it a tab says "more than 1,000".
 pub const SEARCH_COUNT_CAP: i64 = 1000;
@@ -625,7 +639,8 @@ impl Credential {
         filter
             .query(
                 &format!(
-                    "SELECT c.*, o.name AS organization_name, cu.email AS created_by_label,
+                    "SELECT {CREDENTIAL_COLUMNS}, o.name AS organization_name,
+                            cu.email AS created_by_label,
                             uu.email AS updated_by_label, {associated}
                      FROM credentials c
                      JOIN organizations o ON o.id = c.organization_id

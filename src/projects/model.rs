@@ -86,7 +86,12 @@ fn context(organization: OrganizationId, id: ProjectId) -> String {
     format!("org/{organization}/project/{id}/database_url")
 }
 
-const LISTING: &str = "SELECT p.*, o.name AS organization_name,
+/// Columns are named: a prepared `SELECT p.*` would fail once a later migration adds a column
+/// while this version still runs.
+const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credential_id,
+        p.ai_credential_id, p.database_url, p.backup_enabled, p.backup_credential_id, p.bucket,
+        p.version, p.created_at, p.created_by, p.updated_at, p.updated_by,
+        o.name AS organization_name,
         cc.name AS cloud_credential_name, ac.name AS ai_credential_name,
         bc.name AS backup_credential_name, last.phase AS last_phase, last.reason AS last_reason
      FROM projects p
