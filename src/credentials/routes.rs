@@ -159,7 +159,6 @@ pub struct RowView<'a> {
     pub verify_state: &'static str,
     pub verify_message: &'a str,
     pub cells: Vec<Cell<'a>>,
-    pub details: Vec<(&'static str, Cow<'a, str>)>,
     pub expires_soon: bool,
     /// Projects using it: while any do, it cannot be deleted.
     pub projects: Vec<&'a str>,
@@ -195,55 +194,7 @@ impl<'a> RowView<'a> {
             .iter()
             .map(|column| cell(listed, provider, column.value))
             .collect();
-        let mut details: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(16);
-        if let Some(provider) = provider {
-            if credential.kind() == Kind::Cloud {
-                details.push(("Provider", Cow::Borrowed(provider.label)));
-            }
-            for field in provider.fields {
-                let value = if field.secret {
-                    match credential.public_value(&format!("{}_hint", field.key)) {
-                        "" => Cow::Borrowed("set (hidden)"),
-                        hint => Cow::Owned(format!("ends in {hint}")),
-                    }
-                } else {
-                    one_line(credential.public_value(field.key))
-                };
-                if !value.is_empty() {
-                    details.push((field.label, value));
-                }
-            }
-            for (label, key) in provider.columns {
-                if provider.field(key).is_none() && !credential.public_value(key).is_empty() {
-                    details.push((label, Cow::Borrowed(credential.public_value(key))));
-                }
-            }
-        }
-        if let Some(date) = credential.expires_on {
-            details.push(("Expires on", Cow::Owned(date.to_string())));
-        }
         let projects = listed.projects();
-        details.push((
-            "Associated projects",
-            if projects.is_empty() {
-                Cow::Borrowed("none")
-            } else {
-                Cow::Owned(projects.join(", "))
-            },
-        ));
-        details.push(("Created", Cow::Owned(utc_minute(credential.created_at))));
-        details.push((
-            "Created by",
-            Cow::Borrowed(listed.created_by_label.as_deref().unwrap_or("—")),
-        ));
-        details.push((
-            "Last modified",
-            Cow::Owned(utc_minute(credential.updated_at)),
-        ));
-        details.push((
-            "Last modified by",
-            Cow::Borrowed(listed.updated_by_label.as_deref().unwrap_or("—")),
-        ));
         let message = credential.verify_message.as_deref().unwrap_or_default();
         let (verify_state, verify_message) = match credential.verify_ok {
             None => ("never", "Not verified yet"),
@@ -253,12 +204,6 @@ impl<'a> RowView<'a> {
             }
             Some(true) => ("ok", message),
         };
-        if let Some(at) = credential.verified_at {
-            details.push((
-                "Last verified",
-                Cow::Owned(format!("{} — {verify_message}", utc_minute(at))),
-            ));
-        }
         RowView {
             id: credential.id,
             path: format!("/credentials/{}/{}", credential.kind, credential.id),
@@ -270,11 +215,74 @@ impl<'a> RowView<'a> {
             verify_state,
             verify_message,
             cells,
-            details,
             expires_soon: credential.expires_soon(),
             projects,
         }
     }
+}
+
+/// What an expanded row shows (`GET /credentials/{kind}/{id}`, loaded when a row is opened):
+/// the provider's fields (secrets only as set, or by their last characters), associated
+/// projects, who created and changed it, and the last verification.
+fn details<'a>(listed: &'a Listed, row: &RowView<'a>) -> Vec<(&'static str, Cow<'a, str>)> {
+    let credential = &listed.credential;
+    let provider = credential.provider();
+    let mut details: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(16);
+    if let Some(provider) = provider {
+        if credential.kind() == Kind::Cloud {
+            details.push(("Provider", Cow::Borrowed(provider.label)));
+        }
+        for field in provider.fields {
+            let value = if field.secret {
+                match credential.public_value(&format!("{}_hint", field.key)) {
+                    "" => Cow::Borrowed("set (hidden)"),
+                    hint => Cow::Owned(format!("ends in {hint}")),
+                }
+            } else {
+                one_line(credential.public_value(field.key))
+            };
+            if !value.is_empty() {
+                details.push((field.label, value));
+            }
+        }
+        for (label, key) in provider.columns {
+            if provider.field(key).is_none() && !credential.public_value(key).is_empty() {
+                details.push((label, Cow::Borrowed(credential.public_value(key))));
+            }
+        }
+    }
+    if let Some(date) = credential.expires_on {
+        details.push(("Expires on", Cow::Owned(date.to_string())));
+    }
+    let projects = &row.projects;
+    details.push((
+        "Associated projects",
+        if projects.is_empty() {
+            Cow::Borrowed("none")
+        } else {
+            Cow::Owned(projects.join(", "))
+        },
+    ));
+    details.push(("Created", Cow::Owned(utc_minute(credential.created_at))));
+    details.push((
+        "Created by",
+        Cow::Borrowed(listed.created_by_label.as_deref().unwrap_or("—")),
+    ));
+    details.push((
+        "Last modified",
+        Cow::Owned(utc_minute(credential.updated_at)),
+    ));
+    details.push((
+        "Last modified by",
+        Cow::Borrowed(listed.updated_by_label.as_deref().unwrap_or("—")),
+    ));
+    if let Some(at) = credential.verified_at {
+        details.push((
+            "Last verified",
+            Cow::Owned(format!("{} — {}", utc_minute(at), row.verify_message)),
+        ));
+    }
+    details
 }
 
 fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Value) -> Cell<'a> {
@@ -1033,13 +1041,14 @@ struct DetailPage<'a> {
     page: Page,
     kind: Kind,
     row: RowView<'a>,
+    details: Vec<(&'static str, Cow<'a, str>)>,
     organization: String,
 }
 
 #[derive(Template)]
 #[template(path = "credentials/_detail.html")]
 struct DetailFragment<'a> {
-    row: RowView<'a>,
+    details: Vec<(&'static str, Cow<'a, str>)>,
 }
 
 fn parse_id(id: &str) -> Result<CredentialId, AppError> {
@@ -1075,12 +1084,15 @@ pub async fn show(
     let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
     let row = RowView::new(&listed, &kind.columns(None));
     if is_htmx(&req) {
-        return html(&DetailFragment { row });
+        return html(&DetailFragment {
+            details: details(&listed, &row),
+        });
     }
     html(&DetailPage {
         page: Page::new(&user, &session, "credentials", &listed.credential.name),
         kind,
         organization: listed.organization_name.clone(),
+        details: details(&listed, &row),
         row,
     })
 }

@@ -1268,6 +1268,49 @@ fn seed_ai(app: &TestApp, organization: i64, prefix: &str, count: usize) {
 }
 
 #[actix_web::test]
+async fn an_opened_row_loads_its_details_from_the_detail_route() {
+    let setup = setup().await;
+    let id = add_ai(&setup, &setup.partner, setup.blue, "Detailed key").await;
+    let list = setup
+        .partner
+        .get("/credentials/ai")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(&format!("hx-get=\"/credentials/ai/{id}\"")));
+    assert!(
+        list.contains(&format!("href=\"/credentials/ai/{id}\"")),
+        "a link without JS"
+    );
+    assert!(
+        !list.contains("Last modified by"),
+        "details are not in every row"
+    );
+    let fragment = setup
+        .partner
+        .get_htmx(&format!("/credentials/ai/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fragment.contains("Last modified by")
+            && fragment.contains("Associated projects")
+            && !fragment.contains("<html"),
+        "{fragment}"
+    );
+    let page = setup
+        .partner
+        .get(&format!("/credentials/ai/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<html") && page.contains("Created by"));
+}
+
+#[actix_web::test]
 async fn htmx_actions_answer_with_the_changed_row_or_table() {
     let setup = setup().await;
     let id = add_ai(&setup, &setup.partner, setup.blue, "Htmx key").await;

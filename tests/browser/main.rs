@@ -321,6 +321,19 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         &app,
         "SELECT id AS n FROM credentials WHERE name = 'Blue backups'",
     );
+    // An opened row loads its details.
+    journey
+        .browser
+        .click(&format!("#credential-{blue_id} td.name summary"))
+        .await;
+    journey
+        .browser
+        .wait_for_text(
+            &format!("#credential-{blue_id} .detail-body"),
+            "Created by",
+            5,
+        )
+        .await;
     let spare_id = scalar(
         &app,
         "SELECT id AS n FROM credentials WHERE name = 'Spare backups'",
