@@ -216,6 +216,16 @@ impl Backup {
             .load(conn)
     }
 
+    /// Whether a backup of `project` is waiting or running.
+    pub fn any_running(conn: &mut PgConnection, project: ProjectId) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            backups::table
+                .filter(backups::project_id.eq(project))
+                .filter(backups::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+        ))
+        .get_result(conn)
+    }
+
     /// A backup of `project`; `NotFound` for any other.
     pub fn find(conn: &mut PgConnection, project: ProjectId, id: BackupId) -> QueryResult<Backup> {
         backups::table
@@ -381,6 +391,16 @@ impl Restore {
             .limit(limit)
             .select(Restore::as_select())
             .load(conn)
+    }
+
+    /// Whether a restore of `project` is waiting or running.
+    pub fn any_running(conn: &mut PgConnection, project: ProjectId) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            restores::table
+                .filter(restores::project_id.eq(project))
+                .filter(restores::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+        ))
+        .get_result(conn)
     }
 
     /// Records a requested restore.

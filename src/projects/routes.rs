@@ -463,7 +463,6 @@ pub struct BackupView {
     pub name: String,
     pub policy: String,
     pub scheduled_for: String,
-    pub started: String,
     pub finished: String,
     pub expires: String,
     pub size: String,
@@ -473,7 +472,6 @@ pub struct BackupView {
     pub restorable: bool,
     pub running: bool,
     pub deleted: bool,
-    pub namespaces: Vec<String>,
 }
 
 /// A restore as the Restores tab shows it.
@@ -623,21 +621,38 @@ pub async fn project_view(
     preview: Option<Preview>,
 ) -> Result<(ProjectListing, Tab), AppError> {
     let scope = user.scope();
-    let (project, policies, backups, restores) = db::run(&state.pool, move |conn| {
-        let project = Project::find_listing(conn, &scope, id)?;
-        Ok::<_, AppError>((
-            project,
-            BackupPolicy::for_project(conn, id)?,
-            Backup::for_project(conn, id, 100)?,
-            Restore::for_project(conn, id, 50)?,
-        ))
-    })
-    .await?;
     let name = match tab {
         "backups" => "backups",
         "restores" => "restores",
         _ => "schedules",
     };
+    // What the shown tab lists (the schedules show each policy's last backup), and whether
+    // anything runs (the tab then refreshes itself).
+    let (project, policies, backups, restores, polling) = db::run(&state.pool, move |conn| {
+        let project = Project::find_listing(conn, &scope, id)?;
+        let policies = if name == "schedules" {
+            BackupPolicy::for_project(conn, id)?
+        } else {
+            Vec::new()
+        };
+        let backups = if name == "restores" {
+            Vec::new()
+        } else {
+            Backup::for_project(conn, id, 100)?
+        };
+        let restores = if name == "restores" {
+            Restore::for_project(conn, id, 50)?
+        } else {
+            Vec::new()
+        };
+        let polling = if name == "restores" {
+            restores.iter().any(Restore::running) || Backup::any_running(conn, id)?
+        } else {
+            backups.iter().any(Backup::running) || Restore::any_running(conn, id)?
+        };
+        Ok::<_, AppError>((project, policies, backups, restores, polling))
+    })
+    .await?;
     let schemas = if name == "schedules"
         && project.project.backup_enabled
         && MANAGERS.contains(&user.role())
@@ -654,11 +669,8 @@ pub async fn project_view(
     } else {
         Ok(Vec::new())
     };
-    // Only the shown tab's rows are built (the schedules' cron descriptions and next runs,
-    // for one, cost more than a page of backups to compute).
     let policy_views = policies
         .iter()
-        .filter(|_| name == "schedules")
         .map(|policy| {
             let last = backups.iter().find(|b| b.policy_id == Some(policy.id));
             PolicyView {
@@ -686,7 +698,8 @@ pub async fn project_view(
             }
         })
         .collect();
-    let polling = backups.iter().any(Backup::running) || restores.iter().any(Restore::running);
+    // Only the shown tab's rows are built (the schedules tab loads backups for its policies'
+    // last runs, not to list them).
     let backup_views = backups
         .iter()
         .filter(|_| name == "backups")
@@ -695,7 +708,6 @@ pub async fn project_view(
             name: backup.name.clone(),
             policy: backup.policy_name.clone(),
             scheduled_for: when(Some(backup.scheduled_for)),
-            started: when(backup.started_at),
             finished: when(backup.finished_at),
             expires: when(backup.expires_at),
             size: human_size(backup.size_bytes),
@@ -705,12 +717,10 @@ pub async fn project_view(
             restorable: backup.restorable(),
             running: backup.running(),
             deleted: backup.deleted_at.is_some(),
-            namespaces: backup.namespaces(),
         })
         .collect();
     let restore_views = restores
         .iter()
-        .filter(|_| name == "restores")
         .map(|restore| RestoreView {
             name: restore.name.clone(),
             backup: restore.backup_name.clone(),

@@ -144,10 +144,16 @@ pub fn utc_minute(at: chrono::DateTime<chrono::Utc>) -> String {
 
 /// `2026-11-22 14:26:05 UTC`.
 pub fn utc_second(at: chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::Timelike;
-    let mut text = utc_minute(at);
-    text.insert_str(16, &format!(":{:02}", at.second()));
-    text
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// Renders a template with another status (422 for a form with errors, …).
@@ -220,5 +226,27 @@ pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
         headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
     } else {
         headers
+    }
+}
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn dates_read_as_strftime_would_write_them() {
+        for at in [
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+            Utc.with_ymd_and_hms(999, 12, 31, 23, 59, 59).unwrap(),
+            Utc::now(),
+        ] {
+            assert_eq!(
+                super::utc_minute(at),
+                at.format("%Y-%m-%d %H:%M UTC").to_string()
+            );
+            assert_eq!(
+                super::utc_second(at),
+                at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+            );
+        }
     }
 }
