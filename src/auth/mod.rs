@@ -90,6 +90,22 @@ pub enum Scope {
     Organization(OrganizationId),
 }
 
+impl Scope {
+    /// The ids of the organizations this scope reaches, as a subquery: a row of another table
+    /// is inside the scope when `its_organization_id.eq_any(scope.organization_ids())`.
+    pub fn organization_ids(
+        &self,
+    ) -> crate::schema::organizations::BoxedQuery<'static, Pg, diesel::sql_types::BigInt> {
+        use crate::schema::organizations;
+        use diesel::prelude::*;
+        let ids = organizations::table.select(organizations::id).into_boxed();
+        match *self {
+            Scope::Partner(partner) => ids.filter(organizations::partner_id.eq(partner)),
+            Scope::Organization(organization) => ids.filter(organizations::id.eq(organization)),
+        }
+    }
+}
+
 /// Who is signed in, as kept in the session at sign-in. Disabling a person deletes their
 /// sessions, so this never outlives a revocation.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -34,8 +34,31 @@ async fn project_for(state: &AppState, user: &CurrentUser, id: &str) -> Result<P
     user.require(&MANAGERS)?;
     let id = parse_project_id(id)?;
     let scope = user.scope();
+    db::run(&state.pool, move |conn| Project::find(conn, &scope, id)).await
+}
+
+/// The project of an action on one of its policies or backups (checked for role and scope)
+/// and that policy or backup (`find` by the project and the id in the path), in one trip.
+async fn project_and<I, T>(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    child: &str,
+    make_id: fn(i64) -> I,
+    find: fn(&mut PgConnection, ProjectId, I) -> QueryResult<T>,
+) -> Result<(Project, T), AppError>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+{
+    user.require(&MANAGERS)?;
+    let id = parse_project_id(id)?;
+    let child = child.parse().map(make_id).map_err(|_| AppError::NotFound)?;
+    let scope = user.scope();
     db::run(&state.pool, move |conn| {
-        Project::find_for_update(conn, &scope, id)
+        let project = Project::find(conn, &scope, id)?;
+        let found = find(conn, project.id, child)?;
+        Ok::<_, AppError>((project, found))
     })
     .await
 }
@@ -375,16 +398,9 @@ pub async fn policy_action(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, policy_id, action) = path.into_inner();
-    let project = project_for(&state, &user, &id).await?;
-    let policy_id = policy_id
-        .parse()
-        .map(PolicyId)
-        .map_err(|_| AppError::NotFound)?;
+    let (project, policy) =
+        project_and(&state, &user, &id, &policy_id, PolicyId, BackupPolicy::find).await?;
     let project_id = project.id;
-    let policy = db::run(&state.pool, move |conn| {
-        BackupPolicy::find(conn, project_id, policy_id)
-    })
-    .await?;
     match action.as_str() {
         "delete" => {
             let event =
@@ -485,22 +501,11 @@ pub async fn backup_page(
 ) -> Result<HttpResponse, AppError> {
     let (id, backup_id, action) = path.into_inner();
     user.require(&MANAGERS)?;
-    let id = parse_project_id(&id)?;
-    let backup_id = backup_id
-        .parse()
-        .map(BackupId)
-        .map_err(|_| AppError::NotFound)?;
     if action != "restore" {
         return Err(AppError::NotFound);
     }
-    // Read only: no lock on the project for a form.
-    let scope = user.scope();
-    let (project, backup) = db::run(&state.pool, move |conn| {
-        let project = Project::find_listing(conn, &scope, id)?.project;
-        let backup = Backup::find(conn, project.id, backup_id)?;
-        Ok::<_, AppError>((project, backup))
-    })
-    .await?;
+    let (project, backup) =
+        project_and(&state, &user, &id, &backup_id, BackupId, Backup::find).await?;
     let project_id = project.id;
     restorable(&backup)?;
     let csrf = crate::auth::csrf::token(&session);
@@ -540,16 +545,9 @@ pub async fn backup_action(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let (id, backup_id, action) = path.into_inner();
-    let project = project_for(&state, &user, &id).await?;
-    let backup_id = backup_id
-        .parse()
-        .map(BackupId)
-        .map_err(|_| AppError::NotFound)?;
+    let (project, backup) =
+        project_and(&state, &user, &id, &backup_id, BackupId, Backup::find).await?;
     let project_id = project.id;
-    let backup = db::run(&state.pool, move |conn| {
-        Backup::find(conn, project_id, backup_id)
-    })
-    .await?;
     match action.as_str() {
         "delete" => {
             if backup.running() {

@@ -661,26 +661,13 @@ impl Credential {
         kind: Kind,
         id: CredentialId,
     ) -> QueryResult<Credential> {
-        let base = credentials::table
+        credentials::table
             .filter(credentials::id.eq(id))
             .filter(credentials::kind.eq(kind.key()))
-            .select(Credential::as_select());
-        match scope {
-            Scope::Partner(partner) => base
-                .filter(
-                    credentials::organization_id.eq_any(
-                        organizations::table
-                            .filter(organizations::partner_id.eq(partner))
-                            .select(organizations::id),
-                    ),
-                )
-                .for_update()
-                .first(conn),
-            Scope::Organization(organization) => base
-                .filter(credentials::organization_id.eq(organization))
-                .for_update()
-                .first(conn),
-        }
+            .filter(credentials::organization_id.eq_any(scope.organization_ids()))
+            .select(Credential::as_select())
+            .for_update()
+            .first(conn)
     }
 
     /// The unlocked credentials of `kind` inside `scope`, defaults first: what project forms
@@ -690,9 +677,10 @@ impl Credential {
         scope: &Scope,
         kind: Kind,
     ) -> QueryResult<Vec<CredentialOption>> {
-        let base = credentials::table
+        credentials::table
             .filter(credentials::kind.eq(kind.key()))
             .filter(credentials::is_locked.eq(false))
+            .filter(credentials::organization_id.eq_any(scope.organization_ids()))
             .order((credentials::is_default.desc(), credentials::name))
             .select((
                 credentials::id,
@@ -700,21 +688,8 @@ impl Credential {
                 credentials::name,
                 credentials::provider,
                 credentials::is_default,
-            ));
-        match scope {
-            Scope::Partner(partner) => base
-                .filter(
-                    credentials::organization_id.eq_any(
-                        organizations::table
-                            .filter(organizations::partner_id.eq(partner))
-                            .select(organizations::id),
-                    ),
-                )
-                .load(conn),
-            Scope::Organization(organization) => base
-                .filter(credentials::organization_id.eq(organization))
-                .load(conn),
-        }
+            ))
+            .load(conn)
     }
 
     /// A credential by id, unscoped (for the backup runner, which acts for everyone).

@@ -523,6 +523,36 @@ struct EditTarget {
 impl FormPage {
     /// The edit form of a stored credential as it is stored; callers replace what a
     /// submission changed.
+    /// The blank add form of `provider`; callers replace what a submission changed.
+    fn add(
+        user: &CurrentUser,
+        session: &Session,
+        kind: Kind,
+        provider: &'static Provider,
+        organizations: Vec<Organization>,
+        organization_id: String,
+    ) -> FormPage {
+        FormPage {
+            page: Page::new(
+                user,
+                session,
+                "credentials",
+                &format!("Add {}", kind.noun()),
+            ),
+            kind,
+            provider,
+            editing: None,
+            values: Values::default(),
+            name: String::new(),
+            expires_on: String::new(),
+            organization_id,
+            organizations,
+            is_partner: user.role() == Role::Partner,
+            errors: FieldErrors::default(),
+            outcome: None,
+        }
+    }
+
     fn edit(
         user: &CurrentUser,
         session: &Session,
@@ -638,27 +668,13 @@ pub async fn new(
     for field in provider.fields {
         values.set(field.key, field.default);
     }
+    let first = organizations
+        .first()
+        .map(|o| o.id.to_string())
+        .unwrap_or_default();
     html(&FormPage {
-        page: Page::new(
-            &user,
-            &session,
-            "credentials",
-            &format!("Add {}", kind.noun()),
-        ),
-        kind,
-        provider,
-        editing: None,
         values,
-        name: String::new(),
-        expires_on: String::new(),
-        organization_id: organizations
-            .first()
-            .map(|o| o.id.to_string())
-            .unwrap_or_default(),
-        organizations,
-        is_partner: user.role() == Role::Partner,
-        errors: FieldErrors::default(),
-        outcome: None,
+        ..FormPage::add(&user, &session, kind, provider, organizations, first)
     })
 }
 
@@ -803,23 +819,19 @@ pub async fn create(
         html_with_status(
             status,
             &FormPage {
-                page: Page::new(
-                    &user,
-                    &session,
-                    "credentials",
-                    &format!("Add {}", kind.noun()),
-                ),
-                kind,
-                provider,
-                editing: None,
                 values: submission.values.clone(),
                 name: submission.name.clone(),
                 expires_on: submission.expires_text.clone(),
-                organization_id: submission.organization_id.clone(),
-                organizations: organizations.clone(),
-                is_partner: user.role() == Role::Partner,
                 errors,
                 outcome,
+                ..FormPage::add(
+                    &user,
+                    &session,
+                    kind,
+                    provider,
+                    organizations.clone(),
+                    submission.organization_id.clone(),
+                )
             },
         )
     };
@@ -991,8 +1003,6 @@ pub async fn verify_form(
     if is_htmx(&req) {
         return html(&VerifyFragment { outcome });
     }
-    let scope = user.scope();
-    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
     let mut values = submission.values.clone();
     for field in provider.secret_fields() {
         values.remove(field.key);
@@ -1005,25 +1015,13 @@ pub async fn verify_form(
             listed,
             submission.version.unwrap_or(listed.credential.version),
         ),
-        None => FormPage {
-            page: Page::new(
-                &user,
-                &session,
-                "credentials",
-                &format!("Add {}", kind.noun()),
-            ),
-            kind,
-            provider,
-            editing: None,
-            values: Values::default(),
-            name: String::new(),
-            expires_on: String::new(),
-            organization_id: submission.organization_id.clone(),
-            organizations,
-            is_partner: user.role() == Role::Partner,
-            errors: FieldErrors::default(),
-            outcome: None,
-        },
+        None => {
+            let scope = user.scope();
+            let organizations =
+                db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+            let chosen = submission.organization_id.clone();
+            FormPage::add(&user, &session, kind, provider, organizations, chosen)
+        }
     };
     html(&FormPage {
         values,

@@ -12,7 +12,7 @@ use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
 use crate::db::{Bind, Prepared};
 use crate::error::AppError;
-use crate::schema::{organizations, projects};
+use crate::schema::projects;
 
 /// Id of a project.
 #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,31 +146,27 @@ impl Project {
         listing(scope, Some(id)).get_result(conn)
     }
 
-    /// One project inside `scope`, locked for update; `NotFound` otherwise.
+    /// One project inside `scope`; `NotFound` otherwise.
+    pub fn find(conn: &mut PgConnection, scope: &Scope, id: ProjectId) -> QueryResult<Project> {
+        projects::table
+            .filter(projects::id.eq(id))
+            .filter(projects::organization_id.eq_any(scope.organization_ids()))
+            .select(Project::as_select())
+            .first(conn)
+    }
+
+    /// One project inside `scope`, locked until the transaction ends; `NotFound` otherwise.
     pub fn find_for_update(
         conn: &mut PgConnection,
         scope: &Scope,
         id: ProjectId,
     ) -> QueryResult<Project> {
-        let base = projects::table
+        projects::table
             .filter(projects::id.eq(id))
-            .select(Project::as_select());
-        match scope {
-            Scope::Partner(partner) => base
-                .filter(
-                    projects::organization_id.eq_any(
-                        organizations::table
-                            .filter(organizations::partner_id.eq(partner))
-                            .select(organizations::id),
-                    ),
-                )
-                .for_update()
-                .first(conn),
-            Scope::Organization(organization) => base
-                .filter(projects::organization_id.eq(organization))
-                .for_update()
-                .first(conn),
-        }
+            .filter(projects::organization_id.eq_any(scope.organization_ids()))
+            .select(Project::as_select())
+            .for_update()
+            .first(conn)
     }
 
     /// A project by id, unscoped (for the scheduler, which acts for everyone).
