@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::csrf;
 use crate::auth::password::PasswordHasher;
+use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
 use crate::backup::runner::Runner;
 use crate::backup::scheduler;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub outbound: Outbound,
     pub endpoints: Endpoints,
     pub runner: Runner,
+    /// The sessions this process keeps in memory (see `auth::session_cache`).
+    pub sessions: Arc<SessionCache>,
 }
 
 /// A bound, not yet running keyhold server.
@@ -113,7 +116,9 @@ fn serve(
     let session_key = Key::from(&settings.session_key);
     let workers = settings.workers;
     let blocking_threads = (settings.db_pool_size as usize + settings.hash_concurrency).max(4);
+    let sessions = SessionCache::start(&settings.database_url);
     let state = web::Data::new(AppState {
+        sessions,
         hasher: PasswordHasher::new(settings.hash_concurrency),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
         runner,
@@ -133,7 +138,7 @@ fn serve(
             "keyhold_session"
         };
         let sessions = SessionMiddleware::builder(
-            PgSessionStore::new(state.pool.clone()),
+            PgSessionStore::new(state.pool.clone(), state.sessions.clone()),
             session_key.clone(),
         )
         .cookie_name(cookie_name.to_string())

@@ -397,6 +397,9 @@ pub async fn set_disabled(
         })
     })
     .await?;
+    if disable {
+        state.sessions.forget_user(id);
+    }
     flash::success(
         &session,
         format!(

@@ -4,6 +4,7 @@
 pub mod csrf;
 pub mod password;
 pub mod routes;
+pub mod session_cache;
 pub mod session_store;
 pub mod throttle;
 

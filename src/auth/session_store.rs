@@ -1,16 +1,18 @@
 //! Server-side sessions in PostgreSQL for actix-session: revocable, shared by every instance.
 //! The cookie carries a random key; the table holds only its SHA-256, so a leaked table row
-//! cannot be replayed as a cookie.
+//! cannot be replayed as a cookie. Rows read are kept in memory (`session_cache`) until they
+//! change: a signed-in request reads the table only when its session was changed since.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 use actix_web::web;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::accounts::model::UserId;
+use crate::auth::session_cache::{SessionCache, State};
 use crate::crypto::{random_token, sha256_hex};
 use crate::db::DbPool;
 use crate::schema::sessions;
@@ -21,17 +23,16 @@ pub const USER_ID_KEY: &str = "user_id";
 /// Session entries that must not survive the loss of their row (a revoked session).
 const IDENTITY_KEYS: [&str; 2] = ["identity", USER_ID_KEY];
 
-type State = HashMap<String, String>;
-
 /// actix-session storage over the `sessions` table.
 #[derive(Clone)]
 pub struct PgSessionStore {
     pool: DbPool,
+    cache: Arc<SessionCache>,
 }
 
 impl PgSessionStore {
-    pub fn new(pool: DbPool) -> PgSessionStore {
-        PgSessionStore { pool }
+    pub fn new(pool: DbPool, cache: Arc<SessionCache>) -> PgSessionStore {
+        PgSessionStore { pool, cache }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -47,7 +48,8 @@ impl PgSessionStore {
     }
 }
 
-/// Ends every session of a person (used when they are disabled).
+/// Ends every session of a person (used when they are disabled); once committed, the caller
+/// also tells this process's `SessionCache::forget_user` (other instances hear of each row).
 pub fn revoke_all_for(conn: &mut PgConnection, user: UserId) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user))).execute(conn)
 }
@@ -81,21 +83,30 @@ fn insert(conn: &mut PgConnection, state: &State, ttl: &Duration) -> anyhow::Res
 impl SessionStore for PgSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = sha256_hex(session_key.as_ref());
-        let value: Option<serde_json::Value> = self
+        let ticket = match self.cache.get(&id) {
+            Ok(state) => return Ok(Some(state)),
+            Err(ticket) => ticket,
+        };
+        let key = id.clone();
+        let row: Option<(serde_json::Value, Option<i64>, DateTime<Utc>)> = self
             .blocking(move |conn| {
                 Ok(sessions::table
-                    .find(id)
+                    .find(key)
                     .filter(sessions::expires_at.gt(diesel::dsl::now))
-                    .select(sessions::state)
+                    .select((sessions::state, sessions::user_id, sessions::expires_at))
                     .first(conn)
                     .optional()?)
             })
             .await
             .map_err(LoadError::Other)?;
-        value
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| LoadError::Deserialization(error.into()))
+        let Some((value, user_id, expires_at)) = row else {
+            return Ok(None);
+        };
+        let state: State = serde_json::from_value(value)
+            .map_err(|error| LoadError::Deserialization(error.into()))?;
+        self.cache
+            .fill(ticket, id, state.clone(), user_id, expires_at);
+        Ok(Some(state))
     }
 
     async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -113,6 +124,7 @@ impl SessionStore for PgSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let ttl = *ttl;
         let id = sha256_hex(session_key.as_ref());
+        let cache = self.cache.clone();
         self.blocking(move |conn| {
             let updated = diesel::update(sessions::table.find(&id))
                 .set((
@@ -121,6 +133,7 @@ impl SessionStore for PgSessionStore {
                     sessions::expires_at.eq(expiry(&ttl)),
                 ))
                 .execute(conn)?;
+            cache.forget(&id);
             if updated == 1 {
                 return Ok(session_key);
             }
@@ -139,15 +152,19 @@ impl SessionStore for PgSessionStore {
         let ttl = *ttl;
         // Extending by less than a minute is not worth a write on every request.
         let stale_before = expiry(&ttl) - chrono::Duration::seconds(60);
+        let cache = self.cache.clone();
         self.blocking(move |conn| {
-            diesel::update(
+            let extended = diesel::update(
                 sessions::table
-                    .find(id)
+                    .find(&id)
                     .filter(sessions::expires_at.lt(stale_before))
                     .filter(sessions::expires_at.gt(diesel::dsl::now)),
             )
             .set(sessions::expires_at.eq(expiry(&ttl)))
             .execute(conn)?;
+            if extended > 0 {
+                cache.forget(&id);
+            }
             Ok(())
         })
         .await
@@ -155,8 +172,10 @@ impl SessionStore for PgSessionStore {
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let id = sha256_hex(session_key.as_ref());
+        let cache = self.cache.clone();
         self.blocking(move |conn| {
-            diesel::delete(sessions::table.find(id)).execute(conn)?;
+            diesel::delete(sessions::table.find(&id)).execute(conn)?;
+            cache.forget(&id);
             Ok(())
         })
         .await

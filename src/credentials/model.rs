@@ -75,15 +75,19 @@ pub struct Listed {
 impl Listed {
     /// The projects using this credential.
     pub fn projects(&self) -> Vec<&str> {
-        self.associated_projects
+        let mut names: Vec<&str> = self
+            .associated_projects
             .as_deref()
-            .map_or_else(Vec::new, |names| names.lines().collect())
+            .map_or_else(Vec::new, |names| names.lines().collect());
+        names.sort_unstable();
+        names
     }
 }
 
 /// The column of listing queries that names the projects using a credential of `kind`: a
 /// project refers to a credential of each kind by its own column (indexed), and billing and
-/// showback credentials are used by no project.
+/// showback credentials are used by no project. The names are sorted by `Listed::projects`: an
+/// ordered aggregate would set up a sort for each row of a page, used by a project or not.
 fn associated(kind: Kind) -> &'static str {
     match kind {
         Kind::Cloud => ASSOCIATED_CLOUD,
@@ -96,7 +100,7 @@ fn associated(kind: Kind) -> &'static str {
 macro_rules! associated_by {
     ($column:literal) => {
         concat!(
-            "(SELECT string_agg(p.name, E'\\n' ORDER BY p.name) FROM projects p WHERE p.",
+            "(SELECT string_agg(p.name, E'\\n') FROM projects p WHERE p.",
             $column,
             " = c.id) AS associated_projects"
         )
@@ -124,8 +128,12 @@ macro_rules! credential_columns {
 const CREDENTIAL_COLUMNS: &str = credential_columns!("c.secrets");
 
 /// The columns of a listed credential: all but its sealed secrets, which a page never needs
-/// (they are read only where a credential is verified or used), so its rows carry an empty map.
-const LISTED_COLUMNS: &str = credential_columns!("'{}'::jsonb");
+/// (they are read only where a credential is verified or used), so its rows carry an empty map;
+/// and without who created and changed it, which only its details show (`find_listed`).
+const LISTED_COLUMNS: &str = concat!(
+    credential_columns!("'{}'::jsonb"),
+    ", NULL::text AS created_by_label, NULL::text AS updated_by_label"
+);
 
 /// Search totals are counted up to this many rows; past it a tab says "more than 1,000".
 pub const SEARCH_COUNT_CAP: i64 = 1000;
@@ -387,60 +395,54 @@ impl Page {
         format!("LIMIT {}{offset}", self.limit)
     }
 
-    /// The page's ids by walking the tab in its order (by index where one fits).
-    fn walk(&self, filter: &str) -> String {
+    /// The page's rows, walking the tab in its order (by index where one fits), with `total`
+    /// computed beside them. The projects using a row are looked up for the rows of the page
+    /// only (PostgreSQL evaluates a subquery of the select list past the sort and the limit).
+    fn walk(&self, filter: &str, total: &str) -> String {
         format!(
-            "SELECT c.id, o.name AS organization_name, {order} AS sort_value
+            "SELECT {LISTED_COLUMNS}, o.name AS organization_name, {associated},
+                    {total}::bigint AS total
              FROM credentials c
              JOIN organizations o ON o.id = c.organization_id
              WHERE {filter}
              ORDER BY {order} {direction} NULLS LAST, c.id {direction}
              {limit}",
+            associated = associated(self.kind),
             order = self.order,
             direction = self.direction,
             limit = self.limit(),
         )
     }
 
-    /// The page's ids by sorting the rows of `source` (id, organization_name, sort_value).
-    fn sorted(&self, source: &str) -> String {
+    /// The page's rows, sorting the rows `with` gathers as `matches` (id, organization_name,
+    /// sort_value), with `total` computed beside them.
+    fn sorted(&self, with: &str, total: &str) -> String {
         format!(
-            "SELECT * FROM {source}
-             ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}",
+            "{with}
+             SELECT {LISTED_COLUMNS}, page.organization_name, {associated},
+                    {total}::bigint AS total
+             FROM (SELECT * FROM matches
+                   ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}) page
+             JOIN credentials c ON c.id = page.id
+             ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
+            associated = associated(self.kind),
             direction = self.direction,
             limit = self.limit(),
         )
     }
 
-    /// Loads the page chosen by `ids` (after `with`), with the names and associated projects
-    /// of its rows only, and `total` computed beside it (`None` when the page is empty).
+    /// Loads a page written by `walk` or `sorted`, and the total its rows carry (`None` when the
+    /// page is empty).
     fn load(
         &self,
         conn: &mut PgConnection,
-        with: &str,
-        ids: &str,
-        total: &str,
+        sql: &str,
         mut binds: Vec<Bind>,
     ) -> QueryResult<(Vec<Listed>, Option<i64>)> {
         if self.offset > 0 {
             binds.push(Bind::Int(self.offset));
         }
-        let rows = Prepared::new(
-            &format!(
-                "{with}
-                 SELECT {LISTED_COLUMNS}, page.organization_name, cu.email AS created_by_label,
-                        uu.email AS updated_by_label, {associated}, {total}::bigint AS total
-                 FROM ({ids}) page
-                 JOIN credentials c ON c.id = page.id
-                 LEFT JOIN users cu ON cu.id = c.created_by
-                 LEFT JOIN users uu ON uu.id = c.updated_by
-                 ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
-                associated = associated(self.kind),
-                direction = self.direction,
-            ),
-            binds,
-        )
-        .load::<PageRow>(conn)?;
+        let rows = Prepared::new(sql, binds).load::<PageRow>(conn)?;
         let total = rows.first().and_then(|row| row.total);
         Ok((rows.into_iter().map(|row| row.listed).collect(), total))
     }
@@ -543,7 +545,7 @@ impl Credential {
             );
             let mut binds = totals.binds.clone();
             binds.extend(rows.binds.iter().cloned());
-            let (rows, total) = page.load(conn, "", &page.walk(&rows.sql()), &total, binds)?;
+            let (rows, total) = page.load(conn, &page.walk(&rows.sql(), &total), binds)?;
             let total = match total {
                 Some(total) => total,
                 // A page past the end has no row to carry the total.
@@ -591,9 +593,7 @@ impl Credential {
         );
         let (found, counted) = page.load(
             conn,
-            &gather,
-            &page.sorted("matches"),
-            "(SELECT count(*) FROM matches)",
+            &page.sorted(&gather, "(SELECT count(*) FROM matches)"),
             binds,
         )?;
         let counted = match counted {
@@ -620,7 +620,7 @@ impl Credential {
         }
         // Its plan depends on the term, so the term is left visible to the planner here.
         rows.and("c.search_text LIKE ?", pattern);
-        let (rows_found, _) = page.load(conn, "", &page.walk(&rows.sql()), "NULL", rows.binds)?;
+        let (rows_found, _) = page.load(conn, &page.walk(&rows.sql(), "NULL"), rows.binds)?;
         Ok(ListPage {
             rows: rows_found,
             total: Total::MoreThan(cap),

@@ -128,32 +128,47 @@ pub fn render<T: Template>(template: &T) -> Result<String, askama::Error> {
     Ok(out)
 }
 
-/// `2026-11-22 14:26 UTC`, as `%Y-%m-%d %H:%M UTC` would print it (without parsing a format
-/// string for each of a page's rows).
+/// `2026-11-22 14:26 UTC`, as `%Y-%m-%d %H:%M UTC` would print it.
 pub fn utc_minute(at: chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute()
-    )
+    match utc_text(at) {
+        Some(text) => [&text[..16], &text[19..]].concat(),
+        None => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
 }
 
-/// `2026-11-22 14:26:05 UTC`.
+/// `2026-11-22 14:26:05 UTC`, as `%Y-%m-%d %H:%M:%S UTC` would print it.
 pub fn utc_second(at: chrono::DateTime<chrono::Utc>) -> String {
+    match utc_text(at) {
+        Some(text) => text.to_string(),
+        None => at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    }
+}
+
+/// `at` to the second, its digits put in place by hand (a page of 100 backups shows 300 dates,
+/// and `format!` with padded fields spent a tenth of the page's time on them); `None` for a
+/// year outside 0–9999.
+fn utc_text(at: chrono::DateTime<chrono::Utc>) -> Option<String> {
     use chrono::{Datelike, Timelike};
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    let (date, time) = (at.date_naive(), at.time());
+    let year = u32::try_from(date.year())
+        .ok()
+        .filter(|year| *year <= 9999)?;
+    let mut text = *b"0000-00-00 00:00:00 UTC";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, date.month()),
+        (8..10, date.day()),
+        (11..13, time.hour()),
+        (14..16, time.minute()),
+        (17..19, time.second()),
+    ] {
+        let mut value = value;
+        for digit in text[range].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    String::from_utf8(text.to_vec()).ok()
 }
 
 /// Renders a template with another status (422 for a form with errors, …).
@@ -237,6 +252,8 @@ mod tests {
         for at in [
             Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
             Utc.with_ymd_and_hms(999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-5, 6, 7, 8, 9, 10).unwrap(),
             Utc::now(),
         ] {
             assert_eq!(

@@ -324,6 +324,9 @@ impl TestApp {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(Policy::none())
+                // keyhold closes a connection idle for 5 s (actix's keep-alive); a client that
+                // reuses one at that very moment gets no answer. Browsers retry; this does not.
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client"),
         }

@@ -254,4 +254,45 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
         scalar_i64(&app, "SELECT count(DISTINCT policy_id) AS n FROM backups"),
         50
     );
+
+    // Each instance keeps the sessions it serves in memory: one signed out on the first is
+    // refused by the second once it hears of the deleted row (within milliseconds; allowed a
+    // second here).
+    let browser = Client {
+        base: first.base.clone(),
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let signed_in = browser
+        .login("pat@acme.example", "partner-password-1")
+        .await;
+    let cookie = browser.session_cookie(&signed_in).await.expect("a cookie");
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let on_second_with_cookie = || async {
+        raw.get(format!("{}/audit", second.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(on_second_with_cookie().await, StatusCode::OK);
+    assert_eq!(on_second_with_cookie().await, StatusCode::OK, "kept");
+    let out = browser.post_from("/", "/logout", &[]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let mut status = on_second_with_cookie().await;
+    for _ in 0..100 {
+        if status != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        status = on_second_with_cookie().await;
+    }
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out everywhere");
 }
