@@ -173,6 +173,42 @@ impl Query for Prepared {
 
 impl<C> RunQueryDsl<C> for Prepared {}
 
+impl Prepared {
+    /// This statement with rows of the SQL types `ST`, which diesel then decodes by position
+    /// (an untyped one is decoded by column name: a search through the row's column names for
+    /// every field of every row).
+    pub fn typed<ST>(self) -> Typed<ST> {
+        Typed {
+            prepared: self,
+            rows: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A `Prepared` statement whose rows have the SQL types `ST`.
+#[derive(Debug)]
+pub struct Typed<ST> {
+    prepared: Prepared,
+    rows: std::marker::PhantomData<ST>,
+}
+
+impl<ST> QueryFragment<Pg> for Typed<ST> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.prepared.walk_ast(out)
+    }
+}
+
+impl<ST> QueryId for Typed<ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<ST: diesel::sql_types::SqlType> Query for Typed<ST> {
+    type SqlType = ST;
+}
+
+impl<ST, C> RunQueryDsl<C> for Typed<ST> {}
+
 /// `url` without its password, for messages.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {

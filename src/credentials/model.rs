@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
 use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +42,7 @@ pub struct Credential {
     pub kind: String,
     pub provider: String,
     pub name: String,
-    pub public: serde_json::Value,
+    pub public: Fields,
     pub secrets: serde_json::Value,
     pub key_id: String,
     pub is_default: bool,
@@ -56,21 +58,98 @@ pub struct Credential {
     pub updated_by: Option<UserId>,
 }
 
-/// A row of a credentials table, with the names shown beside it.
-#[derive(QueryableByName, Debug, Clone)]
+/// A credential's public fields (its `public` object) as text by key, decoded from the row
+/// without a `serde_json::Value` tree for each (a page decodes fifty). A value that is not
+/// text reads as empty, as it always did.
+#[derive(FromSqlRow, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// The value of `key`, if the object has it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(field, _)| field == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every field and its value, in the order stored.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+}
+
+impl FromSql<Jsonb, Pg> for Fields {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        // jsonb's binary form: a version byte (1), then the JSON text.
+        match value.as_bytes().split_first() {
+            Some((1, json)) => Ok(serde_json::from_slice(json)?),
+            _ => Err("unsupported jsonb format".into()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of public fields")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Fields, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((key, JsonText(value))) = map.next_entry::<String, JsonText>()? {
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
+}
+
+/// A JSON value as text: a string's own text, anything else empty.
+struct JsonText(String);
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => Ok(JsonText(text)),
+            _ => Ok(JsonText(String::new())),
+        }
+    }
+}
+
+/// The SQL types of a credential's columns, in `Credential`'s order.
+type CredentialSql = diesel::dsl::SqlTypeOf<<Credential as Selectable<Pg>>::SelectExpression>;
+
+/// A row of a credentials table, with the names shown beside it: the columns of
+/// `LISTED_COLUMNS` or `CREDENTIAL_COLUMNS`, then those below, in this order (decoded by
+/// position).
+#[derive(Queryable, Debug, Clone)]
 pub struct Listed {
-    #[diesel(embed)]
     pub credential: Credential,
-    #[diesel(sql_type = Text)]
     pub organization_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub created_by_label: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub updated_by_label: Option<String>,
     /// Names of the projects using it, one per line (they are why it cannot be deleted).
-    #[diesel(sql_type = Nullable<Text>)]
     pub associated_projects: Option<String>,
 }
+
+/// The SQL types of a `Listed` row.
+type ListedSql = (
+    CredentialSql,
+    Text,
+    Nullable<Text>,
+    Nullable<Text>,
+    Nullable<Text>,
+);
 
 impl Listed {
     /// The projects using this credential.
@@ -128,12 +207,11 @@ macro_rules! credential_columns {
 const CREDENTIAL_COLUMNS: &str = credential_columns!("c.secrets");
 
 /// The columns of a listed credential: all but its sealed secrets, which a page never needs
-/// (they are read only where a credential is verified or used), so its rows carry an empty map;
-/// and without who created and changed it, which only its details show (`find_listed`).
-const LISTED_COLUMNS: &str = concat!(
-    credential_columns!("'{}'::jsonb"),
-    ", NULL::text AS created_by_label, NULL::text AS updated_by_label"
-);
+/// (they are read only where a credential is verified or used), so its rows carry an empty map.
+const LISTED_COLUMNS: &str = credential_columns!("'{}'::jsonb");
+
+/// Who created and changed a listed credential: only its details show them (`find_listed`).
+const UNNAMED_EDITORS: &str = "NULL::text AS created_by_label, NULL::text AS updated_by_label";
 
 /// Search totals are counted up to this many rows; past it a tab says "more than 1,000".
 pub const SEARCH_COUNT_CAP: i64 = 1000;
@@ -193,11 +271,9 @@ pub struct ListPage {
 }
 
 /// A row of a page and, when the page was not searched, the tab's total.
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct PageRow {
-    #[diesel(embed)]
     listed: Listed,
-    #[diesel(sql_type = Nullable<BigInt>)]
     total: Option<i64>,
 }
 
@@ -400,8 +476,8 @@ impl Page {
     /// only (PostgreSQL evaluates a subquery of the select list past the sort and the limit).
     fn walk(&self, filter: &str, total: &str) -> String {
         format!(
-            "SELECT {LISTED_COLUMNS}, o.name AS organization_name, {associated},
-                    {total}::bigint AS total
+            "SELECT {LISTED_COLUMNS}, o.name AS organization_name, {UNNAMED_EDITORS},
+                    {associated}, {total}::bigint AS total
              FROM credentials c
              JOIN organizations o ON o.id = c.organization_id
              WHERE {filter}
@@ -419,8 +495,8 @@ impl Page {
     fn sorted(&self, with: &str, total: &str) -> String {
         format!(
             "{with}
-             SELECT {LISTED_COLUMNS}, page.organization_name, {associated},
-                    {total}::bigint AS total
+             SELECT {LISTED_COLUMNS}, page.organization_name, {UNNAMED_EDITORS},
+                    {associated}, {total}::bigint AS total
              FROM (SELECT * FROM matches
                    ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}) page
              JOIN credentials c ON c.id = page.id
@@ -442,7 +518,9 @@ impl Page {
         if self.offset > 0 {
             binds.push(Bind::Int(self.offset));
         }
-        let rows = Prepared::new(sql, binds).load::<PageRow>(conn)?;
+        let rows = Prepared::new(sql, binds)
+            .typed::<(ListedSql, Nullable<BigInt>)>()
+            .load::<PageRow>(conn)?;
         let total = rows.first().and_then(|row| row.total);
         Ok((rows.into_iter().map(|row| row.listed).collect(), total))
     }
@@ -459,16 +537,14 @@ impl Credential {
 
     /// A public field's value.
     pub fn public_value(&self, key: &str) -> &str {
-        self.public.get(key).and_then(|v| v.as_str()).unwrap_or("")
+        self.public.get(key).unwrap_or("")
     }
 
     /// The public fields as form values.
     pub fn public_values(&self) -> Values {
         let mut values = Values::default();
-        if let Some(map) = self.public.as_object() {
-            for (key, value) in map {
-                values.set(key, value.as_str().unwrap_or_default());
-            }
+        for (key, value) in self.public.iter() {
+            values.set(key, value);
         }
         values
     }
@@ -651,6 +727,7 @@ impl Credential {
                 ),
                 &[],
             )
+            .typed::<ListedSql>()
             .get_result(conn)
     }
 
@@ -971,6 +1048,20 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_fields_read_as_text() {
+        let fields: Fields =
+            serde_json::from_str(r#"{"region":"eu-1","port":5,"tags":["a"],"empty":null}"#)
+                .unwrap();
+        assert_eq!(fields.get("region"), Some("eu-1"));
+        assert_eq!(fields.get("port"), Some(""), "not text reads as empty");
+        assert_eq!(fields.get("tags"), Some(""));
+        assert_eq!(fields.get("empty"), Some(""));
+        assert_eq!(fields.get("missing"), None);
+        assert_eq!(fields.iter().count(), 4);
+        assert!(serde_json::from_str::<Fields>("[]").is_err());
+    }
 
     #[test]
     fn search_wildcards_are_escaped() {
