@@ -189,8 +189,16 @@ fn close(conn: PgConnection) {
     }
 }
 
+/// What the listener's connection is called in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "keyhold-session-listener";
+
 fn connect(database_url: &str) -> anyhow::Result<PgConnection> {
-    let mut conn = PgConnection::establish(database_url)?;
+    let named = url::Url::parse(database_url).map(|mut url| {
+        url.query_pairs_mut()
+            .append_pair("application_name", APPLICATION_NAME);
+        url.to_string()
+    });
+    let mut conn = PgConnection::establish(named.as_deref().unwrap_or(database_url))?;
     diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
     Ok(conn)
 }

@@ -145,3 +145,84 @@ async fn session_cookie_is_http_only_and_same_site() {
         "{cookie}"
     );
 }
+
+/// The pid of this app's session listener (its connection to the test database), if connected.
+fn listener_pid(app: &crate::helpers::TestApp) -> Option<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(keyhold::auth::session_cache::APPLICATION_NAME)
+        .load::<Pid>(conn)
+    })
+    .first()
+    .map(|row| row.pid)
+}
+
+#[actix_web::test]
+async fn a_session_ended_while_the_listener_is_cut_off_is_not_served_from_memory() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let mut listener = None;
+    for _ in 0..100 {
+        listener = listener_pid(&app);
+        if listener.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let listener = listener.expect("the session listener connects");
+    // The first request after sign-in writes the session (the time it was last seen); the
+    // second leaves it as it is, and its row is then kept in memory.
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK, "kept");
+
+    // The listener's connection is cut (a PostgreSQL restart, a network fault), and then the
+    // session is ended where no notice can reach this process.
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query("SELECT pg_terminate_backend($1)")
+            .bind::<diesel::sql_types::Integer, _>(listener)
+            .execute(conn)
+    });
+    for _ in 0..100 {
+        if listener_pid(&app) != Some(listener) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_ne!(listener_pid(&app), Some(listener), "its backend is gone");
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query("DELETE FROM sessions WHERE user_id IS NOT NULL").execute(conn)
+    });
+    // Losing the listener empties the cache at once: sooner than an entry's 5 s life, and
+    // sooner than the listener's reconnection 1 s later (which empties it again).
+    let mut status = partner.get("/").await.status();
+    for _ in 0..20 {
+        if status != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        status = partner.get("/").await.status();
+    }
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out within 400 ms");
+
+    // It reconnects on its own, and caching resumes.
+    let mut again = None;
+    for _ in 0..100 {
+        again = listener_pid(&app).filter(|pid| *pid != listener);
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the listener reconnects");
+}
