@@ -4,12 +4,13 @@
 //! The `sessions` table stays the truth, shared by every instance: a trigger announces each
 //! changed or deleted row on the `keyhold_sessions` channel (migration 6), and a listener
 //! thread here forgets the entries named. The cache is used only while that listener is
-//! connected: losing it empties the cache and sends every load to the table until it is back.
-//! Changes this process makes itself are forgotten at once (`forget`, `forget_user`), not when
-//! their notice comes back; and no entry is trusted for longer than `MAX_AGE`.
+//! connected and heard its own heartbeat notice lately (a hung connection, or a pooler that does
+//! not carry notices, would otherwise go unnoticed): else every load reads the table. Changes
+//! this process makes itself are forgotten at once (`forget`, `forget_user`), not when their
+//! notice comes back; and no entry is trusted for longer than `MAX_AGE` after its row was read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once, PoisonError, TryLockError, Weak};
+use std::sync::{Arc, Mutex, Once, PoisonError, RwLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,10 +26,14 @@ pub const CHANNEL: &str = "keyhold_sessions";
 const MAX_AGE: Duration = Duration::from_secs(5);
 /// At most this many sessions are kept; a full cache is emptied and fills again.
 const CAPACITY: usize = 10_000;
-/// How often the listener looks for notices, and how often it checks its connection.
+/// How often the listener looks for notices, and how often it sends itself a heartbeat.
 const POLL_EVERY: Duration = Duration::from_millis(5);
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// The cache is trusted only while the listener heard its own heartbeat this recently.
+const HEARD_WITHIN: Duration = Duration::from_millis(2500);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+/// Heartbeat payloads start with this (session ids are 64 hex digits).
+const HEARTBEAT: &str = "heartbeat:";
 
 /// A session's state as actix-session keeps it.
 pub type State = HashMap<String, String>;
@@ -37,7 +42,8 @@ struct Entry {
     state: State,
     user_id: Option<i64>,
     expires_at: DateTime<Utc>,
-    cached_at: Instant,
+    /// When the load that read it began.
+    read_at: Instant,
 }
 
 #[derive(Default)]
@@ -48,11 +54,26 @@ struct Inner {
     epoch: u64,
     /// Whether the listener is connected (otherwise nothing is cached).
     live: bool,
+    /// When the listener last heard its own heartbeat (nothing is cached if not lately).
+    heard: Option<Instant>,
 }
 
-/// What a load needs to know to fill the cache afterwards: the epoch it began in.
+impl Inner {
+    fn trusted(&self) -> bool {
+        self.live
+            && self
+                .heard
+                .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
+    }
+}
+
+/// What a load needs to know to fill the cache afterwards: the epoch it began in, and when
+/// (an entry's age counts from before its row was read).
 #[derive(Clone, Copy, Debug)]
-pub struct Ticket(u64);
+pub struct Ticket {
+    epoch: u64,
+    began: Instant,
+}
 
 /// The in-memory sessions of one keyhold process.
 #[derive(Default)]
@@ -87,13 +108,16 @@ impl SessionCache {
         let inner = self.lock();
         match inner.entries.get(id) {
             Some(entry)
-                if inner.live
-                    && entry.cached_at.elapsed() < MAX_AGE
+                if inner.trusted()
+                    && entry.read_at.elapsed() < MAX_AGE
                     && entry.expires_at > Utc::now() =>
             {
                 Ok(entry.state.clone())
             }
-            _ => Err(Ticket(inner.epoch)),
+            _ => Err(Ticket {
+                epoch: inner.epoch,
+                began: Instant::now(),
+            }),
         }
     }
 
@@ -107,7 +131,7 @@ impl SessionCache {
         expires_at: DateTime<Utc>,
     ) {
         let mut inner = self.lock();
-        if !inner.live || inner.epoch != ticket.0 {
+        if !inner.trusted() || inner.epoch != ticket.epoch {
             return;
         }
         if inner.entries.len() >= CAPACITY {
@@ -119,7 +143,7 @@ impl SessionCache {
                 state,
                 user_id,
                 expires_at,
-                cached_at: Instant::now(),
+                read_at: ticket.began,
             },
         );
     }
@@ -140,28 +164,34 @@ impl SessionCache {
             .retain(|_, entry| entry.user_id != Some(user.0));
     }
 
-    /// Forgets everything and starts or stops caching.
+    /// Forgets everything and starts or stops caching (started, it waits for a heartbeat).
     fn reset(&self, live: bool) {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.entries.clear();
         inner.live = live;
+        inner.heard = None;
+    }
+
+    /// The listener heard its own heartbeat.
+    fn heard(&self) {
+        self.lock().heard = Some(Instant::now());
     }
 }
 
-/// Held by a listener while it is inside libpq; `true` once the process exits. OpenSSL cleans
+/// Held (shared) by a listener while it is inside libpq; `true` once the process exits. OpenSSL cleans
 /// up at exit (an `atexit` handler) while other threads still run, and a listener reading its
 /// TLS connection at that moment crashed the process (SIGSEGV on the way out). The handler
 /// below, registered after libpq has set OpenSSL up and so run before its clean-up, waits for
 /// any listener to leave libpq and bars them from it from then on.
-static IN_LIBPQ: Mutex<bool> = Mutex::new(false);
+static IN_LIBPQ: RwLock<bool> = RwLock::new(false);
 static EXIT_GUARD: Once = Once::new();
 
 extern "C" fn bar_listeners_from_libpq() {
     // Not forever: a listener stuck connecting must not hang the exit.
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        match IN_LIBPQ.try_lock() {
+        match IN_LIBPQ.try_write() {
             Ok(mut exiting) => return *exiting = true,
             Err(TryLockError::Poisoned(poisoned)) => return *poisoned.into_inner() = true,
             Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
@@ -174,7 +204,7 @@ extern "C" fn bar_listeners_from_libpq() {
 
 /// Runs `work` (which calls libpq) unless the process is exiting.
 fn in_libpq<T>(work: impl FnOnce() -> T) -> Option<T> {
-    let exiting = IN_LIBPQ.lock().unwrap_or_else(PoisonError::into_inner);
+    let exiting = IN_LIBPQ.read().unwrap_or_else(PoisonError::into_inner);
     if *exiting {
         return None;
     }
@@ -193,9 +223,14 @@ fn close(conn: PgConnection) {
 pub const APPLICATION_NAME: &str = "keyhold-session-listener";
 
 fn connect(database_url: &str) -> anyhow::Result<PgConnection> {
+    // Named, and quick to notice a dead peer (a hung connection also stops the heartbeat).
     let named = url::Url::parse(database_url).map(|mut url| {
         url.query_pairs_mut()
-            .append_pair("application_name", APPLICATION_NAME);
+            .append_pair("application_name", APPLICATION_NAME)
+            .append_pair("keepalives_idle", "10")
+            .append_pair("keepalives_interval", "5")
+            .append_pair("keepalives_count", "2")
+            .append_pair("tcp_user_timeout", "10000");
         url.to_string()
     });
     let mut conn = PgConnection::establish(named.as_deref().unwrap_or(database_url))?;
@@ -240,9 +275,11 @@ fn listen(database_url: &str, cache: &Weak<SessionCache>) {
 }
 
 /// Forgets the sessions named by notices until the connection fails (its error is returned)
-/// or the cache is dropped or the process exits (`None`).
+/// or the cache is dropped or the process exits (`None`). Every `HEARTBEAT_EVERY` it notifies
+/// the channel itself with a payload of its own; hearing it back proves the round trip.
 fn relay(mut conn: PgConnection, cache: &Weak<SessionCache>) -> Option<anyhow::Error> {
-    let mut checked = Instant::now();
+    let heartbeat = format!("{HEARTBEAT}{}", crate::crypto::random_token());
+    let mut sent: Option<Instant> = None;
     loop {
         let Some(live) = cache.upgrade() else {
             close(conn);
@@ -250,15 +287,18 @@ fn relay(mut conn: PgConnection, cache: &Weak<SessionCache>) -> Option<anyhow::E
         };
         let step = in_libpq(|| -> anyhow::Result<()> {
             for notice in conn.notifications_iter() {
-                match notice? {
+                match notice?.payload.as_str() {
                     // An empty notice follows a TRUNCATE: every session is gone.
-                    notice if notice.payload.is_empty() => live.reset(true),
-                    notice => live.forget(&notice.payload),
+                    "" => live.reset(true),
+                    payload if payload == heartbeat => live.heard(),
+                    payload if payload.starts_with(HEARTBEAT) => {}
+                    id => live.forget(id),
                 }
             }
-            if checked.elapsed() >= CHECK_EVERY {
-                diesel::sql_query("SELECT 1").execute(&mut conn)?;
-                checked = Instant::now();
+            if sent.is_none_or(|sent| sent.elapsed() >= HEARTBEAT_EVERY) {
+                // The payload is our own random token: nothing from outside reaches the SQL.
+                diesel::sql_query(format!("NOTIFY {CHANNEL}, '{heartbeat}'")).execute(&mut conn)?;
+                sent = Some(Instant::now());
             }
             Ok(())
         });
@@ -284,6 +324,7 @@ mod tests {
     fn live() -> SessionCache {
         let cache = SessionCache::default();
         cache.reset(true);
+        cache.heard();
         cache
     }
 
@@ -330,6 +371,15 @@ mod tests {
 
         let ticket = cache.get("b").unwrap_err();
         cache.fill(ticket, "b".into(), state("1"), None, later());
+        assert_eq!(cache.get("b").unwrap(), state("1"));
+        cache.reset(true);
+        let ticket = cache.get("b").unwrap_err();
+        cache.fill(ticket, "b".into(), state("1"), None, later());
+        assert!(
+            cache.get("b").is_err(),
+            "nothing is kept until a heartbeat is heard"
+        );
+        cache.heard();
         cache.reset(false);
         assert!(cache.get("b").is_err(), "listener lost");
         let ticket = cache.get("b").unwrap_err();

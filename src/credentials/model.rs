@@ -84,8 +84,10 @@ impl Fields {
 impl FromSql<Jsonb, Pg> for Fields {
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
         // jsonb's binary form: a version byte (1), then the JSON text.
+        // A value that is not an object has no fields (nothing stores one; a page must not
+        // fail on it).
         match value.as_bytes().split_first() {
-            Some((1, json)) => Ok(serde_json::from_slice(json)?),
+            Some((1, json)) => Ok(serde_json::from_slice(json).unwrap_or_default()),
             _ => Err("unsupported jsonb format".into()),
         }
     }
@@ -158,7 +160,15 @@ impl Listed {
             .associated_projects
             .as_deref()
             .map_or_else(Vec::new, |names| names.lines().collect());
-        names.sort_unstable();
+        // Alphabetical, as a person reads it ("alpha" before "Beta"), then by bytes.
+        names.sort_unstable_by(|a, b| {
+            let folded = |name: &str| {
+                name.chars()
+                    .flat_map(char::to_lowercase)
+                    .collect::<String>()
+            };
+            folded(a).cmp(&folded(b)).then_with(|| a.cmp(b))
+        });
         names
     }
 }
@@ -472,9 +482,25 @@ impl Page {
     }
 
     /// The page's rows, walking the tab in its order (by index where one fits), with `total`
-    /// computed beside them. The projects using a row are looked up for the rows of the page
-    /// only (PostgreSQL evaluates a subquery of the select list past the sort and the limit).
+    /// computed beside them. On the first page the projects using a row are looked up for its
+    /// rows only (PostgreSQL evaluates a subquery of the select list past the sort and the
+    /// limit); past it, an offset would have them looked up for every row skipped too, so the
+    /// page's ids are walked first and its rows joined to them.
     fn walk(&self, filter: &str, total: &str) -> String {
+        if self.offset > 0 {
+            let ids = format!(
+                "SELECT c.id, o.name AS organization_name, {order} AS sort_value
+                 FROM credentials c
+                 JOIN organizations o ON o.id = c.organization_id
+                 WHERE {filter}
+                 ORDER BY {order} {direction} NULLS LAST, c.id {direction}
+                 {limit}",
+                order = self.order,
+                direction = self.direction,
+                limit = self.limit(),
+            );
+            return self.rows_of("", &ids, total);
+        }
         format!(
             "SELECT {LISTED_COLUMNS}, o.name AS organization_name, {UNNAMED_EDITORS},
                     {associated}, {total}::bigint AS total
@@ -493,17 +519,26 @@ impl Page {
     /// The page's rows, sorting the rows `with` gathers as `matches` (id, organization_name,
     /// sort_value), with `total` computed beside them.
     fn sorted(&self, with: &str, total: &str) -> String {
+        let ids = format!(
+            "SELECT * FROM matches ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}",
+            direction = self.direction,
+            limit = self.limit(),
+        );
+        self.rows_of(with, &ids, total)
+    }
+
+    /// The rows of the page whose ids (with organization_name and sort_value) `ids` selects,
+    /// after `with`, in its order, with `total` computed beside them.
+    fn rows_of(&self, with: &str, ids: &str, total: &str) -> String {
         format!(
             "{with}
              SELECT {LISTED_COLUMNS}, page.organization_name, {UNNAMED_EDITORS},
                     {associated}, {total}::bigint AS total
-             FROM (SELECT * FROM matches
-                   ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}) page
+             FROM ({ids}) page
              JOIN credentials c ON c.id = page.id
              ORDER BY page.sort_value {direction} NULLS LAST, c.id {direction}",
             associated = associated(self.kind),
             direction = self.direction,
-            limit = self.limit(),
         )
     }
 
