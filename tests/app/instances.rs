@@ -74,14 +74,7 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
     let first = instance(&app.database_url).await;
     let second = instance(&app.database_url).await;
 
-    let on_first = Client {
-        base: first.base.clone(),
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let on_first = via(&app.client(), &first.base);
     let token = on_first.token("/setup").await;
     let setup = on_first
         .post(
@@ -258,14 +251,7 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
     // Each instance keeps the sessions it serves in memory: one signed out on the first is
     // refused by the second once it hears of the deleted row (within milliseconds; allowed a
     // second here).
-    let browser = Client {
-        base: first.base.clone(),
-        http: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let browser = via(&app.client(), &first.base);
     // Both instances (and the test app) listen for session notices.
     let listeners = || {
         scalar_i64(
