@@ -161,14 +161,10 @@ impl Listed {
             .as_deref()
             .map_or_else(Vec::new, |names| names.lines().collect());
         // Alphabetical, as a person reads it ("alpha" before "Beta"), then by bytes.
-        names.sort_unstable_by(|a, b| {
-            let folded = |name: &str| {
-                name.chars()
-                    .flat_map(char::to_lowercase)
-                    .collect::<String>()
-            };
-            folded(a).cmp(&folded(b)).then_with(|| a.cmp(b))
-        });
+        fn folded(name: &str) -> impl Iterator<Item = char> + '_ {
+            name.chars().flat_map(char::to_lowercase)
+        }
+        names.sort_unstable_by(|a, b| folded(a).cmp(folded(b)).then_with(|| a.cmp(b)));
         names
     }
 }
