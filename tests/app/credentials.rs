@@ -1300,6 +1300,32 @@ async fn an_opened_row_loads_its_details_from_the_detail_route() {
             && !fragment.contains("<html"),
         "{fragment}"
     );
+    // Who created it and who changed it last, each under its own label.
+    setup.manager("mia@blue.example", setup.blue).await;
+    setup.app.query(move |conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(format!(
+            "UPDATE credentials SET updated_by = (SELECT id FROM users
+             WHERE email = 'mia@blue.example') WHERE id = {id}"
+        ))
+        .execute(conn)
+    });
+    let partner_email = crate::backups::scalar_text(
+        &setup.app,
+        "SELECT email AS value FROM users WHERE role = 'partner'",
+    );
+    let fragment = setup
+        .partner
+        .get_htmx(&format!("/credentials/ai/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fragment.contains(&format!("<dt>Created by</dt><dd>{partner_email}</dd>"))
+            && fragment.contains("<dt>Last modified by</dt><dd>mia@blue.example</dd>"),
+        "{fragment}"
+    );
     let page = setup
         .partner
         .get(&format!("/credentials/ai/{id}"))
