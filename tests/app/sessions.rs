@@ -222,3 +222,27 @@ async fn a_session_ended_while_the_listener_is_cut_off_is_not_served_from_memory
     }
     assert!(again.is_some(), "the listener reconnects");
 }
+
+#[actix_web::test]
+async fn sessions_truncated_behind_keyholds_back_are_not_served_from_memory() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while listener_pid(&app).is_none() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        listener_pid(&app).is_some(),
+        "the session listener connects"
+    );
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK, "kept");
+    // TRUNCATE names no rows; its notice says "everything". The next request, a moment later
+    // (far less than an entry's 5 s life), is refused.
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query("TRUNCATE sessions").execute(conn)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(partner.get("/").await.status(), StatusCode::SEE_OTHER);
+}
