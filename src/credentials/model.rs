@@ -516,7 +516,8 @@ impl Page {
     /// sort_value), with `total` computed beside them.
     fn sorted(&self, with: &str, total: &str) -> String {
         let ids = format!(
-            "SELECT * FROM matches ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}",
+            "SELECT * FROM matches
+             ORDER BY sort_value {direction} NULLS LAST, id {direction} {limit}",
             direction = self.direction,
             limit = self.limit(),
         );
