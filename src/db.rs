@@ -209,6 +209,31 @@ impl<ST: diesel::sql_types::SqlType> Query for Typed<ST> {
 
 impl<ST, C> RunQueryDsl<C> for Typed<ST> {}
 
+/// Keeps OpenSSL (which libpq loads) from cleaning up at process exit. Its `atexit` clean-up
+/// frees state that threads still running at that moment may use (the pool's, the session
+/// listener's: libpq connections over TLS), and a test process exiting so crashed in it
+/// (SIGSEGV in libcrypto, twice in a dozen runs). The process is ending anyway; the clean-up
+/// only returns memory. Must run before the first TLS connection: OpenSSL reads this option
+/// when it first initializes. Found at run time, so nothing links libcrypto directly.
+pub fn skip_openssl_cleanup_at_exit() {
+    /// `OPENSSL_INIT_NO_ATEXIT` (OpenSSL 1.1.1b and later).
+    const NO_ATEXIT: u64 = 0x0008_0000;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: looks up a symbol of the libraries already loaded (libpq's libcrypto) and, if
+        // found, calls it with the signature OpenSSL documents:
+        // `int OPENSSL_init_crypto(uint64_t opts, const OPENSSL_INIT_SETTINGS *settings)`.
+        unsafe {
+            let symbol = libc::dlsym(libc::RTLD_DEFAULT, c"OPENSSL_init_crypto".as_ptr());
+            if !symbol.is_null() {
+                let init: extern "C" fn(u64, *const libc::c_void) -> libc::c_int =
+                    std::mem::transmute(symbol);
+                init(NO_ATEXIT, std::ptr::null());
+            }
+        }
+    });
+}
+
 /// `url` without its password, for messages.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {

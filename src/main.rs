@@ -5,6 +5,7 @@ use keyhold::cli::{Cli, run};
 
 #[actix_web::main]
 async fn main() {
+    keyhold::db::skip_openssl_cleanup_at_exit();
     keyhold::telemetry::tune_allocator();
     keyhold::telemetry::init();
     if let Err(error) = run(Cli::parse()).await {

@@ -180,10 +180,10 @@ impl SessionCache {
 }
 
 /// Held (shared) by a listener while it is inside libpq; `true` once the process exits.
-/// OpenSSL cleans up at exit (an `atexit` handler) while other threads still run, and a
-/// listener reading its TLS connection at that moment crashed the process (SIGSEGV on the way
-/// out). The handler below, registered after libpq has set OpenSSL up and so run before its
-/// clean-up, waits for any listener to leave libpq and bars them from it from then on.
+/// OpenSSL cleans up at exit (an `atexit` handler) while other threads still run, unless told
+/// not to (`db::skip_openssl_cleanup_at_exit`, which keyhold's `main` does first): should a
+/// process still have it on, the handler below, registered after libpq has set OpenSSL up and
+/// so run before its clean-up, waits for any listener to leave libpq and bars them from it.
 static IN_LIBPQ: RwLock<bool> = RwLock::new(false);
 static EXIT_GUARD: Once = Once::new();
 

@@ -24,6 +24,9 @@ fn server_url() -> url::Url {
 }
 
 pub fn database_url(name: &str) -> String {
+    // Every connection of the tests starts from here: before the first, OpenSSL is told not to
+    // clean up at exit (see the function).
+    keyhold::db::skip_openssl_cleanup_at_exit();
     let mut url = server_url();
     url.set_path(&format!("/{name}"));
     url.to_string()

@@ -140,3 +140,13 @@ fn production_without_keys_stops_start_up_naming_the_variable() {
         "keyhold: KEYHOLD_SESSION_KEY is required in production"
     );
 }
+
+#[test]
+fn openssl_is_found_to_skip_its_cleanup_at_exit() {
+    // libpq brings libcrypto into every keyhold process (this one too); if the lookup ever
+    // failed, OpenSSL's clean-up at exit would silently stay on.
+    // SAFETY: a symbol lookup only.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"OPENSSL_init_crypto".as_ptr()) };
+    assert!(!symbol.is_null());
+    keyhold::db::skip_openssl_cleanup_at_exit();
+}
