@@ -105,6 +105,23 @@ impl Scope {
             Scope::Organization(organization) => ids.filter(organizations::id.eq(organization)),
         }
     }
+
+    /// The scope as a condition of a raw statement (`db::Prepared`) over rows whose
+    /// organization id is the column `organization` and whose organization is joined as `o`:
+    /// the condition's text, its value behind `(SELECT ?)` (so one plan serves every scope),
+    /// and that value.
+    pub fn condition(&self, organization: &str) -> (String, crate::db::Bind) {
+        match *self {
+            Scope::Partner(partner) => (
+                "o.partner_id = (SELECT ?)".to_string(),
+                crate::db::Bind::Int(partner.0),
+            ),
+            Scope::Organization(id) => (
+                format!("{organization} = (SELECT ?)"),
+                crate::db::Bind::Int(id.0),
+            ),
+        }
+    }
 }
 
 /// Who is signed in, as kept in the session at sign-in. Disabling a person deletes their

@@ -52,18 +52,15 @@ struct Inner {
     /// Counts every forgetting; a load that began before one may not fill the cache, since
     /// the row it read may be the one just changed.
     epoch: u64,
-    /// Whether the listener is connected (otherwise nothing is cached).
-    live: bool,
-    /// When the listener last heard its own heartbeat (nothing is cached if not lately).
+    /// When the listener last heard its own heartbeat on its current connection: nothing is
+    /// cached if not lately (or not at all since it connected or lost its connection).
     heard: Option<Instant>,
 }
 
 impl Inner {
     fn trusted(&self) -> bool {
-        self.live
-            && self
-                .heard
-                .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
+        self.heard
+            .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
     }
 }
 
@@ -164,12 +161,12 @@ impl SessionCache {
             .retain(|_, entry| entry.user_id != Some(user.0));
     }
 
-    /// Forgets everything and starts or stops caching (started, it waits for a heartbeat).
-    fn reset(&self, live: bool) {
+    /// Forgets everything, and caches nothing until the listener hears its next heartbeat
+    /// (on connecting, on losing its connection, after a TRUNCATE).
+    fn forget_all(&self) {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.entries.clear();
-        inner.live = live;
         inner.heard = None;
     }
 
@@ -254,13 +251,13 @@ fn listen(database_url: &str, cache: &Weak<SessionCache>) {
                 let Some(live) = cache.upgrade() else {
                     return close(conn);
                 };
-                live.reset(true);
+                live.forget_all();
                 drop(live);
                 let Some(error) = relay(conn, cache) else {
                     return;
                 };
                 let Some(live) = cache.upgrade() else { return };
-                live.reset(false);
+                live.forget_all();
                 tracing::warn!("session listener lost its connection ({error}); reconnecting");
             }
             Err(error) => {
@@ -289,7 +286,7 @@ fn relay(mut conn: PgConnection, cache: &Weak<SessionCache>) -> Option<anyhow::E
             for notice in conn.notifications_iter() {
                 match notice?.payload.as_str() {
                     // An empty notice follows a TRUNCATE: every session is gone.
-                    "" => live.reset(true),
+                    "" => live.forget_all(),
                     payload if payload == heartbeat => live.heard(),
                     payload if payload.starts_with(HEARTBEAT) => {}
                     id => live.forget(id),
@@ -323,7 +320,7 @@ mod tests {
 
     fn live() -> SessionCache {
         let cache = SessionCache::default();
-        cache.reset(true);
+        cache.forget_all();
         cache.heard();
         cache
     }
@@ -372,7 +369,7 @@ mod tests {
         let ticket = cache.get("b").unwrap_err();
         cache.fill(ticket, "b".into(), state("1"), None, later());
         assert_eq!(cache.get("b").unwrap(), state("1"));
-        cache.reset(true);
+        cache.forget_all();
         let ticket = cache.get("b").unwrap_err();
         cache.fill(ticket, "b".into(), state("1"), None, later());
         assert!(
@@ -380,7 +377,7 @@ mod tests {
             "nothing is kept until a heartbeat is heard"
         );
         cache.heard();
-        cache.reset(false);
+        cache.forget_all();
         assert!(cache.get("b").is_err(), "listener lost");
         let ticket = cache.get("b").unwrap_err();
         cache.fill(ticket, "b".into(), state("1"), None, later());

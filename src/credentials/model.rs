@@ -293,7 +293,7 @@ struct CountRow {
 /// fit to an index, rather than `$n IS NULL OR …` for every filter), with its values.
 #[derive(Clone)]
 struct Filter {
-    clauses: Vec<&'static str>,
+    clauses: Vec<String>,
     binds: Vec<Bind>,
 }
 
@@ -305,24 +305,22 @@ impl Filter {
         }
     }
 
-    /// Credentials (`c`, joined to their organization `o`) of `kind` inside `scope`.
-    fn scoped(kind: Kind, scope: &Scope) -> Filter {
+    /// Rows of `kind` (in `table`, an alias with `kind` and `organization_id` columns, its
+    /// organization joined as `o`) inside `scope`.
+    fn scoped(table: &str, kind: Kind, scope: &Scope) -> Filter {
         let mut filter = Filter::new();
-        filter.and("c.kind = (SELECT ?)", Bind::Text(kind.key().into()));
-        match scope {
-            Scope::Partner(partner) => {
-                filter.and("o.partner_id = (SELECT ?)", Bind::Int(partner.0))
-            }
-            Scope::Organization(organization) => {
-                filter.and("c.organization_id = (SELECT ?)", Bind::Int(organization.0))
-            }
-        }
+        filter.and(
+            format!("{table}.kind = (SELECT ?)"),
+            Bind::Text(kind.key().into()),
+        );
+        let (condition, value) = scope.condition(&format!("{table}.organization_id"));
+        filter.and(condition, value);
         filter
     }
 
     /// Adds `clause`, in which `?` stands for `value`.
-    fn and(&mut self, clause: &'static str, value: Bind) {
-        self.clauses.push(clause);
+    fn and(&mut self, clause: impl Into<String>, value: Bind) {
+        self.clauses.push(clause.into());
         self.binds.push(value);
     }
 
@@ -624,18 +622,8 @@ impl Credential {
         query: &ListQuery,
     ) -> QueryResult<ListPage> {
         // The same filter over credentials (c) for the page and over the kept totals (t).
-        let mut rows = Filter::scoped(query.kind, scope);
-        let mut totals = Filter::new();
-        totals.and("t.kind = (SELECT ?)", Bind::Text(query.kind.key().into()));
-        match scope {
-            Scope::Partner(partner) => totals.and(
-                "t.organization_id IN (SELECT id FROM organizations WHERE partner_id = ?)",
-                Bind::Int(partner.0),
-            ),
-            Scope::Organization(organization) => {
-                totals.and("t.organization_id = (SELECT ?)", Bind::Int(organization.0))
-            }
-        }
+        let mut rows = Filter::scoped("c", query.kind, scope);
+        let mut totals = Filter::scoped("t", query.kind, scope);
         if let Some(organization) = query.organization {
             rows.and("c.organization_id = (SELECT ?)", Bind::Int(organization.0));
             totals.and("t.organization_id = (SELECT ?)", Bind::Int(organization.0));
@@ -648,7 +636,8 @@ impl Credential {
         let Some(search) = &query.search else {
             // Unsearched: the page by index, with the tab's total from the kept counts.
             let total = format!(
-                "(SELECT coalesce(sum(t.n), 0)::bigint FROM credential_counts t WHERE {})",
+                "(SELECT coalesce(sum(t.n), 0)::bigint FROM credential_counts t
+                  JOIN organizations o ON o.id = t.organization_id WHERE {})",
                 totals.sql()
             );
             let mut binds = totals.binds.clone();
@@ -661,6 +650,7 @@ impl Credential {
                     totals
                         .query(
                             "SELECT coalesce(sum(t.n), 0)::bigint AS n FROM credential_counts t
+                             JOIN organizations o ON o.id = t.organization_id
                              WHERE {filter}",
                             &[],
                         )
@@ -742,7 +732,7 @@ impl Credential {
         kind: Kind,
         id: CredentialId,
     ) -> QueryResult<Listed> {
-        let mut filter = Filter::scoped(kind, scope);
+        let mut filter = Filter::scoped("c", kind, scope);
         filter.and("c.id = ?", Bind::Int(id.0));
         filter
             .query(

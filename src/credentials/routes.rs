@@ -332,7 +332,14 @@ fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Valu
         Value::Default => borrowed("default", ""),
         Value::Lock => borrowed("lock", ""),
         Value::Verified => borrowed("verified", ""),
-        Value::Associated => owned("text", listed.projects().len().to_string()),
+        Value::Associated => owned(
+            "text",
+            listed
+                .associated_projects
+                .as_deref()
+                .map_or(0, |names| names.lines().count())
+                .to_string(),
+        ),
     }
 }
 

@@ -108,16 +108,9 @@ const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credentia
 /// The projects `scope` reaches (or the one of them with `id`), as a statement prepared once
 /// per connection with only the conditions that apply.
 fn listing(scope: &Scope, id: Option<ProjectId>) -> Prepared {
-    let (mut sql, mut binds) = match scope {
-        Scope::Partner(partner) => (
-            format!("{LISTING} WHERE o.partner_id = ?"),
-            vec![Bind::Int(partner.0)],
-        ),
-        Scope::Organization(organization) => (
-            format!("{LISTING} WHERE p.organization_id = ?"),
-            vec![Bind::Int(organization.0)],
-        ),
-    };
+    let (condition, value) = scope.condition("p.organization_id");
+    let mut sql = format!("{LISTING} WHERE {condition}");
+    let mut binds = vec![value];
     if let Some(id) = id {
         sql.push_str(" AND p.id = ?");
         binds.push(Bind::Int(id.0));

@@ -130,13 +130,7 @@ async fn a_manager_sees_only_the_audit_events_of_their_organization() {
     );
     assert!(!blue_audit.contains("Green Org"));
 
-    let green_audit = world
-        .other_manager
-        .get("/audit")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let green_audit = world.other_manager.page("/audit").await;
     assert!(green_audit.contains("gus@green.example"));
     assert!(!green_audit.contains("mia@blue.example"));
 
@@ -206,13 +200,7 @@ async fn a_partner_cannot_attach_people_to_another_partners_organization() {
         .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(world.app.count("users"), users);
-    let organizations = world
-        .partner
-        .get("/organizations")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let organizations = world.partner.page("/organizations").await;
     assert!(!organizations.contains("Rival Org"));
 }
 

@@ -286,13 +286,7 @@ async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
         world.s3.root.path().join("keyhold-blue-org-shop").is_dir(),
         "bucket created"
     );
-    let page = world
-        .partner
-        .get(&world.path(""))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = world.partner.page(&world.path("")).await;
     assert!(
         page.contains("Backup on") && page.contains("app") && page.contains("reporting"),
         "schemas offered"
@@ -365,13 +359,7 @@ async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
         StatusCode::NOT_FOUND,
         "no page for other actions"
     );
-    let tab = world
-        .partner
-        .get(&world.path("?tab=backups"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let tab = world.partner.page(&world.path("?tab=backups")).await;
     assert!(
         !tab.contains("name=\"restore_name\""),
         "no form in every row"
@@ -416,13 +404,7 @@ async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
             .data
             .scalar("SELECT sum(cents)::text AS value FROM app.orders")
     );
-    let restores = world
-        .partner
-        .get(&world.path("?tab=restores"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let restores = world.partner.page(&world.path("?tab=restores")).await;
     assert!(restores.contains("to-copy") && restores.contains("Completed"));
 
     let audit = world.partner.get("/audit").await.text().await.unwrap();
@@ -473,22 +455,16 @@ async fn policy_forms_give_the_messages_of_the_spec() {
 
     let preview = world
         .partner
-        .get(&world.path("/policies/preview?cron=30+2+*+*+*&timezone=Europe/Berlin"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page(&world.path("/policies/preview?cron=30+2+*+*+*&timezone=Europe/Berlin"))
+        .await;
     assert!(
         preview.contains("02:30") && preview.contains("Next runs"),
         "{preview}"
     );
     let bad = world
         .partner
-        .get(&world.path("/policies/preview?cron=nope&timezone=UTC"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page(&world.path("/policies/preview?cron=nope&timezone=UTC"))
+        .await;
     assert!(bad.contains("expected a valid cron period"));
 }
 
@@ -639,13 +615,7 @@ async fn a_locked_credential_skips_runs_and_a_wrong_secret_fails_them() {
     let (_, phase, reason) = world.backup_now(policy).await;
     assert_eq!(phase, "Failed");
     assert_eq!(reason, "Invalid S3 credentials");
-    let page = world
-        .partner
-        .get(&world.path("?tab=backups"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = world.partner.page(&world.path("?tab=backups")).await;
     assert!(page.contains("Invalid S3 credentials") && page.contains("Skipped"));
 }
 
@@ -753,13 +723,7 @@ async fn retention_deletes_expired_backups_and_never_an_unexpired_one() {
         ),
         1
     );
-    let page = world
-        .partner
-        .get(&world.path("?tab=backups"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = world.partner.page(&world.path("?tab=backups")).await;
     assert!(page.contains("deleted"));
 
     // A person's delete removes object and row.
@@ -974,15 +938,7 @@ async fn projects_respect_roles_and_organizations_and_credentials_in_use_stay() 
         user.get("/projects/new").await.status(),
         StatusCode::FORBIDDEN
     );
-    assert!(
-        !other
-            .get("/projects")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("shop")
-    );
+    assert!(!other.page("/projects").await.contains("shop"));
 
     let posts = [
         world.path("/backup/enable"),
@@ -1057,13 +1013,7 @@ async fn projects_respect_roles_and_organizations_and_credentials_in_use_stay() 
     let body = delete.text().await.unwrap();
     assert_eq!(status, StatusCode::CONFLICT, "{:?}", texts(&body, "p"));
     assert!(body.contains("used by project shop"));
-    let list = world
-        .partner
-        .get("/credentials/backup")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let list = world.partner.page("/credentials/backup").await;
     assert!(
         list.contains("Used by shop"),
         "the delete button says why it is disabled"

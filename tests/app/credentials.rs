@@ -190,12 +190,7 @@ async fn backup_credentials_are_verified_against_a_real_s3_server_before_saving(
         StatusCode::SEE_OTHER,
         "AccessDenied with a valid signature is saved"
     );
-    let page = partner
-        .get("/credentials/backup")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = partner.page("/credentials/backup").await;
     assert!(
         page.contains("Warning: the signature is valid, but listing buckets is denied"),
         "warning shown"
@@ -221,12 +216,7 @@ async fn backup_credentials_are_verified_against_a_real_s3_server_before_saving(
         )
         .await;
     assert_eq!(verified.status(), StatusCode::SEE_OTHER);
-    let page = partner
-        .get("/credentials/backup")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = partner.page("/credentials/backup").await;
     assert!(page.contains("Main backups verified"), "flash after verify");
 }
 
@@ -561,24 +551,15 @@ async fn every_cloud_provider_can_be_added_and_is_checked_against_its_api() {
             assert!(message.starts_with("Invalid"), "{provider}: {message}");
         }
     }
-    let page = setup
-        .partner
-        .get("/credentials/cloud?provider=gcp")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
     assert!(
         page.contains("keyhold-demo"),
         "GCP project id derived from the key"
     );
     let page = setup
         .partner
-        .get("/credentials/cloud?provider=openshift")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page("/credentials/cloud?provider=openshift")
+        .await;
     assert!(
         page.contains(&format!("{}/k8s", setup.fake)),
         "API server derived from the kubeconfig"
@@ -851,11 +832,8 @@ async fn a_stale_edit_is_refused_instead_of_overwriting() {
     let id = add_ai(&setup, &setup.partner, setup.blue, "Edited key").await;
     let form_page = setup
         .partner
-        .get(&format!("/credentials/ai/{id}/edit"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page(&format!("/credentials/ai/{id}/edit"))
+        .await;
     let version = scraper_value(&form_page, "input[name=version]");
     let token = crate::helpers::csrf_token(&form_page).unwrap();
     let path = format!("/credentials/ai/{id}");
@@ -913,12 +891,7 @@ async fn editing_a_secret_reverifies_and_blank_keeps_it() {
     let id = add_ai(&setup, &setup.partner, setup.blue, "Rotating key").await;
     let partner = &setup.partner;
     let edit = |key: &'static str| async move {
-        let page = partner
-            .get(&format!("/credentials/ai/{id}/edit"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let page = partner.page(&format!("/credentials/ai/{id}/edit")).await;
         let version = scraper_value(&page, "input[name=version]");
         let token = crate::helpers::csrf_token(&page).unwrap();
         assert!(!page.contains(GOOD), "the edit form never shows the secret");
@@ -1068,12 +1041,7 @@ async fn roles_and_organizations_decide_who_reaches_which_credential() {
         StatusCode::FORBIDDEN
     );
     let choices = texts(
-        &manager
-            .get("/credentials/cloud/new")
-            .await
-            .text()
-            .await
-            .unwrap(),
+        &manager.page("/credentials/cloud/new").await,
         ".provider-grid a",
     );
     assert!(
@@ -1122,36 +1090,20 @@ async fn search_sort_paging_and_the_organization_filter_work_with_and_without_ht
     let page = partner.get("/credentials/ai").await.text().await.unwrap();
     assert_eq!(texts(&page, "tbody#rows tr").len(), 50, "50 a page");
     assert!(page.contains("60 credentials"));
-    let second = partner
-        .get("/credentials/ai?page=2")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let second = partner.page("/credentials/ai?page=2").await;
     assert_eq!(texts(&second, "tbody#rows tr").len(), 10);
 
-    let sorted = partner
-        .get("/credentials/ai?sort=name&dir=desc")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let sorted = partner.page("/credentials/ai?sort=name&dir=desc").await;
     let names = texts(&sorted, "tbody#rows td.name summary");
     assert_eq!(names.first().map(String::as_str), Some("green-key-04"));
     let by_org = partner
-        .get("/credentials/ai?sort=organization&dir=asc")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page("/credentials/ai?sort=organization&dir=asc")
+        .await;
     assert!(texts(&by_org, "tbody#rows td.name summary")[0].starts_with("blue"));
 
     let filtered = partner
-        .get(&format!("/credentials/ai?org={}", setup.green))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page(&format!("/credentials/ai?org={}", setup.green))
+        .await;
     assert_eq!(texts(&filtered, "tbody#rows tr").len(), 5);
 
     let search = partner.get_htmx("/credentials/ai?q=KEY-0").await;
@@ -1179,11 +1131,8 @@ async fn search_sort_paging_and_the_organization_filter_work_with_and_without_ht
     assert_eq!(setup.app.count("credentials"), 60);
     let manager = setup.manager("mia@blue.example", setup.blue).await;
     let managed = manager
-        .get(&format!("/credentials/ai?org={}", setup.green))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page(&format!("/credentials/ai?org={}", setup.green))
+        .await;
     assert!(
         !managed.contains("green-key"),
         "the organization filter cannot widen a Manager's scope"
@@ -1208,12 +1157,7 @@ async fn totals_are_kept_and_searches_counted_up_to_a_bound_in_every_order() {
     });
     let tab = partner.get("/credentials/ai").await.text().await.unwrap();
     assert_eq!(count_of(&tab), "1,019 credentials", "kept through deletes");
-    let past_the_end = partner
-        .get("/credentials/ai?page=99")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let past_the_end = partner.page("/credentials/ai?page=99").await;
     assert!(names_of(&past_the_end).is_empty());
     assert_eq!(count_of(&past_the_end), "1,019 credentials");
 
@@ -1224,41 +1168,23 @@ async fn totals_are_kept_and_searches_counted_up_to_a_bound_in_every_order() {
     all.sort_by_key(|name| name.to_lowercase());
 
     // A broad term: more than the bound, the page still in name order, a next page offered.
-    let broad = partner
-        .get_htmx("/credentials/ai?q=key")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let broad = partner.fragment("/credentials/ai?q=key").await;
     assert_eq!(count_of(&broad), "more than 1,000 credentials");
     assert_eq!(names_of(&broad), all[..50].to_vec());
     assert!(broad.contains("page=2"), "a next page");
-    let deep = partner
-        .get_htmx("/credentials/ai?q=key&page=21")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let deep = partner.fragment("/credentials/ai?q=key&page=21").await;
     assert_eq!(names_of(&deep), all[1000..].to_vec(), "the last 19 matches");
 
     // A narrow term: counted exactly, sorted either way.
     let narrow: Vec<&String> = all.iter().filter(|name| name.contains("key-10")).collect();
     let page = partner
-        .get_htmx("/credentials/ai?q=KEY-10&sort=name&dir=desc")
-        .await
-        .text()
-        .await
-        .unwrap();
+        .fragment("/credentials/ai?q=KEY-10&sort=name&dir=desc")
+        .await;
     assert_eq!(count_of(&page), format!("{} credentials", narrow.len()));
     let mut descending: Vec<String> = narrow.iter().map(|name| name.to_string()).collect();
     descending.reverse();
     assert_eq!(names_of(&page), descending);
-    let none = partner
-        .get_htmx("/credentials/ai?q=no-such-key")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let none = partner.fragment("/credentials/ai?q=no-such-key").await;
     assert_eq!(count_of(&none), "0 credentials");
 }
 
@@ -1271,13 +1197,7 @@ fn seed_ai(app: &TestApp, organization: i64, prefix: &str, count: usize) {
 async fn an_opened_row_loads_its_details_from_the_detail_route() {
     let setup = setup().await;
     let id = add_ai(&setup, &setup.partner, setup.blue, "Detailed key").await;
-    let list = setup
-        .partner
-        .get("/credentials/ai")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let list = setup.partner.page("/credentials/ai").await;
     assert!(list.contains(&format!("hx-get=\"/credentials/ai/{id}\"")));
     assert!(
         list.contains(&format!("href=\"/credentials/ai/{id}\"")),
@@ -1289,11 +1209,8 @@ async fn an_opened_row_loads_its_details_from_the_detail_route() {
     );
     let fragment = setup
         .partner
-        .get_htmx(&format!("/credentials/ai/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .fragment(&format!("/credentials/ai/{id}"))
+        .await;
     assert!(
         fragment.contains("Last modified by")
             && fragment.contains("Associated projects")
@@ -1316,23 +1233,14 @@ async fn an_opened_row_loads_its_details_from_the_detail_route() {
     );
     let fragment = setup
         .partner
-        .get_htmx(&format!("/credentials/ai/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .fragment(&format!("/credentials/ai/{id}"))
+        .await;
     assert!(
         fragment.contains(&format!("<dt>Created by</dt><dd>{partner_email}</dd>"))
             && fragment.contains("<dt>Last modified by</dt><dd>mia@blue.example</dd>"),
         "{fragment}"
     );
-    let page = setup
-        .partner
-        .get(&format!("/credentials/ai/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = setup.partner.page(&format!("/credentials/ai/{id}")).await;
     assert!(page.contains("<html") && page.contains("Created by"));
 }
 

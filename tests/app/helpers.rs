@@ -402,6 +402,16 @@ impl Client {
     }
 
     /// GET with htmx's request header.
+    /// The body of the page at `path`.
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// The body of the htmx fragment at `path`.
+    pub async fn fragment(&self, path: &str) -> String {
+        self.get_htmx(path).await.text().await.unwrap()
+    }
+
     pub async fn get_htmx(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))

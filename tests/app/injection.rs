@@ -122,15 +122,7 @@ async fn markup_in_every_text_field_is_escaped_everywhere() {
         )
         .await;
     assert_eq!(locked.status(), StatusCode::SEE_OTHER);
-    assert_escaped(
-        "flash",
-        &partner
-            .get("/credentials/backup")
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    assert_escaped("flash", &partner.page("/credentials/backup").await);
     let conflict = partner
         .post_from(
             "/credentials/backup",

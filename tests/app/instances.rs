@@ -137,11 +137,8 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
         StatusCode::SEE_OTHER
     );
     let seen = on_second
-        .get(&format!("/credentials/backup/{first_id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .page(&format!("/credentials/backup/{first_id}"))
+        .await;
     assert!(
         seen.contains("badge-locked"),
         "the other instance shows the lock"

@@ -423,12 +423,7 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
             "{persona:?} GET {path}"
         );
     }
-    let rival_view = other_partner
-        .get("/credentials/backup")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let rival_view = other_partner.page("/credentials/backup").await;
     assert!(
         !rival_view.contains("Blue storage"),
         "another partner account sees nothing of ours"
