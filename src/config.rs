@@ -19,6 +19,8 @@
 //!   connections than that only add backends and threads competing for the same cores: with 10
 //!   on 2 cores, the credentials tab's p99 under a sign-in storm was 282 ms; with 4, 24 ms.
 //! - `KEYHOLD_WORKERS`: HTTP worker threads; default the number of cores.
+//! - `KEYHOLD_PAGE_CACHE`: keep what the busiest pages read in memory until a notice says its
+//!   tables changed (`page_cache`); default `true`.
 //! - `KEYHOLD_OUTBOUND_TIMEOUT_SECONDS`: timeout of verification requests; default 5.
 //! - `KEYHOLD_OUTBOUND_ALLOW_PRIVATE`: let verification reach private and loopback addresses
 //!   (on-premises S3, Proxmox); default `true`. Link-local and metadata addresses never.
@@ -62,6 +64,7 @@ pub struct Settings {
     pub hash_concurrency: usize,
     pub db_pool_size: u32,
     pub workers: usize,
+    pub page_cache: bool,
     pub outbound_timeout: Duration,
     pub outbound_allow_private: bool,
     pub aws_sts_endpoint: String,
@@ -149,6 +152,7 @@ impl Settings {
             hash_concurrency: parse_or(&var, "KEYHOLD_HASH_CONCURRENCY", 2usize)?.max(1),
             db_pool_size: parse_or(&var, "KEYHOLD_DB_POOL_SIZE", default_pool_size())?.max(2),
             workers: parse_or(&var, "KEYHOLD_WORKERS", default_workers())?.max(1),
+            page_cache: parse_or(&var, "KEYHOLD_PAGE_CACHE", true)?,
             outbound_timeout: Duration::from_secs(
                 parse_or(&var, "KEYHOLD_OUTBOUND_TIMEOUT_SECONDS", 5u64)?.max(1),
             ),

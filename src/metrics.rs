@@ -15,6 +15,7 @@ use actix_web::{HttpMessage, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
 use crate::db;
+use crate::page_cache::PageCache;
 use crate::startup::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -52,7 +53,7 @@ impl Metrics {
         }
     }
 
-    fn render(&self, pool: &db::DbPool) -> String {
+    fn render(&self, pool: &db::DbPool, pages: &PageCache) -> String {
         let mut out = String::new();
         out.push_str("# HELP keyhold_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE keyhold_http_requests_total counter\n");
@@ -104,6 +105,17 @@ impl Metrics {
             "keyhold_db_connections{{state=\"busy\"}} {}",
             pool_state.connections - pool_state.idle_connections
         );
+        let (hits, misses) = pages.counts();
+        out.push_str("# HELP keyhold_page_cache_loads_total Page loads, from memory or not.\n");
+        out.push_str("# TYPE keyhold_page_cache_loads_total counter\n");
+        let _ = writeln!(
+            out,
+            "keyhold_page_cache_loads_total{{from=\"memory\"}} {hits}"
+        );
+        let _ = writeln!(
+            out,
+            "keyhold_page_cache_loads_total{{from=\"database\"}} {misses}"
+        );
         out
     }
 }
@@ -139,5 +151,5 @@ pub async fn record(
 pub async fn show(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state.pool))
+        .body(state.metrics.render(&state.pool, &state.pages))
 }

@@ -25,6 +25,7 @@ use crate::credentials::verify::{Endpoints, Outbound};
 use crate::db::{self, DbPool};
 use crate::error::AppError;
 use crate::metrics::{self, Metrics};
+use crate::page_cache::{self, PageCache};
 use crate::routes;
 use crate::web::{error_pages, security_headers};
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub runner: Runner,
     /// The sessions this process keeps in memory (see `auth::session_cache`).
     pub sessions: Arc<SessionCache>,
+    /// What the busiest pages read, kept in memory (see `page_cache`).
+    pub pages: Arc<PageCache>,
 }
 
 /// A bound, not yet running keyhold server.
@@ -47,6 +50,7 @@ pub struct Application {
     server: Server,
     pool: DbPool,
     runner: Runner,
+    pages: Arc<PageCache>,
 }
 
 impl Application {
@@ -68,13 +72,21 @@ impl Application {
                 settings.backup_concurrency,
             );
         }
-        let server = serve(listener, pool.clone(), runner.clone(), settings)?;
+        let pages = PageCache::start(&settings.database_url, settings.page_cache);
+        let server = serve(
+            listener,
+            pool.clone(),
+            runner.clone(),
+            pages.clone(),
+            settings,
+        )?;
         spawn_session_cleanup(pool.clone());
         Ok(Application {
             port,
             server,
             pool,
             runner,
+            pages,
         })
     }
 
@@ -86,6 +98,11 @@ impl Application {
     /// The database pool, for tests that look behind the pages.
     pub fn pool(&self) -> DbPool {
         self.pool.clone()
+    }
+
+    /// The page cache, for tests that change tables behind the pages (`PageCache::catch_up`).
+    pub fn pages(&self) -> Arc<PageCache> {
+        self.pages.clone()
     }
 
     /// Serves until the process is asked to stop, then lets running backups finish (or marks
@@ -111,6 +128,7 @@ fn serve(
     listener: TcpListener,
     pool: DbPool,
     runner: Runner,
+    pages: Arc<PageCache>,
     settings: Settings,
 ) -> anyhow::Result<Server> {
     let session_key = Key::from(&settings.session_key);
@@ -119,6 +137,7 @@ fn serve(
     let sessions = SessionCache::start(&settings.database_url);
     let state = web::Data::new(AppState {
         sessions,
+        pages,
         hasher: PasswordHasher::new(settings.hash_concurrency),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
         runner,
@@ -159,6 +178,7 @@ fn serve(
             .app_data(web::PayloadConfig::new(256 * 1024))
             .configure(routes::config)
             .default_service(web::to(|| async { Err::<&str, _>(AppError::NotFound) }))
+            .wrap(from_fn(page_cache::forget_after_writes))
             .wrap(from_fn(csrf::protect))
             .wrap(from_fn(error_pages::snapshot_session))
             .wrap(sessions)

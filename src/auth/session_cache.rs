@@ -3,37 +3,26 @@
 //!
 //! The `sessions` table stays the truth, shared by every instance: a trigger announces each
 //! changed or deleted row on the `keyhold_sessions` channel (migration 6), and a listener
-//! thread here forgets the entries named. The cache is used only while that listener is
+//! thread (`notices`) forgets the entries named. The cache is used only while that listener is
 //! connected and heard its own heartbeat notice lately (a hung connection, or a pooler that does
 //! not carry notices, would otherwise go unnoticed): else every load reads the table. Changes
 //! this process makes itself are forgotten at once (`forget`, `forget_user`), not when their
 //! notice comes back; and no entry is trusted for longer than `MAX_AGE` after its row was read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once, PoisonError, RwLock, TryLockError, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 
 use crate::accounts::model::UserId;
-
-/// The channel the `sessions` trigger notifies, with the row's id as payload.
-pub const CHANNEL: &str = "keyhold_sessions";
+use crate::notices::{self, HEARD_WITHIN, Listener};
 
 /// No entry is used past this age, whatever the listener says (a bound on staleness should a
 /// notice ever be lost while the connection still looks alive).
 const MAX_AGE: Duration = Duration::from_secs(5);
 /// At most this many sessions are kept; a full cache is emptied and fills again.
 const CAPACITY: usize = 10_000;
-/// How often the listener looks for notices, and how often it sends itself a heartbeat.
-const POLL_EVERY: Duration = Duration::from_millis(5);
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-/// The cache is trusted only while the listener heard its own heartbeat this recently.
-const HEARD_WITHIN: Duration = Duration::from_millis(2500);
-const RECONNECT_AFTER: Duration = Duration::from_secs(1);
-/// Heartbeat payloads start with this (session ids are 64 hex digits).
-const HEARTBEAT: &str = "heartbeat:";
 
 /// A session's state as actix-session keeps it.
 pub type State = HashMap<String, String>;
@@ -83,12 +72,7 @@ impl SessionCache {
     /// cache). Until the listener has connected, every load reads the table.
     pub fn start(database_url: &str) -> Arc<SessionCache> {
         let cache = Arc::new(SessionCache::default());
-        let weak = Arc::downgrade(&cache);
-        let url = database_url.to_string();
-        std::thread::Builder::new()
-            .name("session-listener".into())
-            .spawn(move || listen(&url, &weak))
-            .expect("cannot start the session listener thread");
+        notices::start(database_url, &cache);
         cache
     }
 
@@ -160,157 +144,30 @@ impl SessionCache {
             .entries
             .retain(|_, entry| entry.user_id != Some(user.0));
     }
+}
 
-    /// Forgets everything, and caches nothing until the listener hears its next heartbeat
-    /// (on connecting, on losing its connection, after a TRUNCATE).
+impl Listener for SessionCache {
+    /// The channel the `sessions` trigger notifies, with the row's id as payload.
+    const CHANNEL: &'static str = "keyhold_sessions";
+    const NAME: &'static str = "session-listener";
+
+    fn notice(&self, payload: &str) {
+        match payload {
+            // An empty notice follows a TRUNCATE: every session is gone.
+            "" => self.forget_all(),
+            id => self.forget(id),
+        }
+    }
+
+    fn heard(&self) {
+        self.lock().heard = Some(Instant::now());
+    }
+
     fn forget_all(&self) {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.entries.clear();
         inner.heard = None;
-    }
-
-    /// The listener heard its own heartbeat.
-    fn heard(&self) {
-        self.lock().heard = Some(Instant::now());
-    }
-}
-
-/// Held (shared) by a listener while it is inside libpq; `true` once the process exits.
-/// OpenSSL cleans up at exit (an `atexit` handler) while other threads still run, unless told
-/// not to (`db::skip_openssl_cleanup_at_exit`, which keyhold's `main` does first): should a
-/// process still have it on, the handler below, registered after libpq has set OpenSSL up and
-/// so run before its clean-up, waits for any listener to leave libpq and bars them from it.
-static IN_LIBPQ: RwLock<bool> = RwLock::new(false);
-static EXIT_GUARD: Once = Once::new();
-
-extern "C" fn bar_listeners_from_libpq() {
-    // Not forever: a listener stuck connecting must not hang the exit.
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        match IN_LIBPQ.try_write() {
-            Ok(mut exiting) => return *exiting = true,
-            Err(TryLockError::Poisoned(poisoned)) => return *poisoned.into_inner() = true,
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1))
-            }
-            Err(TryLockError::WouldBlock) => return,
-        }
-    }
-}
-
-/// Runs `work` (which calls libpq) unless the process is exiting.
-fn in_libpq<T>(work: impl FnOnce() -> T) -> Option<T> {
-    let exiting = IN_LIBPQ.read().unwrap_or_else(PoisonError::into_inner);
-    if *exiting {
-        return None;
-    }
-    Some(work())
-}
-
-/// Closes `conn`, or leaves it open if the process is exiting (closing it would enter libpq).
-fn close(conn: PgConnection) {
-    let mut conn = Some(conn);
-    if in_libpq(|| drop(conn.take())).is_none() {
-        std::mem::forget(conn);
-    }
-}
-
-/// What the listener's connection is called in `pg_stat_activity`.
-pub const APPLICATION_NAME: &str = "keyhold-session-listener";
-
-fn connect(database_url: &str) -> anyhow::Result<PgConnection> {
-    // Named, and quick to notice a dead peer (a hung connection also stops the heartbeat).
-    let named = url::Url::parse(database_url).map(|mut url| {
-        url.query_pairs_mut()
-            .append_pair("application_name", APPLICATION_NAME)
-            .append_pair("keepalives_idle", "10")
-            .append_pair("keepalives_interval", "5")
-            .append_pair("keepalives_count", "2")
-            .append_pair("tcp_user_timeout", "10000");
-        url.to_string()
-    });
-    let mut conn = PgConnection::establish(named.as_deref().unwrap_or(database_url))?;
-    diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
-    Ok(conn)
-}
-
-/// The listener thread: connects, listens, forgets what it is told; on any failure empties
-/// the cache and stops caching until connected again. Ends when the cache is dropped.
-fn listen(database_url: &str, cache: &Weak<SessionCache>) {
-    loop {
-        let Some(connected) = in_libpq(|| connect(database_url)) else {
-            return;
-        };
-        match connected {
-            Ok(conn) => {
-                EXIT_GUARD.call_once(|| {
-                    // SAFETY: registers a plain function without arguments.
-                    unsafe { libc::atexit(bar_listeners_from_libpq) };
-                });
-                let Some(live) = cache.upgrade() else {
-                    return close(conn);
-                };
-                live.forget_all();
-                drop(live);
-                let Some(error) = relay(conn, cache) else {
-                    return;
-                };
-                let Some(live) = cache.upgrade() else { return };
-                live.forget_all();
-                tracing::warn!("session listener lost its connection ({error}); reconnecting");
-            }
-            Err(error) => {
-                if cache.strong_count() == 0 {
-                    return;
-                }
-                tracing::warn!("session listener cannot connect: {error}");
-            }
-        }
-        std::thread::sleep(RECONNECT_AFTER);
-    }
-}
-
-/// Forgets the sessions named by notices until the connection fails (its error is returned)
-/// or the cache is dropped or the process exits (`None`). Every `HEARTBEAT_EVERY` it notifies
-/// the channel itself with a payload of its own; hearing it back proves the round trip.
-fn relay(mut conn: PgConnection, cache: &Weak<SessionCache>) -> Option<anyhow::Error> {
-    let heartbeat = format!("{HEARTBEAT}{}", crate::crypto::random_token());
-    let mut sent: Option<Instant> = None;
-    loop {
-        let Some(live) = cache.upgrade() else {
-            close(conn);
-            return None;
-        };
-        let step = in_libpq(|| -> anyhow::Result<()> {
-            for notice in conn.notifications_iter() {
-                match notice?.payload.as_str() {
-                    // An empty notice follows a TRUNCATE: every session is gone.
-                    "" => live.forget_all(),
-                    payload if payload == heartbeat => live.heard(),
-                    payload if payload.starts_with(HEARTBEAT) => {}
-                    id => live.forget(id),
-                }
-            }
-            if sent.is_none_or(|sent| sent.elapsed() >= HEARTBEAT_EVERY) {
-                // The payload is our own random token: nothing from outside reaches the SQL.
-                diesel::sql_query(format!("NOTIFY {CHANNEL}, '{heartbeat}'")).execute(&mut conn)?;
-                sent = Some(Instant::now());
-            }
-            Ok(())
-        });
-        drop(live);
-        match step {
-            None => {
-                std::mem::forget(conn);
-                return None;
-            }
-            Some(Err(error)) => {
-                close(conn);
-                return Some(error);
-            }
-            Some(Ok(())) => std::thread::sleep(POLL_EVERY),
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -17,6 +18,7 @@ use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::model::{
     Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential, Total,
+    sort_expression,
 };
 use crate::credentials::provider::{
     self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
@@ -24,6 +26,7 @@ use crate::credentials::provider::{
 use crate::credentials::verify::{self, Outcome};
 use crate::db;
 use crate::error::AppError;
+use crate::page_cache::Tables;
 use crate::startup::AppState;
 use crate::web::form::{FieldErrors, Pagination};
 use crate::web::{
@@ -422,7 +425,7 @@ struct ListPage<'a> {
     q: String,
     org: String,
     provider: String,
-    organizations: Vec<Organization>,
+    organizations: &'a [Organization],
     providers: Vec<&'static Provider>,
     is_partner: bool,
 }
@@ -465,15 +468,26 @@ pub async fn list(
     // the htmx fragment.
     let whole_page = !is_htmx(&req);
     let organization_filter = whole_page && user.role() == Role::Partner;
-    let (listed, organizations) = db::run(&state.pool, move |conn| {
+    // Unsearched pages are the same for everyone in a scope until a credential, organization
+    // or project changes: kept in memory (searches are typed, rarely asked twice).
+    let key = (query.search.is_none() && sort_expression(kind, &query.sort).is_some())
+        .then(|| format!("{:?}", ("credentials", scope, organization_filter, &query)));
+    let load = db::run(&state.pool, move |conn| {
         let organizations = if organization_filter {
             Organization::list(conn, &scope)?
         } else {
             Vec::new()
         };
         Ok::<_, AppError>((Credential::list(conn, &scope, &db_query)?, organizations))
-    })
-    .await?;
+    });
+    let loaded = match key {
+        Some(key) => {
+            let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS | Tables::PROJECTS;
+            state.pages.load(key, read_from, load).await?
+        }
+        None => Arc::new(load.await?),
+    };
+    let (listed, organizations) = &*loaded;
     let table = table(kind, &params, &query, &listed.rows, listed.total);
     let page = Page::new(
         &user,

@@ -2,6 +2,7 @@
 //! (Schedules, Backups, Restores). Users may look; Managers and Partners change things.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -21,6 +22,7 @@ use crate::credentials::model::{Credential, CredentialId, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::db;
 use crate::error::AppError;
+use crate::page_cache::Tables;
 use crate::projects::model::{NewProject, Project, ProjectId, ProjectListing};
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
@@ -628,7 +630,7 @@ pub async fn project_view(
     };
     // What the shown tab lists (the schedules show each policy's last backup), and whether
     // anything runs (the tab then refreshes itself).
-    let (project, policies, backups, restores, polling) = db::run(&state.pool, move |conn| {
+    let load = db::run(&state.pool, move |conn| {
         let project = Project::find_listing(conn, &scope, id)?;
         let policies = if name == "schedules" {
             BackupPolicy::for_project(conn, id)?
@@ -651,8 +653,27 @@ pub async fn project_view(
             backups.iter().any(Backup::running) || Restore::any_running(conn, id)?
         };
         Ok::<_, AppError>((project, policies, backups, restores, polling))
-    })
-    .await?;
+    });
+    // The backups tab, while nothing runs, is kept in memory until a table changes (the most
+    // visited tab; the others check the data source or follow a restore).
+    let loaded = match name {
+        "backups" => {
+            let key = format!("{:?}", ("project", scope, id, name));
+            match state.pages.get(&key) {
+                Ok(loaded) => loaded,
+                Err(ticket) => {
+                    let loaded = Arc::new(load.await?);
+                    if !loaded.4 {
+                        state.pages.fill(ticket, key, Tables::ALL, loaded.clone());
+                    }
+                    loaded
+                }
+            }
+        }
+        _ => Arc::new(load.await?),
+    };
+    let (project, policies, backups, restores, polling) = &*loaded;
+    let (project, polling) = (project.clone(), *polling);
     let schemas = if name == "schedules"
         && project.project.backup_enabled
         && MANAGERS.contains(&user.role())

@@ -4,6 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use keyhold::auth::session_cache::SessionCache;
 use reqwest::StatusCode;
 
 use crate::backups::{DataDb, scalar_i64};
@@ -256,7 +257,7 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
             &format!(
                 "SELECT count(*) AS n FROM pg_stat_activity
                  WHERE datname = current_database() AND application_name = '{}'",
-                keyhold::auth::session_cache::APPLICATION_NAME
+                keyhold::notices::application_name::<SessionCache>()
             ),
         )
     };

@@ -11,6 +11,7 @@ mod injection;
 mod instances;
 mod matrix;
 mod operations;
+mod page_cache;
 mod routes;
 mod sessions;
 mod setup_and_sign_in;

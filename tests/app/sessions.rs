@@ -2,6 +2,10 @@ use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
+fn session_listener() -> String {
+    keyhold::notices::application_name::<keyhold::auth::session_cache::SessionCache>()
+}
+
 #[actix_web::test]
 async fn sign_in_renews_the_session_cookie() {
     let app = spawn_app().await;
@@ -157,7 +161,7 @@ fn listener_pid(app: &crate::helpers::TestApp) -> Option<i32> {
             "SELECT pid FROM pg_stat_activity
              WHERE datname = current_database() AND application_name = $1",
         )
-        .bind::<diesel::sql_types::Text, _>(keyhold::auth::session_cache::APPLICATION_NAME)
+        .bind::<diesel::sql_types::Text, _>(session_listener())
         .load::<Pid>(conn)
     })
     .first()

@@ -1,0 +1,354 @@
+//! What the busiest pages read from the database (a credentials tab's page, a project's
+//! backups), kept in memory between requests until the tables it came from change.
+//!
+//! The tables stay the truth, shared by every instance: a trigger on each of them announces
+//! every statement that changed it on the `keyhold_changes` channel (migration 7, the table's
+//! name as payload), and a listener thread (`notices`) forgets every entry read from that
+//! table. As with sessions, the cache is used only while that listener is connected and heard
+//! its own heartbeat lately; no entry is used longer than `MAX_AGE` after its load began; a
+//! load that began before a forgetting does not fill. Requests of this process that may write
+//! (any method but GET, HEAD and OPTIONS, sign-in and sign-out aside) forget everything when
+//! they are done, so a page shown after a change (the redirect after a POST) never waits for the
+//! notice. Only what is the same for everyone in a scope is kept: the pages around it (role,
+//! CSRF token, messages) are built per request, and so is anything that depends on the clock.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use diesel::prelude::*;
+
+use crate::notices::{self, HEARD_WITHIN, Listener};
+use crate::startup::AppState;
+
+/// No entry is used past this age (a bound on staleness should a notice ever be lost while
+/// the connection still looks alive).
+const MAX_AGE: Duration = Duration::from_secs(5);
+/// At most this many entries are kept (a credentials page is some 30 KB); a full cache is
+/// emptied and fills again.
+const CAPACITY: usize = 128;
+/// Payloads of `catch_up`'s own notices start with this.
+const SYNC: &str = "sync:";
+
+/// A set of the tables an entry was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tables(u8);
+
+impl Tables {
+    pub const CREDENTIALS: Tables = Tables(1);
+    pub const ORGANIZATIONS: Tables = Tables(1 << 1);
+    pub const PROJECTS: Tables = Tables(1 << 2);
+    pub const BACKUPS: Tables = Tables(1 << 3);
+    pub const BACKUP_POLICIES: Tables = Tables(1 << 4);
+    pub const RESTORES: Tables = Tables(1 << 5);
+    pub const ALL: Tables = Tables(u8::MAX);
+
+    /// The table a notice names; an unknown name stands for all of them.
+    fn named(name: &str) -> Tables {
+        match name {
+            "credentials" => Tables::CREDENTIALS,
+            "organizations" => Tables::ORGANIZATIONS,
+            "projects" => Tables::PROJECTS,
+            "backups" => Tables::BACKUPS,
+            "backup_policies" => Tables::BACKUP_POLICIES,
+            "restores" => Tables::RESTORES,
+            _ => Tables::ALL,
+        }
+    }
+
+    fn overlaps(self, other: Tables) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Tables {
+    type Output = Tables;
+
+    fn bitor(self, other: Tables) -> Tables {
+        Tables(self.0 | other.0)
+    }
+}
+
+struct Entry {
+    value: Arc<dyn Any + Send + Sync>,
+    tables: Tables,
+    /// When the load that read it began.
+    read_at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Counts every forgetting; a load that began before one may not fill the cache.
+    epoch: u64,
+    /// When the listener last heard its own heartbeat on its current connection.
+    heard: Option<Instant>,
+    /// The last `catch_up` notice heard.
+    synced: Option<String>,
+}
+
+impl Inner {
+    fn trusted(&self) -> bool {
+        self.heard
+            .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
+    }
+}
+
+/// What a load needs to fill the cache afterwards: the epoch it began in, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket {
+    epoch: u64,
+    began: Instant,
+}
+
+/// The page data of one keyhold process.
+#[derive(Default)]
+pub struct PageCache {
+    inner: Mutex<Inner>,
+    /// Loads answered from memory, and loads that read the tables (`/metrics`).
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl PageCache {
+    /// A cache fed by a listener on `database_url`, or (`enabled` false) one that keeps
+    /// nothing: every load reads the tables.
+    pub fn start(database_url: &str, enabled: bool) -> Arc<PageCache> {
+        let cache = Arc::new(PageCache::default());
+        if enabled {
+            notices::start(database_url, &cache);
+        }
+        cache
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves only a map behind: keep using it.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The value kept under `key` if there is a fresh one; otherwise a ticket for `fill`.
+    pub fn get<V: Any + Send + Sync>(&self, key: &str) -> Result<Arc<V>, Ticket> {
+        let inner = self.lock();
+        let fresh = inner
+            .entries
+            .get(key)
+            .filter(|entry| inner.trusted() && entry.read_at.elapsed() < MAX_AGE)
+            .and_then(|entry| entry.value.clone().downcast::<V>().ok());
+        let counter = if fresh.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        fresh.ok_or(Ticket {
+            epoch: inner.epoch,
+            began: Instant::now(),
+        })
+    }
+
+    /// Loads answered from memory and loads that read the tables, since start-up.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Keeps `value`, read from `tables`, under `key`, unless anything was forgotten since
+    /// `ticket`.
+    pub fn fill<V: Any + Send + Sync>(
+        &self,
+        ticket: Ticket,
+        key: String,
+        tables: Tables,
+        value: Arc<V>,
+    ) {
+        let mut inner = self.lock();
+        if !inner.trusted() || inner.epoch != ticket.epoch {
+            return;
+        }
+        if inner.entries.len() >= CAPACITY {
+            inner.entries.clear();
+        }
+        inner.entries.insert(
+            key,
+            Entry {
+                value,
+                tables,
+                read_at: ticket.began,
+            },
+        );
+    }
+
+    /// The value under `key`, or what `load` reads (from `tables`), kept for the next request.
+    pub async fn load<V, E>(
+        &self,
+        key: String,
+        tables: Tables,
+        load: impl Future<Output = Result<V, E>>,
+    ) -> Result<Arc<V>, E>
+    where
+        V: Any + Send + Sync,
+    {
+        match self.get::<V>(&key) {
+            Ok(value) => Ok(value),
+            Err(ticket) => {
+                let value = Arc::new(load.await?);
+                self.fill(ticket, key, tables, value.clone());
+                Ok(value)
+            }
+        }
+    }
+
+    /// Forgets every entry read from any of `tables`.
+    pub fn forget(&self, tables: Tables) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        inner
+            .entries
+            .retain(|_, entry| !entry.tables.overlaps(tables));
+    }
+
+    /// Waits (a second at most) until the listener has heard every change committed before
+    /// this call (for tests that change tables behind keyhold's back and look at a page at
+    /// once): notices arrive in commit order, so hearing one sent now is enough.
+    pub fn catch_up(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        if !self.lock().trusted() {
+            return Ok(());
+        }
+        let token = format!("{SYNC}{}", crate::crypto::random_token());
+        diesel::sql_query(format!("NOTIFY {}, '{token}'", PageCache::CHANNEL)).execute(conn)?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.lock().synced.as_deref() != Some(token.as_str()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+impl Listener for PageCache {
+    /// The channel the tables' triggers notify, with the table's name as payload.
+    const CHANNEL: &'static str = "keyhold_changes";
+    const NAME: &'static str = "change-listener";
+
+    fn notice(&self, payload: &str) {
+        match payload.strip_prefix(SYNC) {
+            Some(_) => self.lock().synced = Some(payload.to_string()),
+            None => self.forget(Tables::named(payload)),
+        }
+    }
+
+    fn heard(&self) {
+        self.lock().heard = Some(Instant::now());
+    }
+
+    fn forget_all(&self) {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        inner.entries.clear();
+        inner.heard = None;
+    }
+}
+
+/// Middleware: once a request that may write is done, this process forgets every page it
+/// kept (its own notices would come a few milliseconds later). Signing in and out write no
+/// table a page is read from (and a storm of wrong passwords must not empty the cache).
+pub async fn forget_after_writes(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let writes = !req.method().is_safe() && !matches!(req.path(), "/login" | "/logout");
+    let cache = writes
+        .then(|| req.app_data::<web::Data<AppState>>())
+        .flatten()
+        .map(|state| state.pages.clone());
+    let response = next.call(req).await;
+    if let Some(cache) = cache {
+        cache.forget(Tables::ALL);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> PageCache {
+        let cache = PageCache::default();
+        cache.heard();
+        cache
+    }
+
+    fn keep(cache: &PageCache, key: &str, tables: Tables, value: &str) {
+        let ticket = cache.get::<String>(key).unwrap_err();
+        cache.fill(ticket, key.into(), tables, Arc::new(value.to_string()));
+    }
+
+    #[test]
+    fn an_entry_is_served_until_a_table_it_was_read_from_changes() {
+        let cache = live();
+        keep(
+            &cache,
+            "tab",
+            Tables::CREDENTIALS | Tables::PROJECTS,
+            "rows",
+        );
+        keep(&cache, "backups", Tables::BACKUPS, "backups");
+        assert_eq!(*cache.get::<String>("tab").unwrap(), "rows");
+        cache.notice("projects");
+        assert!(cache.get::<String>("tab").is_err());
+        assert_eq!(*cache.get::<String>("backups").unwrap(), "backups");
+        cache.notice("a_table_added_later");
+        assert!(cache.get::<String>("backups").is_err(), "unknown: all");
+    }
+
+    #[test]
+    fn a_load_that_began_before_a_change_does_not_fill() {
+        let cache = live();
+        let ticket = cache.get::<String>("tab").unwrap_err();
+        cache.notice("credentials");
+        cache.fill(
+            ticket,
+            "tab".into(),
+            Tables::CREDENTIALS,
+            Arc::new("old".to_string()),
+        );
+        assert!(cache.get::<String>("tab").is_err());
+    }
+
+    #[test]
+    fn nothing_is_kept_while_the_listener_is_not_heard() {
+        let cache = PageCache::default();
+        keep(&cache, "tab", Tables::CREDENTIALS, "rows");
+        assert!(cache.get::<String>("tab").is_err(), "never heard");
+        cache.heard();
+        keep(&cache, "tab", Tables::CREDENTIALS, "rows");
+        assert!(cache.get::<String>("tab").is_ok());
+        cache.forget_all();
+        assert!(cache.get::<String>("tab").is_err(), "connection lost");
+    }
+
+    #[test]
+    fn a_value_is_only_served_as_its_own_type() {
+        let cache = live();
+        keep(&cache, "tab", Tables::CREDENTIALS, "rows");
+        assert!(cache.get::<Vec<u8>>("tab").is_err());
+    }
+
+    #[test]
+    fn sync_notices_are_recorded_not_taken_for_tables() {
+        let cache = live();
+        keep(&cache, "tab", Tables::CREDENTIALS, "rows");
+        cache.notice("sync:abc");
+        assert!(cache.get::<String>("tab").is_ok());
+        assert_eq!(cache.lock().synced.as_deref(), Some("sync:abc"));
+    }
+}

@@ -1,0 +1,188 @@
+//! What the busiest pages read is kept in memory (`page_cache`): these check that it is used,
+//! that it is never shown across scopes, and that a change, made here or behind keyhold's back,
+//! shows at once or within milliseconds.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use reqwest::StatusCode;
+
+use crate::backups::world;
+use crate::helpers::{Client, TestApp, seed_credentials, spawn_app, texts};
+
+/// Page loads answered from memory so far (`/metrics`).
+async fn from_memory(client: &Client) -> u64 {
+    let metrics = client.page("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("keyhold_page_cache_loads_total{from=\"memory\"} "))
+        .expect("the page cache's counter")
+        .parse()
+        .unwrap()
+}
+
+/// Loads `path` until a load is answered from memory (the listener connects and hears its
+/// first heartbeat in the first second or so); returns the page.
+async fn until_cached(client: &Client, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let before = from_memory(client).await;
+        let page = client.page(path).await;
+        if from_memory(client).await > before {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "{path} is never kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Changes the app's tables the way another program would: no catching up afterwards.
+fn behind_its_back(app: &TestApp, sql: &str) {
+    let mut conn = app.pool.get().expect("connection");
+    diesel::sql_query(sql).execute(&mut **conn).expect(sql);
+}
+
+/// Loads `path` until `seen` holds for it; how long that took.
+async fn until_seen(client: &Client, path: &str, seen: impl Fn(&str) -> bool) -> Duration {
+    let start = Instant::now();
+    // Well short of the 5 s any entry may live: only a notice can have done it.
+    while !seen(&client.page(path).await) {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{path} still shows the old rows"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+fn names(page: &str) -> Vec<String> {
+    texts(page, "tbody#rows td.name summary")
+}
+
+fn seed(app: &TestApp, organization: i64, prefix: &str, count: usize) {
+    seed_credentials(
+        app,
+        organization,
+        keyhold::credentials::provider::Kind::Ai,
+        count,
+        |n| {
+            (
+                format!("{prefix}-key-{n}"),
+                vec![("base_url", "https://api.example.com".to_string())],
+                vec![("api_key", "sk-test".to_string())],
+            )
+        },
+    );
+}
+
+#[actix_web::test]
+async fn a_tab_changed_behind_keyholds_back_shows_the_change_within_milliseconds() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    seed(&app, blue, "blue", 3);
+    let tab = until_cached(&partner, "/credentials/ai").await;
+    assert_eq!(names(&tab), ["blue-key-0", "blue-key-1", "blue-key-2"]);
+
+    behind_its_back(
+        &app,
+        "UPDATE credentials SET name = 'renamed-key' WHERE name = 'blue-key-1'",
+    );
+    let took = until_seen(&partner, "/credentials/ai", |page| {
+        names(page) == ["blue-key-0", "blue-key-2", "renamed-key"]
+    })
+    .await;
+    println!("a rename behind keyhold's back showed after {took:?}");
+
+    // An organization renamed, a project using a credential: tables the tab reads too.
+    behind_its_back(&app, "UPDATE organizations SET name = 'Navy Org'");
+    until_seen(&partner, "/credentials/ai", |page| {
+        texts(page, "tbody#rows td")
+            .iter()
+            .any(|cell| cell == "Navy Org")
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_change_made_here_shows_on_the_very_next_page() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    seed(&app, blue, "blue", 2);
+    until_cached(&partner, "/credentials/ai").await;
+    let id: i64 = app.query(|conn| {
+        use keyhold::schema::credentials;
+        credentials::table
+            .filter(credentials::name.eq("blue-key-0"))
+            .select(credentials::id)
+            .first(conn)
+    });
+    let locked = partner
+        .post_from(
+            "/credentials/ai",
+            &format!("/credentials/ai/{id}/lock"),
+            &[],
+        )
+        .await;
+    assert_eq!(locked.status(), StatusCode::SEE_OTHER);
+    // No waiting: this process forgot its pages when the request that changed them ended.
+    let tab = partner.page("/credentials/ai").await;
+    assert_eq!(texts(&tab, ".badge-locked").len(), 1, "the lock shows");
+}
+
+#[actix_web::test]
+async fn kept_pages_never_cross_scopes() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    let green = partner.create_organization(&app, "Green Org").await;
+    seed(&app, blue, "blue", 2);
+    seed(&app, green, "green", 2);
+    let manager = |email: &'static str, organization: i64| {
+        let (app, partner) = (&app, &partner);
+        async move {
+            let account = partner
+                .create_user(email, "manager", Some(organization))
+                .await;
+            let client = app.client();
+            client.login(&account.email, &account.password).await;
+            client
+        }
+    };
+    let blue_manager = manager("bea@blue.example", blue).await;
+    let green_manager = manager("gus@green.example", green).await;
+    // The same address, each kept for its own scope, asked for in turn.
+    for _ in 0..3 {
+        let everything = until_cached(&partner, "/credentials/ai").await;
+        assert_eq!(names(&everything).len(), 4);
+        let blue_tab = until_cached(&blue_manager, "/credentials/ai").await;
+        assert_eq!(names(&blue_tab), ["blue-key-0", "blue-key-1"]);
+        let green_tab = until_cached(&green_manager, "/credentials/ai").await;
+        assert_eq!(names(&green_tab), ["green-key-0", "green-key-1"]);
+    }
+}
+
+#[actix_web::test]
+async fn a_backup_removed_behind_keyholds_back_leaves_the_backups_tab() {
+    let world = world().await;
+    let project = world.project;
+    behind_its_back(
+        &world.app,
+        &format!(
+            "INSERT INTO backups (project_id, policy_name, name, scheduled_for, phase, started_at, finished_at)
+             SELECT {project}, 'manual', 'kept-' || n, now() - n * interval '1 hour', 'Completed',
+                    now() - n * interval '1 hour', now() - n * interval '1 hour'
+             FROM generate_series(1, 3) n"
+        ),
+    );
+    let path = format!("/projects/{project}?tab=backups");
+    let tab = until_cached(&world.partner, &path).await;
+    assert!(tab.contains("kept-2"), "{tab}");
+    behind_its_back(&world.app, "DELETE FROM backups WHERE name = 'kept-2'");
+    until_seen(&world.partner, &path, |page| {
+        page.contains("kept-1") && !page.contains("kept-2")
+    })
+    .await;
+}
