@@ -25,7 +25,6 @@ use actix_web::web;
 use diesel::prelude::*;
 
 use crate::notices::{self, HEARD_WITHIN, Listener};
-use crate::startup::AppState;
 
 /// No entry is used past this age (a bound on staleness should a notice ever be lost while
 /// the connection still looks alive).
@@ -217,17 +216,20 @@ impl PageCache {
             .retain(|_, entry| !entry.tables.overlaps(tables));
     }
 
-    /// Waits (a second at most) until the listener has heard every change committed before
-    /// this call (for tests that change tables behind keyhold's back and look at a page at
-    /// once): notices arrive in commit order, so hearing one sent now is enough.
-    pub fn catch_up(&self, conn: &mut PgConnection) -> QueryResult<()> {
+    /// Waits until the listener has heard every change committed before this call (for tests
+    /// that change tables behind keyhold's back and look at a page at once): notices arrive in
+    /// commit order, so hearing one sent now is enough. Fails after `MAX_AGE` without it.
+    pub fn catch_up(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
         if !self.lock().trusted() {
             return Ok(());
         }
         let token = format!("{SYNC}{}", crate::crypto::random_token());
         diesel::sql_query(format!("NOTIFY {}, '{token}'", PageCache::CHANNEL)).execute(conn)?;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while self.lock().synced.as_deref() != Some(token.as_str()) && Instant::now() < deadline {
+        let deadline = Instant::now() + MAX_AGE;
+        while self.lock().synced.as_deref() != Some(token.as_str()) {
+            if Instant::now() >= deadline {
+                anyhow::bail!("the change listener did not hear its notice within {MAX_AGE:?}");
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
@@ -259,7 +261,7 @@ impl Listener for PageCache {
 }
 
 /// Middleware: once a request that may write is done, this process forgets every page it
-/// kept (its own notices would come a few milliseconds later). Signing in and out write no
+/// kept (the cache is found as app data, `web::Data<PageCache>`) (its own notices would come a few milliseconds later). Signing in and out write no
 /// table a page is read from (and a storm of wrong passwords must not empty the cache).
 pub async fn forget_after_writes(
     req: ServiceRequest,
@@ -267,9 +269,9 @@ pub async fn forget_after_writes(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let writes = !req.method().is_safe() && !matches!(req.path(), "/login" | "/logout");
     let cache = writes
-        .then(|| req.app_data::<web::Data<AppState>>())
+        .then(|| req.app_data::<web::Data<PageCache>>())
         .flatten()
-        .map(|state| state.pages.clone());
+        .cloned();
     let response = next.call(req).await;
     if let Some(cache) = cache {
         cache.forget(Tables::ALL);
@@ -341,6 +343,45 @@ mod tests {
         let cache = live();
         keep(&cache, "tab", Tables::CREDENTIALS, "rows");
         assert!(cache.get::<Vec<u8>>("tab").is_err());
+    }
+
+    #[actix_web::test]
+    async fn requests_that_may_write_forget_every_page_when_done() {
+        use actix_web::http::Method;
+        use actix_web::{App, HttpResponse, middleware::from_fn, test};
+        // No listener: only the middleware can empty this cache.
+        let cache = Arc::new(live());
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::from(cache.clone()))
+                .wrap(from_fn(forget_after_writes))
+                .default_service(web::to(HttpResponse::Ok)),
+        )
+        .await;
+        for (method, path, forgets) in [
+            (Method::GET, "/credentials/ai", false),
+            (Method::HEAD, "/credentials/ai", false),
+            (Method::OPTIONS, "/credentials/ai", false),
+            (Method::POST, "/login", false),
+            (Method::POST, "/logout", false),
+            (Method::POST, "/credentials/ai/7/lock", true),
+            (Method::POST, "/setup", true),
+            (Method::PUT, "/credentials/ai/7", true),
+            (Method::DELETE, "/credentials/ai/7", true),
+        ] {
+            cache.forget(Tables::ALL);
+            keep(&cache, "tab", Tables::CREDENTIALS, "rows");
+            let request = test::TestRequest::default()
+                .method(method.clone())
+                .uri(path)
+                .to_request();
+            test::call_service(&app, request).await;
+            assert_eq!(
+                cache.get::<String>("tab").is_err(),
+                forgets,
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]

@@ -174,6 +174,7 @@ fn serve(
         .build();
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::from(state.pages.clone()))
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::new(256 * 1024))
             .configure(routes::config)

@@ -614,13 +614,15 @@ pub struct ShowQuery {
     timezone: Option<String>,
 }
 
-/// Loads everything a project page shows.
+/// Loads everything a project page shows; the Backups tab's rows from memory if `from_memory`
+/// and they are kept there (`page_cache`).
 pub async fn project_view(
     state: &AppState,
     user: &CurrentUser,
     id: ProjectId,
     tab: &str,
     preview: Option<Preview>,
+    from_memory: bool,
 ) -> Result<(ProjectListing, Tab), AppError> {
     let scope = user.scope();
     let name = match tab {
@@ -657,7 +659,7 @@ pub async fn project_view(
     // The backups tab, while nothing runs, is kept in memory until a table changes (the most
     // visited tab; the others check the data source or follow a restore).
     let loaded = match name {
-        "backups" => {
+        "backups" if from_memory => {
             let key = format!("{:?}", ("project", scope, id, name));
             match state.pages.get(&key) {
                 Ok(loaded) => loaded,
@@ -798,7 +800,10 @@ pub async fn render_project(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let (project, tab) = project_view(state, user, id, tab, preview).await?;
+    // A tab rendered as the answer to a change must not come from memory: this process forgets
+    // its pages only once the request that made the change has ended.
+    let (project, tab) =
+        project_view(state, user, id, tab, preview, req.method().is_safe()).await?;
     let can_manage = MANAGERS.contains(&user.role());
     let page = Page::new(user, session, "projects", &project.project.name);
     if is_htmx(req) {

@@ -356,6 +356,13 @@ impl TestApp {
         result
     }
 
+    /// Runs a query on the app's database as another program would: without waiting for the
+    /// app to hear of it.
+    pub fn query_unheard<T>(&self, f: impl FnOnce(&mut PgConnection) -> QueryResult<T>) -> T {
+        let mut conn = self.pool.get().expect("connection");
+        f(&mut conn).expect("query")
+    }
+
     /// Counts rows of a table.
     pub fn count(&self, table: &str) -> i64 {
         self.query(|conn| {

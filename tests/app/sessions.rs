@@ -155,7 +155,7 @@ fn listener_pid(app: &crate::helpers::TestApp) -> Option<i32> {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         pid: i32,
     }
-    app.query(|conn| {
+    app.query_unheard(|conn| {
         use diesel::prelude::*;
         diesel::sql_query(
             "SELECT pid FROM pg_stat_activity
@@ -188,7 +188,7 @@ async fn a_session_ended_while_the_listener_is_cut_off_is_not_served_from_memory
 
     // The listener's connection is cut (a PostgreSQL restart, a network fault), and then the
     // session is ended where no notice can reach this process.
-    app.query(|conn| {
+    app.query_unheard(|conn| {
         use diesel::prelude::*;
         diesel::sql_query("SELECT pg_terminate_backend($1)")
             .bind::<diesel::sql_types::Integer, _>(listener)
@@ -201,7 +201,7 @@ async fn a_session_ended_while_the_listener_is_cut_off_is_not_served_from_memory
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_ne!(listener_pid(&app), Some(listener), "its backend is gone");
-    app.query(|conn| {
+    app.query_unheard(|conn| {
         use diesel::prelude::*;
         diesel::sql_query("DELETE FROM sessions WHERE user_id IS NOT NULL").execute(conn)
     });
