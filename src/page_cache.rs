@@ -339,6 +339,39 @@ mod tests {
     }
 
     #[test]
+    fn entries_age_out_and_a_silent_listener_stops_the_cache() {
+        let cache = live();
+        // Read more than `MAX_AGE` ago: never served, whatever the listener says.
+        let mut ticket = cache.get::<String>("old").unwrap_err();
+        ticket.began = Instant::now() - MAX_AGE - Duration::from_millis(1);
+        cache.fill(
+            ticket,
+            "old".into(),
+            Tables::CREDENTIALS,
+            Arc::new("old".to_string()),
+        );
+        assert!(cache.get::<String>("old").is_err(), "too old");
+        keep(&cache, "tab", Tables::CREDENTIALS, "rows");
+        assert!(cache.get::<String>("tab").is_ok());
+        // The heartbeat last heard longer ago than `HEARD_WITHIN` (a hung connection, a pooler
+        // that drops notices): nothing is served or kept until it is heard again.
+        cache.lock().heard = Some(Instant::now() - HEARD_WITHIN - Duration::from_millis(1));
+        assert!(cache.get::<String>("tab").is_err(), "listener silent");
+        let ticket = cache.get::<String>("other").unwrap_err();
+        cache.fill(
+            ticket,
+            "other".into(),
+            Tables::CREDENTIALS,
+            Arc::new("x".to_string()),
+        );
+        cache.heard();
+        assert!(
+            cache.get::<String>("other").is_err(),
+            "not kept while silent"
+        );
+    }
+
+    #[test]
     fn a_value_is_only_served_as_its_own_type() {
         let cache = live();
         keep(&cache, "tab", Tables::CREDENTIALS, "rows");

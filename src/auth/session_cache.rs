@@ -245,6 +245,23 @@ mod tests {
     }
 
     #[test]
+    fn entries_age_out_and_a_silent_listener_stops_the_cache() {
+        let cache = live();
+        let mut ticket = cache.get("old").unwrap_err();
+        ticket.began = Instant::now() - MAX_AGE - Duration::from_millis(1);
+        cache.fill(ticket, "old".into(), state("1"), None, later());
+        assert!(cache.get("old").is_err(), "read more than MAX_AGE ago");
+        let ticket = cache.get("a").unwrap_err();
+        cache.fill(ticket, "a".into(), state("1"), None, later());
+        assert!(cache.get("a").is_ok());
+        cache.lock().heard = Some(Instant::now() - HEARD_WITHIN - Duration::from_millis(1));
+        assert!(
+            cache.get("a").is_err(),
+            "the heartbeat has not been heard lately"
+        );
+    }
+
+    #[test]
     fn a_disabled_person_loses_every_cached_session() {
         let cache = live();
         for (id, user) in [("a", 1), ("b", 1), ("c", 2)] {
