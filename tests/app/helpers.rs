@@ -423,7 +423,6 @@ impl Client {
             .expect("request")
     }
 
-    /// GET with htmx's request header.
     /// The body of the page at `path`.
     pub async fn page(&self, path: &str) -> String {
         self.get(path).await.text().await.unwrap()
@@ -434,6 +433,7 @@ impl Client {
         self.get_htmx(path).await.text().await.unwrap()
     }
 
+    /// GET with htmx's request header.
     pub async fn get_htmx(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
