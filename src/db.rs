@@ -119,6 +119,7 @@ where
 pub enum Bind {
     Int(i64),
     Text(String),
+    Ints(Vec<i64>),
 }
 
 /// SQL assembled at run time from the code's own pieces (never from request text), which
@@ -153,6 +154,9 @@ impl QueryFragment<Pg> for Prepared {
                         out.push_bind_param::<diesel::sql_types::BigInt, _>(value)?
                     }
                     Some(Bind::Text(value)) => out.push_bind_param::<Text, _>(value)?,
+                    Some(Bind::Ints(values)) => out.push_bind_param::<diesel::sql_types::Array<
+                        diesel::sql_types::BigInt,
+                    >, _>(values)?,
                     None => {}
                 }
             }

@@ -5,7 +5,8 @@
 //! every statement that changed it on the `keyhold_changes` channel (migration 7, the table's
 //! name as payload), and a listener thread (`notices`) forgets every entry read from that
 //! table. As with sessions, the cache is used only while that listener is connected and heard
-//! its own heartbeat lately; no entry is used longer than `MAX_AGE` after its load began; a
+//! its own heartbeat lately; no entry is used longer than `MAX_AGE` after its load began (or the
+//! longer age a costly one is filled for, `fill_for`: the search index); a
 //! load that began before a forgetting does not fill. Requests of this process that may write
 //! (any method but GET, HEAD and OPTIONS, sign-in and sign-out aside) forget everything when
 //! they are done, so a page shown after a change (the redirect after a POST) never waits for the
@@ -13,7 +14,7 @@
 //! CSRF token, messages) are built per request, and so is anything that depends on the clock.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,6 +80,8 @@ struct Entry {
     tables: Tables,
     /// When the load that read it began.
     read_at: Instant,
+    /// It is not used once this old.
+    max_age: Duration,
 }
 
 #[derive(Default)]
@@ -90,6 +93,8 @@ struct Inner {
     heard: Option<Instant>,
     /// The last `catch_up` notice heard.
     synced: Option<String>,
+    /// Keys being loaded in the background (`begin_background`).
+    loading: HashSet<String>,
 }
 
 impl Inner {
@@ -139,7 +144,7 @@ impl PageCache {
         let fresh = inner
             .entries
             .get(key)
-            .filter(|entry| inner.trusted() && entry.read_at.elapsed() < MAX_AGE)
+            .filter(|entry| inner.trusted() && entry.read_at.elapsed() < entry.max_age)
             .and_then(|entry| entry.value.clone().downcast::<V>().ok());
         let counter = if fresh.is_some() {
             &self.hits
@@ -153,6 +158,11 @@ impl PageCache {
         })
     }
 
+    /// Whether entries are kept now (the listener heard its heartbeat lately).
+    pub fn trusted(&self) -> bool {
+        self.lock().trusted()
+    }
+
     /// Loads answered from memory and loads that read the tables, since start-up.
     pub fn counts(&self) -> (u64, u64) {
         (
@@ -161,14 +171,26 @@ impl PageCache {
         )
     }
 
-    /// Keeps `value`, read from `tables`, under `key`, unless anything was forgotten since
-    /// `ticket`.
+    /// Keeps `value`, read from `tables`, under `key` (for `MAX_AGE` at most), unless anything
+    /// was forgotten since `ticket`.
     pub fn fill<V: Any + Send + Sync>(
         &self,
         ticket: Ticket,
         key: String,
         tables: Tables,
         value: Arc<V>,
+    ) {
+        self.fill_for(ticket, key, tables, value, MAX_AGE);
+    }
+
+    /// `fill`, for a value that is used for `max_age` at most (one that costs more to read).
+    pub fn fill_for<V: Any + Send + Sync>(
+        &self,
+        ticket: Ticket,
+        key: String,
+        tables: Tables,
+        value: Arc<V>,
+        max_age: Duration,
     ) {
         let mut inner = self.lock();
         if !inner.trusted() || inner.epoch != ticket.epoch {
@@ -183,6 +205,7 @@ impl PageCache {
                 value,
                 tables,
                 read_at: ticket.began,
+                max_age,
             },
         );
     }
@@ -205,6 +228,16 @@ impl PageCache {
                 Ok(value)
             }
         }
+    }
+
+    /// Whether the caller may load `key` in the background: false while another load of it
+    /// runs. The caller ends with `end_background`.
+    pub fn begin_background(&self, key: &str) -> bool {
+        self.lock().loading.insert(key.to_string())
+    }
+
+    pub fn end_background(&self, key: &str) {
+        self.lock().loading.remove(key);
     }
 
     /// Forgets every entry read from any of `tables`.

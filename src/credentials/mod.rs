@@ -4,4 +4,5 @@
 pub mod model;
 pub mod provider;
 pub mod routes;
+pub mod search_index;
 pub mod verify;

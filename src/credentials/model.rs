@@ -318,6 +318,24 @@ impl Filter {
         filter
     }
 
+    /// What `query` lists of `scope` (kind, organization and provider), over `table`.
+    fn listing(table: &str, scope: &Scope, query: &ListQuery) -> Filter {
+        let mut filter = Filter::scoped(table, query.kind, scope);
+        if let Some(organization) = query.organization {
+            filter.and(
+                format!("{table}.organization_id = (SELECT ?)"),
+                Bind::Int(organization.0),
+            );
+        }
+        if let Some(provider) = query.provider {
+            filter.and(
+                format!("{table}.provider = (SELECT ?)"),
+                Bind::Text(provider.into()),
+            );
+        }
+        filter
+    }
+
     /// Adds `clause`, in which `?` stands for `value`.
     fn and(&mut self, clause: impl Into<String>, value: Bind) {
         self.clauses.push(clause.into());
@@ -622,16 +640,8 @@ impl Credential {
         query: &ListQuery,
     ) -> QueryResult<ListPage> {
         // The same filter over credentials (c) for the page and over the kept totals (t).
-        let mut rows = Filter::scoped("c", query.kind, scope);
-        let mut totals = Filter::scoped("t", query.kind, scope);
-        if let Some(organization) = query.organization {
-            rows.and("c.organization_id = (SELECT ?)", Bind::Int(organization.0));
-            totals.and("t.organization_id = (SELECT ?)", Bind::Int(organization.0));
-        }
-        if let Some(provider) = query.provider {
-            rows.and("c.provider = (SELECT ?)", Bind::Text(provider.into()));
-            totals.and("t.provider = (SELECT ?)", Bind::Text(provider.into()));
-        }
+        let mut rows = Filter::listing("c", scope, query);
+        let totals = Filter::listing("t", scope, query);
         let page = Page::new(query);
         let Some(search) = &query.search else {
             // Unsearched: the page by index, with the tab's total from the kept counts.
@@ -723,6 +733,40 @@ impl Credential {
             rows: rows_found,
             total: Total::MoreThan(cap),
         })
+    }
+
+    /// The rows of `ids` (a page found by the search index) that `query` lists of `scope` and
+    /// that hold `search`, in the order of `ids`: scope, filters and term are checked again
+    /// here, so a row the index holds wrongly is left out, never shown.
+    pub fn listed_by_ids(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        query: &ListQuery,
+        search: &str,
+        ids: &[i64],
+    ) -> QueryResult<Vec<Listed>> {
+        let mut filter = Filter::listing("c", scope, query);
+        filter.and(
+            "c.search_text LIKE (SELECT ?)",
+            Bind::Text(like_pattern(search)),
+        );
+        filter.and("c.id = ANY(?)", Bind::Ints(ids.to_vec()));
+        let mut rows = filter
+            .query(
+                &format!(
+                    "SELECT {LISTED_COLUMNS}, o.name AS organization_name, {UNNAMED_EDITORS},
+                            {associated}
+                     FROM credentials c
+                     JOIN organizations o ON o.id = c.organization_id
+                     WHERE {{filter}}",
+                    associated = associated(query.kind),
+                ),
+                &[],
+            )
+            .typed::<ListedSql>()
+            .load::<Listed>(conn)?;
+        rows.sort_by_key(|row| ids.iter().position(|id| *id == row.credential.id.0));
+        Ok(rows)
     }
 
     /// One credential of `kind` inside `scope`, with its names; `NotFound` otherwise.

@@ -17,12 +17,13 @@ use crate::accounts::model::{Organization, OrganizationId};
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::model::{
-    Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential, Total,
-    sort_expression,
+    self as model, Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential,
+    Total, sort_expression,
 };
 use crate::credentials::provider::{
     self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
 };
+use crate::credentials::search_index;
 use crate::credentials::verify::{self, Outcome};
 use crate::db;
 use crate::error::AppError;
@@ -472,13 +473,33 @@ pub async fn list(
     // or project changes: kept in memory (searches are typed, rarely asked twice).
     let key = (query.search.is_none() && sort_expression(kind, &query.sort).is_some())
         .then(|| format!("{:?}", ("credentials", scope, organization_filter, &query)));
+    // A search in name order is found in memory (`search_index`), then its rows read by id.
+    let found = query.search.clone().and_then(|search| {
+        let index = search_index::current(&state.pages, &state.pool)?;
+        Some((index.find(&scope, &query, &search)?, search))
+    });
     let load = db::run(&state.pool, move |conn| {
         let organizations = if organization_filter {
             Organization::list(conn, &scope)?
         } else {
             Vec::new()
         };
-        Ok::<_, AppError>((Credential::list(conn, &scope, &db_query)?, organizations))
+        let by_index = match found {
+            Some((found, search)) => {
+                let rows = Credential::listed_by_ids(conn, &scope, &db_query, &search, &found.ids)?;
+                // A row changed since the index was built: PostgreSQL answers instead.
+                (rows.len() == found.ids.len()).then_some(model::ListPage {
+                    rows,
+                    total: found.total,
+                })
+            }
+            None => None,
+        };
+        let page = match by_index {
+            Some(page) => page,
+            None => Credential::list(conn, &scope, &db_query)?,
+        };
+        Ok::<_, AppError>((page, organizations))
     });
     let loaded = match key {
         Some(key) => {

@@ -250,3 +250,62 @@ async fn a_backup_removed_behind_keyholds_back_leaves_the_backups_tab() {
         "nothing kept while running"
     );
 }
+
+#[actix_web::test]
+async fn searches_found_in_memory_list_what_the_database_lists_and_follow_changes() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    let green = partner.create_organization(&app, "Green Org").await;
+    seed(&app, blue, "blue", 30);
+    seed(&app, green, "green", 3);
+    // Kept is the search index, built in the background after the first search.
+    let path = "/credentials/ai?q=KEY-1";
+    let found = until_cached(&partner, path).await;
+    let mut expected: Vec<String> = (0..30)
+        .map(|n| format!("blue-key-{n}"))
+        .filter(|name| name.contains("key-1"))
+        .chain(["green-key-1".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(names(&found), expected, "case-blind, in name order");
+    let descending = partner.page(&format!("{path}&dir=desc")).await;
+    expected.reverse();
+    assert_eq!(names(&descending), expected);
+
+    // A Manager's search holds only their organization's rows.
+    let account = partner
+        .create_user("bea@blue.example", "manager", Some(blue))
+        .await;
+    let manager = app.client();
+    manager.login(&account.email, &account.password).await;
+    let theirs = until_cached(&manager, "/credentials/ai?q=green").await;
+    assert!(names(&theirs).is_empty(), "{:?}", names(&theirs));
+    let theirs = manager
+        .page(&format!("/credentials/ai?q=key-2&org={green}"))
+        .await;
+    assert_eq!(
+        names(&theirs).len(),
+        11,
+        "a Manager's org filter is ignored"
+    );
+
+    // Renamed behind keyhold's back: the index is dropped at the notice, the search follows.
+    behind_its_back(
+        &app,
+        "UPDATE credentials SET name = 'renamed', search_text = 'renamed blue org' WHERE name = 'blue-key-1'",
+    );
+    until_seen(&partner, path, |page| {
+        !names(page).contains(&"blue-key-1".to_string())
+    })
+    .await;
+    behind_its_back(
+        &app,
+        "UPDATE credentials SET name = 'blue-key-100', search_text = 'blue-key-100 blue org' WHERE name = 'renamed'",
+    );
+    until_seen(&partner, path, |page| {
+        names(page).first().map(String::as_str) == Some("blue-key-10")
+            && names(page).contains(&"blue-key-100".to_string())
+    })
+    .await;
+}

@@ -1,0 +1,406 @@
+//! Searches of the credentials tabs found in memory: the searched text of every credential, in
+//! the tabs' name order, with a list of the credentials holding each three-byte sequence.
+//!
+//! A search in PostgreSQL must visit every match to count it and order it (a trigram bitmap,
+//! then one heap page per match: ~1,000 of them for a term found in 1 % of 100,000
+//! credentials). Here the matches are the entries of the rarest of the term's trigram lists
+//! whose text holds the term, already in name order; PostgreSQL then reads only the page's rows,
+//! by id, checking scope, filters and the term again (`Credential::listed_by_ids`), so a row it
+//! would not list is never shown.
+//!
+//! One index per process, kept in the page cache (`page_cache`) like a page: built in the
+//! background on the first search after any change to credentials or organizations, dropped
+//! when a notice says either changed; searches read PostgreSQL meanwhile. Only name order is
+//! served from here (the default); other orders read PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::auth::Scope;
+use crate::credentials::model::{ListQuery, SEARCH_COUNT_CAP, Total};
+use crate::credentials::provider::Kind;
+use crate::db::{self, DbPool};
+use crate::page_cache::{PageCache, Tables};
+
+/// Where the index is kept in the page cache.
+const KEY: &str = "credentials search index";
+/// An index is used this long at most (unless a notice drops it sooner): building one reads
+/// every credential (a few hundred milliseconds for 100,000), so not every `MAX_AGE` of a
+/// page; and whatever it finds, PostgreSQL checks again before a row is shown.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The index of this process if it has a current one; otherwise `None`, and one is built in
+/// the background (unless one is being built, or nothing can be kept now).
+pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>> {
+    let ticket = match pages.get::<SearchIndex>(KEY) {
+        Ok(index) => return Some(index),
+        Err(ticket) => ticket,
+    };
+    if !pages.trusted() || !pages.begin_background(KEY) {
+        return None;
+    }
+    let (pages, pool) = (pages.clone(), pool.clone());
+    actix_web::rt::spawn(async move {
+        let started = Instant::now();
+        match db::run(&pool, SearchIndex::build).await {
+            Ok(index) => {
+                let (entries, bytes) = index.size();
+                tracing::info!(
+                    "search index: {entries} credentials, {} KB, built in {:?}",
+                    bytes / 1024,
+                    started.elapsed()
+                );
+                let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS;
+                pages.fill_for(ticket, KEY.into(), read_from, Arc::new(index), MAX_AGE);
+            }
+            Err(error) => tracing::warn!("the search index could not be built: {error}"),
+        }
+        pages.end_background(KEY);
+    });
+    None
+}
+
+/// The entries holding one trigram: their positions, ascending, as differences to the previous
+/// one in LEB128 (most are small: one byte each).
+#[derive(Default)]
+struct Postings {
+    bytes: Vec<u8>,
+    last: u32,
+    len: u32,
+}
+
+impl Postings {
+    fn push(&mut self, entry: u32) {
+        let mut delta = entry - self.last;
+        self.last = entry;
+        self.len += 1;
+        loop {
+            let byte = (delta & 0x7f) as u8;
+            delta >>= 7;
+            if delta == 0 {
+                self.bytes.push(byte);
+                return;
+            }
+            self.bytes.push(byte | 0x80);
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut at = 0;
+        let mut entry = 0u32;
+        std::iter::from_fn(move || {
+            let mut delta = 0u32;
+            let mut shift = 0;
+            loop {
+                let byte = *self.bytes.get(at)?;
+                at += 1;
+                delta |= u32::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 {
+                    break;
+                }
+            }
+            entry += delta;
+            Some(entry)
+        })
+    }
+}
+
+fn trigram(bytes: &[u8]) -> u32 {
+    u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2])
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    organization_id: i64,
+    #[diesel(sql_type = BigInt)]
+    partner_id: i64,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    provider: String,
+    #[diesel(sql_type = Text)]
+    search_text: String,
+}
+
+/// Every credential's searched text and what a search filters on, in name order.
+pub struct SearchIndex {
+    ids: Vec<i64>,
+    organizations: Vec<i64>,
+    partners: Vec<i64>,
+    kinds: Vec<Option<Kind>>,
+    /// Position in `provider_names`.
+    providers: Vec<u16>,
+    provider_names: Vec<String>,
+    /// Entry `i`'s text is `text[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    text: String,
+    postings: HashMap<u32, Postings>,
+}
+
+/// What a search found: the page's credential ids in order, and the tab's total.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Found {
+    pub ids: Vec<i64>,
+    pub total: Total,
+}
+
+impl SearchIndex {
+    /// Reads every credential, in the order the tabs sort by name (PostgreSQL's own collation).
+    pub fn build(conn: &mut PgConnection) -> QueryResult<SearchIndex> {
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT c.id, c.organization_id, o.partner_id, c.kind, c.provider, c.search_text
+             FROM credentials c JOIN organizations o ON o.id = c.organization_id
+             ORDER BY lower(c.name), c.id",
+        )
+        .load(conn)?;
+        Ok(SearchIndex::of(rows))
+    }
+
+    fn of(rows: Vec<Row>) -> SearchIndex {
+        let mut index = SearchIndex {
+            ids: Vec::with_capacity(rows.len()),
+            organizations: Vec::with_capacity(rows.len()),
+            partners: Vec::with_capacity(rows.len()),
+            kinds: Vec::with_capacity(rows.len()),
+            providers: Vec::with_capacity(rows.len()),
+            provider_names: Vec::new(),
+            starts: Vec::with_capacity(rows.len() + 1),
+            text: String::new(),
+            postings: HashMap::new(),
+        };
+        let mut trigrams: Vec<u32> = Vec::new();
+        for (entry, row) in rows.into_iter().enumerate() {
+            let entry = entry as u32;
+            index.ids.push(row.id);
+            index.organizations.push(row.organization_id);
+            index.partners.push(row.partner_id);
+            index.kinds.push(Kind::parse(&row.kind));
+            let provider = match index.provider_names.iter().position(|p| *p == row.provider) {
+                Some(known) => known,
+                None => {
+                    index.provider_names.push(row.provider);
+                    index.provider_names.len() - 1
+                }
+            };
+            index.providers.push(provider as u16);
+            index.starts.push(index.text.len() as u32);
+            index.text.push_str(&row.search_text);
+            trigrams.clear();
+            trigrams.extend(row.search_text.as_bytes().windows(3).map(trigram));
+            trigrams.sort_unstable();
+            trigrams.dedup();
+            for key in &trigrams {
+                index.postings.entry(*key).or_default().push(entry);
+            }
+        }
+        index.starts.push(index.text.len() as u32);
+        for postings in index.postings.values_mut() {
+            postings.bytes.shrink_to_fit();
+        }
+        index.text.shrink_to_fit();
+        index
+    }
+
+    /// How many credentials it holds, and the bytes it takes (roughly).
+    pub fn size(&self) -> (usize, usize) {
+        let postings: usize = self.postings.values().map(|p| p.bytes.len() + 16).sum();
+        (
+            self.ids.len(),
+            self.text.len() + postings + self.ids.len() * (8 + 8 + 8 + 2 + 2 + 4),
+        )
+    }
+
+    fn text_of(&self, entry: u32) -> &str {
+        let entry = entry as usize;
+        &self.text[self.starts[entry] as usize..self.starts[entry + 1] as usize]
+    }
+
+    fn listed(&self, entry: u32, scope: &Scope, query: &ListQuery) -> bool {
+        let entry = entry as usize;
+        let in_scope = match *scope {
+            Scope::Partner(partner) => self.partners[entry] == partner.0,
+            Scope::Organization(organization) => self.organizations[entry] == organization.0,
+        };
+        in_scope
+            && self.kinds[entry] == Some(query.kind)
+            && query
+                .organization
+                .is_none_or(|organization| self.organizations[entry] == organization.0)
+            && query.provider.is_none_or(|provider| {
+                self.provider_names[self.providers[entry] as usize] == provider
+            })
+    }
+
+    /// The page `query` asks for, searched for `term` in name order, with the total counted
+    /// as `Credential::list` counts it; `None` when this index cannot answer (another order, a
+    /// term shorter than a trigram).
+    pub fn find(&self, scope: &Scope, query: &ListQuery, term: &str) -> Option<Found> {
+        if query.sort != "name" {
+            return None;
+        }
+        // As stored: `search_text` is lowercased text, matched by LIKE '%term%' with the
+        // term lowercased and its wildcards taken literally.
+        let needle = term.to_lowercase();
+        let bytes = needle.as_bytes();
+        if bytes.len() < 3 {
+            return None;
+        }
+        let mut rarest: Option<&Postings> = None;
+        for window in bytes.windows(3) {
+            let Some(postings) = self.postings.get(&trigram(window)) else {
+                // No credential holds this trigram: nothing matches.
+                return Some(Found {
+                    ids: Vec::new(),
+                    total: Total::Exact(0),
+                });
+            };
+            if rarest.is_none_or(|rarest| postings.len < rarest.len) {
+                rarest = Some(postings);
+            }
+        }
+        let matches: Vec<u32> = rarest?
+            .entries()
+            .filter(|entry| self.listed(*entry, scope, query))
+            .filter(|entry| self.text_of(*entry).contains(needle.as_str()))
+            .collect();
+        let pagination = query.pagination;
+        let cap = SEARCH_COUNT_CAP.max(pagination.offset() + pagination.per_page);
+        let total = if matches.len() as i64 <= cap {
+            Total::Exact(matches.len() as i64)
+        } else {
+            Total::MoreThan(cap)
+        };
+        let page = |ordered: &mut dyn Iterator<Item = &u32>| -> Vec<i64> {
+            ordered
+                .skip(pagination.offset() as usize)
+                .take(pagination.per_page as usize)
+                .map(|entry| self.ids[*entry as usize])
+                .collect()
+        };
+        let ids = if query.descending {
+            page(&mut matches.iter().rev())
+        } else {
+            page(&mut matches.iter())
+        };
+        Some(Found { ids, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::model::{OrganizationId, PartnerId};
+    use crate::web::form::Pagination;
+
+    fn row(id: i64, organization: i64, partner: i64, kind: &str, text: &str) -> Row {
+        Row {
+            id,
+            organization_id: organization,
+            partner_id: partner,
+            kind: kind.into(),
+            provider: "s3".into(),
+            search_text: text.into(),
+        }
+    }
+
+    fn query(sort: &str, descending: bool, page: i64, per_page: i64) -> ListQuery {
+        ListQuery {
+            kind: Kind::Backup,
+            organization: None,
+            provider: None,
+            search: None,
+            sort: sort.into(),
+            descending,
+            pagination: Pagination::new(Some(page), per_page),
+        }
+    }
+
+    #[test]
+    fn postings_survive_their_encoding() {
+        let mut postings = Postings::default();
+        let entries = [0, 1, 2, 127, 128, 300, 16_384, 2_000_000, 2_000_001];
+        for entry in entries {
+            postings.push(entry);
+        }
+        assert_eq!(postings.entries().collect::<Vec<_>>(), entries);
+        assert_eq!(postings.len, entries.len() as u32);
+    }
+
+    #[test]
+    fn a_search_finds_what_like_finds_in_scope_and_name_order() {
+        // Rows come in name order: their position is their rank.
+        let index = SearchIndex::of(vec![
+            row(5, 1, 10, "backup", "alpha-t042 org a"),
+            row(3, 2, 10, "backup", "beta org b"),
+            row(9, 1, 10, "backup", "gamma-t042 org a"),
+            row(4, 3, 20, "backup", "delta-t042 org c"),
+            row(7, 1, 10, "ai", "eps-t042 org a"),
+            row(8, 2, 10, "backup", "zeta-t0429 org b"),
+        ]);
+        let partner = Scope::Partner(PartnerId(10));
+        let found = index.find(&partner, &query("name", false, 1, 50), "T042");
+        assert_eq!(
+            found,
+            Some(Found {
+                ids: vec![5, 9, 8],
+                total: Total::Exact(3)
+            }),
+            "case-blind, own partner, own kind, in name order"
+        );
+        let manager = Scope::Organization(OrganizationId(1));
+        let found = index
+            .find(&manager, &query("name", true, 1, 50), "t042")
+            .unwrap();
+        assert_eq!(found.ids, vec![9, 5], "descending");
+        let second = index
+            .find(&partner, &query("name", false, 2, 2), "t042")
+            .unwrap();
+        assert_eq!(second.ids, vec![8], "second page of two");
+        let none = index
+            .find(&partner, &query("name", false, 1, 50), "xyz")
+            .unwrap();
+        assert_eq!(none.total, Total::Exact(0));
+        assert!(
+            index
+                .find(&partner, &query("created", false, 1, 50), "t042")
+                .is_none()
+        );
+        assert!(
+            index
+                .find(&partner, &query("name", false, 1, 50), "t0")
+                .is_none()
+        );
+        let mut filtered = query("name", false, 1, 50);
+        filtered.organization = Some(OrganizationId(2));
+        assert_eq!(
+            index.find(&partner, &filtered, "t042").unwrap().ids,
+            vec![8]
+        );
+    }
+
+    #[test]
+    fn totals_are_bounded_like_the_databases() {
+        let rows = (0..SEARCH_COUNT_CAP + 5)
+            .map(|n| row(n, 1, 1, "backup", &format!("key-{n:05} common")))
+            .collect();
+        let index = SearchIndex::of(rows);
+        let found = index
+            .find(
+                &Scope::Partner(PartnerId(1)),
+                &query("name", false, 1, 50),
+                "common",
+            )
+            .unwrap();
+        assert_eq!(found.total, Total::MoreThan(SEARCH_COUNT_CAP));
+        assert_eq!(found.ids.len(), 50);
+        assert_eq!(found.ids[0], 0);
+    }
+}
