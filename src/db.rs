@@ -239,12 +239,13 @@ pub fn skip_openssl_cleanup_at_exit() {
 }
 
 /// Ends the process at once, with `code`, once standard output and error are flushed: no exit
-/// handlers, no library destructors, no dropping of the runtime. For a command that failed:
-/// the libraries libpq loads tear their state down at exit while the pool's and the listeners'
-/// threads may still be connecting, and keyhold, exiting on a port already taken, aborted in
-/// Kerberos (`k5_mutex_lock: Assertion 'r == 0' failed`, libpq's GSSAPI check on connecting)
-/// instead of exiting with its message and status 1. A command that succeeded returns from
-/// `main` as usual (its runtime's drop ends child processes such as a `pg_dump` left behind).
+/// handlers, no library destructors, no dropping of the runtime. The libraries libpq loads tear
+/// their state down at exit while the pool's and the listeners' threads may still be
+/// connecting: keyhold aborted in Kerberos (`k5_mutex_lock: Assertion 'r == 0' failed`, libpq's
+/// GSSAPI check on connecting) when exiting on a port already taken, and after a successful
+/// `keyhold migrate`. By then `serve` has stopped and waited for its backups (or marked them
+/// interrupted after a minute); a `pg_dump` still running for one of those dies on its next
+/// write to the pipe nobody reads any more.
 pub fn exit_now(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -8,8 +8,12 @@ async fn main() {
     keyhold::db::skip_openssl_cleanup_at_exit();
     keyhold::telemetry::tune_allocator();
     keyhold::telemetry::init();
-    if let Err(error) = run(Cli::parse()).await {
-        eprintln!("keyhold: {error:#}");
-        keyhold::db::exit_now(1);
-    }
+    let code = match run(Cli::parse()).await {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("keyhold: {error:#}");
+            1
+        }
+    };
+    keyhold::db::exit_now(code);
 }

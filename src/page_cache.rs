@@ -30,6 +30,11 @@ use crate::notices::{self, HEARD_WITHIN, Listener};
 /// No entry is used past this age (a bound on staleness should a notice ever be lost while
 /// the connection still looks alive).
 const MAX_AGE: Duration = Duration::from_secs(5);
+/// This long before an entry's end, the next request to ask for it reads the tables again while
+/// the others are still answered from it: hundreds of requests asking at once do not all find
+/// it gone at the same moment and all read the tables (seen: 250–650 ms stalls every 5 s at 256
+/// connections).
+const REFRESH_BEFORE: Duration = Duration::from_secs(1);
 /// At most this many entries are kept (a credentials page is some 30 KB); a full cache is
 /// emptied and fills again.
 const CAPACITY: usize = 128;
@@ -82,6 +87,8 @@ struct Entry {
     read_at: Instant,
     /// It is not used once this old.
     max_age: Duration,
+    /// A load to replace it was handed out (`REFRESH_BEFORE` its end).
+    refreshing: bool,
 }
 
 #[derive(Default)]
@@ -140,12 +147,29 @@ impl PageCache {
 
     /// The value kept under `key` if there is a fresh one; otherwise a ticket for `fill`.
     pub fn get<V: Any + Send + Sync>(&self, key: &str) -> Result<Arc<V>, Ticket> {
-        let inner = self.lock();
-        let fresh = inner
+        let mut inner = self.lock();
+        // An entry past its age goes at once (not when replaced: a large one, the search
+        // index, would otherwise stay beside the one being built).
+        if inner
             .entries
             .get(key)
-            .filter(|entry| inner.trusted() && entry.read_at.elapsed() < entry.max_age)
-            .and_then(|entry| entry.value.clone().downcast::<V>().ok());
+            .is_some_and(|entry| entry.read_at.elapsed() >= entry.max_age)
+        {
+            inner.entries.remove(key);
+        }
+        let trusted = inner.trusted();
+        let fresh = match inner.entries.get_mut(key) {
+            Some(entry) if trusted => {
+                // The first to ask near its end reads it again; the rest are answered from it.
+                let ending = entry.read_at.elapsed() + REFRESH_BEFORE >= entry.max_age;
+                let refresh = ending && !entry.refreshing;
+                entry.refreshing |= refresh;
+                (!refresh)
+                    .then(|| entry.value.clone().downcast::<V>().ok())
+                    .flatten()
+            }
+            _ => None,
+        };
         let counter = if fresh.is_some() {
             &self.hits
         } else {
@@ -156,6 +180,11 @@ impl PageCache {
             epoch: inner.epoch,
             began: Instant::now(),
         })
+    }
+
+    /// Forgets the entry under `key` (one about to be replaced that takes much memory).
+    pub fn remove(&self, key: &str) {
+        self.lock().entries.remove(key);
     }
 
     /// Whether entries are kept now (the listener heard its heartbeat lately).
@@ -206,6 +235,7 @@ impl PageCache {
                 tables,
                 read_at: ticket.began,
                 max_age,
+                refreshing: false,
             },
         );
     }
@@ -402,6 +432,36 @@ mod tests {
             cache.get::<String>("other").is_err(),
             "not kept while silent"
         );
+    }
+
+    #[test]
+    fn one_request_refreshes_an_ending_entry_while_the_others_are_answered_from_it() {
+        let cache = live();
+        let mut ticket = cache.get::<String>("tab").unwrap_err();
+        ticket.began = Instant::now() - MAX_AGE + REFRESH_BEFORE / 2;
+        cache.fill(
+            ticket,
+            "tab".into(),
+            Tables::CREDENTIALS,
+            Arc::new("old".to_string()),
+        );
+        let refresh = cache
+            .get::<String>("tab")
+            .expect_err("the first reads again");
+        for _ in 0..3 {
+            assert_eq!(
+                *cache.get::<String>("tab").unwrap(),
+                "old",
+                "the others wait not"
+            );
+        }
+        cache.fill(
+            refresh,
+            "tab".into(),
+            Tables::CREDENTIALS,
+            Arc::new("new".to_string()),
+        );
+        assert_eq!(*cache.get::<String>("tab").unwrap(), "new");
     }
 
     #[test]

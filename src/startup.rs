@@ -21,6 +21,7 @@ use crate::auth::session_store::{self, PgSessionStore};
 use crate::backup::runner::Runner;
 use crate::backup::scheduler;
 use crate::config::Settings;
+use crate::credentials::search_index;
 use crate::credentials::verify::{Endpoints, Outbound};
 use crate::db::{self, DbPool};
 use crate::error::AppError;
@@ -73,6 +74,9 @@ impl Application {
             );
         }
         let pages = PageCache::start(&settings.database_url, settings.page_cache);
+        if settings.page_cache {
+            search_index::warm_up(pages.clone(), pool.clone());
+        }
         let server = serve(
             listener,
             pool.clone(),

@@ -21,6 +21,10 @@ use crate::notices::{self, HEARD_WITHIN, Listener};
 /// No entry is used past this age, whatever the listener says (a bound on staleness should a
 /// notice ever be lost while the connection still looks alive).
 const MAX_AGE: Duration = Duration::from_secs(5);
+/// This long before an entry's end, the next request of its session reads the row again while
+/// the session's other requests are still answered from it (as in `page_cache`: many requests
+/// at once must not all find it gone at the same moment).
+const REFRESH_BEFORE: Duration = Duration::from_secs(1);
 /// At most this many sessions are kept; a full cache is emptied and fills again.
 const CAPACITY: usize = 10_000;
 
@@ -33,6 +37,8 @@ struct Entry {
     expires_at: DateTime<Utc>,
     /// When the load that read it began.
     read_at: Instant,
+    /// A load to replace it was handed out (`REFRESH_BEFORE` its end).
+    refreshing: bool,
 }
 
 #[derive(Default)]
@@ -86,19 +92,26 @@ impl SessionCache {
     /// The cached state of session `id`, if it is cached, fresh and not expired; otherwise a
     /// ticket for `fill` once the row is read.
     pub fn get(&self, id: &str) -> Result<State, Ticket> {
-        let inner = self.lock();
-        match inner.entries.get(id) {
+        let mut inner = self.lock();
+        let trusted = inner.trusted();
+        let ticket = Ticket {
+            epoch: inner.epoch,
+            began: Instant::now(),
+        };
+        match inner.entries.get_mut(id) {
             Some(entry)
-                if inner.trusted()
+                if trusted
                     && entry.read_at.elapsed() < MAX_AGE
                     && entry.expires_at > Utc::now() =>
             {
+                // The first to ask near its end reads the row again.
+                if entry.read_at.elapsed() + REFRESH_BEFORE >= MAX_AGE && !entry.refreshing {
+                    entry.refreshing = true;
+                    return Err(ticket);
+                }
                 Ok(entry.state.clone())
             }
-            _ => Err(Ticket {
-                epoch: inner.epoch,
-                began: Instant::now(),
-            }),
+            _ => Err(ticket),
         }
     }
 
@@ -125,6 +138,7 @@ impl SessionCache {
                 user_id,
                 expires_at,
                 read_at: ticket.began,
+                refreshing: false,
             },
         );
     }

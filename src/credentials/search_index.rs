@@ -33,6 +33,20 @@ const KEY: &str = "credentials search index";
 /// page; and whatever it finds, PostgreSQL checks again before a row is shown.
 const MAX_AGE: Duration = Duration::from_secs(60);
 
+/// Builds this process's index as soon as its page cache keeps anything (the listener heard its
+/// first heartbeat): the first search then finds it ready. Gives up after a few seconds.
+pub fn warm_up(pages: Arc<PageCache>, pool: DbPool) {
+    actix_web::rt::spawn(async move {
+        for _ in 0..100 {
+            if pages.trusted() {
+                current(&pages, &pool);
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
 /// The index of this process if it has a current one; otherwise `None`, and one is built in
 /// the background (unless one is being built, or nothing can be kept now).
 pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>> {
@@ -43,6 +57,9 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
     if !pages.trusted() || !pages.begin_background(KEY) {
         return None;
     }
+    // An index near its end is dropped now, not when the new one is ready: two at once would
+    // double the memory it takes.
+    pages.remove(KEY);
     let (pages, pool) = (pages.clone(), pool.clone());
     actix_web::rt::spawn(async move {
         let started = Instant::now();
@@ -110,6 +127,24 @@ impl Postings {
     }
 }
 
+/// The entries of `sorted` also in `other` (both ascending).
+fn intersect(sorted: &[u32], other: impl Iterator<Item = u32>) -> Vec<u32> {
+    let mut kept = Vec::with_capacity(sorted.len());
+    let mut mine = sorted.iter().peekable();
+    for entry in other {
+        while mine.next_if(|candidate| **candidate < entry).is_some() {}
+        match mine.peek() {
+            Some(candidate) if **candidate == entry => {
+                kept.push(entry);
+                mine.next();
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    kept
+}
+
 fn trigram(bytes: &[u8]) -> u32 {
     u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2])
 }
@@ -153,31 +188,33 @@ pub struct Found {
 }
 
 impl SearchIndex {
-    /// Reads every credential, in the order the tabs sort by name (PostgreSQL's own collation).
+    /// Reads every credential, in the order the tabs sort by name (PostgreSQL's own collation),
+    /// a row at a time (neither libpq nor this process holds all the rows at once).
     pub fn build(conn: &mut PgConnection) -> QueryResult<SearchIndex> {
-        let rows: Vec<Row> = diesel::sql_query(
+        let rows = diesel::sql_query(
             "SELECT c.id, c.organization_id, o.partner_id, c.kind, c.provider, c.search_text
              FROM credentials c JOIN organizations o ON o.id = c.organization_id
              ORDER BY lower(c.name), c.id",
         )
-        .load(conn)?;
-        Ok(SearchIndex::of(rows))
+        .load_iter::<Row, diesel::pg::PgRowByRowLoadingMode>(conn)?;
+        SearchIndex::of(rows)
     }
 
-    fn of(rows: Vec<Row>) -> SearchIndex {
+    fn of<E>(rows: impl IntoIterator<Item = Result<Row, E>>) -> Result<SearchIndex, E> {
         let mut index = SearchIndex {
-            ids: Vec::with_capacity(rows.len()),
-            organizations: Vec::with_capacity(rows.len()),
-            partners: Vec::with_capacity(rows.len()),
-            kinds: Vec::with_capacity(rows.len()),
-            providers: Vec::with_capacity(rows.len()),
+            ids: Vec::new(),
+            organizations: Vec::new(),
+            partners: Vec::new(),
+            kinds: Vec::new(),
+            providers: Vec::new(),
             provider_names: Vec::new(),
-            starts: Vec::with_capacity(rows.len() + 1),
+            starts: Vec::new(),
             text: String::new(),
             postings: HashMap::new(),
         };
         let mut trigrams: Vec<u32> = Vec::new();
         for (entry, row) in rows.into_iter().enumerate() {
+            let row = row?;
             let entry = entry as u32;
             index.ids.push(row.id);
             index.organizations.push(row.organization_id);
@@ -206,7 +243,13 @@ impl SearchIndex {
             postings.bytes.shrink_to_fit();
         }
         index.text.shrink_to_fit();
-        index
+        index.ids.shrink_to_fit();
+        index.organizations.shrink_to_fit();
+        index.partners.shrink_to_fit();
+        index.kinds.shrink_to_fit();
+        index.providers.shrink_to_fit();
+        index.starts.shrink_to_fit();
+        Ok(index)
     }
 
     /// How many credentials it holds, and the bytes it takes (roughly).
@@ -253,7 +296,7 @@ impl SearchIndex {
         if bytes.len() < 3 {
             return None;
         }
-        let mut rarest: Option<&Postings> = None;
+        let mut lists: Vec<&Postings> = Vec::new();
         for window in bytes.windows(3) {
             let Some(postings) = self.postings.get(&trigram(window)) else {
                 // No credential holds this trigram: nothing matches.
@@ -262,12 +305,17 @@ impl SearchIndex {
                     total: Total::Exact(0),
                 });
             };
-            if rarest.is_none_or(|rarest| postings.len < rarest.len) {
-                rarest = Some(postings);
-            }
+            lists.push(postings);
         }
-        let matches: Vec<u32> = rarest?
-            .entries()
+        // The entries holding the rarest trigrams (merging a list costs less than reading the
+        // text of each entry it would rule out), then those whose text holds the term.
+        lists.sort_by_key(|postings| postings.len);
+        let mut candidates: Vec<u32> = lists[0].entries().collect();
+        for postings in lists.iter().skip(1).take(2) {
+            candidates = intersect(&candidates, postings.entries());
+        }
+        let matches: Vec<u32> = candidates
+            .into_iter()
             .filter(|entry| self.listed(*entry, scope, query))
             .filter(|entry| self.text_of(*entry).contains(needle.as_str()))
             .collect();
@@ -311,6 +359,10 @@ mod tests {
         }
     }
 
+    fn index_of(rows: Vec<Row>) -> SearchIndex {
+        SearchIndex::of(rows.into_iter().map(Ok::<_, ()>)).unwrap()
+    }
+
     fn query(sort: &str, descending: bool, page: i64, per_page: i64) -> ListQuery {
         ListQuery {
             kind: Kind::Backup,
@@ -335,9 +387,20 @@ mod tests {
     }
 
     #[test]
+    fn intersections_keep_what_both_hold() {
+        let other = [0u32, 2, 3, 7, 8, 20];
+        assert_eq!(
+            intersect(&[1, 2, 3, 9, 20, 21], other.into_iter()),
+            [2, 3, 20]
+        );
+        assert!(intersect(&[], other.into_iter()).is_empty());
+        assert!(intersect(&[4, 5], other.into_iter()).is_empty());
+    }
+
+    #[test]
     fn a_search_finds_what_like_finds_in_scope_and_name_order() {
         // Rows come in name order: their position is their rank.
-        let index = SearchIndex::of(vec![
+        let index = index_of(vec![
             row(5, 1, 10, "backup", "alpha-t042 org a"),
             row(3, 2, 10, "backup", "beta org b"),
             row(9, 1, 10, "backup", "gamma-t042 org a"),
@@ -391,7 +454,7 @@ mod tests {
         let rows = (0..SEARCH_COUNT_CAP + 5)
             .map(|n| row(n, 1, 1, "backup", &format!("key-{n:05} common")))
             .collect();
-        let index = SearchIndex::of(rows);
+        let index = index_of(rows);
         let found = index
             .find(
                 &Scope::Partner(PartnerId(1)),
