@@ -25,6 +25,13 @@ pub struct Cli {
     command: Option<Command>,
 }
 
+impl Cli {
+    /// Whether this runs the web console (`serve`, the default).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, None | Some(Command::Serve))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create and migrate the database if needed, then serve the web console (the default).

@@ -243,9 +243,8 @@ pub fn skip_openssl_cleanup_at_exit() {
 /// their state down at exit while the pool's and the listeners' threads may still be
 /// connecting: keyhold aborted in Kerberos (`k5_mutex_lock: Assertion 'r == 0' failed`, libpq's
 /// GSSAPI check on connecting) when exiting on a port already taken, and after a successful
-/// `keyhold migrate`. By then `serve` has stopped and waited for its backups (or marked them
-/// interrupted after a minute); a `pg_dump` still running for one of those dies on its next
-/// write to the pipe nobody reads any more.
+/// `keyhold migrate`. Used for every command but a `serve` that stopped normally: that one
+/// returns, so that its runtime's drop ends the child processes of runs it gave up on.
 pub fn exit_now(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();

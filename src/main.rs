@@ -8,12 +8,16 @@ async fn main() {
     keyhold::db::skip_openssl_cleanup_at_exit();
     keyhold::telemetry::tune_allocator();
     keyhold::telemetry::init();
-    let code = match run(Cli::parse()).await {
-        Ok(()) => 0,
+    let cli = Cli::parse();
+    let serves = cli.serves();
+    match run(cli).await {
+        // A server that stopped returns, so that dropping its runtime ends the `pg_dump` or
+        // `pg_restore` of a run it gave up on (their handles kill them on drop).
+        Ok(()) if serves => {}
+        Ok(()) => keyhold::db::exit_now(0),
         Err(error) => {
             eprintln!("keyhold: {error:#}");
-            1
+            keyhold::db::exit_now(1);
         }
-    };
-    keyhold::db::exit_now(code);
+    }
 }

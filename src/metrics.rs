@@ -26,6 +26,7 @@ const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     logins: Mutex<BTreeMap<&'static str, u64>>,
+    searches: Mutex<BTreeMap<&'static str, u64>>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -50,6 +51,13 @@ impl Metrics {
     pub fn count_login(&self, outcome: &'static str) {
         if let Ok(mut logins) = self.logins.lock() {
             *logins.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// Counts a credentials search by what answered it (`index`, `database`).
+    pub fn count_search(&self, answered_by: &'static str) {
+        if let Ok(mut searches) = self.searches.lock() {
+            *searches.entry(answered_by).or_default() += 1;
         }
     }
 
@@ -90,6 +98,16 @@ impl Metrics {
         if let Ok(logins) = self.logins.lock() {
             for (outcome, count) in logins.iter() {
                 let _ = writeln!(out, "keyhold_logins_total{{outcome=\"{outcome}\"}} {count}");
+            }
+        }
+        out.push_str("# HELP keyhold_searches_total Credentials searches by what answered.\n");
+        out.push_str("# TYPE keyhold_searches_total counter\n");
+        if let Ok(searches) = self.searches.lock() {
+            for (answered_by, count) in searches.iter() {
+                let _ = writeln!(
+                    out,
+                    "keyhold_searches_total{{answered_by=\"{answered_by}\"}} {count}"
+                );
             }
         }
         let pool_state = pool.state();

@@ -94,8 +94,9 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
-    /// Counts every forgetting; a load that began before one may not fill the cache.
-    epoch: u64,
+    /// Counts the forgettings of each table (by bit of `Tables`); a load that began before one
+    /// of a table it reads may not fill the cache.
+    epochs: [u64; 8],
     /// When the listener last heard its own heartbeat on its current connection.
     heard: Option<Instant>,
     /// The last `catch_up` notice heard.
@@ -111,10 +112,10 @@ impl Inner {
     }
 }
 
-/// What a load needs to fill the cache afterwards: the epoch it began in, and when.
+/// What a load needs to fill the cache afterwards: the tables' epochs when it began, and when.
 #[derive(Clone, Copy, Debug)]
 pub struct Ticket {
-    epoch: u64,
+    epochs: [u64; 8],
     began: Instant,
 }
 
@@ -177,7 +178,7 @@ impl PageCache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         fresh.ok_or(Ticket {
-            epoch: inner.epoch,
+            epochs: inner.epochs,
             began: Instant::now(),
         })
     }
@@ -222,11 +223,15 @@ impl PageCache {
         max_age: Duration,
     ) {
         let mut inner = self.lock();
-        if !inner.trusted() || inner.epoch != ticket.epoch {
+        let forgotten_since = (0..8)
+            .filter(|bit| tables.0 & (1 << bit) != 0)
+            .any(|bit| inner.epochs[bit] != ticket.epochs[bit]);
+        if !inner.trusted() || forgotten_since {
             return;
         }
         if inner.entries.len() >= CAPACITY {
-            inner.entries.clear();
+            // Pages fill again at once; the search index (kept longer) costs more to rebuild.
+            inner.entries.retain(|_, entry| entry.max_age > MAX_AGE);
         }
         inner.entries.insert(
             key,
@@ -273,7 +278,9 @@ impl PageCache {
     /// Forgets every entry read from any of `tables`.
     pub fn forget(&self, tables: Tables) {
         let mut inner = self.lock();
-        inner.epoch += 1;
+        for bit in (0..8).filter(|bit| tables.0 & (1 << bit) != 0) {
+            inner.epochs[bit] += 1;
+        }
         inner
             .entries
             .retain(|_, entry| !entry.tables.overlaps(tables));
@@ -317,15 +324,18 @@ impl Listener for PageCache {
 
     fn forget_all(&self) {
         let mut inner = self.lock();
-        inner.epoch += 1;
+        for epoch in &mut inner.epochs {
+            *epoch += 1;
+        }
         inner.entries.clear();
         inner.heard = None;
     }
 }
 
 /// Middleware: once a request that may write is done, this process forgets every page it
-/// kept (the cache is found as app data, `web::Data<PageCache>`) (its own notices would come a few milliseconds later). Signing in and out write no
-/// table a page is read from (and a storm of wrong passwords must not empty the cache).
+/// kept (its own notices would come a few milliseconds later); the cache is found as app data,
+/// `web::Data<PageCache>`. Signing in and out write no table a page is read from (and a storm
+/// of wrong passwords must not empty the cache).
 pub async fn forget_after_writes(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -438,7 +448,7 @@ mod tests {
     fn one_request_refreshes_an_ending_entry_while_the_others_are_answered_from_it() {
         let cache = live();
         let mut ticket = cache.get::<String>("tab").unwrap_err();
-        ticket.began = Instant::now() - MAX_AGE + REFRESH_BEFORE / 2;
+        ticket.began = Instant::now() - (MAX_AGE - REFRESH_BEFORE) - Duration::from_millis(1);
         cache.fill(
             ticket,
             "tab".into(),
@@ -462,6 +472,23 @@ mod tests {
             Arc::new("new".to_string()),
         );
         assert_eq!(*cache.get::<String>("tab").unwrap(), "new");
+    }
+
+    #[test]
+    fn a_load_is_kept_when_only_other_tables_changed_meanwhile() {
+        let cache = live();
+        let ticket = cache.get::<String>("index").unwrap_err();
+        cache.notice("backups");
+        cache.fill(
+            ticket,
+            "index".into(),
+            Tables::CREDENTIALS,
+            Arc::new("i".to_string()),
+        );
+        assert!(
+            cache.get::<String>("index").is_ok(),
+            "backups are not read by it"
+        );
     }
 
     #[test]

@@ -100,6 +100,9 @@ impl SessionStore for PgSessionStore {
             .await
             .map_err(LoadError::Other)?;
         let Some((value, user_id, expires_at)) = row else {
+            // Gone (or expired): an entry kept for it must not answer the session's other
+            // requests meanwhile.
+            self.cache.forget(&id);
             return Ok(None);
         };
         let state: State = serde_json::from_value(value)

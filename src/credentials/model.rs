@@ -736,8 +736,9 @@ impl Credential {
     }
 
     /// The rows of `ids` (a page found by the search index) that `query` lists of `scope` and
-    /// that hold `search`, in the order of `ids`: scope, filters and term are checked again
-    /// here, so a row the index holds wrongly is left out, never shown.
+    /// that hold `search`, in the tab's order: scope, filters, term and order are checked again
+    /// here, so a row the index holds wrongly is left out, never shown, and the caller can tell
+    /// (fewer rows, or another order than `ids`).
     pub fn listed_by_ids(
         conn: &mut PgConnection,
         scope: &Scope,
@@ -751,21 +752,22 @@ impl Credential {
             Bind::Text(like_pattern(search)),
         );
         filter.and("c.id = ANY(?)", Bind::Ints(ids.to_vec()));
-        let mut rows = filter
+        let rows = filter
             .query(
                 &format!(
                     "SELECT {LISTED_COLUMNS}, o.name AS organization_name, {UNNAMED_EDITORS},
                             {associated}
                      FROM credentials c
                      JOIN organizations o ON o.id = c.organization_id
-                     WHERE {{filter}}",
+                     WHERE {{filter}}
+                     ORDER BY lower(c.name) {direction}, c.id {direction}",
                     associated = associated(query.kind),
+                    direction = if query.descending { "DESC" } else { "ASC" },
                 ),
                 &[],
             )
             .typed::<ListedSql>()
             .load::<Listed>(conn)?;
-        rows.sort_by_key(|row| ids.iter().position(|id| *id == row.credential.id.0));
         Ok(rows)
     }
 

@@ -478,6 +478,7 @@ pub async fn list(
         let index = search_index::current(&state.pages, &state.pool)?;
         Some((index.find(&scope, &query, &search)?, search))
     });
+    let searched = query.search.is_some();
     let load = db::run(&state.pool, move |conn| {
         let organizations = if organization_filter {
             Organization::list(conn, &scope)?
@@ -485,21 +486,36 @@ pub async fn list(
             Vec::new()
         };
         let by_index = match found {
+            Some((found, _)) if found.ids.is_empty() => Some(model::ListPage {
+                rows: Vec::new(),
+                total: found.total,
+            }),
             Some((found, search)) => {
                 let rows = Credential::listed_by_ids(conn, &scope, &db_query, &search, &found.ids)?;
-                // A row changed since the index was built: PostgreSQL answers instead.
-                (rows.len() == found.ids.len()).then_some(model::ListPage {
+                // A row changed since the index was built (gone, moved, renamed): PostgreSQL
+                // answers the whole search instead.
+                let same = rows.len() == found.ids.len()
+                    && rows
+                        .iter()
+                        .zip(&found.ids)
+                        .all(|(row, id)| row.credential.id.0 == *id);
+                same.then_some(model::ListPage {
                     rows,
                     total: found.total,
                 })
             }
             None => None,
         };
+        let answered_by = if by_index.is_some() {
+            "index"
+        } else {
+            "database"
+        };
         let page = match by_index {
             Some(page) => page,
             None => Credential::list(conn, &scope, &db_query)?,
         };
-        Ok::<_, AppError>((page, organizations))
+        Ok::<_, AppError>((page, organizations, answered_by))
     });
     let loaded = match key {
         Some(key) => {
@@ -508,7 +524,10 @@ pub async fn list(
         }
         None => Arc::new(load.await?),
     };
-    let (listed, organizations) = &*loaded;
+    let (listed, organizations, answered_by) = &*loaded;
+    if searched {
+        state.metrics.count_search(answered_by);
+    }
     let table = table(kind, &params, &query, &listed.rows, listed.total);
     let page = Page::new(
         &user,

@@ -60,8 +60,17 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
     // An index near its end is dropped now, not when the new one is ready: two at once would
     // double the memory it takes.
     pages.remove(KEY);
+    /// Marks the build done however its task ends (even dropped unfinished).
+    struct Building(Arc<PageCache>);
+    impl Drop for Building {
+        fn drop(&mut self) {
+            self.0.end_background(KEY);
+        }
+    }
+    let building = Building(pages.clone());
     let (pages, pool) = (pages.clone(), pool.clone());
     actix_web::rt::spawn(async move {
+        let _building = building;
         let started = Instant::now();
         match db::run(&pool, SearchIndex::build).await {
             Ok(index) => {
@@ -76,7 +85,6 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
             }
             Err(error) => tracing::warn!("the search index could not be built: {error}"),
         }
-        pages.end_background(KEY);
     });
     None
 }

@@ -36,6 +36,16 @@ async fn until_cached(client: &Client, path: &str) -> String {
     }
 }
 
+/// Searches answered so far by `by` (`index` or `database`), from `/metrics`.
+async fn searches(client: &Client, by: &str) -> u64 {
+    let metrics = client.page("/metrics").await;
+    let prefix = format!("keyhold_searches_total{{answered_by=\"{by}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map_or(0, |count| count.parse().unwrap())
+}
+
 /// Changes the app's tables the way another program would: no catching up afterwards.
 fn behind_its_back(app: &TestApp, sql: &str) {
     app.query_unheard(|conn| diesel::sql_query(sql).execute(conn));
@@ -269,9 +279,23 @@ async fn searches_found_in_memory_list_what_the_database_lists_and_follow_change
         .collect();
     expected.sort();
     assert_eq!(names(&found), expected, "case-blind, in name order");
+    let by_index = searches(&partner, "index").await;
     let descending = partner.page(&format!("{path}&dir=desc")).await;
     expected.reverse();
     assert_eq!(names(&descending), expected);
+    // More than a page: the total and the second page, as the database would count them.
+    seed(&app, green, "bulk", 60);
+    let bulk = until_cached(&partner, "/credentials/ai?q=bulk").await;
+    assert_eq!(texts(&bulk, "p.count"), ["60 credentials"]);
+    assert_eq!(names(&bulk).len(), 50);
+    let second = partner.page("/credentials/ai?q=bulk&page=2").await;
+    let mut bulk_names: Vec<String> = (0..60).map(|n| format!("bulk-key-{n}")).collect();
+    bulk_names.sort();
+    assert_eq!(names(&second), bulk_names[50..]);
+    assert!(
+        searches(&partner, "index").await >= by_index + 3,
+        "these searches were answered by the index"
+    );
 
     // A Manager's search holds only their organization's rows.
     let account = partner

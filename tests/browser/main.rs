@@ -701,12 +701,20 @@ async fn pages_are_light_and_search_fragments_small() {
         .await;
     browser.fill("#q", "bucket").await;
     browser.wait_for_text(".count", "120 credentials", 5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let fragment = browser
-        .script("const r = performance.getEntriesByType('resource').filter(r => r.name.includes('q=bucket')); return r.length ? r[r.length - 1].transferSize : -1;")
-        .await
-        .as_i64()
-        .unwrap();
+    // Every credential holds "bucket": the count read the same before the search answered, so
+    // wait for the fragment's own request (after htmx's 300 ms delay).
+    let mut fragment = -1;
+    for _ in 0..50 {
+        fragment = browser
+            .script("const r = performance.getEntriesByType('resource').filter(r => r.name.includes('q=bucket') && r.responseEnd > 0); return r.length ? r[r.length - 1].transferSize : -1;")
+            .await
+            .as_i64()
+            .unwrap();
+        if fragment >= 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!("htmx search fragment of 50 rows: {fragment} bytes transferred");
     assert!(
         fragment > 0 && fragment <= 15 * 1024,
