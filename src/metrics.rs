@@ -21,12 +21,35 @@ use crate::startup::AppState;
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
+/// A counter by one label's value.
+#[derive(Default)]
+struct Counts(Mutex<BTreeMap<&'static str, u64>>);
+
+impl Counts {
+    fn add(&self, value: &'static str) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(value).or_default() += 1;
+        }
+    }
+
+    /// Writes the counter `name` in Prometheus text format, a line per value of `label`.
+    fn render(&self, out: &mut String, name: &str, help: &str, label: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        if let Ok(counts) = self.0.lock() {
+            for (value, count) in counts.iter() {
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+            }
+        }
+    }
+}
+
 /// Counters since start-up.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
-    logins: Mutex<BTreeMap<&'static str, u64>>,
-    searches: Mutex<BTreeMap<&'static str, u64>>,
+    logins: Counts,
+    searches: Counts,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -49,16 +72,12 @@ impl Metrics {
 
     /// Counts a sign-in outcome (`success`, `failure`, `throttled`).
     pub fn count_login(&self, outcome: &'static str) {
-        if let Ok(mut logins) = self.logins.lock() {
-            *logins.entry(outcome).or_default() += 1;
-        }
+        self.logins.add(outcome);
     }
 
     /// Counts a credentials search by what answered it (`index`, `database`).
     pub fn count_search(&self, answered_by: &'static str) {
-        if let Ok(mut searches) = self.searches.lock() {
-            *searches.entry(answered_by).or_default() += 1;
-        }
+        self.searches.add(answered_by);
     }
 
     fn render(&self, pool: &db::DbPool, pages: &PageCache) -> String {
@@ -93,23 +112,18 @@ impl Metrics {
             self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "keyhold_http_request_duration_seconds_count {count}");
-        out.push_str("# HELP keyhold_logins_total Sign-in attempts by outcome.\n");
-        out.push_str("# TYPE keyhold_logins_total counter\n");
-        if let Ok(logins) = self.logins.lock() {
-            for (outcome, count) in logins.iter() {
-                let _ = writeln!(out, "keyhold_logins_total{{outcome=\"{outcome}\"}} {count}");
-            }
-        }
-        out.push_str("# HELP keyhold_searches_total Credentials searches by what answered.\n");
-        out.push_str("# TYPE keyhold_searches_total counter\n");
-        if let Ok(searches) = self.searches.lock() {
-            for (answered_by, count) in searches.iter() {
-                let _ = writeln!(
-                    out,
-                    "keyhold_searches_total{{answered_by=\"{answered_by}\"}} {count}"
-                );
-            }
-        }
+        self.logins.render(
+            &mut out,
+            "keyhold_logins_total",
+            "Sign-in attempts by outcome.",
+            "outcome",
+        );
+        self.searches.render(
+            &mut out,
+            "keyhold_searches_total",
+            "Credentials searches by what answered.",
+            "answered_by",
+        );
         let pool_state = pool.state();
         out.push_str("# HELP keyhold_db_connections Database connections in the pool.\n");
         out.push_str("# TYPE keyhold_db_connections gauge\n");

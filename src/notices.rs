@@ -19,6 +19,30 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Heartbeat payloads start with this (no payload of a trigger does).
 const HEARTBEAT: &str = "heartbeat:";
 
+/// When a cache's listener last heard its own heartbeat on its current connection: the cache
+/// is to be trusted only if lately (not at all since it connected or lost its connection).
+#[derive(Default, Debug)]
+pub struct Heartbeat {
+    pub(crate) heard: Option<Instant>,
+}
+
+impl Heartbeat {
+    pub fn trusted(&self) -> bool {
+        self.heard
+            .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
+    }
+
+    /// The listener heard it just now.
+    pub fn heard(&mut self) {
+        self.heard = Some(Instant::now());
+    }
+
+    /// Nothing is to be trusted until it is heard again.
+    pub fn lost(&mut self) {
+        self.heard = None;
+    }
+}
+
 /// A cache fed by the notices of one channel.
 pub trait Listener: Send + Sync + 'static {
     /// The channel its triggers notify.

@@ -25,7 +25,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use diesel::prelude::*;
 
-use crate::notices::{self, HEARD_WITHIN, Listener};
+use crate::notices::{self, Heartbeat, Listener};
 
 /// No entry is used past this age (a bound on staleness should a notice ever be lost while
 /// the connection still looks alive).
@@ -97,19 +97,12 @@ struct Inner {
     /// Counts the forgettings of each table (by bit of `Tables`); a load that began before one
     /// of a table it reads may not fill the cache.
     epochs: [u64; 8],
-    /// When the listener last heard its own heartbeat on its current connection.
-    heard: Option<Instant>,
+    /// Nothing is kept or served unless the listener heard its heartbeat lately.
+    heartbeat: Heartbeat,
     /// The last `catch_up` notice heard.
     synced: Option<String>,
     /// Keys being loaded in the background (`begin_background`).
     loading: HashSet<String>,
-}
-
-impl Inner {
-    fn trusted(&self) -> bool {
-        self.heard
-            .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
-    }
 }
 
 /// What a load needs to fill the cache afterwards: the tables' epochs when it began, and when.
@@ -158,7 +151,7 @@ impl PageCache {
         {
             inner.entries.remove(key);
         }
-        let trusted = inner.trusted();
+        let trusted = inner.heartbeat.trusted();
         let fresh = match inner.entries.get_mut(key) {
             Some(entry) if trusted => {
                 // The first to ask near its end reads it again; the rest are answered from it.
@@ -190,7 +183,7 @@ impl PageCache {
 
     /// Whether entries are kept now (the listener heard its heartbeat lately).
     pub fn trusted(&self) -> bool {
-        self.lock().trusted()
+        self.lock().heartbeat.trusted()
     }
 
     /// Loads answered from memory and loads that read the tables, since start-up.
@@ -226,7 +219,7 @@ impl PageCache {
         let forgotten_since = (0..8)
             .filter(|bit| tables.0 & (1 << bit) != 0)
             .any(|bit| inner.epochs[bit] != ticket.epochs[bit]);
-        if !inner.trusted() || forgotten_since {
+        if !inner.heartbeat.trusted() || forgotten_since {
             return;
         }
         if inner.entries.len() >= CAPACITY {
@@ -245,12 +238,14 @@ impl PageCache {
         );
     }
 
-    /// The value under `key`, or what `load` reads (from `tables`), kept for the next request.
+    /// The value under `key`, or what `load` reads (from `tables`), kept for the next request
+    /// if `keep` says so of it.
     pub async fn load<V, E>(
         &self,
         key: String,
         tables: Tables,
         load: impl Future<Output = Result<V, E>>,
+        keep: impl FnOnce(&V) -> bool,
     ) -> Result<Arc<V>, E>
     where
         V: Any + Send + Sync,
@@ -259,7 +254,9 @@ impl PageCache {
             Ok(value) => Ok(value),
             Err(ticket) => {
                 let value = Arc::new(load.await?);
-                self.fill(ticket, key, tables, value.clone());
+                if keep(&value) {
+                    self.fill(ticket, key, tables, value.clone());
+                }
                 Ok(value)
             }
         }
@@ -290,7 +287,7 @@ impl PageCache {
     /// that change tables behind keyhold's back and look at a page at once): notices arrive in
     /// commit order, so hearing one sent now is enough. Fails after `MAX_AGE` without it.
     pub fn catch_up(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        if !self.lock().trusted() {
+        if !self.lock().heartbeat.trusted() {
             return Ok(());
         }
         let token = format!("{SYNC}{}", crate::crypto::random_token());
@@ -319,7 +316,7 @@ impl Listener for PageCache {
     }
 
     fn heard(&self) {
-        self.lock().heard = Some(Instant::now());
+        self.lock().heartbeat.heard();
     }
 
     fn forget_all(&self) {
@@ -328,7 +325,7 @@ impl Listener for PageCache {
             *epoch += 1;
         }
         inner.entries.clear();
-        inner.heard = None;
+        inner.heartbeat.lost();
     }
 }
 
@@ -355,6 +352,7 @@ pub async fn forget_after_writes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notices::HEARD_WITHIN;
 
     fn live() -> PageCache {
         let cache = PageCache::default();
@@ -365,6 +363,16 @@ mod tests {
     fn keep(cache: &PageCache, key: &str, tables: Tables, value: &str) {
         let ticket = cache.get::<String>(key).unwrap_err();
         cache.fill(ticket, key.into(), tables, Arc::new(value.to_string()));
+    }
+
+    /// Fills `key` with `value`, read from credentials, with `ticket`.
+    fn put(cache: &PageCache, ticket: Ticket, key: &str, value: &str) {
+        cache.fill(
+            ticket,
+            key.into(),
+            Tables::CREDENTIALS,
+            Arc::new(value.to_string()),
+        );
     }
 
     #[test]
@@ -390,12 +398,7 @@ mod tests {
         let cache = live();
         let ticket = cache.get::<String>("tab").unwrap_err();
         cache.notice("credentials");
-        cache.fill(
-            ticket,
-            "tab".into(),
-            Tables::CREDENTIALS,
-            Arc::new("old".to_string()),
-        );
+        put(&cache, ticket, "tab", "old");
         assert!(cache.get::<String>("tab").is_err());
     }
 
@@ -417,26 +420,17 @@ mod tests {
         // Read more than `MAX_AGE` ago: never served, whatever the listener says.
         let mut ticket = cache.get::<String>("old").unwrap_err();
         ticket.began = Instant::now() - MAX_AGE - Duration::from_millis(1);
-        cache.fill(
-            ticket,
-            "old".into(),
-            Tables::CREDENTIALS,
-            Arc::new("old".to_string()),
-        );
+        put(&cache, ticket, "old", "old");
         assert!(cache.get::<String>("old").is_err(), "too old");
         keep(&cache, "tab", Tables::CREDENTIALS, "rows");
         assert!(cache.get::<String>("tab").is_ok());
         // The heartbeat last heard longer ago than `HEARD_WITHIN` (a hung connection, a pooler
         // that drops notices): nothing is served or kept until it is heard again.
-        cache.lock().heard = Some(Instant::now() - HEARD_WITHIN - Duration::from_millis(1));
+        cache.lock().heartbeat.heard =
+            Some(Instant::now() - HEARD_WITHIN - Duration::from_millis(1));
         assert!(cache.get::<String>("tab").is_err(), "listener silent");
         let ticket = cache.get::<String>("other").unwrap_err();
-        cache.fill(
-            ticket,
-            "other".into(),
-            Tables::CREDENTIALS,
-            Arc::new("x".to_string()),
-        );
+        put(&cache, ticket, "other", "x");
         cache.heard();
         assert!(
             cache.get::<String>("other").is_err(),
@@ -449,12 +443,7 @@ mod tests {
         let cache = live();
         let mut ticket = cache.get::<String>("tab").unwrap_err();
         ticket.began = Instant::now() - (MAX_AGE - REFRESH_BEFORE) - Duration::from_millis(1);
-        cache.fill(
-            ticket,
-            "tab".into(),
-            Tables::CREDENTIALS,
-            Arc::new("old".to_string()),
-        );
+        put(&cache, ticket, "tab", "old");
         let refresh = cache
             .get::<String>("tab")
             .expect_err("the first reads again");
@@ -465,12 +454,7 @@ mod tests {
                 "the others wait not"
             );
         }
-        cache.fill(
-            refresh,
-            "tab".into(),
-            Tables::CREDENTIALS,
-            Arc::new("new".to_string()),
-        );
+        put(&cache, refresh, "tab", "new");
         assert_eq!(*cache.get::<String>("tab").unwrap(), "new");
     }
 
@@ -479,12 +463,7 @@ mod tests {
         let cache = live();
         let ticket = cache.get::<String>("index").unwrap_err();
         cache.notice("backups");
-        cache.fill(
-            ticket,
-            "index".into(),
-            Tables::CREDENTIALS,
-            Arc::new("i".to_string()),
-        );
+        put(&cache, ticket, "index", "i");
         assert!(
             cache.get::<String>("index").is_ok(),
             "backups are not read by it"

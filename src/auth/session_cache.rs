@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::accounts::model::UserId;
-use crate::notices::{self, HEARD_WITHIN, Listener};
+use crate::notices::{self, Heartbeat, Listener};
 
 /// No entry is used past this age, whatever the listener says (a bound on staleness should a
 /// notice ever be lost while the connection still looks alive).
@@ -47,16 +47,8 @@ struct Inner {
     /// Counts every forgetting; a load that began before one may not fill the cache, since
     /// the row it read may be the one just changed.
     epoch: u64,
-    /// When the listener last heard its own heartbeat on its current connection: nothing is
-    /// cached if not lately (or not at all since it connected or lost its connection).
-    heard: Option<Instant>,
-}
-
-impl Inner {
-    fn trusted(&self) -> bool {
-        self.heard
-            .is_some_and(|heard| heard.elapsed() < HEARD_WITHIN)
-    }
+    /// Nothing is cached unless the listener heard its heartbeat lately.
+    heartbeat: Heartbeat,
 }
 
 /// What a load needs to know to fill the cache afterwards: the epoch it began in, and when
@@ -93,7 +85,7 @@ impl SessionCache {
     /// ticket for `fill` once the row is read.
     pub fn get(&self, id: &str) -> Result<State, Ticket> {
         let mut inner = self.lock();
-        let trusted = inner.trusted();
+        let trusted = inner.heartbeat.trusted();
         let ticket = Ticket {
             epoch: inner.epoch,
             began: Instant::now(),
@@ -125,7 +117,7 @@ impl SessionCache {
         expires_at: DateTime<Utc>,
     ) {
         let mut inner = self.lock();
-        if !inner.trusted() || inner.epoch != ticket.epoch {
+        if !inner.heartbeat.trusted() || inner.epoch != ticket.epoch {
             return;
         }
         if inner.entries.len() >= CAPACITY {
@@ -174,20 +166,21 @@ impl Listener for SessionCache {
     }
 
     fn heard(&self) {
-        self.lock().heard = Some(Instant::now());
+        self.lock().heartbeat.heard();
     }
 
     fn forget_all(&self) {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.entries.clear();
-        inner.heard = None;
+        inner.heartbeat.lost();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notices::HEARD_WITHIN;
 
     fn live() -> SessionCache {
         let cache = SessionCache::default();
@@ -204,11 +197,16 @@ mod tests {
         Utc::now() + chrono::Duration::hours(1)
     }
 
+    /// Reads session `id` (missing) and fills it with `value`, expiring in an hour.
+    fn keep(cache: &SessionCache, id: &str, value: &str, user: Option<i64>) {
+        let ticket = cache.get(id).unwrap_err();
+        cache.fill(ticket, id.into(), state(value), user, later());
+    }
+
     #[test]
     fn a_filled_session_is_served_until_forgotten() {
         let cache = live();
-        let ticket = cache.get("a").unwrap_err();
-        cache.fill(ticket, "a".into(), state("1"), Some(7), later());
+        keep(&cache, "a", "1", Some(7));
         assert_eq!(cache.get("a").unwrap(), state("1"));
         cache.forget("a");
         assert!(cache.get("a").is_err());
@@ -237,12 +235,10 @@ mod tests {
         );
         assert!(cache.get("a").is_err(), "expired");
 
-        let ticket = cache.get("b").unwrap_err();
-        cache.fill(ticket, "b".into(), state("1"), None, later());
+        keep(&cache, "b", "1", None);
         assert_eq!(cache.get("b").unwrap(), state("1"));
         cache.forget_all();
-        let ticket = cache.get("b").unwrap_err();
-        cache.fill(ticket, "b".into(), state("1"), None, later());
+        keep(&cache, "b", "1", None);
         assert!(
             cache.get("b").is_err(),
             "nothing is kept until a heartbeat is heard"
@@ -250,8 +246,7 @@ mod tests {
         cache.heard();
         cache.forget_all();
         assert!(cache.get("b").is_err(), "listener lost");
-        let ticket = cache.get("b").unwrap_err();
-        cache.fill(ticket, "b".into(), state("1"), None, later());
+        keep(&cache, "b", "1", None);
         assert!(
             cache.get("b").is_err(),
             "nothing is kept while not listening"
@@ -265,10 +260,10 @@ mod tests {
         ticket.began = Instant::now() - MAX_AGE - Duration::from_millis(1);
         cache.fill(ticket, "old".into(), state("1"), None, later());
         assert!(cache.get("old").is_err(), "read more than MAX_AGE ago");
-        let ticket = cache.get("a").unwrap_err();
-        cache.fill(ticket, "a".into(), state("1"), None, later());
+        keep(&cache, "a", "1", None);
         assert!(cache.get("a").is_ok());
-        cache.lock().heard = Some(Instant::now() - HEARD_WITHIN - Duration::from_millis(1));
+        cache.lock().heartbeat.heard =
+            Some(Instant::now() - HEARD_WITHIN - Duration::from_millis(1));
         assert!(
             cache.get("a").is_err(),
             "the heartbeat has not been heard lately"

@@ -520,7 +520,7 @@ pub async fn list(
     let loaded = match key {
         Some(key) => {
             let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS | Tables::PROJECTS;
-            state.pages.load(key, read_from, load).await?
+            state.pages.load(key, read_from, load, |_| true).await?
         }
         None => Arc::new(load.await?),
     };

@@ -661,16 +661,11 @@ pub async fn project_view(
     let loaded = match name {
         "backups" if from_memory => {
             let key = format!("{:?}", ("project", scope, id, name));
-            match state.pages.get(&key) {
-                Ok(loaded) => loaded,
-                Err(ticket) => {
-                    let loaded = Arc::new(load.await?);
-                    if !loaded.4 {
-                        state.pages.fill(ticket, key, Tables::ALL, loaded.clone());
-                    }
-                    loaded
-                }
-            }
+            let nothing_runs = |loaded: &(_, _, _, _, bool)| !loaded.4;
+            state
+                .pages
+                .load(key, Tables::ALL, load, nothing_runs)
+                .await?
         }
         _ => Arc::new(load.await?),
     };

@@ -41,15 +41,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn signed_in(&self, account: Account) -> Client {
-        let client = self.app.client();
-        assert_eq!(
-            client
-                .login(&account.email, &account.password)
-                .await
-                .status(),
-            StatusCode::SEE_OTHER
-        );
-        client
+        self.app.signed_in(&account).await
     }
 
     async fn manager(&self, email: &str, organization: i64) -> Client {

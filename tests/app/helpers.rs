@@ -347,6 +347,19 @@ impl TestApp {
         }
     }
 
+    /// A new browser signed in as `account`.
+    pub async fn signed_in(&self, account: &Account) -> Client {
+        let client = self.client();
+        assert_eq!(
+            client
+                .login(&account.email, &account.password)
+                .await
+                .status(),
+            StatusCode::SEE_OTHER
+        );
+        client
+    }
+
     /// Runs a query on the app's database, and waits until the app has heard of what it
     /// changed (its pages are kept in memory until told; that is tested on its own).
     pub fn query<T>(&self, f: impl FnOnce(&mut PgConnection) -> QueryResult<T>) -> T {

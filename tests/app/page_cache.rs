@@ -65,6 +65,23 @@ async fn until_seen(client: &Client, path: &str, seen: impl Fn(&str) -> bool) ->
     start.elapsed()
 }
 
+/// An app with a Partner signed in and two organizations, Blue and Green.
+async fn two_organizations() -> (TestApp, Client, i64, i64) {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    let green = partner.create_organization(&app, "Green Org").await;
+    (app, partner, blue, green)
+}
+
+/// A Manager of `organization`, made by `partner`, signed in.
+async fn manager(app: &TestApp, partner: &Client, email: &str, organization: i64) -> Client {
+    let account = partner
+        .create_user(email, "manager", Some(organization))
+        .await;
+    app.signed_in(&account).await
+}
+
 fn names(page: &str) -> Vec<String> {
     texts(page, "tbody#rows td.name summary")
 }
@@ -143,25 +160,11 @@ async fn a_change_made_here_shows_on_the_very_next_page() {
 
 #[actix_web::test]
 async fn kept_pages_never_cross_scopes() {
-    let app = spawn_app().await;
-    let (partner, _) = app.partner().await;
-    let blue = partner.create_organization(&app, "Blue Org").await;
-    let green = partner.create_organization(&app, "Green Org").await;
+    let (app, partner, blue, green) = two_organizations().await;
     seed(&app, blue, "blue", 2);
     seed(&app, green, "green", 2);
-    let manager = |email: &'static str, organization: i64| {
-        let (app, partner) = (&app, &partner);
-        async move {
-            let account = partner
-                .create_user(email, "manager", Some(organization))
-                .await;
-            let client = app.client();
-            client.login(&account.email, &account.password).await;
-            client
-        }
-    };
-    let blue_manager = manager("bea@blue.example", blue).await;
-    let green_manager = manager("gus@green.example", green).await;
+    let blue_manager = manager(&app, &partner, "bea@blue.example", blue).await;
+    let green_manager = manager(&app, &partner, "gus@green.example", green).await;
     // The same address, each kept for its own scope, asked for in turn.
     for _ in 0..3 {
         let everything = until_cached(&partner, "/credentials/ai").await;
@@ -263,10 +266,7 @@ async fn a_backup_removed_behind_keyholds_back_leaves_the_backups_tab() {
 
 #[actix_web::test]
 async fn searches_found_in_memory_list_what_the_database_lists_and_follow_changes() {
-    let app = spawn_app().await;
-    let (partner, _) = app.partner().await;
-    let blue = partner.create_organization(&app, "Blue Org").await;
-    let green = partner.create_organization(&app, "Green Org").await;
+    let (app, partner, blue, green) = two_organizations().await;
     seed(&app, blue, "blue", 30);
     seed(&app, green, "green", 3);
     // Kept is the search index, built in the background after the first search.
@@ -298,11 +298,7 @@ async fn searches_found_in_memory_list_what_the_database_lists_and_follow_change
     );
 
     // A Manager's search holds only their organization's rows.
-    let account = partner
-        .create_user("bea@blue.example", "manager", Some(blue))
-        .await;
-    let manager = app.client();
-    manager.login(&account.email, &account.password).await;
+    let manager = manager(&app, &partner, "bea@blue.example", blue).await;
     let theirs = until_cached(&manager, "/credentials/ai?q=green").await;
     assert!(names(&theirs).is_empty(), "{:?}", names(&theirs));
     let theirs = manager
