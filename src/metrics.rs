@@ -75,7 +75,8 @@ impl Metrics {
         self.logins.add(outcome);
     }
 
-    /// Counts a credentials search by what answered it (`index`, `database`).
+    /// Counts a credentials search by what answered it: `memory` (the index, and rows searches
+    /// showed lately), `index` (the index, rows read by id) or `database`.
     pub fn count_search(&self, answered_by: &'static str) {
         self.searches.add(answered_by);
     }

@@ -85,7 +85,7 @@ impl FromSql<Text, Pg> for Role {
 }
 
 /// The organizations a person may reach: every one of a partner account, or exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     Partner(PartnerId),
     Organization(OrganizationId),

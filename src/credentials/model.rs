@@ -3,6 +3,7 @@
 //! and use.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -270,9 +271,10 @@ fn thousands(n: i64) -> String {
     out
 }
 
-/// One page of a tab and how many rows the whole tab holds.
+/// One page of a tab and how many rows the whole tab holds. Rows are shared: a search keeps
+/// the rows it showed for the next one (`search_index::ShownRows`).
 pub struct ListPage {
-    pub rows: Vec<Listed>,
+    pub rows: Vec<Arc<Listed>>,
     pub total: Total,
 }
 
@@ -562,7 +564,7 @@ impl Page {
         conn: &mut PgConnection,
         sql: &str,
         mut binds: Vec<Bind>,
-    ) -> QueryResult<(Vec<Listed>, Option<i64>)> {
+    ) -> QueryResult<(Vec<Arc<Listed>>, Option<i64>)> {
         if self.offset > 0 {
             binds.push(Bind::Int(self.offset));
         }
@@ -570,7 +572,8 @@ impl Page {
             .typed::<(ListedSql, Nullable<BigInt>)>()
             .load::<PageRow>(conn)?;
         let total = rows.first().and_then(|row| row.total);
-        Ok((rows.into_iter().map(|row| row.listed).collect(), total))
+        let listed = rows.into_iter().map(|row| Arc::new(row.listed)).collect();
+        Ok((listed, total))
     }
 }
 
@@ -745,7 +748,7 @@ impl Credential {
         query: &ListQuery,
         search: &str,
         ids: &[i64],
-    ) -> QueryResult<Vec<Listed>> {
+    ) -> QueryResult<Vec<Arc<Listed>>> {
         let mut filter = Filter::listing("c", scope, query);
         filter.and(
             "c.search_text LIKE (SELECT ?)",
@@ -768,7 +771,7 @@ impl Credential {
             )
             .typed::<ListedSql>()
             .load::<Listed>(conn)?;
-        Ok(rows)
+        Ok(rows.into_iter().map(Arc::new).collect())
     }
 
     /// One credential of `kind` inside `scope`, with its names; `NotFound` otherwise.

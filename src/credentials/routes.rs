@@ -23,7 +23,7 @@ use crate::credentials::model::{
 use crate::credentials::provider::{
     self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
 };
-use crate::credentials::search_index;
+use crate::credentials::search_index::{self, ShownRows};
 use crate::credentials::verify::{self, Outcome};
 use crate::db;
 use crate::error::AppError;
@@ -364,7 +364,7 @@ fn table<'a>(
     kind: Kind,
     params: &ListParams,
     query: &ListQuery,
-    listed: &'a [Listed],
+    listed: &'a [Arc<Listed>],
     total: Total,
 ) -> Table<'a> {
     let columns = kind.columns(params.provider(kind));
@@ -473,50 +473,62 @@ pub async fn list(
     // or project changes: kept in memory (searches are typed, rarely asked twice).
     let key = (query.search.is_none() && sort_expression(kind, &query.sort).is_some())
         .then(|| format!("{:?}", ("credentials", scope, organization_filter, &query)));
-    // A search in name order is found in memory (`search_index`), then its rows read by id.
+    // A search in name order is found in memory (`search_index`), then its rows taken from
+    // those searches showed lately or read by id.
     let found = query.search.clone().and_then(|search| {
         let index = search_index::current(&state.pages, &state.pool)?;
-        Some((index.find(&scope, &query, &search)?, search))
+        let found = index.find(&scope, &query, &search)?;
+        let shown = ShownRows::current(&state.pages);
+        let rows = shown.get(&scope, &query, &found.ids);
+        Some((found, search, shown, rows))
     });
     let searched = query.search.is_some();
-    let load = db::run(&state.pool, move |conn| {
-        let organizations = if organization_filter {
-            Organization::list(conn, &scope)?
-        } else {
-            Vec::new()
-        };
-        let by_index = match found {
-            Some((found, _)) if found.ids.is_empty() => Some(model::ListPage {
-                rows: Vec::new(),
-                total: found.total,
-            }),
-            Some((found, search)) => {
-                let rows = Credential::listed_by_ids(conn, &scope, &db_query, &search, &found.ids)?;
-                // A row changed since the index was built (gone, moved, renamed): PostgreSQL
-                // answers the whole search instead.
-                let same = rows.len() == found.ids.len()
-                    && rows
-                        .iter()
-                        .zip(&found.ids)
-                        .all(|(row, id)| row.credential.id.0 == *id);
-                same.then_some(model::ListPage {
+    let pool = state.pool.clone();
+    let load = async move {
+        let found = match found {
+            // Nothing to read from the database: the fragment is answered from memory.
+            Some((found, _, _, Some(rows))) if !organization_filter => {
+                let page = model::ListPage {
                     rows,
                     total: found.total,
-                })
+                };
+                return Ok((page, Vec::new(), "memory"));
             }
-            None => None,
+            found => found,
         };
-        let answered_by = if by_index.is_some() {
-            "index"
-        } else {
-            "database"
-        };
-        let page = match by_index {
-            Some(page) => page,
-            None => Credential::list(conn, &scope, &db_query)?,
-        };
-        Ok::<_, AppError>((page, organizations, answered_by))
-    });
+        db::run(&pool, move |conn| {
+            let organizations = if organization_filter {
+                Organization::list(conn, &scope)?
+            } else {
+                Vec::new()
+            };
+            let by_index = match found {
+                Some((found, _, _, Some(rows))) => Some((rows, found.total, "memory")),
+                Some((found, search, shown, None)) => {
+                    let rows =
+                        Credential::listed_by_ids(conn, &scope, &db_query, &search, &found.ids)?;
+                    // A row changed since the index was built (gone, moved, renamed):
+                    // PostgreSQL answers the whole search instead.
+                    let same = rows.len() == found.ids.len()
+                        && rows
+                            .iter()
+                            .zip(&found.ids)
+                            .all(|(row, id)| row.credential.id.0 == *id);
+                    if same {
+                        shown.keep(&scope, &rows);
+                    }
+                    same.then_some((rows, found.total, "index"))
+                }
+                None => None,
+            };
+            let (page, answered_by) = match by_index {
+                Some((rows, total, answered_by)) => (model::ListPage { rows, total }, answered_by),
+                None => (Credential::list(conn, &scope, &db_query)?, "database"),
+            };
+            Ok::<_, AppError>((page, organizations, answered_by))
+        })
+        .await
+    };
     let loaded = match key {
         Some(key) => {
             let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS | Tables::PROJECTS;

@@ -279,7 +279,7 @@ async fn searches_found_in_memory_list_what_the_database_lists_and_follow_change
         .collect();
     expected.sort();
     assert_eq!(names(&found), expected, "case-blind, in name order");
-    let by_index = searches(&partner, "index").await;
+    let by_index = searches(&partner, "index").await + searches(&partner, "memory").await;
     let descending = partner.page(&format!("{path}&dir=desc")).await;
     expected.reverse();
     assert_eq!(names(&descending), expected);
@@ -293,7 +293,7 @@ async fn searches_found_in_memory_list_what_the_database_lists_and_follow_change
     bulk_names.sort();
     assert_eq!(names(&second), bulk_names[50..]);
     assert!(
-        searches(&partner, "index").await >= by_index + 3,
+        searches(&partner, "index").await + searches(&partner, "memory").await >= by_index + 3,
         "these searches were answered by the index"
     );
 
@@ -328,4 +328,41 @@ async fn searches_found_in_memory_list_what_the_database_lists_and_follow_change
             && names(page).contains(&"blue-key-100".to_string())
     })
     .await;
+}
+
+#[actix_web::test]
+async fn rows_searches_showed_are_kept_per_scope_until_a_table_they_came_from_changes() {
+    let world = world().await;
+    let partner = &world.partner;
+    let path = "/credentials/backup?q=storage";
+    let found = until_cached(partner, path).await;
+    assert!(found.contains("title=\"Used by shop\""), "{found}");
+    // Rows read by id once are shown again from memory.
+    let before = searches(partner, "memory").await;
+    assert_eq!(names(&partner.page(path).await), ["Blue storage"]);
+    assert!(searches(partner, "memory").await > before, "rows kept");
+
+    // Never across scopes: a Manager of the same organization reads the rows again.
+    let manager = manager(&world.app, partner, "bea@blue.example", world.organization).await;
+    // (Making the Manager emptied the cache: the index is built again, the rows read again.)
+    until_cached(partner, path).await;
+    partner.page(path).await;
+    let (memory, index) = (
+        searches(partner, "memory").await,
+        searches(partner, "index").await,
+    );
+    assert_eq!(names(&manager.page(path).await), ["Blue storage"]);
+    assert_eq!(searches(partner, "memory").await, memory);
+    assert_eq!(searches(partner, "index").await, index + 1);
+
+    // A project renamed behind keyhold's back: the row's "used by" follows at its notice.
+    behind_its_back(&world.app, "UPDATE projects SET name = 'shop-eu'");
+    until_seen(partner, path, |page| {
+        page.contains("title=\"Used by shop-eu\"")
+    })
+    .await;
+    // And the credential locked.
+    partner.page(path).await;
+    behind_its_back(&world.app, "UPDATE credentials SET is_locked = true");
+    until_seen(partner, path, |page| page.contains("badge-locked")).await;
 }
