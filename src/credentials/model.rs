@@ -273,6 +273,7 @@ fn thousands(n: i64) -> String {
 
 /// One page of a tab and how many rows the whole tab holds. Rows are shared: a search keeps
 /// the rows it showed for the next one (`search_index::ShownRows`).
+#[derive(Clone)]
 pub struct ListPage {
     pub rows: Vec<Arc<Listed>>,
     pub total: Total,
@@ -368,6 +369,19 @@ pub struct ListQuery {
     pub sort: String,
     pub descending: bool,
     pub pagination: Pagination,
+}
+
+impl ListQuery {
+    /// Whether a credential of `kind`, in `organization`, from `provider` is of what this query
+    /// lists, scope and term aside (what `Filter::listing` asks of PostgreSQL, for rows held in
+    /// memory).
+    pub fn lists(&self, kind: Option<Kind>, organization: i64, provider: &str) -> bool {
+        kind == Some(self.kind)
+            && self
+                .organization
+                .is_none_or(|wanted| wanted.0 == organization)
+            && self.provider.is_none_or(|wanted| wanted == provider)
+    }
 }
 
 /// The SQL a sort key orders by; only known keys (never request text) reach the query.

@@ -17,13 +17,13 @@ use crate::accounts::model::{Organization, OrganizationId};
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::model::{
-    self as model, Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential,
-    Total, sort_expression,
+    Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential, Total,
+    sort_expression,
 };
 use crate::credentials::provider::{
     self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
 };
-use crate::credentials::search_index::{self, ShownRows};
+use crate::credentials::search_index::{AnsweredBy, Indexed};
 use crate::credentials::verify::{self, Outcome};
 use crate::db;
 use crate::error::AppError;
@@ -470,31 +470,24 @@ pub async fn list(
     let whole_page = !is_htmx(&req);
     let organization_filter = whole_page && user.role() == Role::Partner;
     // Unsearched pages are the same for everyone in a scope until a credential, organization
-    // or project changes: kept in memory (searches are typed, rarely asked twice).
+    // or project changes: kept in memory whole (a search's rows are kept one by one instead,
+    // `ShownRows`: its page and total are found for each term).
     let key = (query.search.is_none() && sort_expression(kind, &query.sort).is_some())
         .then(|| format!("{:?}", ("credentials", scope, organization_filter, &query)));
-    // A search in name order is found in memory (`search_index`), then its rows taken from
-    // those searches showed lately or read by id.
-    let found = query.search.clone().and_then(|search| {
-        let index = search_index::current(&state.pages, &state.pool)?;
-        let found = index.find(&scope, &query, &search)?;
-        let shown = ShownRows::current(&state.pages);
-        let rows = shown.get(&scope, &query, &found.ids);
-        Some((found, search, shown, rows))
-    });
+    // A search in name order is found in memory (`search_index`).
+    let indexed = query
+        .search
+        .as_deref()
+        .and_then(|term| Indexed::find(&state.pages, &state.pool, &scope, &query, term));
     let searched = query.search.is_some();
     let pool = state.pool.clone();
     let load = async move {
-        let found = match found {
-            // Nothing to read from the database: the fragment is answered from memory.
-            Some((found, _, _, Some(rows))) if !organization_filter => {
-                let page = model::ListPage {
-                    rows,
-                    total: found.total,
-                };
-                return Ok((page, Vec::new(), "memory"));
-            }
-            found => found,
+        // A search answered from memory needs no connection, unless the page around it does.
+        let indexed = match indexed.map(Indexed::answered) {
+            Some(Ok((page, by))) if !organization_filter => return Ok((page, Vec::new(), by)),
+            Some(Ok(answer)) => Some(Indexed::Answered(answer)),
+            Some(Err(indexed)) => Some(indexed),
+            None => None,
         };
         db::run(&pool, move |conn| {
             let organizations = if organization_filter {
@@ -502,30 +495,18 @@ pub async fn list(
             } else {
                 Vec::new()
             };
-            let by_index = match found {
-                Some((found, _, _, Some(rows))) => Some((rows, found.total, "memory")),
-                Some((found, search, shown, None)) => {
-                    let rows =
-                        Credential::listed_by_ids(conn, &scope, &db_query, &search, &found.ids)?;
-                    // A row changed since the index was built (gone, moved, renamed):
-                    // PostgreSQL answers the whole search instead.
-                    let same = rows.len() == found.ids.len()
-                        && rows
-                            .iter()
-                            .zip(&found.ids)
-                            .all(|(row, id)| row.credential.id.0 == *id);
-                    if same {
-                        shown.keep(&scope, &rows);
-                    }
-                    same.then_some((rows, found.total, "index"))
-                }
+            let answer = match indexed {
+                Some(indexed) => indexed.read(conn, &scope, &db_query)?,
                 None => None,
             };
-            let (page, answered_by) = match by_index {
-                Some((rows, total, answered_by)) => (model::ListPage { rows, total }, answered_by),
-                None => (Credential::list(conn, &scope, &db_query)?, "database"),
+            let (page, by) = match answer {
+                Some(answer) => answer,
+                None => (
+                    Credential::list(conn, &scope, &db_query)?,
+                    AnsweredBy::Database,
+                ),
             };
-            Ok::<_, AppError>((page, organizations, answered_by))
+            Ok::<_, AppError>((page, organizations, by))
         })
         .await
     };
@@ -538,7 +519,7 @@ pub async fn list(
     };
     let (listed, organizations, answered_by) = &*loaded;
     if searched {
-        state.metrics.count_search(answered_by);
+        state.metrics.count_search(answered_by.label());
     }
     let table = table(kind, &params, &query, &listed.rows, listed.total);
     let page = Page::new(

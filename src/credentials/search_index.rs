@@ -23,7 +23,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::auth::Scope;
-use crate::credentials::model::{ListQuery, Listed, SEARCH_COUNT_CAP, Total};
+use crate::credentials::model::{Credential, ListPage, ListQuery, Listed, SEARCH_COUNT_CAP, Total};
 use crate::credentials::provider::Kind;
 use crate::db::{self, DbPool};
 use crate::page_cache::{PageCache, Tables};
@@ -93,9 +93,9 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
 
 /// Where the rows searches showed lately are kept in the page cache.
 const SHOWN_KEY: &str = "credentials search rows";
-/// At most this many shown rows are kept (a hundred pages; some 1 KB each); a full store is
+/// At most this many shown rows are kept (forty pages; some 1 KB each); a full store is
 /// emptied and fills again.
-const SHOWN_CAPACITY: usize = 5_000;
+const SHOWN_CAPACITY: usize = 2_000;
 
 /// The rows searches showed lately, as `Credential::listed_by_ids` read them, by the scope they
 /// were read under and credential id. Kept in the page cache like a page (forgotten when a notice
@@ -124,6 +124,7 @@ impl ShownRows {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Scope, i64), Arc<Listed>>> {
+        // A panic while holding the lock leaves only a map behind: keep using it.
         self.rows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -138,14 +139,13 @@ impl ShownRows {
             .map(|id| {
                 let row = rows.get(&(*scope, *id))?;
                 let credential = &row.credential;
-                let listed = credential.kind == query.kind.key()
-                    && query
-                        .organization
-                        .is_none_or(|organization| credential.organization_id == organization)
-                    && query
-                        .provider
-                        .is_none_or(|provider| credential.provider == provider);
-                listed.then(|| row.clone())
+                query
+                    .lists(
+                        Kind::parse(&credential.kind),
+                        credential.organization_id.0,
+                        &credential.provider,
+                    )
+                    .then(|| row.clone())
             })
             .collect()
     }
@@ -159,6 +159,114 @@ impl ShownRows {
         for row in rows {
             kept.insert((*scope, row.credential.id.0), row.clone());
         }
+    }
+}
+
+/// What answered a search (`/metrics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnsweredBy {
+    /// The index, and rows searches showed lately.
+    Memory,
+    /// The index, and rows read by id.
+    Index,
+    /// PostgreSQL alone: no current index, another order, or a row the index proposed refused.
+    Database,
+}
+
+impl AnsweredBy {
+    pub fn label(self) -> &'static str {
+        match self {
+            AnsweredBy::Memory => "memory",
+            AnsweredBy::Index => "index",
+            AnsweredBy::Database => "database",
+        }
+    }
+}
+
+/// A name-ordered search as this process's index found it.
+pub enum Indexed {
+    /// The page is ready: nothing matches, or every row was shown lately under this scope.
+    Answered((ListPage, AnsweredBy)),
+    /// The page's rows are to be read by id, then kept for the next search.
+    ToRead {
+        found: Found,
+        term: String,
+        shown: Arc<ShownRows>,
+    },
+}
+
+impl Indexed {
+    /// The search for `term` found in the index, if there is a current one that can answer
+    /// `query` (otherwise one is built in the background, `current`).
+    pub fn find(
+        pages: &Arc<PageCache>,
+        pool: &DbPool,
+        scope: &Scope,
+        query: &ListQuery,
+        term: &str,
+    ) -> Option<Indexed> {
+        let found = current(pages, pool)?.find(scope, query, term)?;
+        if found.ids.is_empty() {
+            let page = ListPage {
+                rows: Vec::new(),
+                total: found.total,
+            };
+            return Some(Indexed::Answered((page, AnsweredBy::Index)));
+        }
+        let shown = ShownRows::current(pages);
+        Some(match shown.get(scope, query, &found.ids) {
+            Some(rows) => {
+                let page = ListPage {
+                    rows,
+                    total: found.total,
+                };
+                Indexed::Answered((page, AnsweredBy::Memory))
+            }
+            None => Indexed::ToRead {
+                found,
+                term: term.to_string(),
+                shown,
+            },
+        })
+    }
+
+    /// The page if it needs no database; otherwise itself.
+    pub fn answered(self) -> Result<(ListPage, AnsweredBy), Indexed> {
+        match self {
+            Indexed::Answered(answer) => Ok(answer),
+            to_read => Err(to_read),
+        }
+    }
+
+    /// The page: ready, or its rows read by id with scope, filters and term checked again by
+    /// PostgreSQL (`Credential::listed_by_ids`). `None` when PostgreSQL refuses a proposed row or
+    /// orders them otherwise: a row changed since the index was built (gone, moved, renamed),
+    /// and the caller answers the whole search from PostgreSQL instead.
+    pub fn read(
+        self,
+        conn: &mut PgConnection,
+        scope: &Scope,
+        query: &ListQuery,
+    ) -> QueryResult<Option<(ListPage, AnsweredBy)>> {
+        let (found, term, shown) = match self {
+            Indexed::Answered(answer) => return Ok(Some(answer)),
+            Indexed::ToRead { found, term, shown } => (found, term, shown),
+        };
+        let rows = Credential::listed_by_ids(conn, scope, query, &term, &found.ids)?;
+        let same = rows.len() == found.ids.len()
+            && rows
+                .iter()
+                .zip(&found.ids)
+                .all(|(row, id)| row.credential.id.0 == *id);
+        if !same {
+            return Ok(None);
+        }
+        shown.keep(scope, &rows);
+        let page = ListPage {
+            rows,
+            total: found.total,
+        };
+        Ok(Some((page, AnsweredBy::Index)))
     }
 }
 
@@ -354,13 +462,11 @@ impl SearchIndex {
             Scope::Organization(organization) => self.organizations[entry] == organization.0,
         };
         in_scope
-            && self.kinds[entry] == Some(query.kind)
-            && query
-                .organization
-                .is_none_or(|organization| self.organizations[entry] == organization.0)
-            && query.provider.is_none_or(|provider| {
-                self.provider_names[self.providers[entry] as usize] == provider
-            })
+            && query.lists(
+                self.kinds[entry],
+                self.organizations[entry],
+                &self.provider_names[self.providers[entry] as usize],
+            )
     }
 
     /// The page `query` asks for, searched for `term` in name order, with the total counted
@@ -654,5 +760,28 @@ mod tests {
         assert!(store.get(&partner, &listing, &[0]).is_none());
         assert!(store.get(&partner, &listing, &[1_000_000]).is_some());
         assert_eq!(store.lock().len(), 50);
+    }
+
+    #[test]
+    fn shown_rows_go_with_a_notice_of_any_table_they_came_from() {
+        use crate::notices::Listener;
+        let pages = Arc::new(PageCache::default());
+        pages.heard();
+        let store = ShownRows::current(&pages);
+        assert!(Arc::ptr_eq(&store, &ShownRows::current(&pages)), "kept");
+        pages.notice("backups");
+        assert!(Arc::ptr_eq(&store, &ShownRows::current(&pages)));
+        for table in ["credentials", "organizations", "projects"] {
+            let store = ShownRows::current(&pages);
+            pages.notice(table);
+            assert!(!Arc::ptr_eq(&store, &ShownRows::current(&pages)), "{table}");
+        }
+    }
+
+    #[test]
+    fn shown_rows_are_not_kept_while_the_listener_is_not_heard() {
+        let pages = Arc::new(PageCache::default());
+        let store = ShownRows::current(&pages);
+        assert!(!Arc::ptr_eq(&store, &ShownRows::current(&pages)));
     }
 }
