@@ -5,7 +5,7 @@
 //! heartbeat notice (a hung connection, or a pooler that does not carry notices, would otherwise
 //! go unnoticed); `Listener::forget_all` is called whenever that may not hold.
 
-use std::sync::{Arc, Once, PoisonError, RwLock, TryLockError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, RwLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -18,6 +18,12 @@ pub const HEARD_WITHIN: Duration = Duration::from_millis(2500);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Heartbeat payloads start with this (no payload of a trigger does).
 const HEARTBEAT: &str = "heartbeat:";
+
+/// A cache's lock. A panic while it was held leaves only a map behind: it is used on (the
+/// listener's notices keep it right), not made to poison every later request.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// When a cache's listener last heard its own heartbeat on its current connection: the cache
 /// is to be trusted only if lately (not at all since it connected or lost its connection).

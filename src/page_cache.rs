@@ -133,10 +133,7 @@ impl PageCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves only a map behind: keep using it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        notices::lock(&self.inner)
     }
 
     /// The value kept under `key` if there is a fresh one; otherwise a ticket for `fill`.

@@ -75,10 +75,7 @@ impl SessionCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves only a map behind: keep using it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        notices::lock(&self.inner)
     }
 
     /// The cached state of session `id`, if it is cached, fresh and not expired; otherwise a

@@ -26,6 +26,7 @@ use crate::auth::Scope;
 use crate::credentials::model::{Credential, ListPage, ListQuery, Listed, SEARCH_COUNT_CAP, Total};
 use crate::credentials::provider::Kind;
 use crate::db::{self, DbPool};
+use crate::notices;
 use crate::page_cache::{PageCache, Tables};
 
 /// Where the index is kept in the page cache.
@@ -124,10 +125,7 @@ impl ShownRows {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Scope, i64), Arc<Listed>>> {
-        // A panic while holding the lock leaves only a map behind: keep using it.
-        self.rows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        notices::lock(&self.rows)
     }
 
     /// The rows of `ids`, in that order, if every one was shown under `scope` and is still of

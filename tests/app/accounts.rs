@@ -18,19 +18,7 @@ async fn world() -> World {
     let (partner, _) = app.partner().await;
     let blue = partner.create_organization(&app, "Blue Org").await;
     let green = partner.create_organization(&app, "Green Org").await;
-    let signed_in = |account: crate::helpers::Account| {
-        let client = app.client();
-        async move {
-            assert_eq!(
-                client
-                    .login(&account.email, &account.password)
-                    .await
-                    .status(),
-                StatusCode::SEE_OTHER
-            );
-            client
-        }
-    };
+    let signed_in = async |account: crate::helpers::Account| app.signed_in(&account).await;
     let manager = signed_in(
         partner
             .create_user("mia@blue.example", "manager", Some(blue))

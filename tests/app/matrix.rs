@@ -215,19 +215,7 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
         .partner
         .create_organization(&world.app, "Green Org")
         .await;
-    let signed_in = |account: Account| {
-        let client = world.app.client();
-        async move {
-            assert_eq!(
-                client
-                    .login(&account.email, &account.password)
-                    .await
-                    .status(),
-                StatusCode::SEE_OTHER
-            );
-            client
-        }
-    };
+    let signed_in = async |account: Account| world.app.signed_in(&account).await;
     let manager_account = world
         .partner
         .create_user("mia@blue.example", "manager", Some(world.organization))

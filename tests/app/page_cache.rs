@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::world;
+use crate::backups::{scalar_i64, world};
 use crate::helpers::{Client, TestApp, seed_credentials, spawn_app, texts};
 
 /// Page loads answered from memory so far (`/metrics`).
@@ -65,6 +65,16 @@ async fn until_seen(client: &Client, path: &str, seen: impl Fn(&str) -> bool) ->
     start.elapsed()
 }
 
+/// An app with a Partner signed in and `count` AI keys in its organization Blue
+/// (`blue-key-0`, …).
+async fn blue_keys(count: usize) -> (TestApp, Client) {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner.create_organization(&app, "Blue Org").await;
+    seed(&app, blue, "blue", count);
+    (app, partner)
+}
+
 /// An app with a Partner signed in and two organizations, Blue and Green.
 async fn two_organizations() -> (TestApp, Client, i64, i64) {
     let app = spawn_app().await;
@@ -104,10 +114,7 @@ fn seed(app: &TestApp, organization: i64, prefix: &str, count: usize) {
 
 #[actix_web::test]
 async fn a_tab_changed_behind_keyholds_back_shows_the_change_within_milliseconds() {
-    let app = spawn_app().await;
-    let (partner, _) = app.partner().await;
-    let blue = partner.create_organization(&app, "Blue Org").await;
-    seed(&app, blue, "blue", 3);
+    let (app, partner) = blue_keys(3).await;
     let tab = until_cached(&partner, "/credentials/ai").await;
     assert_eq!(names(&tab), ["blue-key-0", "blue-key-1", "blue-key-2"]);
 
@@ -133,18 +140,12 @@ async fn a_tab_changed_behind_keyholds_back_shows_the_change_within_milliseconds
 
 #[actix_web::test]
 async fn a_change_made_here_shows_on_the_very_next_page() {
-    let app = spawn_app().await;
-    let (partner, _) = app.partner().await;
-    let blue = partner.create_organization(&app, "Blue Org").await;
-    seed(&app, blue, "blue", 2);
+    let (app, partner) = blue_keys(2).await;
     until_cached(&partner, "/credentials/ai").await;
-    let id: i64 = app.query(|conn| {
-        use keyhold::schema::credentials;
-        credentials::table
-            .filter(credentials::name.eq("blue-key-0"))
-            .select(credentials::id)
-            .first(conn)
-    });
+    let id = scalar_i64(
+        &app,
+        "SELECT id AS n FROM credentials WHERE name = 'blue-key-0'",
+    );
     let locked = partner
         .post_from(
             "/credentials/ai",
@@ -217,13 +218,10 @@ async fn a_backup_removed_behind_keyholds_back_leaves_the_backups_tab() {
     // A tab rendered as the answer to a change (htmx) is read after the change, not from
     // memory, though the tab is kept there when the change begins.
     until_cached(&world.partner, &path).await;
-    let kept_1: i64 = world.app.query(|conn| {
-        use keyhold::schema::backups;
-        backups::table
-            .filter(backups::name.eq("kept-1"))
-            .select(backups::id)
-            .first(conn)
-    });
+    let kept_1 = scalar_i64(
+        &world.app,
+        "SELECT id AS n FROM backups WHERE name = 'kept-1'",
+    );
     let token = world.partner.token(&path).await;
     let answer = world
         .partner
