@@ -24,6 +24,12 @@
 //! - `KEYHOLD_OUTBOUND_TIMEOUT_SECONDS`: timeout of verification requests; default 5.
 //! - `KEYHOLD_OUTBOUND_ALLOW_PRIVATE`: let verification reach private and loopback addresses
 //!   (on-premises S3, Proxmox); default `true`. Link-local and metadata addresses never.
+//! - `KEYHOLD_DATA_SOURCE_ALLOW_TRUST`: let project data sources and restore targets be servers
+//!   that let keyhold in without checking a password (trust, peer). Unsafe: keyhold would lend
+//!   its own access to whoever types a URL. Default `true` in development, `false` in production.
+//! - `KEYHOLD_DATA_SOURCE_NETWORKS`: comma-separated CIDRs; when set, every address of a data
+//!   source's or restore target's host must be in one of them. Default: any address the
+//!   outbound rules allow.
 //! - `KEYHOLD_AWS_STS_ENDPOINT`: where AWS keys are checked; default `https://sts.amazonaws.com`.
 //! - `KEYHOLD_AZURE_AUTHORITY`: where Azure keys are checked; default
 //!   `https://login.microsoftonline.com`.
@@ -67,6 +73,8 @@ pub struct Settings {
     pub page_cache: bool,
     pub outbound_timeout: Duration,
     pub outbound_allow_private: bool,
+    pub data_source_allow_trust: bool,
+    pub data_source_networks: Vec<ipnet::IpNet>,
     pub aws_sts_endpoint: String,
     pub azure_authority: String,
     pub scheduler: bool,
@@ -157,6 +165,19 @@ impl Settings {
                 parse_or(&var, "KEYHOLD_OUTBOUND_TIMEOUT_SECONDS", 5u64)?.max(1),
             ),
             outbound_allow_private: parse_or(&var, "KEYHOLD_OUTBOUND_ALLOW_PRIVATE", true)?,
+            data_source_allow_trust: parse_or(
+                &var,
+                "KEYHOLD_DATA_SOURCE_ALLOW_TRUST",
+                !production,
+            )?,
+            data_source_networks: match var("KEYHOLD_DATA_SOURCE_NETWORKS") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(|net| net.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context("KEYHOLD_DATA_SOURCE_NETWORKS must be comma-separated CIDRs")?,
+            },
             aws_sts_endpoint: var("KEYHOLD_AWS_STS_ENDPOINT")
                 .unwrap_or_else(|| "https://sts.amazonaws.com".into()),
             azure_authority: var("KEYHOLD_AZURE_AUTHORITY")

@@ -110,6 +110,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    project_data_sources (project_id) {
+        project_id -> Int8,
+        identity -> Text,
+        checked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     projects (id) {
         id -> Int8,
         organization_id -> Int8,
@@ -181,6 +189,7 @@ diesel::joinable!(backups -> backup_policies (policy_id));
 diesel::joinable!(backups -> projects (project_id));
 diesel::joinable!(credentials -> organizations (organization_id));
 diesel::joinable!(organizations -> partners (partner_id));
+diesel::joinable!(project_data_sources -> projects (project_id));
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(restores -> backups (backup_id));
 diesel::joinable!(restores -> projects (project_id));
@@ -196,6 +205,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttles,
     organizations,
     partners,
+    project_data_sources,
     projects,
     restores,
     sessions,

@@ -18,6 +18,7 @@ use crate::auth::csrf;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
+use crate::backup::database::SourceRules;
 use crate::backup::runner::Runner;
 use crate::backup::scheduler;
 use crate::config::Settings;
@@ -65,7 +66,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {} (KEYHOLD_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let runner = runner(&pool, &settings);
+        let runner = runner(&pool, &settings)?;
         if settings.scheduler {
             scheduler::spawn(
                 runner.clone(),
@@ -119,13 +120,20 @@ impl Application {
 }
 
 /// The backup runner of this process.
-pub fn runner(pool: &DbPool, settings: &Settings) -> Runner {
-    Runner::new(
+pub fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner> {
+    let sources = SourceRules::of(
+        pool,
+        settings.data_source_allow_trust,
+        settings.data_source_networks.clone(),
+    )
+    .context("cannot identify keyhold's own database")?;
+    Ok(Runner::new(
         pool.clone(),
         settings.keyring.clone(),
         Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
+        sources,
     )
-    .with_stale_after(settings.backup_stale_after)
+    .with_stale_after(settings.backup_stale_after))
 }
 
 fn serve(

@@ -1,9 +1,21 @@
-//! A project's data source: its PostgreSQL URL turned into libpq environment variables (so the
-//! password never appears on a command line, where `ps` would show it), its schemas, and the
-//! `pg_dump` / `pg_restore` commands.
+//! A project's data source or restore target: its PostgreSQL URL, the rules it must pass before
+//! keyhold connects (SPEC §13), and the `pg_dump` / `pg_restore` commands.
+//!
+//! keyhold connects from where it runs, so a URL typed by a Manager could borrow keyhold's own
+//! access: its own database, a server that trusts local connections, keyhold's `~/.pgpass`.
+//! `DataSource::check` therefore resolves the host once (forbidden addresses and
+//! `KEYHOLD_DATA_SOURCE_NETWORKS` checked on every answer) and pins the address it connects to,
+//! refuses a server that lets keyhold in with a wrong password (unless the operator allows it),
+//! and learns the database's identity (the server's `system_identifier` and the database's oid)
+//! so keyhold's own database is refused however its URL is spelled. Callers then compare the
+//! identity with other projects' (`projects::model::SourceUse`).
+//!
+//! Tools get the connection only as a libpq connection string keyhold builds with every value
+//! quoted (a database name is only ever a name) and the password in `PGPASSWORD`, never on a
+//! command line where `ps` would show it.
 
+use std::net::IpAddr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
@@ -29,6 +41,73 @@ fn decode(text: &str) -> String {
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default()
 }
+
+/// What a data source must satisfy, from the settings and keyhold's own database.
+#[derive(Clone, Debug)]
+pub struct SourceRules {
+    /// Let keyhold connect to servers that do not check its password
+    /// (`KEYHOLD_DATA_SOURCE_ALLOW_TRUST`; unsafe, development only by default).
+    pub allow_unauthenticated: bool,
+    /// When not empty, every address of a data source's host must be in one of these
+    /// (`KEYHOLD_DATA_SOURCE_NETWORKS`).
+    pub networks: Vec<ipnet::IpNet>,
+    /// keyhold's own database, never a data source or restore target.
+    pub own: Identity,
+}
+
+/// Which database a connection reached, whatever the URL's spelling: the server's
+/// `system_identifier` and the database's oid, as `"<system>/<oid>"`.
+#[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
+pub struct Identity {
+    #[diesel(sql_type = Text)]
+    pub identity: String,
+}
+
+impl SourceRules {
+    /// The rules, with keyhold's own database identified through `pool`.
+    pub fn of(
+        pool: &crate::db::DbPool,
+        allow_unauthenticated: bool,
+        networks: Vec<ipnet::IpNet>,
+    ) -> anyhow::Result<SourceRules> {
+        let mut conn = pool.get()?;
+        let own = Identity::of(&mut conn)?;
+        Ok(SourceRules {
+            allow_unauthenticated,
+            networks,
+            own,
+        })
+    }
+}
+
+impl Identity {
+    /// The identity of the database `conn` is connected to.
+    pub fn of(conn: &mut PgConnection) -> QueryResult<Identity> {
+        diesel::sql_query(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()) || '/' || d.oid::text
+                 AS identity
+             FROM pg_database d WHERE d.datname = current_database()",
+        )
+        .get_result(conn)
+    }
+}
+
+/// A data source that passed the rules: its address pinned, its identity and schemas known.
+pub struct Checked {
+    source: DataSource,
+    addresses: Vec<IpAddr>,
+    pub identity: Identity,
+    pub schemas: Vec<String>,
+}
+
+/// A libpq connection string value, quoted: `'` and `\` escaped, so no value can carry a
+/// second keyword.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A password file that does not exist: libpq must not find keyhold's own `~/.pgpass`.
+const NO_PASSFILE: &str = "/nonexistent/keyhold-uses-no-passfile";
 
 impl DataSource {
     /// Checks the form: `postgres://` or `postgresql://`, a host and a database name.
@@ -56,6 +135,15 @@ impl DataSource {
         decode(self.url.path().trim_start_matches('/'))
     }
 
+    fn host(&self) -> String {
+        self.url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    }
+
     /// `host:port/database`: what pages may show (no user, no password).
     pub fn display(&self) -> String {
         format!(
@@ -66,44 +154,139 @@ impl DataSource {
         )
     }
 
-    /// Refuses link-local and metadata hosts, like every other outbound connection.
-    pub async fn check_reachable_host(&self, outbound: &Outbound) -> Result<(), String> {
-        outbound
-            .check_host(&self.url, self.port(), &self.display())
-            .await
+    /// The addresses keyhold will connect to (libpq tries them in turn): every address of the
+    /// host passes the outbound rules (no link-local or metadata address; private ones only if
+    /// allowed) and lies in the allowed networks, if any.
+    async fn addresses(
+        &self,
+        outbound: &Outbound,
+        rules: &SourceRules,
+    ) -> Result<Vec<IpAddr>, String> {
+        let label = self.display();
+        let addresses = outbound.resolve(&self.url, self.port(), &label).await?;
+        if let Some(outside) = addresses.iter().find(|ip| {
+            !rules.networks.is_empty() && !rules.networks.iter().any(|net| net.contains(*ip))
+        }) {
+            return Err(format!(
+                "{label} resolves to {outside}, outside the networks data sources may be in"
+            ));
+        }
+        if addresses.is_empty() {
+            return Err(format!("could not reach {label}: no address"));
+        }
+        Ok(addresses)
     }
 
-    /// libpq's environment for this database; the password travels only here.
-    pub fn environment(&self) -> Vec<(String, String)> {
-        let host = self
-            .url
-            .host_str()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let mut env = vec![
-            ("PGHOST".to_string(), host),
-            ("PGPORT".to_string(), self.port().to_string()),
-            ("PGDATABASE".to_string(), self.database()),
-            ("PGCONNECT_TIMEOUT".to_string(), "10".to_string()),
-            ("PGAPPNAME".to_string(), "keyhold".to_string()),
+    /// The connection string of this source at `addresses` (the host name kept beside each,
+    /// for TLS); the password only when given.
+    fn conninfo(&self, addresses: &[IpAddr], password: Option<&str>) -> String {
+        let hosts = vec![self.host(); addresses.len()];
+        let addresses: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
+        let mut values = vec![
+            ("host", hosts.join(",")),
+            ("hostaddr", addresses.join(",")),
+            ("port", self.port().to_string()),
+            ("dbname", self.database()),
+            ("connect_timeout", "10".to_string()),
+            ("application_name", "keyhold".to_string()),
+            ("passfile", NO_PASSFILE.to_string()),
         ];
         if !self.url.username().is_empty() {
-            env.push(("PGUSER".into(), decode(self.url.username())));
-        }
-        if let Some(password) = self.url.password() {
-            env.push(("PGPASSWORD".into(), decode(password)));
+            values.push(("user", decode(self.url.username())));
         }
         for (key, value) in self.url.query_pairs() {
-            if key == "sslmode" {
-                env.push(("PGSSLMODE".into(), value.into_owned()));
+            if matches!(key.as_ref(), "sslmode" | "gssencmode") {
+                values.push((
+                    if key == "sslmode" {
+                        "sslmode"
+                    } else {
+                        "gssencmode"
+                    },
+                    value.into_owned(),
+                ));
             }
         }
-        env
+        if let Some(password) = password {
+            values.push(("password", password.to_string()));
+        }
+        values
+            .into_iter()
+            .map(|(keyword, value)| format!("{keyword}={}", quote(&value)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
-    /// A command for `program` with only this database's environment (and PATH).
+    fn password(&self) -> Option<String> {
+        self.url.password().map(decode)
+    }
+
+    /// Applies the rules and connects: the address pinned, a server that lets keyhold in
+    /// without checking its password refused (unless allowed), keyhold's own database refused.
+    pub async fn check(&self, outbound: &Outbound, rules: &SourceRules) -> Result<Checked, String> {
+        let addresses = self.addresses(outbound, rules).await?;
+        let (source, rules) = (self.clone(), rules.clone());
+        tokio::task::spawn_blocking(move || source.inspect(addresses, &rules))
+            .await
+            .map_err(|_| "could not check the database".to_string())?
+    }
+
+    /// The blocking part of `check`.
+    fn inspect(self, addresses: Vec<IpAddr>, rules: &SourceRules) -> Result<Checked, String> {
+        let label = self.display();
+        if !rules.allow_unauthenticated {
+            // A password no server can expect: a server that accepts it checks none.
+            let wrong = format!("keyhold-probe-{}", crate::crypto::random_token());
+            if PgConnection::establish(&self.conninfo(&addresses, Some(&wrong))).is_ok() {
+                return Err(format!(
+                    "{label} let keyhold in without checking its password (trust or peer \
+                     authentication): keyhold only connects to databases that authenticate it"
+                ));
+            }
+        }
+        let mut conn =
+            PgConnection::establish(&self.conninfo(&addresses, self.password().as_deref()))
+                .map_err(|error| {
+                    let message = error.to_string();
+                    format!(
+                        "could not connect to {label}: {}",
+                        message.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
+                })?;
+        let identity = Identity::of(&mut conn)
+            .map_err(|error| format!("could not identify the database {label}: {error}"))?;
+        if identity == rules.own {
+            return Err(format!(
+                "{label} is keyhold's own database: it is never a data source or restore target"
+            ));
+        }
+        #[derive(QueryableByName)]
+        struct Schema {
+            #[diesel(sql_type = Text)]
+            nspname: String,
+        }
+        let schemas: Vec<Schema> = diesel::sql_query(
+            "SELECT nspname FROM pg_namespace
+             WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
+             ORDER BY nspname",
+        )
+        .load(&mut conn)
+        .map_err(|error| format!("could not list the schemas of {label}: {error}"))?;
+        Ok(Checked {
+            source: self,
+            addresses,
+            identity,
+            schemas: schemas.into_iter().map(|schema| schema.nspname).collect(),
+        })
+    }
+}
+
+impl Checked {
+    pub fn display(&self) -> String {
+        self.source.display()
+    }
+
+    /// A command for `program` connecting to this source: only PATH and the password in its
+    /// environment, everything else in one quoted connection string.
     fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
         command
@@ -112,11 +295,18 @@ impl DataSource {
                 "PATH",
                 std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
             )
-            .envs(self.environment())
+            .env("PGPASSFILE", NO_PASSFILE)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(password) = self.source.password() {
+            command.env("PGPASSWORD", password);
+        }
+        command.arg(format!(
+            "--dbname={}",
+            self.source.conninfo(&self.addresses, None)
+        ));
         command
     }
 
@@ -141,93 +331,83 @@ impl DataSource {
             "--no-privileges",
             "--exit-on-error",
         ]);
-        command.arg(format!("--dbname={}", self.database()));
         for namespace in namespaces {
             command.arg(format!("--schema={namespace}"));
         }
         command.stdin(Stdio::piped());
         command
     }
-
-    /// A libpq connection string without the password, for diesel; the password goes in the
-    /// `PGPASSWORD`-free keyword form so it is never logged with the URL.
-    fn connection_string(&self) -> String {
-        let quote = |value: &str| format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"));
-        self.environment()
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let keyword = match key.as_str() {
-                    "PGHOST" => "host",
-                    "PGPORT" => "port",
-                    "PGDATABASE" => "dbname",
-                    "PGUSER" => "user",
-                    "PGPASSWORD" => "password",
-                    "PGSSLMODE" => "sslmode",
-                    "PGCONNECT_TIMEOUT" => "connect_timeout",
-                    "PGAPPNAME" => "application_name",
-                    _ => return None,
-                };
-                Some(format!("{keyword}={}", quote(&value)))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The schemas of the database, without PostgreSQL's own (blocking: call off async threads).
-    pub fn schemas(&self) -> Result<Vec<String>, String> {
-        #[derive(QueryableByName)]
-        struct Schema {
-            #[diesel(sql_type = Text)]
-            nspname: String,
-        }
-        let mut conn = PgConnection::establish(&self.connection_string()).map_err(|error| {
-            let message = error.to_string();
-            format!(
-                "could not connect to {}: {}",
-                self.display(),
-                message.split_whitespace().collect::<Vec<_>>().join(" ")
-            )
-        })?;
-        let schemas: Vec<Schema> = diesel::sql_query(
-            "SELECT nspname FROM pg_namespace
-             WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'
-             ORDER BY nspname",
-        )
-        .load(&mut conn)
-        .map_err(|error| format!("could not list the schemas of {}: {error}", self.display()))?;
-        Ok(schemas.into_iter().map(|schema| schema.nspname).collect())
-    }
 }
-
-/// How long a `pg_dump` or `pg_restore` may stay silent before it is treated as stuck.
-pub const TOOL_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_password_goes_to_the_environment_and_never_to_what_is_shown() {
-        let source = DataSource::parse(
-            "postgres://app%40x:p%40ss%20w@db.internal:6543/shop?sslmode=require",
-        )
-        .unwrap();
-        assert_eq!(source.display(), "db.internal:6543/shop");
-        let env = source.environment();
-        assert!(env.contains(&("PGPASSWORD".into(), "p@ss w".into())));
-        assert!(env.contains(&("PGUSER".into(), "app@x".into())));
-        assert!(env.contains(&("PGSSLMODE".into(), "require".into())));
-        let dump = source.pg_dump(&["app".into()]);
-        let args: Vec<_> = dump
+    fn checked(url: &str) -> Checked {
+        Checked {
+            source: DataSource::parse(url).unwrap(),
+            addresses: vec!["10.0.0.7".parse().unwrap()],
+            identity: Identity {
+                identity: "1/2".into(),
+            },
+            schemas: Vec::new(),
+        }
+    }
+
+    fn args(command: &Command) -> Vec<String> {
+        command
             .as_std()
             .get_args()
             .map(|a| a.to_string_lossy().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_password_goes_to_the_environment_and_never_to_what_is_shown() {
+        let source = checked("postgres://app%40x:p%40ss%20w@db.internal:6543/shop?sslmode=require");
+        assert_eq!(source.display(), "db.internal:6543/shop");
+        let dump = source.pg_dump(&["app".into()]);
+        let env: Vec<(String, String)> = dump
+            .as_std()
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_string_lossy().into(), v?.to_string_lossy().into())))
             .collect();
+        assert!(env.contains(&("PGPASSWORD".into(), "p@ss w".into())));
+        let args = args(&dump);
         assert!(args.iter().all(|a| !a.contains("p@ss")), "{args:?}");
-        assert!(
-            format!("{source:?}").contains("db.internal")
-                && !format!("{source:?}").contains("p@ss")
-        );
+        let dbname = args.iter().find(|a| a.starts_with("--dbname=")).unwrap();
+        for part in [
+            "user='app@x'",
+            "sslmode='require'",
+            "host='db.internal'",
+            "hostaddr='10.0.0.7'",
+            "port='6543'",
+        ] {
+            assert!(dbname.contains(part), "{dbname} lacks {part}");
+        }
+        let debug = format!("{:?}", source.source);
+        assert!(debug.contains("db.internal") && !debug.contains("p@ss"));
+    }
+
+    #[test]
+    fn a_database_name_is_only_ever_a_name() {
+        // A connection string or URL in the database name, URL-encoded into the path.
+        for name in [
+            "host%3D0.0.0.0%20port%3D18420%20dbname%3Dx",
+            "postgresql%3A%2F%2F0.0.0.0%3A18420%2Fx",
+            "x'%20host%3D'0.0.0.0",
+        ] {
+            let source = checked(&format!("postgres://u@db.internal/{name}"));
+            let restore = source.pg_restore(&[]);
+            let args = args(&restore);
+            let dbname = args.iter().find(|a| a.starts_with("--dbname=")).unwrap();
+            let quoted = quote(&source.source.database());
+            assert!(
+                dbname.contains(&format!("dbname={quoted}")),
+                "{dbname} must carry the name quoted"
+            );
+            assert_eq!(args.iter().filter(|a| a.starts_with("--dbname")).count(), 1);
+        }
+        assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::credentials::model::Credential;
 use crate::credentials::provider::Kind;
 use crate::db;
 use crate::error::AppError;
-use crate::projects::model::{Project, ProjectId};
+use crate::projects::model::{Project, ProjectId, SourceUse};
 use crate::projects::routes::{
     Draft, MANAGERS, PolicyForm, Preview, parse_project_id, ready_bucket, render_project,
 };
@@ -607,19 +607,38 @@ pub async fn backup_action(
             };
             crate::web::form::check_length(&name, 3, 40)
                 .map_err(|m| AppError::Invalid(format!("Restore name: {m}")))?;
+            // Another database than the project's own is a choice of its own: checked like a
+            // data source, refused if any other project uses it, and audited as such.
             let target = match restore_form.target_database_url.trim() {
                 "" => None,
                 url => {
                     let source = DataSource::parse(url).map_err(AppError::Invalid)?;
-                    source
-                        .check_reachable_host(&state.outbound)
+                    let checked = state
+                        .runner
+                        .check_source(&source, SourceUse::RestoreTarget(project.id))
                         .await
                         .map_err(AppError::Invalid)?;
-                    Some((url.to_string(), source.display()))
+                    Some((url.to_string(), checked.display()))
                 }
             };
-            let event =
-                event(&state, &req, &user, "restore.create", &project).fields(&[&backup.name]);
+            let mut fields = vec!["restore_name"];
+            if !chosen.is_empty() {
+                fields.push("namespaces");
+            }
+            let (action, into) = match &target {
+                Some((_, shown)) => {
+                    fields.push("target_database_url");
+                    ("restore.create_elsewhere", shown.clone())
+                }
+                None => ("restore.create", "the project database".to_string()),
+            };
+            let event = event(&state, &req, &user, action, &project)
+                .object(
+                    "backup",
+                    backup.id.0,
+                    &format!("{} into {into}", backup.name),
+                )
+                .fields(&fields);
             let actor = user.id();
             let (restore_backup, target_display) = (
                 backup.clone(),

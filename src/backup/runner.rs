@@ -15,13 +15,13 @@ use s3::{Bucket, BucketConfiguration};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use crate::backup::database::DataSource;
+use crate::backup::database::{Checked, DataSource, SourceRules};
 use crate::backup::model::{Backup, BackupId, Restore, phase};
 use crate::credentials::model::Credential;
 use crate::credentials::verify::{self, Outbound, Outcome};
 use crate::crypto::{Keyring, random_token};
 use crate::db::{self, DbPool};
-use crate::projects::model::Project;
+use crate::projects::model::{Project, SourceUse};
 
 /// Parts uploaded at once: bounds memory to a few 8 MiB parts whatever the database's size.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
@@ -314,6 +314,8 @@ pub struct Runner {
     pub pool: DbPool,
     pub keyring: Keyring,
     pub outbound: Outbound,
+    /// What data sources and restore targets must satisfy (SPEC §13).
+    pub sources: SourceRules,
     /// Backups running in this process (for graceful shutdown).
     in_flight: Arc<Mutex<HashSet<BackupId>>>,
     /// Timeout of one S3 request during uploads and downloads.
@@ -326,11 +328,12 @@ pub struct Runner {
 struct Ended(&'static str, String);
 
 impl Runner {
-    pub fn new(pool: DbPool, keyring: Keyring, outbound: Outbound) -> Runner {
+    pub fn new(pool: DbPool, keyring: Keyring, outbound: Outbound, sources: SourceRules) -> Runner {
         Runner {
             pool,
             keyring,
             outbound,
+            sources,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             transfer_timeout: Duration::from_secs(300),
             stale_after: DEFAULT_STALE_AFTER,
@@ -341,6 +344,42 @@ impl Runner {
     pub fn with_stale_after(mut self, stale_after: Duration) -> Runner {
         self.stale_after = stale_after.max(Duration::from_secs(2));
         self
+    }
+
+    /// Applies every rule to `source` (address, authentication, keyhold's own database) and
+    /// refuses a database that `usage` excludes.
+    pub async fn check_source(
+        &self,
+        source: &DataSource,
+        usage: SourceUse,
+    ) -> Result<Checked, String> {
+        let checked = source.check(&self.outbound, &self.sources).await?;
+        let identity = checked.identity.identity.clone();
+        let refused = db::run(&self.pool, move |conn| usage.refused(conn, &identity))
+            .await
+            .map_err(|error| format!("could not check the database's other uses: {error}"))?;
+        if refused {
+            return Err(usage.message(&checked.display()));
+        }
+        Ok(checked)
+    }
+
+    /// Checks a project's own data source and records which database it is.
+    pub async fn check_project_source(&self, project: &Project) -> Result<Checked, String> {
+        let url = project.open_database_url(&self.keyring).map_err(|_| {
+            "the project's database URL cannot be opened with the configured keys".to_string()
+        })?;
+        let source = DataSource::parse(&url)?;
+        let checked = self
+            .check_source(&source, SourceUse::DataSource(project.organization_id))
+            .await?;
+        let (id, identity) = (project.id, checked.identity.identity.clone());
+        db::run(&self.pool, move |conn| {
+            Project::record_source_identity(conn, id, &identity)
+        })
+        .await
+        .map_err(|error| format!("could not record the data source: {error}"))?;
+        Ok(checked)
     }
 
     /// Runs a New backup to its end, recording the outcome; never panics.
@@ -456,11 +495,7 @@ impl Runner {
         let bucket = storage
             .bucket(&self.outbound, bucket_name, self.transfer_timeout)
             .await?;
-        let url = project.open_database_url(&self.keyring).map_err(|_| {
-            "the project's database URL cannot be opened with the configured keys".to_string()
-        })?;
-        let source = DataSource::parse(&url)?;
-        source.check_reachable_host(&self.outbound).await?;
+        let source = self.check_project_source(project).await?;
         let key = object_key(&project.name, &backup.policy_name, backup.scheduled_for);
         let mut child = source
             .pg_dump(&backup.namespaces())
@@ -597,14 +632,16 @@ impl Runner {
         let bucket = storage
             .bucket(&self.outbound, &bucket_name, self.transfer_timeout)
             .await?;
-        let url = match target {
-            Some(url) => url,
-            None => project.open_database_url(&self.keyring).map_err(|_| {
-                "the project's database URL cannot be opened with the configured keys".to_string()
-            })?,
+        let source = match target {
+            Some(url) => {
+                self.check_source(
+                    &DataSource::parse(&url)?,
+                    SourceUse::RestoreTarget(project.id),
+                )
+                .await?
+            }
+            None => self.check_project_source(project).await?,
         };
-        let source = DataSource::parse(&url)?;
-        source.check_reachable_host(&self.outbound).await?;
         let mut child = source
             .pg_restore(&restore.namespaces())
             .spawn()

@@ -317,3 +317,71 @@ impl Project {
         })
     }
 }
+
+/// Which other projects a database may not also serve (SPEC §13).
+#[derive(Clone, Copy, Debug)]
+pub enum SourceUse {
+    /// A data source: no project of another organization may use the same database.
+    DataSource(OrganizationId),
+    /// A restore target other than the project's own database: no other project may use it.
+    RestoreTarget(ProjectId),
+}
+
+impl SourceUse {
+    /// Whether a project this use excludes has `identity` as its data source.
+    pub fn refused(self, conn: &mut PgConnection, identity: &str) -> QueryResult<bool> {
+        use crate::schema::project_data_sources as sources;
+        let used = sources::table
+            .inner_join(projects::table)
+            .filter(sources::identity.eq(identity));
+        let count: i64 = match self {
+            SourceUse::DataSource(organization) => used
+                .filter(projects::organization_id.ne(organization))
+                .count()
+                .get_result(conn)?,
+            SourceUse::RestoreTarget(project) => used
+                .filter(projects::id.ne(project))
+                .count()
+                .get_result(conn)?,
+        };
+        Ok(count > 0)
+    }
+
+    /// The refusal shown for a database this use excludes.
+    pub fn message(self, shown: &str) -> String {
+        match self {
+            SourceUse::DataSource(_) => format!(
+                "{shown} is the data source of another organization's project: keyhold does not \
+                 back it up for this one"
+            ),
+            SourceUse::RestoreTarget(_) => format!(
+                "{shown} is another project's data source: keyhold restores into it only from \
+                 that project"
+            ),
+        }
+    }
+}
+
+impl Project {
+    /// Records which database the project's data source is (at creation and every run).
+    pub fn record_source_identity(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        identity: &str,
+    ) -> QueryResult<()> {
+        use crate::schema::project_data_sources as sources;
+        diesel::insert_into(sources::table)
+            .values((
+                sources::project_id.eq(project),
+                sources::identity.eq(identity),
+            ))
+            .on_conflict(sources::project_id)
+            .do_update()
+            .set((
+                sources::identity.eq(identity),
+                sources::checked_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}

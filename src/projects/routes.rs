@@ -23,7 +23,7 @@ use crate::credentials::provider::Kind;
 use crate::db;
 use crate::error::AppError;
 use crate::page_cache::Tables;
-use crate::projects::model::{NewProject, Project, ProjectId, ProjectListing};
+use crate::projects::model::{NewProject, Project, ProjectId, ProjectListing, SourceUse};
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
@@ -348,14 +348,23 @@ pub async fn create(
     if form.backup_enabled {
         errors.check("bucket", check_bucket_name(&bucket));
     }
-    match DataSource::parse(&form.database_url) {
-        Err(message) => errors.add("database_url", message),
-        Ok(source) => {
-            if let Err(message) = check_data_source(&state, source).await {
-                errors.add("database_url", message);
-            }
+    let identity = match DataSource::parse(&form.database_url) {
+        Err(message) => {
+            errors.add("database_url", message);
+            None
         }
-    }
+        Ok(source) => match state
+            .runner
+            .check_source(&source, SourceUse::DataSource(organization.id))
+            .await
+        {
+            Ok(checked) => Some(checked.identity.identity),
+            Err(message) => {
+                errors.add("database_url", message);
+                None
+            }
+        },
+    };
     if let (Some(credential), true) = (backup_credential, errors.is_empty())
         && let Err(message) = ready_bucket(&state, credential, &bucket).await
     {
@@ -393,6 +402,9 @@ pub async fn create(
                     created_by: actor,
                 },
             )?;
+            if let Some(identity) = &identity {
+                Project::record_source_identity(conn, project.id, identity)?;
+            }
             event
                 .object("project", project.id.0, &project.name)
                 .fields(&[
@@ -417,17 +429,6 @@ pub async fn create(
         );
     }
     Ok(see_other(&format!("/projects/{}", project.id)))
-}
-
-/// Connects to a data source and lists its schemas (proves the URL works).
-pub async fn check_data_source(
-    state: &AppState,
-    source: DataSource,
-) -> Result<Vec<String>, String> {
-    source.check_reachable_host(&state.outbound).await?;
-    web::block(move || source.schemas())
-        .await
-        .map_err(|_| "could not check the database".to_string())?
 }
 
 /// Creates or checks the bucket with the credential's keys, and proves write, read and delete.
@@ -671,22 +672,17 @@ pub async fn project_view(
     };
     let (project, policies, backups, restores, polling) = &*loaded;
     let (project, polling) = (project.clone(), *polling);
-    let schemas = if name == "schedules"
-        && project.project.backup_enabled
-        && MANAGERS.contains(&user.role())
-    {
-        match project
-            .project
-            .open_database_url(&state.settings.keyring)
-            .map_err(|_| "the data source cannot be opened with the configured keys".to_string())
-            .and_then(|url| DataSource::parse(&url))
+    let schemas =
+        if name == "schedules" && project.project.backup_enabled && MANAGERS.contains(&user.role())
         {
-            Ok(source) => check_data_source(state, source).await,
-            Err(message) => Err(message),
-        }
-    } else {
-        Ok(Vec::new())
-    };
+            state
+                .runner
+                .check_project_source(&project.project)
+                .await
+                .map(|checked| checked.schemas)
+        } else {
+            Ok(Vec::new())
+        };
     let policy_views = policies
         .iter()
         .map(|policy| {

@@ -12,9 +12,9 @@ use crate::fakes;
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// A PostgreSQL cluster in a temporary directory, run as the `postgres` user on its own port.
-struct Cluster {
+pub struct Cluster {
     dir: PathBuf,
-    port: u16,
+    pub port: u16,
 }
 
 fn as_postgres(args: &[&str]) -> std::process::Output {
@@ -26,7 +26,13 @@ fn as_postgres(args: &[&str]) -> std::process::Output {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    /// A cluster that trusts every connection.
+    pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// A cluster whose `postgres` user must give `password` (SCRAM) when one is given.
+    pub fn start_with(password: Option<&str>) -> Cluster {
         let dir = std::env::temp_dir().join(format!(
             "keyhold-pg-{}-{}",
             std::process::id(),
@@ -39,14 +45,29 @@ impl Cluster {
             .unwrap();
         assert!(owned.success());
         let data = dir.join("data");
-        let init = as_postgres(&[
-            &format!("{BIN}/initdb"),
-            "-D",
-            data.to_str().unwrap(),
-            "--auth=trust",
-            "-U",
-            "postgres",
-        ]);
+        let mut args = vec![
+            format!("{BIN}/initdb"),
+            "-D".into(),
+            data.to_str().unwrap().into(),
+            "-U".into(),
+            "postgres".into(),
+        ];
+        match password {
+            None => args.push("--auth=trust".into()),
+            Some(password) => {
+                let file = dir.join("password");
+                std::fs::write(&file, password).unwrap();
+                let owned = Command::new("chown")
+                    .args(["postgres:postgres", file.to_str().unwrap()])
+                    .status()
+                    .unwrap();
+                assert!(owned.success());
+                args.push("--auth=scram-sha-256".into());
+                args.push(format!("--pwfile={}", file.display()));
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let init = as_postgres(&args);
         assert!(
             init.status.success(),
             "initdb: {}",

@@ -3,6 +3,7 @@
 mod accounts;
 mod backups;
 mod credentials;
+mod data_sources;
 mod errors_and_headers;
 mod fakes;
 mod faults;

@@ -60,17 +60,33 @@ impl Outbound {
     /// Refuses a URL of any scheme (a database URL, say) whose host is, or resolves to, a
     /// forbidden address; `label` names it in messages.
     pub async fn check_host(&self, url: &url::Url, port: u16, label: &str) -> Result<(), String> {
+        self.resolve(url, port, label).await.map(|_| ())
+    }
+
+    /// The addresses of a URL's host, refused if any of them is forbidden.
+    pub async fn resolve(
+        &self,
+        url: &url::Url,
+        port: u16,
+        label: &str,
+    ) -> Result<Vec<IpAddr>, String> {
         let host = url.host().ok_or_else(|| format!("{label} has no host"))?;
         let addresses: Vec<IpAddr> = match host {
             url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
             url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
             url::Host::Domain(name) => {
-                tokio::time::timeout(self.timeout, tokio::net::lookup_host((name, port)))
-                    .await
-                    .map_err(|_| format!("could not reach {label}: name lookup timed out"))?
-                    .map_err(|error| format!("could not reach {label}: {error}"))?
-                    .map(|address| address.ip())
-                    .collect()
+                let name = name.trim_start_matches('[').trim_end_matches(']');
+                match name.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => {
+                        tokio::time::timeout(self.timeout, tokio::net::lookup_host((name, port)))
+                            .await
+                            .map_err(|_| format!("could not reach {label}: name lookup timed out"))?
+                            .map_err(|error| format!("could not reach {label}: {error}"))?
+                            .map(|address| address.ip())
+                            .collect()
+                    }
+                }
             }
         };
         match addresses
@@ -80,7 +96,7 @@ impl Outbound {
             Some(ip) => Err(format!(
                 "{label} resolves to {ip}, an address keyhold does not connect to"
             )),
-            None => Ok(()),
+            None => Ok(addresses),
         }
     }
 }

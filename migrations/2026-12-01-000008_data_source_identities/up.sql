@@ -1,0 +1,9 @@
+-- Which database each project's data source is (the server's system_identifier and the
+-- database's oid, "<system>/<oid>"), recorded when keyhold last connected to it, so a database
+-- another organization's project uses is refused however its URL is spelled (SPEC §13).
+CREATE TABLE project_data_sources (
+    project_id bigint PRIMARY KEY REFERENCES projects (id) ON DELETE CASCADE,
+    identity text NOT NULL,
+    checked_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX project_data_sources_identity ON project_data_sources (identity);
