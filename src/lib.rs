@@ -20,5 +20,6 @@ pub mod projects;
 pub mod routes;
 pub mod schema;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;
 pub mod web;

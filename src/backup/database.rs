@@ -320,8 +320,8 @@ impl Checked {
         command
     }
 
-    /// `pg_restore` reading a custom-format dump from standard input, replacing what exists.
-    pub fn pg_restore(&self, namespaces: &[String]) -> Command {
+    /// `pg_restore` of the custom-format dump in `file`, replacing what exists.
+    pub fn pg_restore(&self, namespaces: &[String], file: &std::path::Path) -> Command {
         let mut command = self.command("pg_restore");
         command.args([
             "--no-password",
@@ -334,7 +334,7 @@ impl Checked {
         for namespace in namespaces {
             command.arg(format!("--schema={namespace}"));
         }
-        command.stdin(Stdio::piped());
+        command.arg(file);
         command
     }
 }
@@ -397,7 +397,7 @@ mod tests {
             "x'%20host%3D'0.0.0.0",
         ] {
             let source = checked(&format!("postgres://u@db.internal/{name}"));
-            let restore = source.pg_restore(&[]);
+            let restore = source.pg_restore(&[], std::path::Path::new("/tmp/x"));
             let args = args(&restore);
             let dbname = args.iter().find(|a| a.starts_with("--dbname=")).unwrap();
             let quoted = quote(&source.source.database());

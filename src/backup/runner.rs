@@ -10,81 +10,44 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::Utc;
-use s3::error::S3Error;
-use s3::{Bucket, BucketConfiguration};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::backup::database::{Checked, DataSource, SourceRules};
 use crate::backup::model::{Backup, BackupId, Restore, phase};
 use crate::credentials::model::Credential;
-use crate::credentials::verify::{self, Outbound, Outcome};
+use crate::credentials::verify::Outbound;
 use crate::crypto::{Keyring, random_token};
 use crate::db::{self, DbPool};
 use crate::projects::model::{Project, SourceUse};
+use crate::storage::{Failure, MAX_PARTS, S3Settings, Storage, UploadFailure};
 
-/// Parts uploaded at once: bounds memory to a few 8 MiB parts whatever the database's size.
-const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
+/// How long `pg_dump` may give nothing before the backup is treated as stuck (it may wait for
+/// a lock that long).
+const DUMP_SILENCE: Duration = Duration::from_secs(30 * 60);
 /// How long a run may stay silent before the scheduler declares its process dead (the runner
 /// beats four times as often).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// S3 settings of a backup credential, opened for use.
-pub struct Storage {
-    endpoint: String,
-    region: String,
-    access_key: String,
-    secret_key: String,
+/// The S3 settings of a backup credential, opened for use.
+pub fn s3_settings(credential: &Credential, keyring: &Keyring) -> Result<S3Settings, String> {
+    let values = credential.all_values(keyring).map_err(|_| {
+        "the backup credential's secret cannot be opened with the configured keys".to_string()
+    })?;
+    Ok(S3Settings {
+        endpoint: values.get("endpoint").to_string(),
+        region: values.get("region").to_string(),
+        access_key: values.get("access_key_id").to_string(),
+        secret_key: values.get("secret_access_key").to_string(),
+    })
 }
 
-impl Storage {
-    /// Opens a backup credential's settings.
-    pub fn of(credential: &Credential, keyring: &Keyring) -> Result<Storage, String> {
-        let values = credential.all_values(keyring).map_err(|_| {
-            "the backup credential's secret cannot be opened with the configured keys".to_string()
-        })?;
-        Ok(Storage {
-            endpoint: values.get("endpoint").to_string(),
-            region: values.get("region").to_string(),
-            access_key: values.get("access_key_id").to_string(),
-            secret_key: values.get("secret_access_key").to_string(),
-        })
-    }
-
-    fn origin(&self) -> String {
-        url::Url::parse(&self.endpoint).map_or_else(
-            |_| self.endpoint.clone(),
-            |url| verify::outbound::origin(&url),
-        )
-    }
-
-    /// A handle on `bucket`; checks the endpoint's address first.
-    pub async fn bucket(
-        &self,
-        outbound: &Outbound,
-        bucket: &str,
-        timeout: Duration,
-    ) -> Result<Box<Bucket>, String> {
-        let url = url::Url::parse(&self.endpoint)
-            .map_err(|_| "the S3 endpoint is not a valid URL".to_string())?;
-        outbound.check_target(&url).await?;
-        verify::s3_bucket(
-            bucket,
-            &self.endpoint,
-            &self.region,
-            &self.access_key,
-            &self.secret_key,
-            timeout,
-        )
-        .map_err(|error| format!("cannot use these S3 settings: {error}"))
-    }
-
-    /// What an S3 failure means, in words.
-    fn explain(&self, error: S3Error, denied: &str) -> String {
-        match verify::s3_failure(&self.origin(), error) {
-            Outcome::Warning(_) => denied.to_string(),
-            outcome => outcome.message().to_string(),
-        }
+/// `what` denied (with S3's answer) when S3 refused this key's rights, else the failure.
+fn denied_or(failure: &Failure, what: &str) -> String {
+    if failure.denied() {
+        format!("{what} ({})", failure.answer())
+    } else {
+        failure.to_string()
     }
 }
 
@@ -124,71 +87,69 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
 /// Creates the bucket if needed, then proves write, read and delete with a probe object.
 pub async fn prepare_bucket(
     outbound: &Outbound,
-    storage: &Storage,
+    settings: &S3Settings,
     name: &str,
 ) -> Result<String, String> {
-    let handle = storage.bucket(outbound, name, outbound.timeout).await?;
-    let region = handle.region();
-    let credentials = handle.credentials().await.map_err(|e| e.to_string())?;
-    let created = match Bucket::create_with_path_style(
-        name,
-        region,
-        credentials,
-        BucketConfiguration::default(),
-    )
-    .await
-    {
-        Ok(response) if response.success() => true,
-        Ok(response) if response.response_code == 409 => false,
-        Ok(response) if response.response_code == 403 => false,
-        Ok(response) => {
-            return Err(format!(
-                "could not create bucket {name}: HTTP {}",
-                response.response_code
-            ));
-        }
-        Err(S3Error::HttpFailWithBody(409, _)) => false,
-        // Without the right to create buckets the bucket may still exist: the probe decides.
-        Err(S3Error::HttpFailWithBody(403, body)) if body.contains("AccessDenied") => false,
-        Err(error) => {
-            return Err(storage.explain(error, &format!("creating bucket {name} is denied")));
-        }
+    let storage = Storage::open(outbound, settings, name).await?;
+    // Without the right to create buckets the bucket may still exist: the probe decides.
+    let (created, create_refused) = match storage.create_bucket(&settings.region).await {
+        Ok(created) => (created, None),
+        Err(failure) if failure.status == Some(409) => (false, None),
+        Err(failure) if failure.denied() => (false, Some(failure)),
+        Err(failure) => return Err(failure.to_string()),
     };
     let key = format!(".keyhold-probe/{}", random_token());
     let content = b"keyhold write probe";
-    match handle.put_object(&key, content).await {
-        Ok(response) if response.status_code() / 100 == 2 => {}
-        Ok(response) => {
-            return Err(format!(
-                "write denied on bucket {name} (HTTP {})",
-                response.status_code()
-            ));
-        }
-        Err(error) => return Err(storage.explain(error, &format!("write denied on bucket {name}"))),
+    if let Err(failure) = storage
+        .put(
+            &key,
+            content,
+            &format!("writing a probe object to bucket {name}"),
+        )
+        .await
+    {
+        return Err(match create_refused {
+            Some(refused) if failure.code == "NoSuchBucket" || failure.status == Some(404) => {
+                format!(
+                    "creating bucket {name} is denied ({}): create the bucket {name} first, or \
+                     use a key that may create buckets",
+                    refused.answer()
+                )
+            }
+            _ => denied_or(&failure, &format!("write denied on bucket {name}")),
+        });
     }
-    match handle.get_object(&key).await {
-        Ok(response) if response.bytes().as_ref() == content => {}
+    match storage
+        .get(
+            &key,
+            &format!("reading the probe object from bucket {name}"),
+        )
+        .await
+    {
+        Ok(read) if read == content => {}
         Ok(_) => {
             return Err(format!(
                 "read denied on bucket {name}: the probe object came back different"
             ));
         }
-        Err(error) => return Err(storage.explain(error, &format!("read denied on bucket {name}"))),
+        Err(failure) => {
+            return Err(denied_or(
+                &failure,
+                &format!("read denied on bucket {name}"),
+            ));
+        }
     }
-    match handle.delete_object(&key).await {
-        Ok(response) if response.status_code() / 100 == 2 => {}
-        Ok(response) => {
-            return Err(format!(
-                "delete denied on bucket {name} (HTTP {}): retention needs it",
-                response.status_code()
-            ));
-        }
-        Err(error) => {
-            return Err(storage.explain(
-                error,
-                &format!("delete denied on bucket {name}: retention needs it"),
-            ));
-        }
+    if let Err(failure) = storage
+        .delete(
+            &key,
+            &format!("deleting the probe object from bucket {name}"),
+        )
+        .await
+    {
+        return Err(denied_or(
+            &failure,
+            &format!("delete denied on bucket {name}: retention needs it"),
+        ));
     }
     Ok(if created {
         format!("created bucket {name}; write, read and delete work")
@@ -318,8 +279,10 @@ pub struct Runner {
     pub sources: SourceRules,
     /// Backups running in this process (for graceful shutdown).
     in_flight: Arc<Mutex<HashSet<BackupId>>>,
-    /// Timeout of one S3 request during uploads and downloads.
+    /// Deadline of one S3 request, and of a stalled download (`KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`).
     transfer_timeout: Duration,
+    /// Parts of one object at most (S3's limit; lowered by tests).
+    max_parts: u32,
     /// Silence after which a run counts as dead (`KEYHOLD_BACKUP_STALE_SECONDS`).
     pub stale_after: Duration,
 }
@@ -335,9 +298,18 @@ impl Runner {
             outbound,
             sources,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
-            transfer_timeout: Duration::from_secs(300),
+            transfer_timeout: Duration::from_secs(60),
+            max_parts: MAX_PARTS,
             stale_after: DEFAULT_STALE_AFTER,
         }
+    }
+
+    /// The same runner, giving S3 `timeout` per request and splitting objects into at most
+    /// `max_parts` parts.
+    pub fn with_transfers(mut self, timeout: Duration, max_parts: u32) -> Runner {
+        self.transfer_timeout = timeout.max(Duration::from_secs(1));
+        self.max_parts = max_parts.max(1);
+        self
     }
 
     /// The same runner, declaring runs dead after `stale_after` of silence.
@@ -491,10 +463,8 @@ impl Runner {
         credential: &Credential,
         bucket_name: &str,
     ) -> Result<(String, u64, String), String> {
-        let storage = Storage::of(credential, &self.keyring)?;
-        let bucket = storage
-            .bucket(&self.outbound, bucket_name, self.transfer_timeout)
-            .await?;
+        let settings = s3_settings(credential, &self.keyring)?;
+        let storage = self.storage(&settings, bucket_name).await?;
         let source = self.check_project_source(project).await?;
         let key = object_key(&project.name, &backup.policy_name, backup.scheduled_for);
         let mut child = source
@@ -505,85 +475,110 @@ impl Runner {
         let stderr = child.stderr.take().ok_or("pg_dump has no error output")?;
         let errors = actix_web::rt::spawn(tail(stderr));
         let mut reader = Hashing::new(stdout);
-        let upload = bucket
-            .put_object_stream_builder(&key)
-            .with_content_type("application/octet-stream")
-            .with_max_concurrent_chunks(UPLOAD_PARTS_IN_FLIGHT)
-            .execute_stream(&mut reader)
+        let upload = storage
+            .upload(
+                &key,
+                &mut reader,
+                DUMP_SILENCE,
+                &format!("uploading {key} to bucket {bucket_name}"),
+            )
             .await;
+        if upload.is_err() {
+            // A failed upload ends the dump too (and its PostgreSQL backend with it).
+            let _ = child.start_kill();
+        }
         let status = child
             .wait()
             .await
             .map_err(|error| format!("pg_dump did not finish: {error}"))?;
         let errors = errors.await.unwrap_or_default();
         let remove_partial = || async {
-            let _ = bucket.delete_object(&key).await;
+            let _ = storage.delete(&key, "removing a partial object").await;
         };
         match upload {
-            Ok(response) if response.status_code() / 100 == 2 => {}
-            Ok(response) => {
-                remove_partial().await;
-                return Err(format!(
-                    "upload to bucket {bucket_name} refused (HTTP {})",
-                    response.status_code()
-                ));
+            Ok(_) => {}
+            Err(UploadFailure::Source(reason)) if status.success() => return Err(reason),
+            Err(UploadFailure::Source(_)) => {
+                return Err(format!("pg_dump failed ({status}): {errors}"));
             }
-            Err(error) => {
-                remove_partial().await;
-                return Err(
-                    storage.explain(error, &format!("write denied on bucket {bucket_name}"))
-                );
+            Err(UploadFailure::Storage(failure)) => {
+                return Err(denied_or(
+                    &failure,
+                    &format!("write denied on bucket {bucket_name}"),
+                ));
             }
         }
         if !status.success() {
             remove_partial().await;
             return Err(format!("pg_dump failed ({status}): {errors}"));
         }
-        let (head, code) = bucket.head_object(&key).await.map_err(|error| {
-            storage.explain(
-                error,
-                &format!("the uploaded object in {bucket_name} cannot be read back"),
+        let stored = storage
+            .size(
+                &key,
+                &format!("reading back {key} from bucket {bucket_name}"),
             )
-        })?;
-        if code / 100 != 2 || head.content_length != Some(reader.bytes as i64) {
+            .await
+            .map_err(|failure| {
+                denied_or(
+                    &failure,
+                    &format!("the uploaded object in {bucket_name} cannot be read back"),
+                )
+            })?;
+        if stored != Some(reader.bytes) {
             remove_partial().await;
             return Err(format!(
-                "the stored object has {:?} bytes where {} were sent",
-                head.content_length, reader.bytes
+                "the stored object has {stored:?} bytes where {} were sent",
+                reader.bytes
             ));
         }
         Ok((key, reader.bytes, reader.digest()))
     }
 
-    /// Deletes a backup's object (404 counts as deleted).
-    pub async fn delete_object(&self, backup: &Backup) -> Result<(), String> {
-        let (Some(credential_id), Some(bucket_name), Some(key)) =
-            (backup.credential_id, &backup.bucket, &backup.object_key)
+    /// A handle on `bucket` with this runner's transfer deadline and part limit.
+    async fn storage(&self, settings: &S3Settings, bucket: &str) -> Result<Storage, String> {
+        Ok(Storage::open(&self.outbound, settings, bucket)
+            .await?
+            .with_transfers(self.transfer_timeout, self.max_parts))
+    }
+
+    /// The storage a backup was written to, opened (its credential must still exist).
+    async fn storage_of(&self, backup: &Backup) -> Result<Option<(Storage, Credential)>, String> {
+        let (Some(credential_id), Some(bucket_name)) = (backup.credential_id, &backup.bucket)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let credential = db::run(&self.pool, move |conn| {
             Credential::find_any(conn, credential_id)
         })
         .await
         .map_err(|_| "the backup credential of this backup no longer exists".to_string())?;
-        let storage = Storage::of(&credential, &self.keyring)?;
-        let bucket = storage
-            .bucket(&self.outbound, bucket_name, self.outbound.timeout)
-            .await?;
-        match bucket.delete_object(key).await {
-            Ok(response) if response.status_code() / 100 == 2 || response.status_code() == 404 => {
-                Ok(())
-            }
-            Ok(response) => Err(format!(
-                "deleting {key} answered HTTP {}",
-                response.status_code()
-            )),
-            Err(S3Error::HttpFailWithBody(404, _)) => Ok(()),
-            Err(error) => {
-                Err(storage.explain(error, &format!("delete denied on bucket {bucket_name}")))
-            }
-        }
+        let settings = s3_settings(&credential, &self.keyring)?;
+        Ok(Some((
+            self.storage(&settings, bucket_name).await?,
+            credential,
+        )))
+    }
+
+    /// Deletes a backup's object (one already gone counts as deleted).
+    pub async fn delete_object(&self, backup: &Backup) -> Result<(), String> {
+        let Some(key) = &backup.object_key else {
+            return Ok(());
+        };
+        let Some((storage, _)) = self.storage_of(backup).await? else {
+            return Ok(());
+        };
+        storage
+            .delete(
+                key,
+                &format!("deleting {key} from bucket {}", storage.name()),
+            )
+            .await
+            .map_err(|failure| {
+                denied_or(
+                    &failure,
+                    &format!("delete denied on bucket {}", storage.name()),
+                )
+            })
     }
 
     /// Restores `backup` into `target` (the project database when `None`), recording the outcome.
@@ -606,6 +601,8 @@ impl Runner {
         .await;
     }
 
+    /// Downloads the object to a private file, checks its size and SHA-256, and only then
+    /// lets `pg_restore` read it: a corrupted or replaced object never touches the target.
     async fn restore(
         &self,
         restore: &Restore,
@@ -613,25 +610,15 @@ impl Runner {
         project: &Project,
         target: Option<String>,
     ) -> Result<Option<String>, String> {
-        let (Some(credential_id), Some(bucket_name), Some(key)) = (
-            backup.credential_id,
-            backup.bucket.clone(),
-            backup.object_key.clone(),
-        ) else {
+        let (Some(key), Some(size)) = (backup.object_key.clone(), backup.size_bytes) else {
             return Err("the backup has no stored object".into());
         };
-        let credential = db::run(&self.pool, move |conn| {
-            Credential::find_any(conn, credential_id)
-        })
-        .await
-        .map_err(|_| "the backup credential of this backup no longer exists".to_string())?;
+        let Some((storage, credential)) = self.storage_of(backup).await? else {
+            return Err("the backup has no stored object".into());
+        };
         if credential.is_locked {
             return Err("credentials locked".into());
         }
-        let storage = Storage::of(&credential, &self.keyring)?;
-        let bucket = storage
-            .bucket(&self.outbound, &bucket_name, self.transfer_timeout)
-            .await?;
         let source = match target {
             Some(url) => {
                 self.check_source(
@@ -642,37 +629,62 @@ impl Runner {
             }
             None => self.check_project_source(project).await?,
         };
+        let directory = std::env::temp_dir();
+        let free = free_bytes(&directory);
+        let needed = size as u64 + 64 * 1024 * 1024;
+        if free.is_some_and(|free| free < needed) {
+            return Err(format!(
+                "not enough free disk in {} for the download: {} MiB needed, {} MiB free",
+                directory.display(),
+                needed / (1024 * 1024),
+                free.unwrap_or_default() / (1024 * 1024)
+            ));
+        }
+        let file = tempfile::Builder::new()
+            .prefix("keyhold-restore-")
+            .tempfile_in(&directory)
+            .map_err(|error| format!("could not create the download file: {error}"))?;
+        let writer = file
+            .reopen()
+            .map_err(|error| format!("could not open the download file: {error}"))?;
+        let mut writer = Hashing::new(tokio::fs::File::from_std(writer));
+        storage
+            .download(
+                &key,
+                &mut writer,
+                self.transfer_timeout,
+                &format!("downloading {key} from bucket {}", storage.name()),
+            )
+            .await
+            .map_err(|failure| {
+                denied_or(
+                    &failure,
+                    &format!("read denied on bucket {}", storage.name()),
+                )
+            })?;
+        let digest = writer.digest();
+        if writer.bytes != size as u64 || backup.sha256.as_deref() != Some(digest.as_str()) {
+            return Err(format!(
+                "checksum mismatch: the stored object ({} bytes) differs from what was backed \
+                 up ({size} bytes); the target database was not changed",
+                writer.bytes
+            ));
+        }
         let mut child = source
-            .pg_restore(&restore.namespaces())
+            .pg_restore(&restore.namespaces(), file.path())
             .spawn()
             .map_err(|error| format!("could not start pg_restore: {error}"))?;
-        let stdin = child.stdin.take().ok_or("pg_restore has no input")?;
         let stderr = child
             .stderr
             .take()
             .ok_or("pg_restore has no error output")?;
         let errors = actix_web::rt::spawn(tail(stderr));
-        let mut writer = Hashing::new(stdin);
-        let download = bucket.get_object_to_writer(&key, &mut writer).await;
-        drop(writer.inner); // end of input for pg_restore
         let status = child
             .wait()
             .await
             .map_err(|error| format!("pg_restore did not finish: {error}"))?;
         let errors = errors.await.unwrap_or_default();
-        match download {
-            Ok(code) if code / 100 == 2 => {}
-            Ok(code) => return Err(format!("downloading {key} answered HTTP {code}")),
-            Err(error) => {
-                return Err(storage.explain(error, &format!("read denied on bucket {bucket_name}")));
-            }
-        }
-        let digest = hex::encode(writer.hasher.finalize());
-        if backup.sha256.as_deref() != Some(digest.as_str()) {
-            return Err(
-                "checksum mismatch: the stored object differs from what was backed up".into(),
-            );
-        }
+        drop(file);
         if status.success() {
             Ok((!errors.is_empty()).then_some(errors))
         } else if errors.contains("errors ignored on restore") {
@@ -711,6 +723,16 @@ impl Runner {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Free bytes on the file system of `directory`, when the system says.
+fn free_bytes(directory: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `stat` a writable statvfs.
+    let answer = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    (answer == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 #[cfg(test)]

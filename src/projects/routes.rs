@@ -17,7 +17,7 @@ use crate::auth::{CurrentUser, Role, Scope};
 use crate::backup::database::DataSource;
 use crate::backup::model::{Backup, BackupPolicy, Restore};
 use crate::backup::policy::{self, Schedule};
-use crate::backup::runner::{Storage, check_bucket_name, default_bucket, prepare_bucket};
+use crate::backup::runner::{check_bucket_name, default_bucket, prepare_bucket, s3_settings};
 use crate::credentials::model::{Credential, CredentialId, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::db;
@@ -442,8 +442,8 @@ pub async fn ready_bucket(
     })
     .await
     .map_err(|error| error.to_string())?;
-    let storage = Storage::of(&credential, &state.settings.keyring)?;
-    prepare_bucket(&state.outbound, &storage, bucket).await
+    let settings = s3_settings(&credential, &state.settings.keyring)?;
+    prepare_bucket(&state.outbound, &settings, bucket).await
 }
 
 /// A policy as the Schedules tab shows it.

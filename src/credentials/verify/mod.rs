@@ -5,21 +5,14 @@
 pub mod outbound;
 pub mod sigv4;
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::NaiveDate;
 use reqwest::{RequestBuilder, StatusCode};
-use s3::Region;
-use s3::command::Command;
-use s3::creds::Credentials;
-use s3::error::S3Error;
-use s3::request::Request as _;
-use s3::request::tokio_backend::ReqwestRequest;
 use serde::Deserialize;
 
 use crate::credentials::provider::{Check, Provider, Values};
+use crate::storage::{Failure, S3Settings, Storage};
 pub use outbound::Outbound;
 
 /// What a check found.
@@ -262,7 +255,7 @@ async fn http(
 }
 
 /// A short reason for a failed connection, without the request's URL (it may hold a key).
-fn reason(error: &reqwest::Error) -> String {
+pub fn reason(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "timed out".into();
     }
@@ -290,73 +283,38 @@ async fn s3(
         return Outcome::Failed(message);
     }
     let origin = outbound::origin(&url);
-    let bucket = match s3_bucket(
-        "",
-        endpoint,
-        region,
-        access_key,
-        secret_key,
-        outbound.timeout,
-    ) {
-        Ok(bucket) => bucket,
-        Err(error) => return Outcome::Failed(format!("cannot use these S3 settings: {error}")),
+    let settings = S3Settings {
+        endpoint: endpoint.to_string(),
+        region: region.to_string(),
+        access_key: access_key.to_string(),
+        secret_key: secret_key.to_string(),
     };
-    // The raw response, not rust-s3's parsed listing: some S3 servers omit fields it requires.
-    let response = match ReqwestRequest::new(&bucket, "", Command::ListBuckets).await {
-        Ok(request) => request.response_data(false).await,
-        Err(error) => Err(error),
+    let storage = match Storage::open(outbound, &settings, "").await {
+        Ok(storage) => storage,
+        Err(message) => return Outcome::Failed(message),
     };
-    match response {
-        Ok(data)
-            if data
-                .as_str()
-                .is_ok_and(|body| body.contains("ListAllMyBucketsResult")) =>
-        {
+    match storage.list_buckets().await {
+        Ok(body) if body.contains("ListAllMyBucketsResult") => {
             Outcome::Ok("S3 accepted the credentials (ListBuckets)".into())
         }
-        Ok(data) => Outcome::Failed(format!(
-            "{origin} answered HTTP {} but not like an S3 endpoint",
-            data.status_code()
-        )),
-        Err(error) => s3_failure(&origin, error),
+        Ok(_) => Outcome::Failed(format!("{origin} answered, but not like an S3 endpoint")),
+        Err(failure) => s3_failure(&origin, &failure),
     }
 }
 
-/// A bucket handle for `endpoint`, path style, with keyhold's timeout.
-pub fn s3_bucket(
-    bucket: &str,
-    endpoint: &str,
-    region: &str,
-    access_key: &str,
-    secret_key: &str,
-    timeout: Duration,
-) -> Result<Box<s3::Bucket>, S3Error> {
-    let region = Region::Custom {
-        region: if region.is_empty() {
-            "us-east-1".into()
-        } else {
-            region.to_string()
-        },
-        endpoint: endpoint.trim_end_matches('/').to_string(),
-    };
-    let credentials = Credentials::new(Some(access_key), Some(secret_key), None, None, None)?;
-    s3::Bucket::new(bucket, region, credentials)?
-        .with_path_style()
-        .with_request_timeout(timeout)
-}
-
-/// Maps rust-s3's errors (it answers some refusals as `Ok` with a status, others as XML it
-/// cannot parse) to what a person can act on.
-pub fn s3_failure(origin: &str, error: S3Error) -> Outcome {
-    match error {
-        S3Error::HttpFailWithBody(403, body) if body.contains("AccessDenied") => Outcome::Warning(
-            "the signature is valid, but listing buckets is denied: backups need write and delete on their bucket"
-                .into(),
-        ),
-        S3Error::HttpFailWithBody(401 | 403, _) => Outcome::Failed("Invalid S3 credentials".into()),
-        S3Error::HttpFailWithBody(status, _) => Outcome::Failed(format!("{origin} answered HTTP {status}")),
-        S3Error::Reqwest(error) => Outcome::Failed(format!("could not reach {origin}: {}", reason(&error))),
-        other => Outcome::Failed(format!("S3 request failed: {other}")),
+/// What a refused ListBuckets means to a person.
+pub fn s3_failure(origin: &str, failure: &Failure) -> Outcome {
+    if failure.status.is_none() {
+        Outcome::Failed(failure.message.clone())
+    } else if failure.bad_credentials() {
+        Outcome::Failed("Invalid S3 credentials".into())
+    } else if failure.denied() {
+        Outcome::Warning(format!(
+            "the signature is valid, but listing buckets is denied ({}): backups need write and delete on their bucket",
+            failure.answer()
+        ))
+    } else {
+        Outcome::Failed(format!("{origin} {}", failure.answer()))
     }
 }
 

@@ -1,0 +1,716 @@
+//! S3 storage through keyhold's own outbound client.
+//!
+//! rust-s3 builds a reqwest client of its own (redirects followed, any address, its own
+//! timeouts and retries) and offers no way to replace it. keyhold keeps rust-s3 for what it is
+//! good at — signing requests (SigV4) and building their URLs and bodies — and sends every
+//! request through the guarded client of `Outbound` (no redirects, DNS answers filtered, its
+//! connect timeout), with a deadline on every request and on every stalled stream.
+//!
+//! Every refusal keeps S3's own `Code` and `Message` next to what keyhold was doing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use s3::command::{Command, Multipart};
+use s3::creds::Credentials;
+use s3::request::Request as _;
+use s3::request::tokio_backend::ReqwestRequest;
+use s3::serde_types::{CompleteMultipartUploadData, Part};
+use s3::{Bucket, BucketConfiguration, Region};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::credentials::verify::outbound::{self, Outbound};
+use crate::credentials::verify::reason;
+
+/// The smallest part S3 accepts (except the last), and the size keyhold starts with.
+pub const FIRST_PART: usize = 8 * 1024 * 1024;
+/// S3's largest part.
+const LARGEST_PART: usize = 5 * 1024 * 1024 * 1024;
+/// S3's limit on the parts of one object.
+pub const MAX_PARTS: u32 = 10_000;
+/// Attempts of a request S3 answered 500, 502, 503 (SlowDown) or 504, or that failed to connect.
+const ATTEMPTS: u32 = 3;
+
+/// Why an S3 request failed: what keyhold was doing, and S3's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What keyhold was doing ("creating bucket x").
+    pub doing: String,
+    /// The HTTP status, when S3 answered.
+    pub status: Option<u16>,
+    /// S3's error code (`AccessDenied`), when it gave one.
+    pub code: String,
+    /// S3's message, or the transport's reason.
+    pub message: String,
+}
+
+impl Failure {
+    fn transport(doing: &str, message: String) -> Failure {
+        Failure {
+            doing: doing.to_string(),
+            status: None,
+            code: String::new(),
+            message,
+        }
+    }
+
+    /// A signature or key S3 does not accept.
+    pub fn bad_credentials(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidSecurity" | "InvalidToken"
+        ) || (self.status == Some(401))
+            || (self.status == Some(403) && self.code.is_empty())
+    }
+
+    /// A refusal of this key's rights (the signature was fine).
+    pub fn denied(&self) -> bool {
+        self.code == "AccessDenied" || (self.status == Some(403) && !self.bad_credentials())
+    }
+
+    /// S3's own words: `Code: Message`, or the status, or the transport's reason.
+    pub fn answer(&self) -> String {
+        match (self.code.is_empty(), self.status) {
+            (false, Some(status)) if self.message.is_empty() => {
+                format!("{} (HTTP {status})", self.code)
+            }
+            (false, Some(status)) => format!("{}: {} (HTTP {status})", self.code, self.message),
+            (false, None) => self.code.clone(),
+            (true, Some(status)) => format!("answered HTTP {status}"),
+            (true, None) => self.message.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.bad_credentials() {
+            return write!(f, "Invalid S3 credentials");
+        }
+        write!(f, "{}: {}", self.doing, self.answer())
+    }
+}
+
+/// The text between `<tag>` and `</tag>` in an S3 XML answer.
+fn element(xml: &str, tag: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.find(&open)
+        .and_then(|start| {
+            let rest = &xml[start + open.len()..];
+            rest.find(&close).map(|end| rest[..end].trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a request with this answer is worth trying again.
+fn transient(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
+}
+
+/// The size of part `number` (from 1): 8 MiB doubling every 1,000 parts, so 10,000 parts
+/// reach S3's 5 TiB object limit while small dumps keep small parts.
+pub fn part_size(number: u32, max_parts: u32) -> usize {
+    let step = (max_parts / 10).max(1);
+    let doublings = ((number.saturating_sub(1)) / step).min(20);
+    FIRST_PART
+        .saturating_mul(1usize << doublings)
+        .min(LARGEST_PART)
+}
+
+/// One bucket on one S3 endpoint, with one key.
+pub struct Storage {
+    bucket: Box<Bucket>,
+    client: reqwest::Client,
+    origin: String,
+    /// Deadline of a request without a large body.
+    timeout: Duration,
+    /// Parts of one object at most (S3's 10,000; lower in tests).
+    max_parts: u32,
+}
+
+/// The S3 settings of a backup credential.
+#[derive(Clone)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl S3Settings {
+    /// The region requests are signed for (`us-east-1` when none is given).
+    fn signing_region(&self) -> String {
+        match self.region.trim() {
+            "" => "us-east-1".to_string(),
+            region => region.to_string(),
+        }
+    }
+}
+
+impl Storage {
+    /// A handle on `bucket` (may be empty for account-level calls); checks the endpoint's
+    /// address first.
+    pub async fn open(
+        outbound: &Outbound,
+        settings: &S3Settings,
+        bucket: &str,
+    ) -> Result<Storage, String> {
+        let url = url::Url::parse(&settings.endpoint)
+            .map_err(|_| "the S3 endpoint is not a valid URL".to_string())?;
+        outbound.check_target(&url).await?;
+        let region = Region::Custom {
+            region: settings.signing_region(),
+            endpoint: settings.endpoint.trim_end_matches('/').to_string(),
+        };
+        let credentials = Credentials::new(
+            Some(&settings.access_key),
+            Some(&settings.secret_key),
+            None,
+            None,
+            None,
+        )
+        .map_err(|error| format!("cannot use these S3 settings: {error}"))?;
+        let bucket = Bucket::new(bucket, region, credentials)
+            .map_err(|error| format!("cannot use these S3 settings: {error}"))?
+            .with_path_style();
+        Ok(Storage {
+            bucket,
+            client: outbound.client.clone(),
+            origin: outbound::origin(&url),
+            timeout: outbound.timeout,
+            max_parts: MAX_PARTS,
+        })
+    }
+
+    /// The same storage for transfers: `timeout` per request (a part gets a second more per
+    /// 256 KiB), objects split into at most `max_parts` parts (S3's limit; lower in tests).
+    pub fn with_transfers(mut self, timeout: Duration, max_parts: u32) -> Storage {
+        self.timeout = timeout;
+        self.max_parts = max_parts.max(1);
+        self
+    }
+
+    /// `scheme://host:port` of the endpoint, for messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn name(&self) -> &str {
+        &self.bucket.name
+    }
+
+    /// Signs `command` for `path` and sends it once.
+    async fn send_once(
+        &self,
+        path: &str,
+        command: Command<'_>,
+        timeout: Duration,
+        doing: &str,
+    ) -> Result<reqwest::Response, Failure> {
+        let unsigned = |error: s3::error::S3Error| {
+            Failure::transport(doing, format!("could not sign the request: {error}"))
+        };
+        let request = ReqwestRequest::new(&self.bucket, path, command)
+            .await
+            .map_err(unsigned)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in request.headers().await.map_err(unsigned)?.iter() {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_str(name.as_str()),
+                reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let method = match request.command.http_verb() {
+            s3::command::HttpMethod::Delete => reqwest::Method::DELETE,
+            s3::command::HttpMethod::Get => reqwest::Method::GET,
+            s3::command::HttpMethod::Post => reqwest::Method::POST,
+            s3::command::HttpMethod::Put => reqwest::Method::PUT,
+            s3::command::HttpMethod::Head => reqwest::Method::HEAD,
+        };
+        let url = request.url().map_err(unsigned)?;
+        let body = request.request_body().map_err(unsigned)?;
+        self.client
+            .request(method, url.as_str())
+            .headers(headers)
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|error| {
+                let reason = if error.is_timeout() {
+                    format!(
+                        "{} did not answer within {} s",
+                        self.origin,
+                        timeout.as_secs()
+                    )
+                } else {
+                    format!("could not reach {}: {}", self.origin, reason(&error))
+                };
+                Failure::transport(doing, reason)
+            })
+    }
+
+    /// Sends `command` (built anew for each attempt), retrying transient failures with
+    /// backoff; a refusal becomes a `Failure` with S3's code and message. `accept` lists
+    /// statuses that are answers rather than failures (404 for a delete, say).
+    async fn send<'a>(
+        &self,
+        path: &str,
+        command: impl Fn() -> Command<'a>,
+        timeout: Duration,
+        doing: &str,
+        accept: &[u16],
+    ) -> Result<reqwest::Response, Failure> {
+        let mut attempt = 1;
+        loop {
+            let last = attempt >= ATTEMPTS;
+            match self.send_once(path, command(), timeout, doing).await {
+                Ok(response)
+                    if response.status().is_success()
+                        || accept.contains(&response.status().as_u16()) =>
+                {
+                    return Ok(response);
+                }
+                Ok(response) if !last && transient(response.status().as_u16()) => {}
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.text().await.unwrap_or_default();
+                    return Err(Failure {
+                        doing: doing.to_string(),
+                        status: Some(status),
+                        code: element(&body, "Code"),
+                        message: element(&body, "Message"),
+                    });
+                }
+                Err(failure) if !last && failure.message.starts_with("could not reach") => {}
+                Err(failure) => return Err(failure),
+            }
+            tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+            attempt += 1;
+        }
+    }
+
+    /// ListBuckets: the raw answer (some S3 servers omit fields rust-s3's parser requires).
+    pub async fn list_buckets(&self) -> Result<String, Failure> {
+        let response = self
+            .send(
+                "/",
+                || Command::ListBuckets,
+                self.timeout,
+                "listing buckets",
+                &[],
+            )
+            .await?;
+        Ok(response.text().await.unwrap_or_default())
+    }
+
+    /// Creates the bucket; `Ok(false)` when it already exists and is this key's. The
+    /// location constraint is sent except where S3 wants none (us-east-1, no region, `auto`).
+    pub async fn create_bucket(&self, region: &str) -> Result<bool, Failure> {
+        let mut config = BucketConfiguration::default();
+        if !matches!(region.trim(), "" | "us-east-1" | "auto") {
+            config.set_location_constraint(Region::Custom {
+                region: region.trim().to_string(),
+                endpoint: String::new(),
+            });
+        }
+        let doing = format!("creating bucket {}", self.name());
+        let result = self
+            .send(
+                "",
+                || Command::CreateBucket {
+                    config: config.clone(),
+                },
+                self.timeout,
+                &doing,
+                &[],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(failure) if failure.code == "BucketAlreadyOwnedByYou" => Ok(false),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// Whether the bucket exists and this key may reach it (HeadBucket).
+    pub async fn bucket_exists(&self) -> Result<bool, Failure> {
+        let doing = format!("checking bucket {}", self.name());
+        // HEAD of the bucket is ListObjects with no keys: any key that may list may ask.
+        let response = self
+            .send(
+                "/",
+                || Command::ListObjectsV2 {
+                    prefix: String::new(),
+                    delimiter: None,
+                    continuation_token: None,
+                    start_after: None,
+                    max_keys: Some(1),
+                },
+                self.timeout,
+                &doing,
+                &[404],
+            )
+            .await?;
+        Ok(response.status().as_u16() != 404)
+    }
+
+    /// PutObject of a small body.
+    pub async fn put(&self, key: &str, content: &[u8], doing: &str) -> Result<(), Failure> {
+        self.send(
+            key,
+            || Command::PutObject {
+                content,
+                content_type: "application/octet-stream",
+                custom_headers: None,
+                multipart: None,
+            },
+            self.part_timeout(content.len()),
+            doing,
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// GetObject of a small object, whole.
+    pub async fn get(&self, key: &str, doing: &str) -> Result<Vec<u8>, Failure> {
+        let response = self
+            .send(key, || Command::GetObject, self.timeout, doing, &[])
+            .await?;
+        response
+            .bytes()
+            .await
+            .map(|bytes| bytes.to_vec())
+            .map_err(|error| Failure::transport(doing, format!("the download broke off: {error}")))
+    }
+
+    /// The size of an object, `None` when it does not exist.
+    pub async fn size(&self, key: &str, doing: &str) -> Result<Option<u64>, Failure> {
+        let response = self
+            .send(key, || Command::HeadObject, self.timeout, doing, &[404])
+            .await?;
+        if response.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        Ok(response
+            .headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok()))
+    }
+
+    /// Deletes an object (one that is already gone counts as deleted).
+    pub async fn delete(&self, key: &str, doing: &str) -> Result<(), Failure> {
+        self.send(key, || Command::DeleteObject, self.timeout, doing, &[404])
+            .await
+            .map(|_| ())
+    }
+
+    /// Streams an object into `writer`, each chunk within `stall` of the last; returns the
+    /// bytes written.
+    pub async fn download(
+        &self,
+        key: &str,
+        writer: &mut (impl AsyncWrite + Unpin),
+        stall: Duration,
+        doing: &str,
+    ) -> Result<u64, Failure> {
+        let mut response = self
+            .send(key, || Command::GetObject, self.timeout, doing, &[])
+            .await?;
+        let mut written = 0u64;
+        loop {
+            let chunk = tokio::time::timeout(stall, response.chunk())
+                .await
+                .map_err(|_| {
+                    Failure::transport(
+                        doing,
+                        format!("{} sent nothing for {} s", self.origin, stall.as_secs()),
+                    )
+                })?
+                .map_err(|error| {
+                    Failure::transport(doing, format!("the download broke off: {error}"))
+                })?;
+            let Some(chunk) = chunk else {
+                break;
+            };
+            writer.write_all(&chunk).await.map_err(|error| {
+                Failure::transport(doing, format!("could not write the download: {error}"))
+            })?;
+            written += chunk.len() as u64;
+        }
+        writer.flush().await.map_err(|error| {
+            Failure::transport(doing, format!("could not write the download: {error}"))
+        })?;
+        Ok(written)
+    }
+
+    /// The deadline of a request carrying `bytes`: the timeout, plus a second per 256 KiB (a
+    /// link slower than that is treated as dead).
+    fn part_timeout(&self, bytes: usize) -> Duration {
+        self.timeout + Duration::from_secs((bytes / (256 * 1024)) as u64)
+    }
+
+    /// Uploads what `reader` gives until its end as object `key`: one PutObject when it fits
+    /// in a part, else a multipart upload whose parts grow (`part_size`) so `max_parts` parts
+    /// reach S3's largest object. The reader must give something within `stall`; two parts
+    /// are in flight at most, so memory stays at about three parts. On any failure the
+    /// multipart upload is aborted (no parts left behind). Returns the bytes uploaded.
+    pub async fn upload(
+        &self,
+        key: &str,
+        reader: &mut (impl AsyncRead + Unpin),
+        stall: Duration,
+        doing: &str,
+    ) -> Result<u64, UploadFailure> {
+        let first = read_part(reader, part_size(1, self.max_parts), stall).await?;
+        if first.len() < part_size(1, self.max_parts) {
+            self.put(key, &first, doing).await?;
+            return Ok(first.len() as u64);
+        }
+        let response = self
+            .send(
+                key,
+                || Command::InitiateMultipartUpload {
+                    content_type: "application/octet-stream",
+                },
+                self.timeout,
+                doing,
+                &[],
+            )
+            .await?;
+        let body = response.text().await.unwrap_or_default();
+        let upload_id = element(&body, "UploadId");
+        if upload_id.is_empty() {
+            return Err(Failure::transport(doing, "S3 gave no upload id".into()).into());
+        }
+        let result = self
+            .upload_parts(key, &upload_id, first, reader, stall, doing)
+            .await;
+        if result.is_err() {
+            self.abort(key, &upload_id).await;
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Vec<u8>,
+        reader: &mut (impl AsyncRead + Unpin),
+        stall: Duration,
+        doing: &str,
+    ) -> Result<u64, UploadFailure> {
+        let mut parts: Vec<Part> = Vec::new();
+        let mut total = first.len() as u64;
+        let mut next = Some(first);
+        let mut number = 1u32;
+        // Part n uploads while part n+1 is read: two parts in memory, one in flight.
+        while let Some(content) = next.take() {
+            if number > self.max_parts {
+                return Err(Failure::transport(
+                    doing,
+                    format!("the dump needs more than {} parts", self.max_parts),
+                )
+                .into());
+            }
+            let upload = self.upload_part(key, upload_id, number, &content, doing);
+            let size = part_size(number + 1, self.max_parts);
+            let (uploaded, read) = tokio::join!(upload, async {
+                if content.len() < part_size(number, self.max_parts) {
+                    Ok(Vec::new())
+                } else {
+                    read_part(reader, size, stall).await
+                }
+            });
+            parts.push(uploaded?);
+            let read = read?;
+            if !read.is_empty() {
+                total += read.len() as u64;
+                next = Some(read);
+            }
+            number += 1;
+        }
+        let data = CompleteMultipartUploadData { parts };
+        self.send(
+            key,
+            || Command::CompleteMultipartUpload {
+                upload_id,
+                data: data.clone(),
+            },
+            self.part_timeout(0),
+            doing,
+            &[],
+        )
+        .await?;
+        Ok(total)
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        content: &[u8],
+        doing: &str,
+    ) -> Result<Part, Failure> {
+        let response = self
+            .send(
+                key,
+                || Command::PutObject {
+                    content,
+                    content_type: "application/octet-stream",
+                    custom_headers: None,
+                    multipart: Some(Multipart::new(number, upload_id)),
+                },
+                self.part_timeout(content.len()),
+                doing,
+                &[],
+            )
+            .await?;
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Part {
+            part_number: number,
+            etag,
+        })
+    }
+
+    /// Aborts a multipart upload (best effort: a failure is logged).
+    pub async fn abort(&self, key: &str, upload_id: &str) {
+        let doing = format!("aborting the upload of {key}");
+        if let Err(failure) = self
+            .send(
+                key,
+                || Command::AbortMultipartUpload { upload_id },
+                self.timeout,
+                &doing,
+                &[404],
+            )
+            .await
+        {
+            tracing::warn!("{failure}");
+        }
+    }
+
+    /// Aborts every unfinished multipart upload under `prefix` (parts a killed keyhold left
+    /// behind); returns how many.
+    pub async fn abort_uploads_under(&self, prefix: &str) -> Result<usize, Failure> {
+        let doing = format!("listing unfinished uploads in bucket {}", self.name());
+        let response = self
+            .send(
+                "/",
+                || Command::ListMultipartUploads {
+                    prefix: Some(prefix),
+                    delimiter: None,
+                    key_marker: None,
+                    upload_id_marker: None,
+                    max_uploads: Some(1000),
+                },
+                self.timeout,
+                &doing,
+                &[],
+            )
+            .await?;
+        let body = response.text().await.unwrap_or_default();
+        let mut aborted = 0;
+        for upload in body.split("<Upload>").skip(1) {
+            let (key, id) = (element(upload, "Key"), element(upload, "UploadId"));
+            if !key.is_empty() && !id.is_empty() {
+                self.abort(&key, &id).await;
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+}
+
+/// Why an upload ended: S3's refusal, or the reader (the dump) failing or stalling.
+#[derive(Debug)]
+pub enum UploadFailure {
+    Storage(Failure),
+    Source(String),
+}
+
+impl From<Failure> for UploadFailure {
+    fn from(failure: Failure) -> UploadFailure {
+        UploadFailure::Storage(failure)
+    }
+}
+
+/// Reads up to `size` bytes (less only at the end), each read within `stall`.
+async fn read_part(
+    reader: &mut (impl AsyncRead + Unpin),
+    size: usize,
+    stall: Duration,
+) -> Result<Vec<u8>, UploadFailure> {
+    let mut part = Vec::with_capacity(size.min(64 * 1024 * 1024));
+    let mut buffer = vec![0u8; 256 * 1024];
+    while part.len() < size {
+        let want = buffer.len().min(size - part.len());
+        let n = tokio::time::timeout(stall, reader.read(&mut buffer[..want]))
+            .await
+            .map_err(|_| {
+                UploadFailure::Source(format!("the dump gave nothing for {} s", stall.as_secs()))
+            })?
+            .map_err(|error| UploadFailure::Source(format!("could not read the dump: {error}")))?;
+        if n == 0 {
+            break;
+        }
+        part.extend_from_slice(&buffer[..n]);
+    }
+    Ok(part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_errors_keep_their_code_and_message() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>InvalidLocationConstraint</Code>\
+                    <Message>The specified location-constraint is not valid</Message></Error>";
+        let failure = Failure {
+            doing: "creating bucket b".into(),
+            status: Some(400),
+            code: element(body, "Code"),
+            message: element(body, "Message"),
+        };
+        assert_eq!(
+            failure.to_string(),
+            "creating bucket b: InvalidLocationConstraint: The specified location-constraint is not valid"
+        );
+        let denied = Failure {
+            code: "AccessDenied".into(),
+            status: Some(403),
+            ..failure.clone()
+        };
+        assert!(denied.denied() && !denied.bad_credentials());
+        let wrong = Failure {
+            code: "SignatureDoesNotMatch".into(),
+            status: Some(403),
+            ..failure
+        };
+        assert_eq!(wrong.to_string(), "Invalid S3 credentials");
+    }
+
+    #[test]
+    fn parts_grow_so_the_part_limit_covers_s3s_largest_object() {
+        assert_eq!(part_size(1, MAX_PARTS), FIRST_PART);
+        assert_eq!(part_size(1000, MAX_PARTS), FIRST_PART);
+        assert_eq!(part_size(1001, MAX_PARTS), 2 * FIRST_PART);
+        let total: u128 = (1..=MAX_PARTS)
+            .map(|n| part_size(n, MAX_PARTS) as u128)
+            .sum();
+        assert!(total >= 5 * 1024u128.pow(4), "{total}");
+        assert!((1..=MAX_PARTS).all(|n| part_size(n, MAX_PARTS) <= LARGEST_PART));
+    }
+}
