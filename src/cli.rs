@@ -106,11 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let pool = db::prepare(&settings.database_url, settings.db_pool_size)?;
             let runner = crate::startup::runner(&pool, &settings)?;
-            crate::backup::scheduler::spawn(
-                runner.clone(),
-                settings.scheduler_interval,
-                settings.backup_concurrency,
-            );
+            crate::backup::scheduler::spawn(runner.clone(), settings.scheduler_interval);
             tracing::info!("keyhold worker running the backup scheduler");
             tokio::signal::ctrl_c().await?;
             runner.shutdown(std::time::Duration::from_secs(60)).await;

@@ -39,6 +39,8 @@
 //! - `KEYHOLD_BACKUP_CONCURRENCY`: backups run at once per process; default 2.
 //! - `KEYHOLD_BACKUP_STALE_SECONDS`: silence after which a running backup's process counts as
 //!   dead and the run as Failed (interrupted); default 60.
+//! - `KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`: deadline of one S3 request during backups and
+//!   restores (a part upload gets a second more per MiB) and of a download that stalls; default 60.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -81,6 +83,7 @@ pub struct Settings {
     pub scheduler_interval: Duration,
     pub backup_concurrency: usize,
     pub backup_stale_after: Duration,
+    pub backup_transfer_timeout: Duration,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -189,6 +192,9 @@ impl Settings {
             backup_concurrency: parse_or(&var, "KEYHOLD_BACKUP_CONCURRENCY", 2usize)?.max(1),
             backup_stale_after: Duration::from_secs(
                 parse_or(&var, "KEYHOLD_BACKUP_STALE_SECONDS", 60u64)?.max(2),
+            ),
+            backup_transfer_timeout: Duration::from_secs(
+                parse_or(&var, "KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS", 60u64)?.max(1),
             ),
         })
     }

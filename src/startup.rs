@@ -68,11 +68,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let runner = runner(&pool, &settings)?;
         if settings.scheduler {
-            scheduler::spawn(
-                runner.clone(),
-                settings.scheduler_interval,
-                settings.backup_concurrency,
-            );
+            scheduler::spawn(runner.clone(), settings.scheduler_interval);
         }
         let pages = PageCache::start(&settings.database_url, settings.page_cache);
         if settings.page_cache {
@@ -133,7 +129,9 @@ pub fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner> {
         Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
         sources,
     )
-    .with_stale_after(settings.backup_stale_after))
+    .with_stale_after(settings.backup_stale_after)
+    .with_transfers(settings.backup_transfer_timeout, crate::storage::MAX_PARTS)
+    .with_concurrency(settings.backup_concurrency))
 }
 
 fn serve(

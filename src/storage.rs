@@ -118,6 +118,7 @@ pub fn part_size(number: u32, max_parts: u32) -> usize {
 }
 
 /// One bucket on one S3 endpoint, with one key.
+#[derive(Clone)]
 pub struct Storage {
     bucket: Box<Bucket>,
     client: reqwest::Client,
@@ -183,7 +184,7 @@ impl Storage {
     }
 
     /// The same storage for transfers: `timeout` per request (a part gets a second more per
-    /// 256 KiB), objects split into at most `max_parts` parts (S3's limit; lower in tests).
+    /// MiB), objects split into at most `max_parts` parts (S3's limit; lower in tests).
     pub fn with_transfers(mut self, timeout: Duration, max_parts: u32) -> Storage {
         self.timeout = timeout;
         self.max_parts = max_parts.max(1);
@@ -448,10 +449,10 @@ impl Storage {
         Ok(written)
     }
 
-    /// The deadline of a request carrying `bytes`: the timeout, plus a second per 256 KiB (a
-    /// link slower than that is treated as dead).
+    /// The deadline of a request carrying `bytes`: the timeout, plus a second per MiB (a link
+    /// slower than that for a whole part is treated as dead).
     fn part_timeout(&self, bytes: usize) -> Duration {
-        self.timeout + Duration::from_secs((bytes / (256 * 1024)) as u64)
+        self.timeout + Duration::from_secs((bytes / (1024 * 1024)) as u64)
     }
 
     /// Uploads what `reader` gives until its end as object `key`: one PutObject when it fits
@@ -490,8 +491,17 @@ impl Storage {
         let result = self
             .upload_parts(key, &upload_id, first, reader, stall, doing)
             .await;
-        if result.is_err() {
-            self.abort(key, &upload_id).await;
+        if result.is_err() && !self.abort(key, &upload_id).await {
+            // S3 may be down: keep trying in the background, so no parts stay behind.
+            let (storage, key) = (self.clone(), key.to_string());
+            actix_web::rt::spawn(async move {
+                for wait in [5, 30, 120, 600, 1800] {
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                    if storage.abort(&key, &upload_id).await {
+                        return;
+                    }
+                }
+            });
         }
         result
     }
@@ -584,8 +594,8 @@ impl Storage {
         })
     }
 
-    /// Aborts a multipart upload (best effort: a failure is logged).
-    pub async fn abort(&self, key: &str, upload_id: &str) {
+    /// Aborts a multipart upload; false (and logged) when S3 did not confirm it.
+    pub async fn abort(&self, key: &str, upload_id: &str) -> bool {
         let doing = format!("aborting the upload of {key}");
         if let Err(failure) = self
             .send(
@@ -598,7 +608,9 @@ impl Storage {
             .await
         {
             tracing::warn!("{failure}");
+            return false;
         }
+        true
     }
 
     /// Aborts every unfinished multipart upload under `prefix` (parts a killed keyhold left

@@ -334,7 +334,7 @@ impl Backup {
         diesel::update(
             backups::table
                 .find(id)
-                .filter(backups::phase.eq(phase::IN_PROGRESS)),
+                .filter(backups::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
         )
         .set(backups::heartbeat_at.eq(Some(Utc::now())))
         .execute(conn)?;
@@ -427,6 +427,18 @@ impl Restore {
             ))
             .returning(Restore::as_returning())
             .get_result(conn)
+    }
+
+    /// Says the restore's process is alive (the scheduler reaps restores that stop beating).
+    pub fn heartbeat(conn: &mut PgConnection, id: RestoreId) -> QueryResult<()> {
+        diesel::update(
+            restores::table
+                .find(id)
+                .filter(restores::phase.eq(phase::IN_PROGRESS)),
+        )
+        .set(restores::heartbeat_at.eq(Some(Utc::now())))
+        .execute(conn)?;
+        Ok(())
     }
 
     /// Ends a restore with its phase and warnings.

@@ -277,6 +277,8 @@ pub struct Runner {
     pub outbound: Outbound,
     /// What data sources and restore targets must satisfy (SPEC §13).
     pub sources: SourceRules,
+    /// Backups run at once by this process (`KEYHOLD_BACKUP_CONCURRENCY`), scheduled or not.
+    permits: Arc<tokio::sync::Semaphore>,
     /// Backups running in this process (for graceful shutdown).
     in_flight: Arc<Mutex<HashSet<BackupId>>>,
     /// Deadline of one S3 request, and of a stalled download (`KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`).
@@ -297,6 +299,7 @@ impl Runner {
             keyring,
             outbound,
             sources,
+            permits: Arc::new(tokio::sync::Semaphore::new(2)),
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             transfer_timeout: Duration::from_secs(60),
             max_parts: MAX_PARTS,
@@ -310,6 +313,29 @@ impl Runner {
         self.transfer_timeout = timeout.max(Duration::from_secs(1));
         self.max_parts = max_parts.max(1);
         self
+    }
+
+    /// The same runner, running at most `concurrency` backups at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Runner {
+        self.permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        self
+    }
+
+    /// Beats for run `id` every quarter of the stale limit until the returned task is aborted.
+    fn beat<F>(&self, beat: F) -> actix_web::rt::task::JoinHandle<()>
+    where
+        F: Fn(&mut diesel::PgConnection) -> diesel::QueryResult<()> + Send + Clone + 'static,
+    {
+        let pool = self.pool.clone();
+        let every = self.stale_after / 4;
+        actix_web::rt::spawn(async move {
+            let mut interval = actix_web::rt::time::interval(every);
+            loop {
+                interval.tick().await;
+                let beat = beat.clone();
+                let _ = db::run(&pool, beat).await;
+            }
+        })
     }
 
     /// The same runner, declaring runs dead after `stale_after` of silence.
@@ -354,12 +380,17 @@ impl Runner {
         Ok(checked)
     }
 
-    /// Runs a New backup to its end, recording the outcome; never panics.
+    /// Runs a New backup to its end, recording the outcome; never panics. It first waits for
+    /// one of the process's slots, beating meanwhile (waiting is not dying).
     pub async fn run_backup(&self, id: BackupId) {
         if let Ok(mut running) = self.in_flight.lock() {
             running.insert(id);
         }
+        let waiting = self.beat(move |conn| Backup::heartbeat(conn, id));
+        let permit = self.permits.clone().acquire_owned().await;
+        waiting.abort();
         let outcome = self.backup(id).await;
+        drop(permit);
         if let Err(Ended(phase, reason)) = outcome {
             tracing::warn!(backup = id.0, "backup {phase}: {reason}");
             let _ = db::run(&self.pool, move |conn| {
@@ -414,17 +445,7 @@ impl Runner {
             return Ok(()); // another process runs it
         };
 
-        let heartbeat = {
-            let pool = self.pool.clone();
-            let beat = self.stale_after / 4;
-            actix_web::rt::spawn(async move {
-                let mut interval = actix_web::rt::time::interval(beat);
-                loop {
-                    interval.tick().await;
-                    let _ = db::run(&pool, move |conn| Backup::heartbeat(conn, id)).await;
-                }
-            })
-        };
+        let heartbeat = self.beat(move |conn| Backup::heartbeat(conn, id));
         let result = self
             .dump_and_upload(&backup, &project, &credential, &bucket_name)
             .await;
@@ -590,7 +611,10 @@ impl Runner {
         target: Option<String>,
     ) {
         let id = restore.id;
-        let (phase, warnings) = match self.restore(&restore, &backup, &project, target).await {
+        let heartbeat = self.beat(move |conn| Restore::heartbeat(conn, id));
+        let outcome = self.restore(&restore, &backup, &project, target).await;
+        heartbeat.abort();
+        let (phase, warnings) = match outcome {
             Ok(warnings) => (phase::COMPLETED, warnings),
             Err(reason) => (phase::FAILED, Some(reason)),
         };

@@ -3,12 +3,10 @@
 //! instances never run a slot twice, runs them, marks runs whose process died as Failed, and
 //! deletes expired backups.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use tokio::sync::Semaphore;
 
 use crate::backup::model::{Backup, BackupId, BackupPolicy, phase};
 use crate::backup::runner::Runner;
@@ -80,10 +78,13 @@ pub fn reap_stale(
         backups::finished_at.eq(Some(now)),
     ))
     .execute(conn)?;
+    // A run waiting for a slot beats too (`Runner::run_backup`): only one whose process
+    // stopped is stale, not one that waits.
     let never_started = diesel::update(
-        backups::table
-            .filter(backups::phase.eq(phase::NEW))
-            .filter(backups::created_at.lt(stale)),
+        backups::table.filter(backups::phase.eq(phase::NEW)).filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(heartbeat_at, created_at) < ")
+                .bind::<diesel::sql_types::Timestamptz, _>(stale),
+        ),
     )
     .set((
         backups::phase.eq(phase::FAILED),
@@ -91,10 +92,16 @@ pub fn reap_stale(
         backups::finished_at.eq(Some(now)),
     ))
     .execute(conn)?;
+    // Restores beat like backups (`Runner::run_restore`).
     let restores = diesel::update(
         restores::table
             .filter(restores::phase.eq(phase::IN_PROGRESS))
-            .filter(restores::started_at.lt(now - chrono::Duration::hours(12))),
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "coalesce(heartbeat_at, started_at) < ",
+                )
+                .bind::<diesel::sql_types::Timestamptz, _>(stale),
+            ),
     )
     .set((
         restores::phase.eq(phase::FAILED),
@@ -140,35 +147,28 @@ pub async fn apply_retention(runner: &Runner, now: DateTime<Utc>) -> Result<usiz
     Ok(deleted)
 }
 
-/// One pass: reap, claim and start due runs (at most `permits` at once), apply retention.
-pub async fn tick(
-    runner: &Runner,
-    permits: &Arc<Semaphore>,
-    now: DateTime<Utc>,
-) -> Result<usize, AppError> {
+/// One pass: reap, claim and start due runs (the runner runs as many at once as its
+/// concurrency allows; the others wait, beating), apply retention.
+pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
     let stale_after = runner.stale_after;
     db::run(&runner.pool, move |conn| reap_stale(conn, now, stale_after)).await?;
     let claimed = db::run(&runner.pool, move |conn| claim_due(conn, now)).await?;
     let started = claimed.len();
     for id in claimed {
-        let (runner, permits) = (runner.clone(), permits.clone());
-        actix_web::rt::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            runner.run_backup(id).await;
-        });
+        let runner = runner.clone();
+        actix_web::rt::spawn(async move { runner.run_backup(id).await });
     }
     apply_retention(runner, now).await?;
     Ok(started)
 }
 
 /// Runs `tick` every `interval` until the process ends.
-pub fn spawn(runner: Runner, interval: Duration, concurrency: usize) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+pub fn spawn(runner: Runner, interval: Duration) {
     actix_web::rt::spawn(async move {
         let mut timer = actix_web::rt::time::interval(interval);
         loop {
             timer.tick().await;
-            if let Err(error) = tick(&runner, &permits, Utc::now()).await {
+            if let Err(error) = tick(&runner, Utc::now()).await {
                 tracing::warn!("scheduler pass failed: {error}");
             }
         }

@@ -100,7 +100,14 @@ pub struct World {
 }
 
 pub async fn world() -> World {
-    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    world_with(&[]).await
+}
+
+/// The same world, with some settings overridden.
+pub async fn world_with(overrides: &[(&str, &str)]) -> World {
+    let mut settings = vec![("KEYHOLD_SCHEDULER", "false")];
+    settings.extend_from_slice(overrides);
+    let app = spawn_app_with(&settings).await;
     let (partner, _) = app.partner().await;
     let organization = partner.create_organization(&app, "Blue Org").await;
     let s3 = fakes::start_s3().await;

@@ -51,6 +51,9 @@ pub struct S3Server {
     pub endpoint: String,
     /// While set, every request is answered 500 InternalError (storage failing mid-run).
     pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Requests answered so far; from the `stall_from`-th on, none is answered (S3 died).
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub stall_from: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Where the objects live (kept for the server's lifetime; tests may look inside).
     #[allow(dead_code)]
     pub root: tempfile::TempDir,
@@ -96,17 +99,26 @@ pub async fn start_s3() -> S3Server {
         .expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let flag = failing.clone();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stall_from = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let (counted, stall) = (requests.clone(), stall_from.clone());
     actix_web::rt::spawn(async move {
         let server = ConnBuilder::new(TokioExecutor::new());
         while let Ok((socket, _)) = listener.accept().await {
             let (service, flag) = (service.clone(), flag.clone());
+            let (counted, stall) = (counted.clone(), stall.clone());
             let handler = hyper::service::service_fn(
                 move |request: hyper::Request<hyper::body::Incoming>| {
                     let (service, fail) = (
                         service.clone(),
                         flag.load(std::sync::atomic::Ordering::SeqCst),
                     );
+                    let number = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let stalled = number >= stall.load(std::sync::atomic::Ordering::SeqCst);
                     async move {
+                        if stalled {
+                            std::future::pending::<()>().await;
+                        }
                         if fail {
                             let mut response = hyper::Response::new(s3s::Body::from(
                             "<Error><Code>InternalError</Code><Message>injected</Message></Error>".to_string(),
@@ -129,6 +141,8 @@ pub async fn start_s3() -> S3Server {
     S3Server {
         endpoint,
         failing,
+        requests,
+        stall_from,
         root,
     }
 }

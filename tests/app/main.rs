@@ -16,3 +16,4 @@ mod page_cache;
 mod routes;
 mod sessions;
 mod setup_and_sign_in;
+mod storage_faults;

@@ -1,0 +1,278 @@
+//! Storage and scheduling faults of issue 14: S3 that redirects, S3 that dies mid-upload, an
+//! object changed in the bucket before a restore, runs that wait for a slot.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use reqwest::StatusCode;
+
+use crate::backups::{World, scalar_i64, scalar_text, world, world_with};
+use crate::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::helpers::texts;
+
+/// Rows enough for a dump of several parts (random text does not compress).
+fn fill(world: &World, rows: i64) {
+    let mut conn = PgConnection::establish(&world.data.url).unwrap();
+    diesel::sql_query(format!(
+        "CREATE TABLE app.blobs AS SELECT n, md5(random()::text) || md5(random()::text)
+             || md5(random()::text) || md5(random()::text) AS body
+         FROM generate_series(1, {rows}) n"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+}
+
+/// keyhold's connections to the world's data database.
+fn dumps_running(world: &World) -> i64 {
+    let mut conn = PgConnection::establish(&world.data.url).unwrap();
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM pg_stat_activity
+         WHERE datname = '{}' AND application_name = 'keyhold'",
+        world.data.name
+    ))
+    .get_result::<N>(&mut conn)
+    .unwrap()
+    .n
+}
+
+/// Files of unfinished multipart uploads in the S3 server's directory.
+fn unfinished_uploads(world: &World) -> Vec<String> {
+    std::fs::read_dir(world.s3.root.path())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().to_string())
+        .filter(|name| name.starts_with(".upload"))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_backup_ends_with_the_reason_when_s3_stops_answering_mid_upload() {
+    let world = world_with(&[("KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS", "1")]).await;
+    fill(&world, 200_000); // ~26 MB of dump: four parts of 8 MiB
+    world.add_policy("big", "daily", "720h", &["app"]).await;
+    // S3 answers the start of the multipart upload and the first part, then nothing.
+    let now = world.s3.requests.load(Ordering::SeqCst);
+    world.s3.stall_from.store(now + 2, Ordering::SeqCst);
+    let started = Instant::now();
+    let (backup, phase, reason) = world.backup_now(world.policy_id("big")).await;
+    assert_eq!(phase, "Failed");
+    assert!(reason.contains("did not answer within"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            &format!("SELECT coalesce(object_key, '') AS value FROM backups WHERE id = {backup}")
+        ),
+        ""
+    );
+    let mut running = dumps_running(&world);
+    for _ in 0..50 {
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        running = dumps_running(&world);
+    }
+    assert_eq!(running, 0, "pg_dump and its backend are gone");
+
+    // S3 comes back: the parts are aborted (retried in the background), the next run works.
+    world.s3.stall_from.store(usize::MAX, Ordering::SeqCst);
+    for _ in 0..100 {
+        if unfinished_uploads(&world).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(unfinished_uploads(&world), Vec::<String>::new());
+    let (_, phase, reason) = world.backup_now(world.policy_id("big")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+}
+
+#[actix_web::test]
+async fn a_changed_object_is_refused_before_the_target_is_touched() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    // The object is replaced in the bucket (same size, other bytes), and the data changes.
+    let object = world.object_path(backup);
+    let mut bytes = std::fs::read(&object).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&object, bytes).unwrap();
+    let mut conn = PgConnection::establish(&world.data.url).unwrap();
+    diesel::sql_query("INSERT INTO app.orders (item, cents) VALUES ('after-backup', 1)")
+        .execute(&mut conn)
+        .unwrap();
+
+    let response = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path(&format!("/backups/{backup}/restore")),
+            &[("restore_name", "in-place")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let mut outcome = String::new();
+    for _ in 0..100 {
+        outcome = scalar_text(
+            &world.app,
+            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores",
+        );
+        if !outcome.starts_with("InProgress") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        outcome.starts_with("Failed") && outcome.contains("checksum mismatch"),
+        "{outcome}"
+    );
+    assert_eq!(
+        world
+            .data
+            .scalar("SELECT count(*)::text AS value FROM app.orders WHERE item = 'after-backup'"),
+        "1",
+        "the target database was not changed"
+    );
+}
+
+#[actix_web::test]
+async fn runs_waiting_for_a_slot_are_not_stale_and_backup_now_keeps_to_the_concurrency() {
+    let world = world_with(&[
+        ("KEYHOLD_BACKUP_CONCURRENCY", "1"),
+        ("KEYHOLD_BACKUP_STALE_SECONDS", "2"),
+    ])
+    .await;
+    world.add_policy("one", "daily", "720h", &["app"]).await;
+    world.add_policy("two", "daily", "720h", &["app"]).await;
+    // A lock makes pg_dump wait, so the first run holds the only slot.
+    let mut lock = PgConnection::establish(&world.data.url).unwrap();
+    diesel::sql_query("BEGIN").execute(&mut lock).unwrap();
+    diesel::sql_query("LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .unwrap();
+    for policy in ["one", "two"] {
+        let response = world
+            .partner
+            .post_from(
+                &world.path(""),
+                &world.path(&format!("/policies/{}/run", world.policy_id(policy))),
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(dumps_running(&world), 1, "one pg_dump at a time");
+    let reaped = world.app.query(|conn| {
+        keyhold::backup::scheduler::reap_stale(conn, chrono::Utc::now(), Duration::from_secs(2))
+    });
+    assert_eq!(reaped, 0, "nothing that waits or runs is stale");
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            "SELECT string_agg(phase, ',' ORDER BY id) AS value FROM backups"
+        ),
+        "InProgress,New"
+    );
+    diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
+    for _ in 0..100 {
+        if scalar_i64(
+            &world.app,
+            "SELECT count(*) AS n FROM backups WHERE phase = 'Completed'",
+        ) == 2
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "both runs complete: {}",
+        scalar_text(
+            &world.app,
+            "SELECT string_agg(phase || ' ' || coalesce(reason, ''), ',') AS value FROM backups"
+        )
+    );
+}
+
+#[actix_web::test]
+async fn s3_redirects_are_never_followed() {
+    let world = world().await;
+    // Where a redirect would lead (standing in for a metadata service): counts its visitors.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let visits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = visits.clone();
+    actix_web::rt::spawn(async move {
+        while let Ok((_socket, _)) = target.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // An "S3 endpoint" that answers every request with a redirect there.
+    let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", redirector.local_addr().unwrap());
+    actix_web::rt::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = redirector.accept().await {
+            let mut buffer = vec![0u8; 65536];
+            let _ = socket.read(&mut buffer).await;
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{target_port}/latest/meta-data/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    let org = world.organization.to_string();
+    let response = world
+        .partner
+        .post_from(
+            "/credentials/backup/new",
+            "/credentials/backup/verify",
+            &[
+                ("organization_id", &org),
+                ("name", "Redirecting"),
+                ("access_key_id", S3_ACCESS_KEY),
+                ("secret_access_key", GOOD),
+                ("endpoint", &endpoint),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("HTTP 302"),
+        "{:?}",
+        texts(&body, ".verify-box")
+    );
+    // Enabling backup on a new project with it: refused, and nothing followed either.
+    let response = world
+        .partner
+        .post_from(
+            "/credentials/backup/new",
+            "/credentials/backup",
+            &[
+                ("organization_id", &org),
+                ("name", "Redirecting"),
+                ("access_key_id", S3_ACCESS_KEY),
+                ("secret_access_key", GOOD),
+                ("endpoint", &endpoint),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    assert!(response.status().is_redirection() || response.status().is_client_error());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(visits.load(Ordering::SeqCst), 0, "no redirect was followed");
+}
