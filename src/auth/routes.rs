@@ -88,11 +88,12 @@ pub async fn login(
         )
     };
 
+    // Counted before the password is checked, so concurrent attempts cannot all pass.
     let (blocked, user) = {
         let email = form.email.clone();
         db::run(&state.pool, move |conn| {
             Ok::<_, AppError>((
-                attempt.blocked_for(conn)?,
+                attempt.count(conn, &limits)?,
                 User::find_by_email(conn, &email)?,
             ))
         })
@@ -130,7 +131,7 @@ pub async fn login(
             }
             .object("user", user.id.0, &user.email);
             db::run(&state.pool, move |conn| {
-                attempt.clear_account(conn)?;
+                attempt.succeeded(conn)?;
                 event.record(conn)
             })
             .await?;
@@ -141,7 +142,8 @@ pub async fn login(
             Ok(see_other(&safe_next(form.next.as_deref())))
         }
         user => {
-            let disabled = user.as_ref().is_some_and(|user| matches && user.disabled);
+            // A disabled account's right password is answered like a wrong one: the answer
+            // must not tell whoever holds a password that it is right.
             let mut event = NewEvent {
                 client_ip: Some(ip.clone()),
                 actor_label: form.email.trim().chars().take(254).collect(),
@@ -152,20 +154,9 @@ pub async fn login(
                 event.organization_id = user.organization_id;
                 event = event.object("user", user.id.0, &user.email);
             }
-            db::run(&state.pool, move |conn| {
-                attempt.record_failure(conn, &limits)?;
-                event.record(conn)
-            })
-            .await?;
+            db::run(&state.pool, move |conn| event.record(conn)).await?;
             state.metrics.count_login("failure");
-            if disabled {
-                refuse(
-                    StatusCode::FORBIDDEN,
-                    "This account is disabled. Ask a Partner of your organization to enable it.",
-                )
-            } else {
-                refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
-            }
+            refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
         }
     }
 }
