@@ -46,6 +46,7 @@ pub struct LoginForm {
 
 /// GET /login
 pub async fn login_form(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: Option<CurrentUser>,
@@ -58,7 +59,7 @@ pub async fn login_form(
         return Ok(see_other("/setup"));
     }
     html(&LoginPage {
-        page: Page::anonymous(&session, "Sign in"),
+        page: Page::anonymous(&req, &session, "Sign in"),
         email: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
@@ -80,7 +81,7 @@ pub async fn login(
         html_with_status(
             status,
             &LoginPage {
-                page: Page::anonymous(&session, "Sign in"),
+                page: Page::anonymous(&req, &session, "Sign in"),
                 email: form.email.clone(),
                 next: safe_next(form.next.as_deref()),
                 error: Some(message.to_string()),
@@ -205,6 +206,7 @@ pub struct SetupForm {
 
 /// GET /setup: only while nobody has an account.
 pub async fn setup_form(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
@@ -212,7 +214,7 @@ pub async fn setup_form(
         return Err(AppError::NotFound);
     }
     html(&SetupPage {
-        page: Page::anonymous(&session, "Set up keyhold"),
+        page: Page::anonymous(&req, &session, "Set up keyhold"),
         form: SetupValues::default(),
         errors: FieldErrors::default(),
     })
@@ -238,7 +240,7 @@ pub async fn setup(
         return html_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SetupPage {
-                page: Page::anonymous(&session, "Set up keyhold"),
+                page: Page::anonymous(&req, &session, "Set up keyhold"),
                 form: SetupValues {
                     partner_name: form.partner_name,
                     display_name: form.display_name,

@@ -312,3 +312,39 @@ async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothin
     );
     assert_eq!(world.app.count("organizations"), organizations + 1);
 }
+
+#[actix_web::test]
+async fn an_origin_of_another_scheme_or_port_is_another_site() {
+    let world = world().await;
+    let partner = &world.partner;
+    let url = format!("{}/organizations", partner.base);
+    let token = partner.token("/organizations").await;
+    let port = url::Url::parse(&partner.base).unwrap().port().unwrap();
+    let organizations = world.app.count("organizations");
+    for origin in [
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port + 1),
+        "http://127.0.0.1".to_string(),
+        "null".to_string(),
+    ] {
+        let response = partner
+            .http
+            .post(&url)
+            .header("Origin", origin.as_str())
+            .form(&[("csrf_token", token.as_str()), ("name", "Scheme Org")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+    assert_eq!(world.app.count("organizations"), organizations);
+    let same = partner
+        .http
+        .post(&url)
+        .header("Origin", format!("HTTP://127.0.0.1:{port}"))
+        .form(&[("csrf_token", token.as_str()), ("name", "Same Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::SEE_OTHER, "the same site");
+}
