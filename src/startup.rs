@@ -14,10 +14,10 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::csrf;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
+use crate::auth::{csrf, session_ttl};
 use crate::backup::runner::Runner;
 use crate::backup::scheduler;
 use crate::config::Settings;
@@ -171,7 +171,7 @@ fn serve(
         .session_lifecycle(
             BrowserSession::default()
                 .state_ttl(time::Duration::seconds(
-                    settings.session_idle.as_secs() as i64
+                    session_ttl(settings.session_idle).as_secs() as i64,
                 ))
                 .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )

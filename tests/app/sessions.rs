@@ -301,3 +301,47 @@ async fn sessions_truncated_behind_keyholds_back_are_not_served_from_memory() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(partner.get("/").await.status(), StatusCode::SEE_OTHER);
 }
+
+/// Moves the recorded times of every signed-in session `seconds` into the past, as if that
+/// long had passed since the session was last written.
+fn age_sessions(app: &crate::helpers::TestApp, seconds: i64) {
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(
+            "UPDATE sessions SET
+                 expires_at = expires_at - make_interval(secs => $1),
+                 state = jsonb_set(state, '{seen}',
+                                   to_jsonb(((state->>'seen')::bigint - $1)::text))
+             WHERE user_id IS NOT NULL AND state ? 'seen'",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(seconds)
+        .execute(conn)
+    });
+}
+
+#[actix_web::test]
+async fn an_active_person_is_never_signed_out_before_the_idle_timeout() {
+    let app = spawn_app_with(&[("KEYHOLD_SESSION_IDLE_MINUTES", "1")]).await;
+    let (partner, _) = app.partner().await;
+    // The first request after sign-in writes the time the session was last seen.
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    // 50 s later the person is active again, then 15 s after that: 15 s idle of 60.
+    age_sessions(&app, 50);
+    // The change was made behind keyhold's back: its notice reaches the session cache in
+    // milliseconds.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    age_sessions(&app, 15);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        partner.get("/").await.status(),
+        StatusCode::OK,
+        "15 s idle with a 1-minute idle timeout"
+    );
+
+    // Idle past the timeout (and its write interval): signed out.
+    age_sessions(&app, 70);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let response = partner.get("/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
