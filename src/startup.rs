@@ -28,7 +28,7 @@ use crate::error::AppError;
 use crate::metrics::{self, Metrics};
 use crate::page_cache::{self, PageCache};
 use crate::routes;
-use crate::web::{error_pages, security_headers};
+use crate::web::{error_pages, form, security_headers};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -185,6 +185,7 @@ fn serve(
             .service(
                 web::scope("")
                     .configure(routes::pages)
+                    .wrap(from_fn(form::refuse_nul))
                     .wrap(from_fn(page_cache::forget_after_writes))
                     .wrap(from_fn(csrf::protect))
                     .wrap(from_fn(error_pages::snapshot_session))
