@@ -14,6 +14,9 @@
 //!   `KEYHOLD_LOGIN_WINDOW_SECONDS` (900) before sign-in is refused for
 //!   `KEYHOLD_LOGIN_BLOCK_SECONDS` (300).
 //! - `KEYHOLD_TRUSTED_PROXIES`: comma-separated proxy addresses whose `X-Forwarded-For` is believed.
+//! - `KEYHOLD_METRICS_TOKEN`: when set, `/metrics` answers only requests with
+//!   `Authorization: Bearer <token>` (compared in constant time; 401 otherwise). Unset, it is
+//!   open in development and off (404) in production: its counters are nobody's business.
 //! - `KEYHOLD_HASH_CONCURRENCY`: password hashes computed at once; default 2.
 //! - `KEYHOLD_DB_POOL_SIZE`: database connections; default twice the cores (at least 4). More
 //!   connections than that only add backends and threads competing for the same cores: with 10
@@ -51,7 +54,7 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::crypto::Keyring;
+use crate::crypto::{Keyring, Secret};
 
 /// The database used when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/keyhold";
@@ -69,6 +72,7 @@ pub struct Settings {
     pub session_absolute: Duration,
     pub login: LoginLimits,
     pub trusted_proxies: Vec<IpAddr>,
+    pub metrics_token: Option<Secret>,
     pub hash_concurrency: usize,
     pub db_pool_size: u32,
     pub workers: usize,
@@ -160,6 +164,7 @@ impl Settings {
                         "KEYHOLD_TRUSTED_PROXIES must be a comma-separated list of IP addresses",
                     )?,
             },
+            metrics_token: var("KEYHOLD_METRICS_TOKEN").map(|token| Secret::new(token.trim())),
             hash_concurrency: parse_or(&var, "KEYHOLD_HASH_CONCURRENCY", 2usize)?.max(1),
             db_pool_size: parse_or(&var, "KEYHOLD_DB_POOL_SIZE", default_pool_size())?.max(2),
             workers: parse_or(&var, "KEYHOLD_WORKERS", default_workers())?.max(1),

@@ -1,5 +1,7 @@
 //! Request counters and latency histogram, served in Prometheus text format at `/metrics`,
 //! plus the middleware that records them and tags every response with its request id.
+//! `/metrics` needs `KEYHOLD_METRICS_TOKEN` as a bearer token when it is set; unset, it is
+//! open in development and off in production.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,9 +11,9 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
 use crate::db;
@@ -181,8 +183,40 @@ pub async fn record(
 }
 
 /// GET /metrics
-pub async fn show(state: web::Data<AppState>) -> HttpResponse {
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let settings = &state.settings;
+    match &settings.metrics_token {
+        Some(token) if !bearer_matches(&req, token.expose()) => {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .content_type("text/plain; charset=utf-8")
+                .body("/metrics needs the bearer token of KEYHOLD_METRICS_TOKEN");
+        }
+        None if settings.production => {
+            return HttpResponse::NotFound()
+                .content_type("text/plain; charset=utf-8")
+                .body("/metrics is off: set KEYHOLD_METRICS_TOKEN to serve it");
+        }
+        _ => {}
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(&state.pool, &state.pages))
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`. The SHA-256 digests are
+/// compared, in constant time, so neither the token's bytes nor its length show in timing.
+fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (given, token) = (Sha256::digest(given.trim()), Sha256::digest(token));
+    bool::from(given.as_slice().ct_eq(token.as_slice()))
 }

@@ -1,5 +1,7 @@
 //! The map of keyhold: every route, in one table that both registers the handlers and lists
 //! them (`TABLE`) for the authorization tests, so a route cannot be added without being tested.
+//! Probes (`probes`) are served without sessions or CSRF: they answer during a database outage
+//! whatever cookie is sent; every other route is a page (`pages`).
 
 use actix_web::web;
 
@@ -8,21 +10,35 @@ use crate::{
 };
 
 macro_rules! routes {
-    ($($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)?) => {
+    (
+        probes: { $($probe:literal => { $($probe_method:ident : $probe_handler:path),+ $(,)? }),+ $(,)? },
+        pages: { $($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)? } $(,)?
+    ) => {
         /// Every (method, path pattern) keyhold answers.
-        pub const TABLE: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+        pub const TABLE: &[(&str, &str)] = &[
+            $($((stringify!($probe_method), $probe)),+,)+
+            $($((stringify!($method), $path)),+),+
+        ];
 
-        /// Registers every route.
-        pub fn config(cfg: &mut web::ServiceConfig) {
+        /// Registers the probes (no session, no CSRF).
+        pub fn probes(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(web::resource($probe)$(.route(web::$probe_method().to($probe_handler)))+);)+
+        }
+
+        /// Registers every page.
+        pub fn pages(cfg: &mut web::ServiceConfig) {
             $(cfg.service(web::resource($path)$(.route(web::$method().to($handler)))+);)+
         }
     };
 }
 
 routes! {
+probes: {
     "/healthz" => { get: ops::healthz },
     "/readyz" => { get: ops::readyz },
     "/metrics" => { get: metrics::show },
+},
+pages: {
     "/static/{name}" => { get: pages::assets::serve },
     "/setup" => { get: auth::routes::setup_form, post: auth::routes::setup },
     "/login" => { get: auth::routes::login_form, post: auth::routes::login },
@@ -63,4 +79,5 @@ routes! {
         get: backup::routes::backup_page,
         post: backup::routes::backup_action,
     },
+},
 }

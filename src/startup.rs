@@ -14,10 +14,10 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::csrf;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
+use crate::auth::{csrf, session_ttl};
 use crate::backup::database::SourceRules;
 use crate::backup::runner::Runner;
 use crate::backup::scheduler;
@@ -29,7 +29,7 @@ use crate::error::AppError;
 use crate::metrics::{self, Metrics};
 use crate::page_cache::{self, PageCache};
 use crate::routes;
-use crate::web::{error_pages, security_headers};
+use crate::web::{error_pages, form, security_headers};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -177,7 +177,7 @@ fn serve(
         .session_lifecycle(
             BrowserSession::default()
                 .state_ttl(time::Duration::seconds(
-                    settings.session_idle.as_secs() as i64
+                    session_ttl(settings.session_idle).as_secs() as i64,
                 ))
                 .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )
@@ -187,12 +187,17 @@ fn serve(
             .app_data(web::Data::from(state.pages.clone()))
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::new(256 * 1024))
-            .configure(routes::config)
+            .configure(routes::probes)
+            .service(
+                web::scope("")
+                    .configure(routes::pages)
+                    .wrap(from_fn(form::refuse_nul))
+                    .wrap(from_fn(page_cache::forget_after_writes))
+                    .wrap(from_fn(csrf::protect))
+                    .wrap(from_fn(error_pages::snapshot_session))
+                    .wrap(sessions),
+            )
             .default_service(web::to(|| async { Err::<&str, _>(AppError::NotFound) }))
-            .wrap(from_fn(page_cache::forget_after_writes))
-            .wrap(from_fn(csrf::protect))
-            .wrap(from_fn(error_pages::snapshot_session))
-            .wrap(sessions)
             .wrap(from_fn(error_pages::render))
             .wrap(security_headers(settings.cookie_secure))
             .wrap(from_fn(metrics::record))

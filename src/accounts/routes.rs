@@ -218,6 +218,13 @@ async fn render_users(
     )
 }
 
+/// The refusal of an email address someone already signs in with. Addresses sign people in,
+/// so they are unique across every partner account and a refusal cannot help saying that the
+/// address is taken; it says no more: the same words whether the address is in this partner
+/// account (where the Partner sees it listed anyway) or in another one, never "already exists"
+/// and nothing about where.
+const EMAIL_IN_USE: &str = "This email address cannot be used. Choose another one.";
+
 /// POST /users
 pub async fn create_user(
     req: HttpRequest,
@@ -278,7 +285,7 @@ pub async fn create_user(
         })
         .await?
         {
-            errors.add("email", format!("{email} already exists"));
+            errors.add("email", EMAIL_IN_USE);
         }
     }
     let values = UserValues {
@@ -339,7 +346,7 @@ pub async fn create_user(
             Ok(see_other("/users"))
         }
         Err(error) if is_unique_violation(&error) => {
-            errors.add("email", format!("{email} already exists"));
+            errors.add("email", EMAIL_IN_USE);
             render_users(&state, &session, &user, values, errors).await
         }
         Err(error) => Err(error),

@@ -1,17 +1,28 @@
 //! CSRF protection for every mutating request, in one middleware so no route can forget it:
 //! a per-session token (form field `csrf_token` or header `X-CSRF-Token`, compared in constant
-//! time) plus an `Origin` / `Sec-Fetch-Site` check.
+//! time) plus an `Origin` / `Sec-Fetch-Site` check (scheme, host and port).
+//!
+//! A browser that is not signed in has no session row (an anonymous `GET /login` must not
+//! write one): its token lives in a cookie of its own (`keyhold_csrf`, `HttpOnly`, `SameSite`),
+//! and its forms carry the same value (a double-submit token). Signing in starts a session
+//! with a token of its own. Reads `KEYHOLD_COOKIE_SECURE` (through `AppState`).
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use actix_session::{Session, SessionExt};
 use actix_web::body::{EitherBody, MessageBody};
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::web::Bytes;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpMessage, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use crate::crypto::random_token;
 use crate::error::AppError;
+use crate::startup::AppState;
 
 const SESSION_KEY: &str = "csrf";
 /// The form field that carries the token.
@@ -35,15 +46,89 @@ pub fn rotate(session: &Session) {
     let _ = session.insert(SESSION_KEY, random_token());
 }
 
-/// Middleware: refuses unsafe requests without a valid token or from another site.
+/// The token of a browser that is not signed in: its cookie's, or a new one that the response
+/// sets as the cookie. Nothing is written anywhere.
+pub fn anonymous_token(req: &HttpRequest) -> String {
+    match req.extensions().get::<AnonymousToken>() {
+        Some(token) => {
+            token.used.set(true);
+            token.value.clone()
+        }
+        // Outside `protect` (never for a routed request): a token no request can match.
+        None => random_token(),
+    }
+}
+
+/// The cookie token a request brought, or the one its response will set if a page uses it.
+#[derive(Clone)]
+struct AnonymousToken {
+    value: String,
+    /// Whether it is new, i.e. the response must set the cookie when `used`.
+    new: bool,
+    used: Rc<Cell<bool>>,
+}
+
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-keyhold_csrf"
+    } else {
+        "keyhold_csrf"
+    }
+}
+
+/// Whether the site is served over https: `KEYHOLD_COOKIE_SECURE` (TLS ends at a proxy in
+/// front of keyhold), or a TLS listener.
+fn secure(req: &ServiceRequest) -> bool {
+    req.app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.settings.cookie_secure)
+        || req.app_config().secure()
+}
+
+/// Middleware: refuses unsafe requests without a valid token or from another site, and sets
+/// the anonymous token's cookie when a page handed that token out.
 pub async fn protect<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let secure = secure(&req);
+    let name = cookie_name(secure);
+    let token = match req.cookie(name) {
+        Some(cookie) if !cookie.value().is_empty() => AnonymousToken {
+            value: cookie.value().to_string(),
+            new: false,
+            used: Rc::default(),
+        },
+        _ => AnonymousToken {
+            value: random_token(),
+            new: true,
+            used: Rc::default(),
+        },
+    };
+    req.extensions_mut().insert(token.clone());
+    let mut response = check(req, next, token.value.clone(), secure).await?;
+    if token.new && token.used.get() {
+        let mut cookie = Cookie::new(name, token.value);
+        cookie.set_http_only(true);
+        cookie.set_secure(secure);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        if let Ok(value) = header::HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn check<B: MessageBody>(
     mut req: ServiceRequest,
     next: Next<B>,
+    anonymous: String,
+    secure: bool,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    if !same_origin(&req) {
+    if !same_origin(&req, secure) {
         tracing::warn!("refused cross-site {} {}", req.method(), req.path());
         return Ok(req.error_response(AppError::Csrf).map_into_right_body());
     }
@@ -57,7 +142,13 @@ pub async fn protect<B: MessageBody>(
         }
         None => None,
     };
-    let expected = req.get_session().get::<String>(SESSION_KEY).ok().flatten();
+    // A session's own token, or (signed out, no session token) the cookie's.
+    let expected = req
+        .get_session()
+        .get::<String>(SESSION_KEY)
+        .ok()
+        .flatten()
+        .or(Some(anonymous));
     match (submitted, expected) {
         (Some(submitted), Some(expected))
             if bool::from(submitted.as_bytes().ct_eq(expected.as_bytes())) =>
@@ -95,8 +186,9 @@ fn form_token(body: &[u8]) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// Browsers say where a request comes from; anything but this site is refused.
-fn same_origin(req: &ServiceRequest) -> bool {
+/// Browsers say where a request comes from; anything but this site (scheme, host and port)
+/// is refused.
+fn same_origin(req: &ServiceRequest, secure: bool) -> bool {
     let headers = req.headers();
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
@@ -111,18 +203,15 @@ fn same_origin(req: &ServiceRequest) -> bool {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let origin_host = origin
+    let scheme = if secure { "https" } else { "http" };
+    let this_site = host.and_then(|host| url::Url::parse(&format!("{scheme}://{host}")).ok());
+    let origin = origin
         .to_str()
         .ok()
-        .and_then(|origin| url::Url::parse(origin).ok())
-        .and_then(|url| {
-            let host = url.host_str()?.to_string();
-            Some(match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            })
-        });
-    matches!((origin_host, host), (Some(a), Some(b)) if a.eq_ignore_ascii_case(&b))
+        .and_then(|origin| url::Url::parse(origin).ok());
+    // `Origin` compares scheme, host (case-insensitively) and port (the scheme's default
+    // when absent).
+    matches!((origin, this_site), (Some(a), Some(b)) if a.origin() == b.origin())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod throttle;
 
 use std::future::{Ready, ready};
 use std::io::Write;
+use std::time::Duration;
 
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
@@ -29,8 +30,19 @@ use crate::startup::AppState;
 const IDENTITY_KEY: &str = "identity";
 /// Unix seconds of the last request that extended the session.
 const SEEN_KEY: &str = "seen";
-/// A signed-in session is extended (written) at most this often, not on every request.
-const EXTEND_EVERY_SECS: i64 = 60;
+
+/// How often an active session is extended (its row written), instead of on every request: a
+/// tenth of the idle timeout, at most a minute. The row lives this much longer than the idle
+/// timeout (`session_ttl`), so a person active at any moment since the last write keeps at
+/// least the whole idle timeout from then; idle sessions end at most this late.
+pub fn extend_every(idle: Duration) -> Duration {
+    (idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// How long a session row lives after its last write: the idle timeout plus `extend_every`.
+pub fn session_ttl(idle: Duration) -> Duration {
+    idle + extend_every(idle)
+}
 
 /// What a person may do: see SPEC §1.
 #[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,19 +228,21 @@ fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
         Ok(Some(identity)) => identity,
         _ => return Err(AppError::SignInRequired),
     };
-    let absolute = req
+    let settings = req
         .app_data::<actix_web::web::Data<AppState>>()
-        .map(|state| state.settings.session_absolute.as_secs() as i64)
-        .unwrap_or(12 * 3600);
+        .map(|state| (state.settings.session_absolute, state.settings.session_idle));
+    let (absolute, idle) =
+        settings.unwrap_or((Duration::from_secs(12 * 3600), Duration::from_secs(30 * 60)));
+    let absolute = absolute.as_secs() as i64;
     let now = Utc::now().timestamp();
     if now - identity.signed_in_at > absolute {
         session.purge();
         return Err(AppError::SignInRequired);
     }
-    // The idle timeout counts from the last write of the session: rewrite it once a minute
-    // while the person is active, instead of touching the database on every request.
+    // The idle timeout counts from the last write of the session: rewrite it every
+    // `extend_every` while the person is active, instead of on every request.
     let seen = session.get::<i64>(SEEN_KEY).ok().flatten().unwrap_or(0);
-    if now - seen >= EXTEND_EVERY_SECS {
+    if now - seen >= extend_every(idle).as_secs() as i64 {
         let _ = session.insert(SEEN_KEY, now);
     }
     Ok(CurrentUser { identity })

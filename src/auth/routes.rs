@@ -46,6 +46,7 @@ pub struct LoginForm {
 
 /// GET /login
 pub async fn login_form(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: Option<CurrentUser>,
@@ -58,7 +59,7 @@ pub async fn login_form(
         return Ok(see_other("/setup"));
     }
     html(&LoginPage {
-        page: Page::anonymous(&session, "Sign in"),
+        page: Page::anonymous(&req, &session, "Sign in"),
         email: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
@@ -80,7 +81,7 @@ pub async fn login(
         html_with_status(
             status,
             &LoginPage {
-                page: Page::anonymous(&session, "Sign in"),
+                page: Page::anonymous(&req, &session, "Sign in"),
                 email: form.email.clone(),
                 next: safe_next(form.next.as_deref()),
                 error: Some(message.to_string()),
@@ -88,11 +89,12 @@ pub async fn login(
         )
     };
 
+    // Counted before the password is checked, so concurrent attempts cannot all pass.
     let (blocked, user) = {
         let email = form.email.clone();
         db::run(&state.pool, move |conn| {
             Ok::<_, AppError>((
-                attempt.blocked_for(conn)?,
+                attempt.count(conn, &limits)?,
                 User::find_by_email(conn, &email)?,
             ))
         })
@@ -130,7 +132,7 @@ pub async fn login(
             }
             .object("user", user.id.0, &user.email);
             db::run(&state.pool, move |conn| {
-                attempt.clear_account(conn)?;
+                attempt.succeeded(conn)?;
                 event.record(conn)
             })
             .await?;
@@ -141,7 +143,8 @@ pub async fn login(
             Ok(see_other(&safe_next(form.next.as_deref())))
         }
         user => {
-            let disabled = user.as_ref().is_some_and(|user| matches && user.disabled);
+            // A disabled account's right password is answered like a wrong one: the answer
+            // must not tell whoever holds a password that it is right.
             let mut event = NewEvent {
                 client_ip: Some(ip.clone()),
                 actor_label: form.email.trim().chars().take(254).collect(),
@@ -152,20 +155,9 @@ pub async fn login(
                 event.organization_id = user.organization_id;
                 event = event.object("user", user.id.0, &user.email);
             }
-            db::run(&state.pool, move |conn| {
-                attempt.record_failure(conn, &limits)?;
-                event.record(conn)
-            })
-            .await?;
+            db::run(&state.pool, move |conn| event.record(conn)).await?;
             state.metrics.count_login("failure");
-            if disabled {
-                refuse(
-                    StatusCode::FORBIDDEN,
-                    "This account is disabled. Ask a Partner of your organization to enable it.",
-                )
-            } else {
-                refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
-            }
+            refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
         }
     }
 }
@@ -214,6 +206,7 @@ pub struct SetupForm {
 
 /// GET /setup: only while nobody has an account.
 pub async fn setup_form(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
@@ -221,7 +214,7 @@ pub async fn setup_form(
         return Err(AppError::NotFound);
     }
     html(&SetupPage {
-        page: Page::anonymous(&session, "Set up keyhold"),
+        page: Page::anonymous(&req, &session, "Set up keyhold"),
         form: SetupValues::default(),
         errors: FieldErrors::default(),
     })
@@ -247,7 +240,7 @@ pub async fn setup(
         return html_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &SetupPage {
-                page: Page::anonymous(&session, "Set up keyhold"),
+                page: Page::anonymous(&req, &session, "Set up keyhold"),
                 form: SetupValues {
                     partner_name: form.partner_name,
                     display_name: form.display_name,

@@ -3,6 +3,8 @@
 //! cannot be replayed as a cookie. Rows read are kept in memory (`session_cache`) until they
 //! change: a signed-in request reads the table only when its session was changed since.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
@@ -30,6 +32,33 @@ pub struct PgSessionStore {
     cache: Arc<SessionCache>,
 }
 
+tokio::task_local! {
+    /// Whether the store failed because the database could not be reached, for the error page
+    /// (actix-session answers every store failure with an opaque 500).
+    static UNREACHABLE: Cell<bool>;
+}
+
+/// Runs `request` (the session middleware and what it wraps) and also answers whether the
+/// session store found the database unreachable meanwhile.
+pub async fn noting_outage<F: Future>(request: F) -> (F::Output, bool) {
+    UNREACHABLE
+        .scope(Cell::new(false), async {
+            let output = request.await;
+            (output, UNREACHABLE.with(Cell::get))
+        })
+        .await
+}
+
+/// A connection failure (no connection from the pool, or one closed under the store).
+fn is_outage(error: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    error.downcast_ref::<diesel::r2d2::PoolError>().is_some()
+        || matches!(
+            error.downcast_ref::<Error>(),
+            Some(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _))
+        )
+}
+
 impl PgSessionStore {
     pub fn new(pool: DbPool, cache: Arc<SessionCache>) -> PgSessionStore {
         PgSessionStore { pool, cache }
@@ -40,11 +69,17 @@ impl PgSessionStore {
         work: impl FnOnce(&mut PgConnection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let pool = self.pool.clone();
-        web::block(move || {
+        let result = web::block(move || {
             let mut conn = pool.get()?;
             conn.attempt(work)
         })
-        .await?
+        .await?;
+        if let Err(error) = &result
+            && is_outage(error)
+        {
+            let _ = UNREACHABLE.try_with(|unreachable| unreachable.set(true));
+        }
+        result
     }
 }
 

@@ -9,11 +9,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use tracing_actix_web::RequestId;
 
-use crate::auth::Identity;
+use crate::auth::{Identity, session_store};
 use crate::error::AppError;
 use crate::web::{Page, SECURITY_HEADERS, is_htmx};
 
@@ -111,13 +111,24 @@ pub async fn render(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let early = Facts::early(req.request());
-    let response = match next.call(req).await {
+    let (result, outage) = session_store::noting_outage(next.call(req)).await;
+    let response = match result {
         Ok(response) => response.map_into_boxed_body(),
         Err(error) => {
             // Failed outside any handler (e.g. the session store): no request to answer with.
-            let status = error.as_response_error().status_code();
-            let message = message_of(&error, status);
+            let (status, message) = if outage {
+                let unavailable = AppError::Unavailable;
+                (unavailable.status_code(), unavailable.to_string())
+            } else {
+                let status = error.as_response_error().status_code();
+                (status, message_of(&error, status))
+            };
             let mut rendered = respond(&early, status, &message).map_err(actix_web::Error::from)?;
+            if outage {
+                rendered
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            }
             // This answer bypasses the header middleware, so it carries the headers itself.
             for (name, value) in SECURITY_HEADERS {
                 rendered.headers_mut().insert(

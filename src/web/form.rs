@@ -1,4 +1,14 @@
-//! Field errors of a submitted form, shown next to their fields, and the checks forms share.
+//! Field errors of a submitted form, shown next to their fields, the checks forms share, and
+//! the middleware that refuses NUL characters in any submitted text (PostgreSQL cannot store
+//! them in text: every form would answer 500).
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+
+use crate::error::AppError;
 
 /// Messages by field name, in the order found.
 #[derive(Debug, Default, Clone)]
@@ -72,6 +82,42 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// The first field of a form body or query string whose name or value holds a NUL character.
+pub fn field_with_nul(encoded: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(encoded)
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| name.replace('\0', "").chars().take(60).collect())
+}
+
+/// Middleware: a query string or form with a NUL character in any field answers 422, naming
+/// the field, before any handler sees it.
+pub async fn refuse_nul<B: MessageBody>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let mut field = field_with_nul(req.query_string().as_bytes());
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if field.is_none() && form {
+        let body = req.extract::<Bytes>().await?;
+        field = field_with_nul(&body);
+        req.set_payload(Payload::from(body));
+    }
+    match field {
+        None => Ok(next.call(req).await?.map_into_left_body()),
+        Some(field) => {
+            let error = AppError::Invalid(format!(
+                "The field {field:?} contains a NUL character, which text cannot hold. \
+                 Remove it and send the form again."
+            ));
+            Ok(req.error_response(error).map_into_right_body())
+        }
+    }
+}
+
 /// One page of a list: `page` counts from 1.
 #[derive(Debug, Clone, Copy)]
 pub struct Pagination {
@@ -111,6 +157,13 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn nul_characters_are_found_in_any_field() {
+        assert_eq!(field_with_nul(b"a=1&email=x%00y").as_deref(), Some("email"));
+        assert_eq!(field_with_nul(b"na%00me=1").as_deref(), Some("name"));
+        assert_eq!(field_with_nul(b"a=1&b=%01"), None);
     }
 
     #[test]

@@ -39,13 +39,14 @@ impl Page {
         }
     }
 
-    /// The context for a page seen signed out (sign-in, first run).
-    pub fn anonymous(session: &Session, title: &str) -> Page {
+    /// The context for a page seen signed out (sign-in, first run): its CSRF token is the
+    /// browser's cookie token, so showing it writes no session.
+    pub fn anonymous(req: &HttpRequest, session: &Session, title: &str) -> Page {
         Page {
             title: title.to_string(),
             section: "",
             user: None,
-            csrf: csrf::token(session),
+            csrf: csrf::anonymous_token(req),
             flashes: flash::take(session),
         }
     }

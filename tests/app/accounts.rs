@@ -312,3 +312,97 @@ async fn mutations_without_a_valid_csrf_token_or_from_another_site_change_nothin
     );
     assert_eq!(world.app.count("organizations"), organizations + 1);
 }
+
+#[actix_web::test]
+async fn a_partner_cannot_tell_whether_an_email_exists_in_another_partner_account() {
+    let world = world().await;
+    // Another partner account with one person in it.
+    let hash =
+        keyhold::auth::password::hash_blocking(&keyhold::crypto::Secret::new("rival-password-1"))
+            .unwrap();
+    world.app.query(|conn| {
+        use diesel::prelude::*;
+        let partner: i64 = diesel::insert_into(keyhold::schema::partners::table)
+            .values(keyhold::schema::partners::name.eq("Rival Partners"))
+            .returning(keyhold::schema::partners::id)
+            .get_result(conn)?;
+        diesel::insert_into(keyhold::schema::users::table)
+            .values((
+                keyhold::schema::users::partner_id.eq(partner),
+                keyhold::schema::users::email.eq("rita@rival.example"),
+                keyhold::schema::users::display_name.eq("Rita"),
+                keyhold::schema::users::role.eq("partner"),
+                keyhold::schema::users::password_hash.eq(&hash),
+            ))
+            .execute(conn)
+    });
+    let users = world.app.count("users");
+    let create = async |email: &str| {
+        let response = world
+            .partner
+            .post_from(
+                "/users",
+                "/users",
+                &[
+                    ("email", email),
+                    ("display_name", "Someone"),
+                    ("role", "partner"),
+                    ("organization_id", ""),
+                    ("password", "someone-password-1"),
+                ],
+            )
+            .await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        (status, texts(&body, "p.error"))
+    };
+    let foreign = create("rita@rival.example").await;
+    let own = create("mia@blue.example").await;
+    assert_eq!(foreign.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        foreign, own,
+        "an address in another partner account is refused exactly like one of this account"
+    );
+    assert!(
+        foreign.1.iter().all(|error| !error.contains("already exists")
+            && !error.contains("rita@rival.example")),
+        "{foreign:?}"
+    );
+    assert_eq!(world.app.count("users"), users);
+}
+
+#[actix_web::test]
+async fn an_origin_of_another_scheme_or_port_is_another_site() {
+    let world = world().await;
+    let partner = &world.partner;
+    let url = format!("{}/organizations", partner.base);
+    let token = partner.token("/organizations").await;
+    let port = url::Url::parse(&partner.base).unwrap().port().unwrap();
+    let organizations = world.app.count("organizations");
+    for origin in [
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port + 1),
+        "http://127.0.0.1".to_string(),
+        "null".to_string(),
+    ] {
+        let response = partner
+            .http
+            .post(&url)
+            .header("Origin", origin.as_str())
+            .form(&[("csrf_token", token.as_str()), ("name", "Scheme Org")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+    assert_eq!(world.app.count("organizations"), organizations);
+    let same = partner
+        .http
+        .post(&url)
+        .header("Origin", format!("HTTP://127.0.0.1:{port}"))
+        .form(&[("csrf_token", token.as_str()), ("name", "Same Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::SEE_OTHER, "the same site");
+}

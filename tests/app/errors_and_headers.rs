@@ -199,3 +199,47 @@ async fn bad_input_gets_a_clear_4xx_and_never_a_500() {
     }
     assert_eq!(app.count("organizations"), 0);
 }
+
+#[actix_web::test]
+async fn a_nul_character_in_any_text_field_answers_422_naming_the_field() {
+    let app = spawn_app().await;
+    let visitor = app.client();
+    let nul = |response: reqwest::Response, field: &'static str| async move {
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&format!(
+                "The field &#34;{field}&#34; contains a NUL character"
+            )) || body.contains(&format!(
+                "The field &quot;{field}&quot; contains a NUL character"
+            )),
+            "{body}"
+        );
+    };
+    let setup = visitor
+        .post_from(
+            "/setup",
+            "/setup",
+            &[
+                ("partner_name", "Acme\0Partners"),
+                ("display_name", "Pat"),
+                ("email", "pat@partner.example"),
+                ("password", "partner-password-1"),
+            ],
+        )
+        .await;
+    nul(setup, "partner_name").await;
+    assert_eq!(app.count("users"), 0);
+
+    let (partner, _) = app.partner().await;
+    let login = app.client().login("pat@partner.example\0", "x").await;
+    nul(login, "email").await;
+
+    let organization = partner
+        .post_from("/organizations", "/organizations", &[("name", "Blue\0Org")])
+        .await;
+    nul(organization, "name").await;
+    let search = partner.get("/credentials/backup?q=a%00b").await;
+    nul(search, "q").await;
+    assert_eq!(app.count("organizations"), 0);
+}

@@ -151,6 +151,30 @@ async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() 
     };
     assert_eq!(status("/readyz").await.status(), StatusCode::OK);
     assert_eq!(status("/setup").await.status(), StatusCode::OK);
+    // A browser signed in before the outage sends its session cookie through it.
+    let partner = crate::helpers::Client {
+        base: app.base.clone(),
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let token = partner.token("/setup").await;
+    let set_up = partner
+        .post(
+            "/setup",
+            &[
+                ("csrf_token", token.as_str()),
+                ("partner_name", "Outage Partners"),
+                ("display_name", "Pat"),
+                ("email", "pat@outage.example"),
+                ("password", "partner-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(set_up.status(), StatusCode::SEE_OTHER);
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
 
     cluster.down();
     let ready = status("/readyz").await;
@@ -159,7 +183,8 @@ async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() 
         StatusCode::SERVICE_UNAVAILABLE,
         "readiness fails during the outage"
     );
-    let page = status("/setup").await;
+    assert!(ready.headers().contains_key("retry-after"));
+    let page = status("/login").await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.headers().contains_key("retry-after"));
     assert!(
@@ -174,18 +199,41 @@ async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() 
         "the process itself is alive"
     );
 
+    for path in ["/", "/audit", "/organizations"] {
+        let page = partner.get(path).await;
+        assert_eq!(
+            page.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path} with a session cookie"
+        );
+        assert!(page.headers().contains_key("retry-after"), "{path}");
+        assert!(page.headers().contains_key("content-security-policy"));
+        let body = page.text().await.unwrap();
+        assert!(body.contains("cannot reach its database"), "{path}: {body}");
+    }
+    let signed_in_health = partner.get("/healthz").await;
+    assert_eq!(
+        signed_in_health.status(),
+        StatusCode::OK,
+        "/healthz reads no session"
+    );
+    assert_eq!(signed_in_health.text().await.unwrap(), "ok");
+
     cluster.up();
     let mut recovered = false;
     for _ in 0..50 {
         if status("/readyz").await.status() == StatusCode::OK
-            && status("/setup").await.status() == StatusCode::OK
+            && partner.get("/").await.status() == StatusCode::OK
         {
             recovered = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(recovered, "keyhold works again without a restart");
+    assert!(
+        recovered,
+        "keyhold works again without a restart, still signed in"
+    );
 }
 
 #[actix_web::test]

@@ -3,7 +3,7 @@ use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn health_readiness_and_metrics_answer() {
@@ -20,6 +20,60 @@ async fn health_readiness_and_metrics_answer() {
     );
     assert!(metrics.contains("keyhold_http_request_duration_seconds_count"));
     assert!(metrics.contains("keyhold_db_connections{state=\"idle\"}"));
+}
+
+#[actix_web::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    let app = spawn_app_with(&[("KEYHOLD_METRICS_TOKEN", "metrics-token-1")]).await;
+    let client = app.client();
+    let url = format!("{}/metrics", client.base);
+    let with = |authorization: Option<&'static str>| {
+        let request = client.http.get(&url);
+        let request = match authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+    for refused in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Bearer metrics-token-"),
+        Some("Basic bWV0cmljcy10b2tlbi0x"),
+        Some("metrics-token-1"),
+    ] {
+        let response = with(refused).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert!(
+            !response
+                .text()
+                .await
+                .unwrap()
+                .contains("keyhold_http_requests_total"),
+            "{refused:?}"
+        );
+    }
+    let allowed = with(Some("Bearer metrics-token-1")).await;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert!(
+        allowed
+            .text()
+            .await
+            .unwrap()
+            .contains("keyhold_http_requests_total")
+    );
+
+    // In production, /metrics without a token is off.
+    let production = spawn_app_with(&[("KEYHOLD_ENV", "production")]).await;
+    let response = production.client().get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        !response
+            .text()
+            .await
+            .unwrap()
+            .contains("keyhold_http_requests_total")
+    );
 }
 
 fn keyhold(envs: &[(&str, &str)], args: &[&str], stdin: &str) -> std::process::Output {

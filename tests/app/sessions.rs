@@ -12,18 +12,29 @@ async fn sign_in_renews_the_session_cookie() {
     let (_, account) = app.partner().await;
     let browser = app.client();
     let login_page = browser.get("/login").await;
-    let before = browser
-        .session_cookie(&login_page)
-        .await
-        .expect("anonymous session");
-    let signed_in = browser.login(&account.email, &account.password).await;
+    assert_eq!(
+        browser.session_cookie(&login_page).await,
+        None,
+        "the sign-in page starts no session (nothing to fixate)"
+    );
+    let first = browser.login(&account.email, &account.password).await;
+    let before = browser.session_cookie(&first).await.expect("a session");
+    // Signing in with a session already in the browser replaces it.
+    let signed_in = browser
+        .post_from(
+            "/",
+            "/login",
+            &[("email", &account.email), ("password", &account.password)],
+        )
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     let after = browser
         .session_cookie(&signed_in)
         .await
         .expect("new cookie at sign-in");
     assert_ne!(before, after, "session fixation is impossible");
 
-    // The pre-sign-in cookie does not carry the sign-in.
+    // The cookie from before the sign-in does not carry the sign-in.
     let fixated = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -35,6 +46,46 @@ async fn sign_in_renews_the_session_cookie() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn anonymous_visits_to_the_sign_in_page_write_no_session_rows() {
+    let app = spawn_app().await;
+    let (_, account) = app.partner().await;
+    let sessions = app.count("sessions");
+    for _ in 0..30 {
+        let visitor = app.client();
+        assert_eq!(visitor.get("/login").await.status(), StatusCode::OK);
+    }
+    // A failed sign-in re-renders the form: still no row.
+    let browser = app.client();
+    let failed = browser.login(&account.email, "wrong-password").await;
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.count("sessions"),
+        sessions,
+        "no row for anyone signed out"
+    );
+
+    // The form's token works without JavaScript (a plain post), and only with its cookie.
+    let ok = browser.login(&account.email, &account.password).await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("sessions"), sessions + 1);
+    let token = app.client().token("/login").await;
+    let without_cookie = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", account.email.as_str()),
+            ("password", account.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_cookie.status(), StatusCode::FORBIDDEN);
 }
 
 #[actix_web::test]
@@ -249,4 +300,48 @@ async fn sessions_truncated_behind_keyholds_back_are_not_served_from_memory() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(partner.get("/").await.status(), StatusCode::SEE_OTHER);
+}
+
+/// Moves the recorded times of every signed-in session `seconds` into the past, as if that
+/// long had passed since the session was last written.
+fn age_sessions(app: &crate::helpers::TestApp, seconds: i64) {
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(
+            "UPDATE sessions SET
+                 expires_at = expires_at - make_interval(secs => $1),
+                 state = jsonb_set(state, '{seen}',
+                                   to_jsonb(((state->>'seen')::bigint - $1)::text))
+             WHERE user_id IS NOT NULL AND state ? 'seen'",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(seconds)
+        .execute(conn)
+    });
+}
+
+#[actix_web::test]
+async fn an_active_person_is_never_signed_out_before_the_idle_timeout() {
+    let app = spawn_app_with(&[("KEYHOLD_SESSION_IDLE_MINUTES", "1")]).await;
+    let (partner, _) = app.partner().await;
+    // The first request after sign-in writes the time the session was last seen.
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    // 50 s later the person is active again, then 15 s after that: 15 s idle of 60.
+    age_sessions(&app, 50);
+    // The change was made behind keyhold's back: its notice reaches the session cache in
+    // milliseconds.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
+    age_sessions(&app, 15);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        partner.get("/").await.status(),
+        StatusCode::OK,
+        "15 s idle with a 1-minute idle timeout"
+    );
+
+    // Idle past the timeout (and its write interval): signed out.
+    age_sessions(&app, 70);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let response = partner.get("/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }

@@ -236,9 +236,13 @@ async fn disabled_people_cannot_sign_in_and_lose_their_sessions() {
         StatusCode::SEE_OTHER,
         "session revoked"
     );
+    // The right password of a disabled account is answered like a wrong one.
     let again = app.client().login(&manager.email, &manager.password).await;
-    assert_eq!(again.status(), StatusCode::FORBIDDEN);
-    assert!(again.text().await.unwrap().contains("disabled"));
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        texts(&again.text().await.unwrap(), "#login-error"),
+        vec!["Incorrect email or password.".to_string()]
+    );
 
     let repeat = partner
         .post_from("/users", &format!("/users/{mia_id}/disable"), &[])
@@ -263,4 +267,90 @@ async fn sign_in_only_redirects_to_paths_on_this_site() {
         )
         .await;
     assert_eq!(response.headers()["location"], "/");
+}
+
+#[actix_web::test]
+async fn a_burst_of_concurrent_wrong_passwords_is_throttled_like_a_sequence() {
+    let app = spawn_app().await;
+    let (_, account) = app.partner().await;
+    let browser = app.client();
+    let token = browser.token("/login").await;
+    let form = [
+        ("csrf_token", token.as_str()),
+        ("email", account.email.as_str()),
+        ("password", "wrong-password"),
+    ];
+    let attempts = (0..40).map(|_| browser.post("/login", &form));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(reqwest::Response::status)
+        .collect();
+    let refused = |status| statuses.iter().filter(|s| **s == status).count();
+    assert!(
+        refused(StatusCode::UNAUTHORIZED) <= 5,
+        "at most the account's limit is checked: {statuses:?}"
+    );
+    assert_eq!(
+        refused(StatusCode::UNAUTHORIZED) + refused(StatusCode::TOO_MANY_REQUESTS),
+        40,
+        "{statuses:?}"
+    );
+    let right = browser.login(&account.email, &account.password).await;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(browser.get("/").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn a_disabled_accounts_right_password_is_answered_like_a_wrong_one() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let org = partner.create_organization(&app, "Blue Org").await;
+    let manager = partner
+        .create_user("mia@blue.example", "manager", Some(org))
+        .await;
+    let mia_id = app.query(|conn| {
+        use diesel::prelude::*;
+        use keyhold::schema::users;
+        users::table
+            .filter(users::email.eq("mia@blue.example"))
+            .select(users::id)
+            .first::<i64>(conn)
+    });
+    let disabled = partner
+        .post_from("/users", &format!("/users/{mia_id}/disable"), &[])
+        .await;
+    assert_eq!(disabled.status(), StatusCode::SEE_OTHER);
+
+    let answer = async |password: &str| {
+        let response = app.client().login(&manager.email, password).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        (status, texts(&body, "#login-error"))
+    };
+    let right = answer(&manager.password).await;
+    let wrong = answer("not-the-password").await;
+    assert_eq!(right, wrong);
+    assert_eq!(right.0, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn a_successful_sign_in_clears_the_accounts_failures_and_uncounts_itself_for_the_client() {
+    let app = spawn_app_with(&[("KEYHOLD_LOGIN_CLIENT_LIMIT", "6")]).await;
+    let (_, account) = app.partner().await;
+    let browser = app.client();
+    for _ in 0..4 {
+        let response = browser.login(&account.email, "wrong-password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Four failures and a success from this client: the account starts again, and the client
+    // has counted only the four failures.
+    let ok = app.client().login(&account.email, &account.password).await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    for _ in 0..2 {
+        let response = browser.login(&account.email, "wrong-password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let seventh = browser.login(&account.email, "wrong-password").await;
+    assert_eq!(seventh.status(), StatusCode::TOO_MANY_REQUESTS);
 }
