@@ -89,13 +89,18 @@ pub fn field_with_nul(encoded: &[u8]) -> Option<String> {
         .map(|(name, _)| name.replace('\0', "").chars().take(60).collect())
 }
 
-/// Middleware: a query string or form with a NUL character in any field answers 422, naming
-/// the field, before any handler sees it.
+/// Middleware: a form (or the query string of a request that may write) with a NUL character
+/// in any field answers 422, naming the field, before any handler sees it. A search (GET) with
+/// one is answered like any other search: nothing is stored, and it finds nothing.
 pub async fn refuse_nul<B: MessageBody>(
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let mut field = field_with_nul(req.query_string().as_bytes());
+    let mut field = if req.method() == actix_web::http::Method::GET {
+        None
+    } else {
+        field_with_nul(req.query_string().as_bytes())
+    };
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)

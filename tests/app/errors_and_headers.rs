@@ -239,7 +239,8 @@ async fn a_nul_character_in_any_text_field_answers_422_naming_the_field() {
         .post_from("/organizations", "/organizations", &[("name", "Blue\0Org")])
         .await;
     nul(organization, "name").await;
+    // A search with one is a search that finds nothing (hostile_query_parameters…).
     let search = partner.get("/credentials/backup?q=a%00b").await;
-    nul(search, "q").await;
+    assert_eq!(search.status(), StatusCode::OK);
     assert_eq!(app.count("organizations"), 0);
 }
