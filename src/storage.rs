@@ -698,7 +698,7 @@ mod tests {
         };
         assert_eq!(
             failure.to_string(),
-            "creating bucket b: InvalidLocationConstraint: The specified location-constraint is not valid"
+            "creating bucket b: InvalidLocationConstraint: The specified location-constraint is not valid (HTTP 400)"
         );
         let denied = Failure {
             code: "AccessDenied".into(),
