@@ -54,6 +54,8 @@ diesel::table! {
         heartbeat_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        upload_key -> Nullable<Text>,
+        upload_id -> Nullable<Text>,
     }
 }
 
@@ -187,6 +189,7 @@ diesel::joinable!(backup_policies -> projects (project_id));
 diesel::joinable!(backup_policies -> users (created_by));
 diesel::joinable!(backups -> backup_policies (policy_id));
 diesel::joinable!(backups -> projects (project_id));
+diesel::joinable!(backups -> credentials (credential_id));
 diesel::joinable!(credentials -> organizations (organization_id));
 diesel::joinable!(organizations -> partners (partner_id));
 diesel::joinable!(project_data_sources -> projects (project_id));

@@ -459,13 +459,16 @@ impl Storage {
     /// in a part, else a multipart upload whose parts grow (`part_size`) so `max_parts` parts
     /// reach S3's largest object. The reader must give something within `stall`; two parts
     /// are in flight at most, so memory stays at about three parts. On any failure the
-    /// multipart upload is aborted (no parts left behind). Returns the bytes uploaded.
+    /// multipart upload is aborted; `opened` hears of the upload id when one is opened (before
+    /// any part is sent) and with `None` when it was aborted, so a caller can record what is
+    /// left to abort should S3 or keyhold be down meanwhile. Returns the bytes uploaded.
     pub async fn upload(
         &self,
         key: &str,
         reader: &mut (impl AsyncRead + Unpin),
         stall: Duration,
         doing: &str,
+        opened: impl AsyncFn(Option<String>),
     ) -> Result<u64, UploadFailure> {
         let first = read_part(reader, part_size(1, self.max_parts), stall).await?;
         if first.len() < part_size(1, self.max_parts) {
@@ -488,20 +491,12 @@ impl Storage {
         if upload_id.is_empty() {
             return Err(Failure::transport(doing, "S3 gave no upload id".into()).into());
         }
+        opened(Some(upload_id.clone())).await;
         let result = self
             .upload_parts(key, &upload_id, first, reader, stall, doing)
             .await;
-        if result.is_err() && !self.abort(key, &upload_id).await {
-            // S3 may be down: keep trying in the background, so no parts stay behind.
-            let (storage, key) = (self.clone(), key.to_string());
-            actix_web::rt::spawn(async move {
-                for wait in [5, 30, 120, 600, 1800] {
-                    tokio::time::sleep(Duration::from_secs(wait)).await;
-                    if storage.abort(&key, &upload_id).await {
-                        return;
-                    }
-                }
-            });
+        if result.is_err() && self.abort(key, &upload_id).await {
+            opened(None).await;
         }
         result
     }

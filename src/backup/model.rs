@@ -324,9 +324,44 @@ impl Backup {
                 backups::sha256.eq(Some(sha256)),
                 backups::finished_at.eq(Some(Utc::now())),
                 backups::expires_at.eq(Some(expires_at)),
+                backups::upload_key.eq(None::<String>),
+                backups::upload_id.eq(None::<String>),
             ))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// Records (or, with `None`, forgets) the multipart upload a run has open.
+    pub fn set_upload(
+        conn: &mut PgConnection,
+        id: BackupId,
+        upload: Option<(&str, &str)>,
+    ) -> QueryResult<()> {
+        diesel::update(backups::table.find(id))
+            .set((
+                backups::upload_key.eq(upload.map(|(key, _)| key)),
+                backups::upload_id.eq(upload.map(|(_, upload)| upload)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Ended runs that left a multipart upload open: (run, key, upload id), oldest first.
+    pub fn open_uploads(
+        conn: &mut PgConnection,
+        limit: i64,
+    ) -> QueryResult<Vec<(Backup, String, String)>> {
+        let rows: Vec<(Backup, Option<String>, Option<String>)> = backups::table
+            .filter(backups::upload_id.is_not_null())
+            .filter(backups::phase.eq_any([phase::FAILED, phase::SKIPPED]))
+            .order(backups::id)
+            .limit(limit)
+            .select((Backup::as_select(), backups::upload_key, backups::upload_id))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(backup, key, upload)| Some((backup, key?, upload?)))
+            .collect())
     }
 
     /// Notes that the run is alive.
@@ -339,6 +374,41 @@ impl Backup {
         .set(backups::heartbeat_at.eq(Some(Utc::now())))
         .execute(conn)?;
         Ok(())
+    }
+
+    /// Whether a run of `policy` waits or runs; locks the policy's row until the transaction
+    /// ends, so two concurrent presses of "Backup now" see each other.
+    pub fn policy_busy(conn: &mut PgConnection, policy: PolicyId) -> QueryResult<bool> {
+        backup_policies::table
+            .find(policy)
+            .select(backup_policies::id)
+            .for_update()
+            .first::<PolicyId>(conn)?;
+        diesel::select(diesel::dsl::exists(
+            backups::table
+                .filter(backups::policy_id.eq(policy))
+                .filter(backups::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+        ))
+        .get_result(conn)
+    }
+
+    /// Names of the backups whose object `credential` wrote and still holds, or that run with it.
+    pub fn names_held_by(
+        conn: &mut PgConnection,
+        credential: crate::credentials::model::CredentialId,
+    ) -> QueryResult<Vec<String>> {
+        backups::table
+            .filter(backups::credential_id.eq(credential))
+            .filter(
+                backups::phase
+                    .eq_any([phase::NEW, phase::IN_PROGRESS])
+                    .or(backups::phase
+                        .eq(phase::COMPLETED)
+                        .and(backups::deleted_at.is_null())),
+            )
+            .order(backups::scheduled_for.desc())
+            .select(backups::name)
+            .load(conn)
     }
 
     /// Marks the object deleted (retention or a person's delete).

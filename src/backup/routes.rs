@@ -287,6 +287,26 @@ pub async fn create_policy(
         .any(|n| n.len() > 63 || n.contains(['\0', '\n']))
     {
         errors.add("namespaces", "Choose schemas of the project database.");
+    } else {
+        // Only schemas the database has (checked over a live connection, like every run).
+        match state.runner.check_project_source(&project).await {
+            Ok(checked) => {
+                if let Some(unknown) = values
+                    .namespaces
+                    .iter()
+                    .find(|n| !checked.schemas.contains(n))
+                {
+                    errors.add(
+                        "namespaces",
+                        format!("{unknown} is not a schema of the project database."),
+                    );
+                }
+            }
+            Err(message) => errors.add(
+                "namespaces",
+                format!("The project database's schemas could not be read: {message}"),
+            ),
+        }
     }
     if errors.get("name").is_none() {
         let (id, name) = (project.id, values.name.clone());
@@ -403,8 +423,11 @@ pub async fn policy_action(
     let project_id = project.id;
     match action.as_str() {
         "delete" => {
-            let event =
-                event(&state, &req, &user, "policy.delete", &project).fields(&[&policy.name]);
+            let event = event(&state, &req, &user, "policy.delete", &project).object(
+                "policy",
+                policy.id.0,
+                &policy.name,
+            );
             let name = policy.name.clone();
             db::run(&state.pool, move |conn| {
                 conn.build_transaction().run(|conn| {
@@ -416,10 +439,22 @@ pub async fn policy_action(
             answer(&req, &state, &session, &user, project_id, "schedules", format!("Policy {name} deleted: its schedule stopped; its backups stay until they expire.")).await
         }
         "run" => {
-            let event = event(&state, &req, &user, "backup.run", &project).fields(&[&policy.name]);
+            let event = event(&state, &req, &user, "backup.run", &project).object(
+                "policy",
+                policy.id.0,
+                &policy.name,
+            );
             let name = policy.name.clone();
             let backup = db::run(&state.pool, move |conn| {
                 conn.build_transaction().run(|conn| {
+                    // One waiting or running "Backup now" per policy: a second press waits
+                    // for the first to end (the policy row serializes concurrent presses).
+                    if Backup::policy_busy(conn, policy.id)? {
+                        return Err(AppError::Conflict(format!(
+                            "A backup of {} is already waiting or running: wait for it to end.",
+                            policy.name
+                        )));
+                    }
                     let slot = Utc::now();
                     let id = Backup::insert_slot(conn, &policy, slot)?.ok_or_else(|| {
                         AppError::Conflict("a backup of this policy just started".into())
@@ -561,8 +596,11 @@ pub async fn backup_action(
                 .delete_object(&backup)
                 .await
                 .map_err(AppError::Conflict)?;
-            let event =
-                event(&state, &req, &user, "backup.delete", &project).fields(&[&backup.name]);
+            let event = event(&state, &req, &user, "backup.delete", &project).object(
+                "backup",
+                backup.id.0,
+                &backup.name,
+            );
             let name = backup.name.clone();
             db::run(&state.pool, move |conn| {
                 conn.build_transaction().run(|conn| {

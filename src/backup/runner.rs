@@ -496,12 +496,21 @@ impl Runner {
         let stderr = child.stderr.take().ok_or("pg_dump has no error output")?;
         let errors = actix_web::rt::spawn(tail(stderr));
         let mut reader = Hashing::new(stdout);
+        let (pool, id, upload_key) = (&self.pool, backup.id, key.as_str());
+        let opened = async |upload: Option<String>| {
+            let key = upload_key.to_string();
+            let _ = db::run(pool, move |conn| {
+                Backup::set_upload(conn, id, upload.as_deref().map(|u| (key.as_str(), u)))
+            })
+            .await;
+        };
         let upload = storage
             .upload(
                 &key,
                 &mut reader,
                 DUMP_SILENCE,
                 &format!("uploading {key} to bucket {bucket_name}"),
+                opened,
             )
             .await;
         if upload.is_err() {
@@ -578,6 +587,16 @@ impl Runner {
             self.storage(&settings, bucket_name).await?,
             credential,
         )))
+    }
+
+    /// Aborts the multipart upload an ended run left open (its process died, or S3 could not
+    /// take the abort then); true when nothing is left to abort.
+    pub async fn abort_upload(&self, backup: &Backup, key: &str, upload: &str) -> bool {
+        match self.storage_of(backup).await {
+            Ok(Some((storage, _))) => storage.abort(key, upload).await,
+            // The credential is gone: nothing keyhold can reach is left to abort.
+            Ok(None) | Err(_) => true,
+        }
     }
 
     /// Deletes a backup's object (one already gone counts as deleted).

@@ -147,6 +147,21 @@ pub async fn apply_retention(runner: &Runner, now: DateTime<Utc>) -> Result<usiz
     Ok(deleted)
 }
 
+/// Aborts the multipart uploads ended runs left open (a process killed mid-upload, an abort S3
+/// could not take); returns how many were aborted. Runs at every pass, so at start-up too.
+pub async fn abort_open_uploads(runner: &Runner) -> Result<usize, AppError> {
+    let open = db::run(&runner.pool, |conn| Backup::open_uploads(conn, 20)).await?;
+    let mut aborted = 0;
+    for (backup, key, upload) in open {
+        if runner.abort_upload(&backup, &key, &upload).await {
+            let id = backup.id;
+            db::run(&runner.pool, move |conn| Backup::set_upload(conn, id, None)).await?;
+            aborted += 1;
+        }
+    }
+    Ok(aborted)
+}
+
 /// One pass: reap, claim and start due runs (the runner runs as many at once as its
 /// concurrency allows; the others wait, beating), apply retention.
 pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
@@ -158,6 +173,7 @@ pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError
         let runner = runner.clone();
         actix_web::rt::spawn(async move { runner.run_backup(id).await });
     }
+    abort_open_uploads(runner).await?;
     apply_retention(runner, now).await?;
     Ok(started)
 }

@@ -1075,6 +1075,20 @@ impl Credential {
                 if users.len() == 1 { "it" } else { "them" }
             )));
         }
+        let held = crate::backup::model::Backup::names_held_by(conn, self.id)?;
+        if !held.is_empty() {
+            return Err(AppError::Conflict(format!(
+                "{} holds {} stored or running backup{} ({}): delete {} first, or let retention \
+                 remove {}",
+                self.name,
+                held.len(),
+                if held.len() == 1 { "" } else { "s" },
+                held.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    + if held.len() > 5 { ", …" } else { "" },
+                if held.len() == 1 { "it" } else { "them" },
+                if held.len() == 1 { "it" } else { "them" }
+            )));
+        }
         diesel::delete(credentials::table.find(self.id)).execute(conn)?;
         Ok(())
     }

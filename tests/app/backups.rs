@@ -273,6 +273,22 @@ impl World {
         panic!("backup {id} did not finish");
     }
 
+    /// Waits for restore `name` to end; returns "<phase> <warnings>".
+    pub async fn restore_outcome(&self, name: &str) -> String {
+        let sql = format!(
+            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = '{name}'"
+        );
+        let mut outcome = String::new();
+        for _ in 0..100 {
+            outcome = scalar_text(&self.app, &sql);
+            if !outcome.starts_with("New") && !outcome.starts_with("InProgress") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        outcome
+    }
+
     pub fn object_path(&self, backup: i64) -> std::path::PathBuf {
         let bucket = scalar_text(
             &self.app,
@@ -443,6 +459,11 @@ async fn policy_forms_give_the_messages_of_the_spec() {
             ("no-namespace", "0 2 * * *", "72h", vec![]),
             "#namespaces-help",
             "please specify include namespace to create backup",
+        ),
+        (
+            ("no-such-schema", "0 2 * * *", "72h", vec!["\"><i id=xns>"]),
+            "#namespaces-help",
+            "\"><i id=xns> is not a schema of the project database.",
         ),
     ];
     for ((name, cron, retention, namespaces), selector, message) in cases {
@@ -672,7 +693,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-fn test_runner(app: &TestApp) -> keyhold::backup::runner::Runner {
+pub fn test_runner(app: &TestApp) -> keyhold::backup::runner::Runner {
     let keyring = crate::helpers::test_keyring();
     keyhold::backup::runner::Runner::new(
         app.pool.clone(),

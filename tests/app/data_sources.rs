@@ -87,6 +87,7 @@ async fn keyholds_own_database_is_never_a_data_source_however_it_is_spelled() {
 
     // A project whose data source was set before this rule existed (sealed by SQL): "Backup
     // now" refuses to dump keyhold's database and nothing reaches the bucket.
+    world.add_policy("grab", "daily", "720h", &["app"]).await;
     let keyring = crate::helpers::test_keyring();
     let sealed = keyring
         .seal_text(
@@ -102,7 +103,6 @@ async fn keyholds_own_database_is_never_a_data_source_however_it_is_spelled() {
             .bind::<diesel::sql_types::Text, _>(&sealed)
             .execute(conn)
     });
-    world.add_policy("grab", "daily", "720h", &["public"]).await;
     let (backup, phase, reason) = world.backup_now(world.policy_id("grab")).await;
     assert_eq!(phase, "Failed");
     assert!(reason.contains("keyhold's own database"), "{reason}");
@@ -274,17 +274,7 @@ async fn a_database_name_never_becomes_a_second_connection_string() {
     );
     let (status, body) = restore_into(&world, backup, "named", &target).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    let mut phase = String::new();
-    for _ in 0..100 {
-        phase = scalar_text(
-            &world.app,
-            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores",
-        );
-        if !phase.starts_with("New") && !phase.starts_with("InProgress") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let phase = world.restore_outcome("named").await;
     assert!(phase.starts_with("Completed"), "{phase}");
     assert!(
         listener.accept().is_err(),

@@ -308,7 +308,21 @@ async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_th
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Killed once keyhold has recorded the multipart upload it opened.
+    let open = || {
+        scalar_i64(
+            &world.app,
+            "SELECT count(*) AS n FROM backups WHERE upload_id IS NOT NULL",
+        )
+    };
+    for _ in 0..200 {
+        if open() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open(), 1, "the upload is open");
+    assert!(!crate::storage_faults::unfinished_uploads(&world).is_empty());
     assert_eq!(
         phase(),
         "InProgress:",
@@ -342,6 +356,18 @@ async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_th
     assert_eq!(
         reaped,
         "Failed:interrupted: the keyhold process running it stopped"
+    );
+    // The survivor's scheduler aborts the upload the killed process left open.
+    for _ in 0..100 {
+        if crate::storage_faults::unfinished_uploads(&world).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        crate::storage_faults::unfinished_uploads(&world),
+        Vec::<String>::new(),
+        "no parts left behind"
     );
 
     // The schedule goes on: the next run completes.

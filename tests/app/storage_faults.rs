@@ -42,7 +42,7 @@ fn dumps_running(world: &World) -> i64 {
 }
 
 /// Files of unfinished multipart uploads in the S3 server's directory.
-fn unfinished_uploads(world: &World) -> Vec<String> {
+pub fn unfinished_uploads(world: &World) -> Vec<String> {
     std::fs::read_dir(world.s3.root.path())
         .unwrap()
         .flatten()
@@ -85,15 +85,33 @@ async fn a_backup_ends_with_the_reason_when_s3_stops_answering_mid_upload() {
     }
     assert_eq!(running, 0, "pg_dump and its backend are gone");
 
-    // S3 comes back: the parts are aborted (retried in the background), the next run works.
+    // The abort could not reach S3 either: the run keeps its open upload for the scheduler.
+    assert!(
+        !unfinished_uploads(&world).is_empty(),
+        "parts were uploaded"
+    );
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            "SELECT count(*) AS n FROM backups WHERE upload_id IS NOT NULL"
+        ),
+        1
+    );
+    // S3 comes back: the next scheduler pass aborts it; the next run works.
     world.s3.stall_from.store(usize::MAX, Ordering::SeqCst);
-    for _ in 0..100 {
-        if unfinished_uploads(&world).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let runner = crate::backups::test_runner(&world.app);
+    let aborted = keyhold::backup::scheduler::abort_open_uploads(&runner)
+        .await
+        .unwrap();
+    assert_eq!(aborted, 1);
     assert_eq!(unfinished_uploads(&world), Vec::<String>::new());
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            "SELECT count(*) AS n FROM backups WHERE upload_id IS NOT NULL"
+        ),
+        0
+    );
     let (_, phase, reason) = world.backup_now(world.policy_id("big")).await;
     assert_eq!(phase, "Completed", "{reason}");
 }
@@ -124,17 +142,7 @@ async fn a_changed_object_is_refused_before_the_target_is_touched() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let mut outcome = String::new();
-    for _ in 0..100 {
-        outcome = scalar_text(
-            &world.app,
-            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores",
-        );
-        if !outcome.starts_with("InProgress") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let outcome = world.restore_outcome("in-place").await;
     assert!(
         outcome.starts_with("Failed") && outcome.contains("checksum mismatch"),
         "{outcome}"
@@ -174,6 +182,23 @@ async fn runs_waiting_for_a_slot_are_not_stale_and_backup_now_keeps_to_the_concu
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
     }
+    // Pressed again while its run waits: refused, nothing queued.
+    let again = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path(&format!("/policies/{}/run", world.policy_id("two"))),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("already waiting or running")
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(dumps_running(&world), 1, "one pg_dump at a time");
     let reaped = world.app.query(|conn| {
@@ -234,45 +259,92 @@ async fn s3_redirects_are_never_followed() {
             let _ = socket.write_all(answer.as_bytes()).await;
         }
     });
+    // Verified on the form, then saved (which verifies again): S3's 302 is an answer.
     let org = world.organization.to_string();
-    let response = world
-        .partner
-        .post_from(
-            "/credentials/backup/new",
-            "/credentials/backup/verify",
-            &[
-                ("organization_id", &org),
-                ("name", "Redirecting"),
-                ("access_key_id", S3_ACCESS_KEY),
-                ("secret_access_key", GOOD),
-                ("endpoint", &endpoint),
-                ("region", "us-east-1"),
-            ],
-        )
-        .await;
-    let body = response.text().await.unwrap();
-    assert!(
-        body.contains("HTTP 302"),
-        "{:?}",
-        texts(&body, ".verify-box")
-    );
-    // Enabling backup on a new project with it: refused, and nothing followed either.
-    let response = world
-        .partner
-        .post_from(
-            "/credentials/backup/new",
-            "/credentials/backup",
-            &[
-                ("organization_id", &org),
-                ("name", "Redirecting"),
-                ("access_key_id", S3_ACCESS_KEY),
-                ("secret_access_key", GOOD),
-                ("endpoint", &endpoint),
-                ("region", "us-east-1"),
-            ],
-        )
-        .await;
-    assert!(response.status().is_redirection() || response.status().is_client_error());
+    for path in ["/credentials/backup/verify", "/credentials/backup"] {
+        let response = world
+            .partner
+            .post_from(
+                "/credentials/backup/new",
+                path,
+                &[
+                    ("organization_id", &org),
+                    ("name", "Redirecting"),
+                    ("access_key_id", S3_ACCESS_KEY),
+                    ("secret_access_key", GOOD),
+                    ("endpoint", &endpoint),
+                    ("region", "us-east-1"),
+                ],
+            )
+            .await;
+        let body = response.text().await.unwrap();
+        if path.ends_with("verify") {
+            assert!(
+                body.contains("HTTP 302"),
+                "{:?}",
+                texts(&body, ".verify-box")
+            );
+        }
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(visits.load(Ordering::SeqCst), 0, "no redirect was followed");
+}
+
+#[actix_web::test]
+async fn a_credential_holding_stored_backups_is_in_use_and_names_them() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    let (backup, phase, reason) = world.backup_now(policy).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    // The project lets go of the credential: its policy deleted, backup disabled.
+    for path in [
+        format!("/policies/{policy}/delete"),
+        "/backup/disable".to_string(),
+    ] {
+        let response = world
+            .partner
+            .post_from(&world.path(""), &world.path(&path), &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    let name = scalar_text(
+        &world.app,
+        &format!("SELECT name AS value FROM backups WHERE id = {backup}"),
+    );
+    let delete = format!("/credentials/backup/{}/delete", world.credential);
+    let refused = world
+        .partner
+        .post_from("/credentials/backup", &delete, &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("holds 1 stored or running backup") && body.contains(&name),
+        "{body}"
+    );
+    assert_eq!(
+        scalar_i64(&world.app, "SELECT count(*) AS n FROM credentials"),
+        1
+    );
+
+    // Its backup deleted (object and row), the credential goes.
+    let response = world
+        .partner
+        .post_from(
+            &world.path("?tab=backups"),
+            &world.path(&format!("/backups/{backup}/delete")),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let deleted = world
+        .partner
+        .post_from("/credentials/backup", &delete, &[])
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        scalar_i64(&world.app, "SELECT count(*) AS n FROM credentials"),
+        0
+    );
 }
