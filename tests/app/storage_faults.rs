@@ -348,3 +348,33 @@ async fn a_credential_holding_stored_backups_is_in_use_and_names_them() {
         0
     );
 }
+
+#[actix_web::test]
+async fn a_restore_whose_process_stopped_is_reaped_like_a_backup() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    // Two restores "running": one beat a moment ago, one's process stopped beating 10 s ago.
+    world.app.query(|conn| {
+        diesel::sql_query(format!(
+            "INSERT INTO restores (project_id, backup_id, backup_name, name, namespaces, phase,
+                                   started_at, heartbeat_at)
+             SELECT project_id, id, name, n, '{{}}', 'InProgress', now() - interval '1 hour',
+                    now() - (d || ' seconds')::interval
+             FROM backups, (VALUES ('alive', 0), ('dead', 10)) AS v(n, d) WHERE id = {backup}"
+        ))
+        .execute(conn)
+    });
+    let reaped = world.app.query(|conn| {
+        keyhold::backup::scheduler::reap_stale(conn, chrono::Utc::now(), Duration::from_secs(5))
+    });
+    assert_eq!(reaped, 1);
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            "SELECT string_agg(name || ' ' || phase, ',' ORDER BY name) AS value FROM restores"
+        ),
+        "alive InProgress,dead Failed"
+    );
+}
