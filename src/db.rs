@@ -13,8 +13,6 @@ use diesel::r2d2::{ConnectionManager, ManageConnection, Pool};
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::AppError;
-
 /// The pool every request and background task draws connections from.
 pub type DbPool = Pool<Manager>;
 
@@ -99,19 +97,44 @@ struct Count {
     n: i64,
 }
 
+/// Why `run` gave no answer: no connection (the database is unreachable, or the pool is
+/// exhausted), or the query's own error.
+#[derive(Debug)]
+pub enum RunError<E> {
+    Unavailable(String),
+    Failed(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for RunError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Unavailable(reason) => write!(f, "the database is unavailable: {reason}"),
+            RunError::Failed(error) => error.fmt(f),
+        }
+    }
+}
+
 /// Runs `query` on a pooled connection off the async threads.
-pub async fn run<T, E, F>(pool: &DbPool, query: F) -> Result<T, AppError>
+pub async fn run<T, E, F>(pool: &DbPool, query: F) -> Result<T, RunError<E>>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
-    E: Into<AppError> + Send + 'static,
+    E: Send + 'static,
 {
     let pool = pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        conn.attempt(query).map_err(Into::into)
+    match web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|error| RunError::Unavailable(error.to_string()))?;
+        conn.attempt(query).map_err(RunError::Failed)
     })
-    .await?
+    .await
+    {
+        Ok(result) => result,
+        Err(blocking) => Err(RunError::Unavailable(format!(
+            "the blocking task failed: {blocking}"
+        ))),
+    }
 }
 
 /// A value bound into a `Prepared` query.

@@ -79,6 +79,18 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+impl<E: Into<AppError>> From<crate::db::RunError<E>> for AppError {
+    fn from(error: crate::db::RunError<E>) -> AppError {
+        match error {
+            crate::db::RunError::Unavailable(reason) => {
+                tracing::warn!("database connection unavailable: {reason}");
+                AppError::Unavailable
+            }
+            crate::db::RunError::Failed(error) => error.into(),
+        }
+    }
+}
+
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(error: diesel::r2d2::PoolError) -> AppError {
         tracing::warn!("database connection unavailable: {error}");

@@ -11,14 +11,13 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, web};
 use tracing_actix_web::RequestId;
 
 use crate::db;
 use crate::page_cache::PageCache;
-use crate::startup::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
@@ -83,7 +82,7 @@ impl Metrics {
         self.searches.add(answered_by);
     }
 
-    fn render(&self, pool: &db::DbPool, pages: &PageCache) -> String {
+    pub fn render(&self, pool: &db::DbPool, pages: &PageCache) -> String {
         let mut out = String::new();
         out.push_str("# HELP keyhold_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE keyhold_http_requests_total counter\n");
@@ -163,8 +162,8 @@ pub async fn record(
     let started = Instant::now();
     let method = req.method().to_string();
     let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
+        .app_data::<web::Data<Metrics>>()
+        .map(|metrics| metrics.clone().into_inner());
     let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
     let mut response = next.call(req).await?;
     if let Some(metrics) = metrics {
@@ -180,43 +179,4 @@ pub async fn record(
             .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
-}
-
-/// GET /metrics
-pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let settings = &state.settings;
-    match &settings.metrics_token {
-        Some(token) if !bearer_matches(&req, token.expose()) => {
-            return HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-                .content_type("text/plain; charset=utf-8")
-                .body("/metrics needs the bearer token of KEYHOLD_METRICS_TOKEN");
-        }
-        None if settings.production => {
-            return HttpResponse::NotFound()
-                .content_type("text/plain; charset=utf-8")
-                .body("/metrics is off: set KEYHOLD_METRICS_TOKEN to serve it");
-        }
-        _ => {}
-    }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state.pool, &state.pages))
-}
-
-/// Whether the request carries `Authorization: Bearer <token>`. The SHA-256 digests are
-/// compared, in constant time, so neither the token's bytes nor its length show in timing.
-fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    use subtle::ConstantTimeEq;
-    let Some(given) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let (given, token) = (Sha256::digest(given.trim()), Sha256::digest(token));
-    bool::from(given.as_slice().ct_eq(token.as_slice()))
 }

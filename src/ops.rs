@@ -1,7 +1,8 @@
-//! Liveness and readiness for orchestrators. Both are probes (`routes`): no session is read,
-//! so a cookie sent with them changes nothing, also during a database outage.
+//! Liveness, readiness and metrics for orchestrators. All are probes (`routes`): no session is
+//! read, so a cookie sent with them changes nothing, also during a database outage.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::db;
 use crate::startup::AppState;
@@ -25,4 +26,43 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain; charset=utf-8")
             .body("database unreachable")
     }
+}
+
+/// GET /metrics
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let settings = &state.settings;
+    match &settings.metrics_token {
+        Some(token) if !bearer_matches(&req, token.expose()) => {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .content_type("text/plain; charset=utf-8")
+                .body("/metrics needs the bearer token of KEYHOLD_METRICS_TOKEN");
+        }
+        None if settings.production => {
+            return HttpResponse::NotFound()
+                .content_type("text/plain; charset=utf-8")
+                .body("/metrics is off: set KEYHOLD_METRICS_TOKEN to serve it");
+        }
+        _ => {}
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state.pool, &state.pages))
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`. The SHA-256 digests are
+/// compared, in constant time, so neither the token's bytes nor its length show in timing.
+fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (given, token) = (Sha256::digest(given.trim()), Sha256::digest(token));
+    bool::from(given.as_slice().ct_eq(token.as_slice()))
 }

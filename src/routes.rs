@@ -5,9 +5,7 @@
 
 use actix_web::web;
 
-use crate::{
-    accounts, audit, auth, backup, credentials, dashboard, metrics, ops, projects, web as pages,
-};
+use crate::{accounts, audit, auth, backup, credentials, dashboard, ops, projects, web as pages};
 
 macro_rules! routes {
     (
@@ -36,7 +34,7 @@ routes! {
 probes: {
     "/healthz" => { get: ops::healthz },
     "/readyz" => { get: ops::readyz },
-    "/metrics" => { get: metrics::show },
+    "/metrics" => { get: ops::metrics },
 },
 pages: {
     "/static/{name}" => { get: pages::assets::serve },

@@ -14,10 +14,11 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::csrf::SiteSecurity;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
-use crate::auth::{csrf, session_ttl};
+use crate::auth::{SessionTimeouts, csrf, session_ttl};
 use crate::backup::database::SourceRules;
 use crate::backup::runner::Runner;
 use crate::backup::scheduler;
@@ -185,6 +186,14 @@ fn serve(
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::from(state.pages.clone()))
+            .app_data(web::Data::from(state.metrics.clone()))
+            .app_data(web::Data::new(SessionTimeouts {
+                absolute: settings.session_absolute,
+                idle: settings.session_idle,
+            }))
+            .app_data(web::Data::new(SiteSecurity {
+                cookie_secure: settings.cookie_secure,
+            }))
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::new(256 * 1024))
             .configure(routes::probes)

@@ -118,7 +118,8 @@ pub async fn create_organization(
             Ok::<_, DieselError>(organization)
         })
     })
-    .await;
+    .await
+    .map_err(AppError::from);
     match created {
         Ok(organization) => {
             flash::success(
@@ -267,6 +268,7 @@ pub async fn create_user(
                 Organization::find(conn, &scope, id)
             })
             .await
+            .map_err(AppError::from)
             {
                 Ok(organization) => Some(organization),
                 Err(AppError::NotFound) => {
@@ -336,7 +338,8 @@ pub async fn create_user(
             Ok::<_, DieselError>(created)
         })
     })
-    .await;
+    .await
+    .map_err(AppError::from);
     match created {
         Ok(created) => {
             flash::success(

@@ -5,7 +5,7 @@
 //! A browser that is not signed in has no session row (an anonymous `GET /login` must not
 //! write one): its token lives in a cookie of its own (`keyhold_csrf`, `HttpOnly`, `SameSite`),
 //! and its forms carry the same value (a double-submit token). Signing in starts a session
-//! with a token of its own. Reads `KEYHOLD_COOKIE_SECURE` (through `AppState`).
+//! with a token of its own. Reads `KEYHOLD_COOKIE_SECURE` (as `SiteSecurity`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -22,7 +22,6 @@ use subtle::ConstantTimeEq;
 
 use crate::crypto::random_token;
 use crate::error::AppError;
-use crate::startup::AppState;
 
 const SESSION_KEY: &str = "csrf";
 /// The form field that carries the token.
@@ -76,11 +75,17 @@ fn cookie_name(secure: bool) -> &'static str {
     }
 }
 
+/// `KEYHOLD_COOKIE_SECURE`, given to the app as data by `startup`.
+#[derive(Clone, Copy, Debug)]
+pub struct SiteSecurity {
+    pub cookie_secure: bool,
+}
+
 /// Whether the site is served over https: `KEYHOLD_COOKIE_SECURE` (TLS ends at a proxy in
 /// front of keyhold), or a TLS listener.
 fn secure(req: &ServiceRequest) -> bool {
-    req.app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.settings.cookie_secure)
+    req.app_data::<web::Data<SiteSecurity>>()
+        .is_some_and(|site| site.cookie_secure)
         || req.app_config().secure()
 }
 

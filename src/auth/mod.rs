@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::{OrganizationId, PartnerId, User, UserId};
 use crate::error::AppError;
-use crate::startup::AppState;
 
 /// Session keys.
 const IDENTITY_KEY: &str = "identity";
@@ -222,17 +221,26 @@ impl FromRequest for CurrentUser {
     }
 }
 
+/// How long sessions live (`KEYHOLD_SESSION_ABSOLUTE_HOURS`, `KEYHOLD_SESSION_IDLE_MINUTES`),
+/// given to the app as data by `startup`.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionTimeouts {
+    pub absolute: Duration,
+    pub idle: Duration,
+}
+
 fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
     let session = req.get_session();
     let identity = match session.get::<Identity>(IDENTITY_KEY) {
         Ok(Some(identity)) => identity,
         _ => return Err(AppError::SignInRequired),
     };
-    let settings = req
-        .app_data::<actix_web::web::Data<AppState>>()
-        .map(|state| (state.settings.session_absolute, state.settings.session_idle));
-    let (absolute, idle) =
-        settings.unwrap_or((Duration::from_secs(12 * 3600), Duration::from_secs(30 * 60)));
+    let Some(timeouts) = req.app_data::<actix_web::web::Data<SessionTimeouts>>() else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "the app was built without its session timeouts"
+        )));
+    };
+    let (absolute, idle) = (timeouts.absolute, timeouts.idle);
     let absolute = absolute.as_secs() as i64;
     let now = Utc::now().timestamp();
     if now - identity.signed_in_at > absolute {

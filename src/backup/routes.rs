@@ -34,7 +34,7 @@ async fn project_for(state: &AppState, user: &CurrentUser, id: &str) -> Result<P
     user.require(&MANAGERS)?;
     let id = parse_project_id(id)?;
     let scope = user.scope();
-    db::run(&state.pool, move |conn| Project::find(conn, &scope, id)).await
+    Ok(db::run(&state.pool, move |conn| Project::find(conn, &scope, id)).await?)
 }
 
 /// The project of an action on one of its policies or backups (checked for role and scope)
@@ -55,12 +55,12 @@ where
     let id = parse_project_id(id)?;
     let child = child.parse().map(make_id).map_err(|_| AppError::NotFound)?;
     let scope = user.scope();
-    db::run(&state.pool, move |conn| {
+    Ok(db::run(&state.pool, move |conn| {
         let project = Project::find(conn, &scope, id)?;
         let found = find(conn, project.id, child)?;
         Ok::<_, AppError>((project, found))
     })
-    .await
+    .await?)
 }
 
 fn event(

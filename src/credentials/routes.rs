@@ -945,7 +945,8 @@ pub async fn create(
             Ok::<_, AppError>(credential)
         })
     })
-    .await;
+    .await
+    .map_err(AppError::from);
     match created {
         Ok(credential) => {
             flash::success(

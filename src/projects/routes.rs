@@ -119,7 +119,7 @@ struct Options {
 }
 
 async fn options(state: &AppState, scope: Scope) -> Result<Options, AppError> {
-    db::run(&state.pool, move |conn| {
+    Ok(db::run(&state.pool, move |conn| {
         Ok::<_, AppError>(Options {
             organizations: Organization::list(conn, &scope)?,
             cloud: Credential::options(conn, &scope, Kind::Cloud)?,
@@ -127,7 +127,7 @@ async fn options(state: &AppState, scope: Scope) -> Result<Options, AppError> {
             backup: Credential::options(conn, &scope, Kind::Backup)?,
         })
     })
-    .await
+    .await?)
 }
 
 /// The choices of a credential select: none, then each option; `chosen` or else the default of

@@ -104,16 +104,19 @@ fn drop_stale_databases(conn: &mut PgConnection, template: &str) {
     )
     .load(conn)
     .unwrap_or_default();
-    // Templates of older migrations are no use to anyone.
+    // Templates of other migrations: a few are kept (another checkout's suite, a CI clone,
+    // may be running on the same server with its own), more are old and dropped, never while
+    // in use (no FORCE: a clone being made keeps its template).
     let templates: Vec<Name> = diesel::sql_query(
         "SELECT datname FROM pg_database WHERE datname ~ '^keyhold_tpl_[0-9a-f]+$' AND datname <> $1",
     )
     .bind::<diesel::sql_types::Text, _>(template)
     .load(conn)
     .unwrap_or_default();
-    for Name { datname } in templates {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"))
-            .execute(conn);
+    if templates.len() > 2 {
+        for Name { datname } in templates {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname}")).execute(conn);
+        }
     }
     for Name { datname } in names {
         let pid = datname
