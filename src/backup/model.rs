@@ -1,8 +1,14 @@
 //! Policies, backups and restores: rows and queries. A backup row is keyed by (policy, slot),
 //! so however many schedulers run, a slot produces one row.
 
+use std::io::Write;
+
 use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
 use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
 
@@ -152,13 +158,69 @@ impl BackupPolicy {
     }
 }
 
-/// Phases of a backup.
-pub mod phase {
-    pub const NEW: &str = "New";
-    pub const IN_PROGRESS: &str = "InProgress";
-    pub const COMPLETED: &str = "Completed";
-    pub const FAILED: &str = "Failed";
-    pub const SKIPPED: &str = "Skipped";
+/// Where a backup or restore run is: stored as its name (`InProgress`), the same word pages show.
+#[derive(diesel::AsExpression, diesel::FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[diesel(sql_type = Text)]
+pub enum Phase {
+    New,
+    InProgress,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::New,
+        Phase::InProgress,
+        Phase::Completed,
+        Phase::Failed,
+        Phase::Skipped,
+    ];
+
+    /// The stored and shown word.
+    pub fn key(self) -> &'static str {
+        match self {
+            Phase::New => "New",
+            Phase::InProgress => "InProgress",
+            Phase::Completed => "Completed",
+            Phase::Failed => "Failed",
+            Phase::Skipped => "Skipped",
+        }
+    }
+
+    /// Waiting or running: the run has not ended.
+    pub fn running(self) -> bool {
+        matches!(self, Phase::New | Phase::InProgress)
+    }
+
+    /// Ended without a backup (shown as a failing schedule).
+    pub fn failing(self) -> bool {
+        matches!(self, Phase::Failed | Phase::Skipped)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl ToSql<Text, Pg> for Phase {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.key().as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Text, Pg> for Phase {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        Phase::ALL
+            .into_iter()
+            .find(|phase| phase.key() == text)
+            .ok_or_else(|| format!("unknown phase {text:?}").into())
+    }
 }
 
 /// One run of a policy (scheduled or "backup now").
@@ -171,7 +233,7 @@ pub struct Backup {
     pub policy_name: String,
     pub name: String,
     pub scheduled_for: DateTime<Utc>,
-    pub phase: String,
+    pub phase: Phase,
     pub reason: Option<String>,
     pub credential_id: Option<CredentialId>,
     pub bucket: Option<String>,
@@ -194,12 +256,12 @@ impl Backup {
 
     /// Whether the page should keep polling it.
     pub fn running(&self) -> bool {
-        matches!(self.phase.as_str(), phase::NEW | phase::IN_PROGRESS)
+        self.phase.running()
     }
 
     /// Whether it can be restored (completed and its object still there).
     pub fn restorable(&self) -> bool {
-        self.phase == phase::COMPLETED && self.deleted_at.is_none()
+        self.phase == Phase::Completed && self.deleted_at.is_none()
     }
 
     /// The newest backups of a project.
@@ -221,7 +283,7 @@ impl Backup {
         diesel::select(diesel::dsl::exists(
             backups::table
                 .filter(backups::project_id.eq(project))
-                .filter(backups::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+                .filter(backups::phase.eq_any([Phase::New, Phase::InProgress])),
         ))
         .get_result(conn)
     }
@@ -275,10 +337,10 @@ impl Backup {
         diesel::update(
             backups::table
                 .find(id)
-                .filter(backups::phase.eq(phase::NEW)),
+                .filter(backups::phase.eq(Phase::New)),
         )
         .set((
-            backups::phase.eq(phase::IN_PROGRESS),
+            backups::phase.eq(Phase::InProgress),
             backups::started_at.eq(Some(Utc::now())),
             backups::heartbeat_at.eq(Some(Utc::now())),
             backups::credential_id.eq(credential),
@@ -293,7 +355,7 @@ impl Backup {
     pub fn end(
         conn: &mut PgConnection,
         id: BackupId,
-        phase: &str,
+        phase: Phase,
         reason: &str,
     ) -> QueryResult<()> {
         diesel::update(backups::table.find(id))
@@ -317,7 +379,7 @@ impl Backup {
     ) -> QueryResult<()> {
         diesel::update(backups::table.find(id))
             .set((
-                backups::phase.eq(phase::COMPLETED),
+                backups::phase.eq(Phase::Completed),
                 backups::reason.eq(None::<String>),
                 backups::object_key.eq(Some(object_key)),
                 backups::size_bytes.eq(Some(size)),
@@ -353,7 +415,7 @@ impl Backup {
     ) -> QueryResult<Vec<(Backup, String, String)>> {
         let rows: Vec<(Backup, Option<String>, Option<String>)> = backups::table
             .filter(backups::upload_id.is_not_null())
-            .filter(backups::phase.eq_any([phase::FAILED, phase::SKIPPED]))
+            .filter(backups::phase.eq_any([Phase::Failed, Phase::Skipped]))
             .order(backups::id)
             .limit(limit)
             .select((Backup::as_select(), backups::upload_key, backups::upload_id))
@@ -369,7 +431,7 @@ impl Backup {
         diesel::update(
             backups::table
                 .find(id)
-                .filter(backups::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+                .filter(backups::phase.eq_any([Phase::New, Phase::InProgress])),
         )
         .set(backups::heartbeat_at.eq(Some(Utc::now())))
         .execute(conn)?;
@@ -387,7 +449,7 @@ impl Backup {
         diesel::select(diesel::dsl::exists(
             backups::table
                 .filter(backups::policy_id.eq(policy))
-                .filter(backups::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+                .filter(backups::phase.eq_any([Phase::New, Phase::InProgress])),
         ))
         .get_result(conn)
     }
@@ -401,9 +463,9 @@ impl Backup {
             .filter(backups::credential_id.eq(credential))
             .filter(
                 backups::phase
-                    .eq_any([phase::NEW, phase::IN_PROGRESS])
+                    .eq_any([Phase::New, Phase::InProgress])
                     .or(backups::phase
-                        .eq(phase::COMPLETED)
+                        .eq(Phase::Completed)
                         .and(backups::deleted_at.is_null())),
             )
             .order(backups::scheduled_for.desc())
@@ -431,7 +493,7 @@ pub struct Restore {
     pub name: String,
     pub namespaces: Vec<Option<String>>,
     pub target_url: Option<String>,
-    pub phase: String,
+    pub phase: Phase,
     pub warnings: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -446,7 +508,7 @@ impl Restore {
     }
 
     pub fn running(&self) -> bool {
-        matches!(self.phase.as_str(), phase::NEW | phase::IN_PROGRESS)
+        self.phase.running()
     }
 
     /// The newest restores of a project.
@@ -468,7 +530,7 @@ impl Restore {
         diesel::select(diesel::dsl::exists(
             restores::table
                 .filter(restores::project_id.eq(project))
-                .filter(restores::phase.eq_any([phase::NEW, phase::IN_PROGRESS])),
+                .filter(restores::phase.eq_any([Phase::New, Phase::InProgress])),
         ))
         .get_result(conn)
     }
@@ -490,7 +552,7 @@ impl Restore {
                 restores::name.eq(name),
                 restores::namespaces.eq(namespaces.iter().cloned().map(Some).collect::<Vec<_>>()),
                 restores::target_url.eq(target_url),
-                restores::phase.eq(phase::IN_PROGRESS),
+                restores::phase.eq(Phase::InProgress),
                 restores::started_at.eq(Some(Utc::now())),
                 restores::heartbeat_at.eq(Some(Utc::now())),
                 restores::created_by.eq(Some(by)),
@@ -504,7 +566,7 @@ impl Restore {
         diesel::update(
             restores::table
                 .find(id)
-                .filter(restores::phase.eq(phase::IN_PROGRESS)),
+                .filter(restores::phase.eq(Phase::InProgress)),
         )
         .set(restores::heartbeat_at.eq(Some(Utc::now())))
         .execute(conn)?;
@@ -515,7 +577,7 @@ impl Restore {
     pub fn end(
         conn: &mut PgConnection,
         id: RestoreId,
-        phase: &str,
+        phase: Phase,
         warnings: Option<&str>,
     ) -> QueryResult<()> {
         diesel::update(restores::table.find(id))

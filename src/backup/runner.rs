@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::backup::database::{Checked, DataSource, SourceRules};
-use crate::backup::model::{Backup, BackupId, Restore, phase};
+use crate::backup::model::{Backup, BackupId, Phase, Restore};
 use crate::credentials::model::Credential;
 use crate::credentials::verify::Outbound;
 use crate::crypto::{Keyring, random_token};
@@ -290,7 +290,7 @@ pub struct Runner {
 }
 
 /// Why a backup ended without completing: its phase and reason.
-struct Ended(&'static str, String);
+struct Ended(Phase, String);
 
 impl Runner {
     pub fn new(pool: DbPool, keyring: Keyring, outbound: Outbound, sources: SourceRules) -> Runner {
@@ -404,7 +404,7 @@ impl Runner {
     }
 
     async fn backup(&self, id: BackupId) -> Result<(), Ended> {
-        let failed = |reason: String| Ended(phase::FAILED, reason);
+        let failed = |reason: String| Ended(Phase::Failed, reason);
         let (backup, project, credential) = db::run(&self.pool, move |conn| {
             let backup = Backup::find_any(conn, id)?;
             let project = Project::find_any(conn, backup.project_id)?;
@@ -416,17 +416,17 @@ impl Runner {
         })
         .await
         .map_err(|error| failed(format!("could not load the backup: {error}")))?;
-        if backup.phase != phase::NEW {
+        if backup.phase != Phase::New {
             return Ok(());
         }
         let Some(credential) = credential.filter(|_| project.backup_enabled) else {
             return Err(Ended(
-                phase::SKIPPED,
+                Phase::Skipped,
                 "backup is disabled for this project".into(),
             ));
         };
         if credential.is_locked {
-            return Err(Ended(phase::SKIPPED, "credentials locked".into()));
+            return Err(Ended(Phase::Skipped, "credentials locked".into()));
         }
         if credential
             .expires_on
@@ -634,8 +634,8 @@ impl Runner {
         let outcome = self.restore(&restore, &backup, &project, target).await;
         heartbeat.abort();
         let (phase, warnings) = match outcome {
-            Ok(warnings) => (phase::COMPLETED, warnings),
-            Err(reason) => (phase::FAILED, Some(reason)),
+            Ok(warnings) => (Phase::Completed, warnings),
+            Err(reason) => (Phase::Failed, Some(reason)),
         };
         tracing::info!(restore = id.0, "restore {phase}");
         let _ = db::run(&self.pool, move |conn| {
@@ -755,7 +755,7 @@ impl Runner {
                         Backup::end(
                             conn,
                             id,
-                            phase::FAILED,
+                            Phase::Failed,
                             "interrupted: keyhold was stopped during the upload",
                         )
                     })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::backup::model::{Backup, BackupId, BackupPolicy, phase};
+use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase};
 use crate::backup::runner::Runner;
 use crate::db;
 use crate::error::AppError;
@@ -69,11 +69,11 @@ pub fn reap_stale(
     let stale = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
     let backups = diesel::update(
         backups::table
-            .filter(backups::phase.eq(phase::IN_PROGRESS))
+            .filter(backups::phase.eq(Phase::InProgress))
             .filter(backups::heartbeat_at.lt(stale)),
     )
     .set((
-        backups::phase.eq(phase::FAILED),
+        backups::phase.eq(Phase::Failed),
         backups::reason.eq(Some("interrupted: the keyhold process running it stopped")),
         backups::finished_at.eq(Some(now)),
     ))
@@ -81,13 +81,13 @@ pub fn reap_stale(
     // A run waiting for a slot beats too (`Runner::run_backup`): only one whose process
     // stopped is stale, not one that waits.
     let never_started = diesel::update(
-        backups::table.filter(backups::phase.eq(phase::NEW)).filter(
+        backups::table.filter(backups::phase.eq(Phase::New)).filter(
             diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(heartbeat_at, created_at) < ")
                 .bind::<diesel::sql_types::Timestamptz, _>(stale),
         ),
     )
     .set((
-        backups::phase.eq(phase::FAILED),
+        backups::phase.eq(Phase::Failed),
         backups::reason.eq(Some("interrupted: keyhold stopped before the run started")),
         backups::finished_at.eq(Some(now)),
     ))
@@ -95,7 +95,7 @@ pub fn reap_stale(
     // Restores beat like backups (`Runner::run_restore`).
     let restores = diesel::update(
         restores::table
-            .filter(restores::phase.eq(phase::IN_PROGRESS))
+            .filter(restores::phase.eq(Phase::InProgress))
             .filter(
                 diesel::dsl::sql::<diesel::sql_types::Bool>(
                     "coalesce(heartbeat_at, started_at) < ",
@@ -104,7 +104,7 @@ pub fn reap_stale(
             ),
     )
     .set((
-        restores::phase.eq(phase::FAILED),
+        restores::phase.eq(Phase::Failed),
         restores::warnings.eq(Some("interrupted: the keyhold process running it stopped")),
         restores::finished_at.eq(Some(now)),
     ))
@@ -119,7 +119,7 @@ pub fn expired(
     limit: i64,
 ) -> QueryResult<Vec<Backup>> {
     backups::table
-        .filter(backups::phase.eq(phase::COMPLETED))
+        .filter(backups::phase.eq(Phase::Completed))
         .filter(backups::deleted_at.is_null())
         .filter(backups::expires_at.le(now))
         .order(backups::expires_at)

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::{OrganizationId, UserId};
 use crate::auth::Scope;
+use crate::backup::model::Phase;
 use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
 use crate::db::{Bind, Prepared};
@@ -58,7 +59,7 @@ pub struct ProjectListing {
     #[diesel(sql_type = Nullable<Text>)]
     pub backup_credential_name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub last_phase: Option<String>,
+    pub last_phase: Option<Phase>,
     #[diesel(sql_type = Nullable<Text>)]
     pub last_reason: Option<String>,
 }
@@ -66,7 +67,7 @@ pub struct ProjectListing {
 impl ProjectListing {
     /// Whether the project's latest scheduled run failed or was skipped.
     pub fn failing(&self) -> bool {
-        matches!(self.last_phase.as_deref(), Some("Failed" | "Skipped"))
+        self.last_phase.is_some_and(Phase::failing)
     }
 }
 
@@ -101,7 +102,7 @@ const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credentia
      LEFT JOIN credentials bc ON bc.id = p.backup_credential_id
      LEFT JOIN LATERAL (
          SELECT b.phase, b.reason FROM backups b
-         WHERE b.project_id = p.id AND b.phase IN ('Completed', 'Failed', 'Skipped')
+         WHERE b.project_id = p.id AND b.phase IN ('Completed', 'Failed', 'Skipped') -- Phase::key
          ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1
      ) last ON true";
 

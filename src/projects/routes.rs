@@ -15,7 +15,7 @@ use crate::accounts::model::{Organization, OrganizationId};
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role, Scope};
 use crate::backup::database::DataSource;
-use crate::backup::model::{Backup, BackupPolicy, Restore};
+use crate::backup::model::{Backup, BackupPolicy, Phase, Restore};
 use crate::backup::policy::{self, Schedule};
 use crate::backup::runner::{check_bucket_name, default_bucket, prepare_bucket, s3_settings};
 use crate::credentials::model::{Credential, CredentialId, CredentialOption};
@@ -470,7 +470,7 @@ pub struct BackupView {
     pub expires: String,
     pub size: String,
     pub checksum: String,
-    pub phase: String,
+    pub phase: Phase,
     pub reason: String,
     pub restorable: bool,
     pub running: bool,
@@ -484,7 +484,7 @@ pub struct RestoreView {
     pub target: String,
     pub started: String,
     pub finished: String,
-    pub phase: String,
+    pub phase: Phase,
     pub warnings: String,
 }
 
@@ -698,7 +698,7 @@ pub async fn project_view(
                 last_backup: last
                     .map(|b| when(b.finished_at.or(b.started_at)))
                     .unwrap_or_default(),
-                last_phase: last.map(|b| b.phase.clone()).unwrap_or_default(),
+                last_phase: last.map(|b| b.phase.to_string()).unwrap_or_default(),
                 next_run: policy
                     .schedule()
                     .map(|s| {
@@ -726,7 +726,7 @@ pub async fn project_view(
             expires: when(backup.expires_at),
             size: human_size(backup.size_bytes),
             checksum: backup.sha256.clone().unwrap_or_default(),
-            phase: backup.phase.clone(),
+            phase: backup.phase,
             reason: backup.reason.clone().unwrap_or_default(),
             restorable: backup.restorable(),
             running: backup.running(),
@@ -744,7 +744,7 @@ pub async fn project_view(
                 .unwrap_or_else(|| "the project database".into()),
             started: when(restore.started_at),
             finished: when(restore.finished_at),
-            phase: restore.phase.clone(),
+            phase: restore.phase,
             warnings: restore.warnings.clone().unwrap_or_default(),
         })
         .collect();
