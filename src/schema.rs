@@ -115,6 +115,7 @@ diesel::table! {
     project_data_sources (project_id) {
         project_id -> Int8,
         identity -> Text,
+        schemas -> Array<Text>,
         checked_at -> Timestamptz,
     }
 }

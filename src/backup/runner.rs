@@ -371,9 +371,13 @@ impl Runner {
         let checked = self
             .check_source(&source, SourceUse::DataSource(project.organization_id))
             .await?;
-        let (id, identity) = (project.id, checked.identity.identity.clone());
+        let (id, identity, schemas) = (
+            project.id,
+            checked.identity.identity.clone(),
+            checked.schemas.clone(),
+        );
         db::run(&self.pool, move |conn| {
-            Project::record_source_identity(conn, id, &identity)
+            Project::record_source(conn, id, &identity, &schemas)
         })
         .await
         .map_err(|error| format!("could not record the data source: {error}"))?;

@@ -364,25 +364,40 @@ impl SourceUse {
 }
 
 impl Project {
-    /// Records which database the project's data source is (at creation and every run).
-    pub fn record_source_identity(
+    /// Records which database the project's data source is and its schemas (at creation, on
+    /// every run, and whenever keyhold connects to it).
+    pub fn record_source(
         conn: &mut PgConnection,
         project: ProjectId,
         identity: &str,
+        schemas: &[String],
     ) -> QueryResult<()> {
         use crate::schema::project_data_sources as sources;
         diesel::insert_into(sources::table)
             .values((
                 sources::project_id.eq(project),
                 sources::identity.eq(identity),
+                sources::schemas.eq(schemas),
             ))
             .on_conflict(sources::project_id)
             .do_update()
             .set((
                 sources::identity.eq(identity),
+                sources::schemas.eq(schemas),
                 sources::checked_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// The schemas the data source had when keyhold last connected (none if it never did).
+    pub fn known_schemas(conn: &mut PgConnection, project: ProjectId) -> QueryResult<Vec<String>> {
+        use crate::schema::project_data_sources as sources;
+        Ok(sources::table
+            .find(project)
+            .select(sources::schemas)
+            .first::<Vec<String>>(conn)
+            .optional()?
+            .unwrap_or_default())
     }
 }

@@ -358,7 +358,7 @@ pub async fn create(
             .check_source(&source, SourceUse::DataSource(organization.id))
             .await
         {
-            Ok(checked) => Some(checked.identity.identity),
+            Ok(checked) => Some((checked.identity.identity, checked.schemas)),
             Err(message) => {
                 errors.add("database_url", message);
                 None
@@ -402,8 +402,8 @@ pub async fn create(
                     created_by: actor,
                 },
             )?;
-            if let Some(identity) = &identity {
-                Project::record_source_identity(conn, project.id, identity)?;
+            if let Some((identity, schemas)) = &identity {
+                Project::record_source(conn, project.id, identity, schemas)?;
             }
             event
                 .object("project", project.id.0, &project.name)
@@ -655,14 +655,20 @@ pub async fn project_view(
         } else {
             backups.iter().any(Backup::running) || Restore::any_running(conn, id)?
         };
-        Ok::<_, AppError>((project, policies, backups, restores, polling))
+        // The schemas keyhold saw when it last connected (no connection while rendering).
+        let schemas = if name == "schedules" {
+            Project::known_schemas(conn, id)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, AppError>((project, policies, backups, restores, polling, schemas))
     });
     // The backups tab, while nothing runs, is kept in memory until a table changes (the most
     // visited tab; the others check the data source or follow a restore).
     let loaded = match name {
         "backups" if from_memory => {
             let key = format!("{:?}", ("project", scope, id, name));
-            let nothing_runs = |loaded: &(_, _, _, _, bool)| !loaded.4;
+            let nothing_runs = |loaded: &(_, _, _, _, bool, _)| !loaded.4;
             state
                 .pages
                 .load(key, Tables::ALL, load, nothing_runs)
@@ -670,19 +676,17 @@ pub async fn project_view(
         }
         _ => Arc::new(load.await?),
     };
-    let (project, policies, backups, restores, polling) = &*loaded;
+    let (project, policies, backups, restores, polling, known) = &*loaded;
     let (project, polling) = (project.clone(), *polling);
-    let schemas =
-        if name == "schedules" && project.project.backup_enabled && MANAGERS.contains(&user.role())
-        {
-            state
-                .runner
-                .check_project_source(&project.project)
-                .await
-                .map(|checked| checked.schemas)
-        } else {
-            Ok(Vec::new())
-        };
+    let schemas = if known.is_empty()
+        && name == "schedules"
+        && project.project.backup_enabled
+        && MANAGERS.contains(&user.role())
+    {
+        Err("keyhold has not connected to the project database yet".to_string())
+    } else {
+        Ok(known.clone())
+    };
     let policy_views = policies
         .iter()
         .map(|policy| {
