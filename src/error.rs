@@ -91,6 +91,24 @@ impl<E: Into<AppError>> From<crate::db::RunError<E>> for AppError {
     }
 }
 
+impl From<crate::backup::service::BackupError> for AppError {
+    fn from(error: crate::backup::service::BackupError) -> AppError {
+        use crate::backup::service::BackupError;
+        match error {
+            BackupError::Store(error) => error,
+            BackupError::NoSuchCredential | BackupError::Refused(_) | BackupError::Form(_) => {
+                AppError::Invalid(error.to_string())
+            }
+            BackupError::AlreadyEnabled
+            | BackupError::NotEnabled
+            | BackupError::Busy(_)
+            | BackupError::Running(_)
+            | BackupError::NotRestorable(_)
+            | BackupError::Storage(_) => AppError::Conflict(error.to_string()),
+        }
+    }
+}
+
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(error: diesel::r2d2::PoolError) -> AppError {
         tracing::warn!("database connection unavailable: {error}");

@@ -55,6 +55,12 @@ impl NewEvent {
         }
     }
 
+    /// The same event with another action (a request's event, completed by a use case).
+    pub fn action(mut self, action: &str) -> NewEvent {
+        self.action = action.to_string();
+        self
+    }
+
     /// The object acted on.
     pub fn object(mut self, kind: &str, id: i64, label: &str) -> NewEvent {
         self.object_kind = kind.to_string();

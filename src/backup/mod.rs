@@ -8,3 +8,4 @@ pub mod policy;
 pub mod routes;
 pub mod runner;
 pub mod scheduler;
+pub mod service;

@@ -438,6 +438,12 @@ impl Backup {
         Ok(())
     }
 
+    /// Deletes a backup's row (its object is deleted first, by the runner).
+    pub fn delete(conn: &mut PgConnection, id: BackupId) -> QueryResult<()> {
+        diesel::delete(backups::table.find(id)).execute(conn)?;
+        Ok(())
+    }
+
     /// Whether a run of `policy` waits or runs; locks the policy's row until the transaction
     /// ends, so two concurrent presses of "Backup now" see each other.
     pub fn policy_busy(conn: &mut PgConnection, policy: PolicyId) -> QueryResult<bool> {

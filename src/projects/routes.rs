@@ -17,7 +17,8 @@ use crate::auth::{CurrentUser, Role, Scope};
 use crate::backup::database::DataSource;
 use crate::backup::model::{Backup, BackupPolicy, Phase, Restore};
 use crate::backup::policy::{self, Schedule};
-use crate::backup::runner::{check_bucket_name, default_bucket, prepare_bucket, s3_settings};
+use crate::backup::runner::{check_bucket_name, default_bucket};
+use crate::backup::service::ready_bucket;
 use crate::credentials::model::{Credential, CredentialId, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::db;
@@ -366,7 +367,7 @@ pub async fn create(
         },
     };
     if let (Some(credential), true) = (backup_credential, errors.is_empty())
-        && let Err(message) = ready_bucket(&state, credential, &bucket).await
+        && let Err(message) = ready_bucket(&state.runner, credential, &bucket).await
     {
         errors.add("bucket", message);
     }
@@ -429,21 +430,6 @@ pub async fn create(
         );
     }
     Ok(see_other(&format!("/projects/{}", project.id)))
-}
-
-/// Creates or checks the bucket with the credential's keys, and proves write, read and delete.
-pub async fn ready_bucket(
-    state: &AppState,
-    credential: CredentialId,
-    bucket: &str,
-) -> Result<String, String> {
-    let credential = db::run(&state.pool, move |conn| {
-        Credential::find_any(conn, credential)
-    })
-    .await
-    .map_err(|error| error.to_string())?;
-    let settings = s3_settings(&credential, &state.settings.keyring)?;
-    prepare_bucket(&state.outbound, &settings, bucket).await
 }
 
 /// A policy as the Schedules tab shows it.
@@ -599,6 +585,18 @@ pub struct PolicyForm {
     pub timezone: String,
     pub retention: String,
     pub namespaces: Vec<String>,
+}
+
+impl From<crate::backup::service::PolicyRequest> for PolicyForm {
+    fn from(request: crate::backup::service::PolicyRequest) -> PolicyForm {
+        PolicyForm {
+            name: request.name,
+            cron: request.cron,
+            timezone: request.timezone,
+            retention: request.retention,
+            namespaces: request.namespaces,
+        }
+    }
 }
 
 impl PolicyForm {

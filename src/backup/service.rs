@@ -1,0 +1,426 @@
+//! The backup use cases, for the pages (and later the API): enable and disable backup, add and
+//! delete policies, back up now, delete a backup, restore. Each owns its IO — queries, checks
+//! of the data source and the bucket, audit, the transaction — and answers a `BackupError`
+//! when it refuses. Handlers (`backup::routes`) extract, authorize, call one of these, render.
+//!
+//! `by` is the audit event of the request (actor, client address, the project as object),
+//! which each use case completes with its action, object and field names.
+
+use chrono::Utc;
+
+use crate::accounts::model::{Organization, UserId};
+use crate::audit::NewEvent;
+use crate::auth::Scope;
+use crate::backup::database::DataSource;
+use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
+use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
+use crate::backup::runner::{
+    Runner, check_bucket_name, default_bucket, prepare_bucket, s3_settings,
+};
+use crate::credentials::model::{Credential, CredentialId};
+use crate::credentials::provider::Kind;
+use crate::db;
+use crate::error::AppError;
+use crate::projects::model::{Project, SourceUse};
+use crate::web::form::FieldErrors;
+
+/// Why a backup use case refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("project backup already enabled: disable it first to switch credentials")]
+    AlreadyEnabled,
+    #[error("Enable backup before adding a policy.")]
+    NotEnabled,
+    #[error("Choose an unlocked backup credential of the project's organization.")]
+    NoSuchCredential,
+    /// The bucket, a restore target, a form value: refused with the reason (422).
+    #[error("{0}")]
+    Refused(String),
+    /// The policy form, with a message per field (the page shows them beside the fields).
+    #[error("the policy form has errors")]
+    Form(FieldErrors),
+    #[error("A backup of {0} is already waiting or running: wait for it to end.")]
+    Busy(String),
+    #[error("{0} is still running")]
+    Running(String),
+    #[error("{0} cannot be restored: only completed backups whose object still exists can")]
+    NotRestorable(String),
+    /// S3 refused to delete the object (409: the backup stays).
+    #[error("{0}")]
+    Storage(String),
+    /// What the models and the database answered (their own status and words).
+    #[error(transparent)]
+    Store(#[from] AppError),
+}
+
+impl From<diesel::result::Error> for BackupError {
+    fn from(error: diesel::result::Error) -> BackupError {
+        BackupError::Store(error.into())
+    }
+}
+
+impl<E: Into<AppError>> From<db::RunError<E>> for BackupError {
+    fn from(error: db::RunError<E>) -> BackupError {
+        BackupError::Store(error.into())
+    }
+}
+
+/// Creates or checks the bucket with the credential's keys, and proves write, read and delete.
+pub async fn ready_bucket(
+    runner: &Runner,
+    credential: CredentialId,
+    bucket: &str,
+) -> Result<String, String> {
+    let credential = db::run(&runner.pool, move |conn| {
+        Credential::find_any(conn, credential)
+    })
+    .await
+    .map_err(|error| error.to_string())?;
+    let settings = s3_settings(&credential, &runner.keyring)?;
+    prepare_bucket(&runner.outbound, &settings, bucket).await
+}
+
+/// Turns backup on with one of `scope`'s unlocked backup credentials of the project's
+/// organization and a bucket (the default one when `bucket` is empty), after proving the bucket
+/// works; answers what the bucket check found.
+pub async fn enable(
+    runner: &Runner,
+    scope: Scope,
+    actor: UserId,
+    project: &Project,
+    credential: &str,
+    bucket: &str,
+    by: NewEvent,
+) -> Result<String, BackupError> {
+    if project.backup_enabled {
+        return Err(BackupError::AlreadyEnabled);
+    }
+    let organization = project.organization_id;
+    let (options, organization_name) = db::run(&runner.pool, move |conn| {
+        let options = Credential::options(conn, &scope, Kind::Backup)?;
+        let name = Organization::find(conn, &Scope::Organization(organization), organization)?.name;
+        Ok::<_, AppError>((options, name))
+    })
+    .await?;
+    let credential = options
+        .iter()
+        .find(|o| o.id.to_string() == credential.trim() && o.organization_id == organization)
+        .map(|o| o.id)
+        .ok_or(BackupError::NoSuchCredential)?;
+    let bucket = match bucket.trim() {
+        "" => default_bucket(&organization_name, &project.name),
+        given => given.to_string(),
+    };
+    check_bucket_name(&bucket).map_err(BackupError::Refused)?;
+    let ready = ready_bucket(runner, credential, &bucket)
+        .await
+        .map_err(BackupError::Refused)?;
+    let event = by
+        .action("project.backup_enable")
+        .fields(&["backup_credential_id", "bucket"]);
+    let id = project.id;
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let project = Project::find_for_update(conn, &scope, id)?;
+            project.enable_backup(conn, credential, &bucket, actor)?;
+            event.record(conn)?;
+            Ok::<_, AppError>(())
+        })
+    })
+    .await?;
+    Ok(ready)
+}
+
+/// Turns backup off (refused while policies exist).
+pub async fn disable(
+    runner: &Runner,
+    scope: Scope,
+    actor: UserId,
+    project: &Project,
+    by: NewEvent,
+) -> Result<(), BackupError> {
+    let event = by
+        .action("project.backup_disable")
+        .fields(&["backup_enabled"]);
+    let id = project.id;
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let project = Project::find_for_update(conn, &scope, id)?;
+            let policies = BackupPolicy::count_for_project(conn, id)?;
+            project.disable_backup(conn, policies, actor)?;
+            event.record(conn)?;
+            Ok::<_, AppError>(())
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// A policy as submitted: name, cron period, time zone, retention, namespaces.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyRequest {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub retention: String,
+    pub namespaces: Vec<String>,
+}
+
+/// Adds a policy after checking every field (namespaces against the database's schemas, over
+/// a live connection); answers its schedule in words.
+pub async fn create_policy(
+    runner: &Runner,
+    actor: UserId,
+    project: &Project,
+    request: &PolicyRequest,
+    by: NewEvent,
+) -> Result<String, BackupError> {
+    if !project.backup_enabled {
+        return Err(BackupError::NotEnabled);
+    }
+    let mut errors = FieldErrors::default();
+    errors.check("name", crate::web::form::check_length(&request.name, 3, 30));
+    let schedule = match Schedule::parse(&request.cron, &request.timezone) {
+        Ok(schedule) => Some(schedule),
+        Err(message) => {
+            let field = if message == policy::BAD_CRON {
+                "cron"
+            } else {
+                "timezone"
+            };
+            errors.add(field, message);
+            None
+        }
+    };
+    let retention = policy::parse_retention(&request.retention);
+    if let Err(message) = retention {
+        errors.add("retention", message);
+    }
+    check_namespaces(runner, project, &request.namespaces, &mut errors).await;
+    if errors.get("name").is_none() {
+        let (id, name) = (project.id, request.name.clone());
+        if db::run(&runner.pool, move |conn| {
+            BackupPolicy::name_taken(conn, id, &name)
+        })
+        .await?
+        {
+            errors.add("name", format!("{} already exists", request.name));
+        }
+    }
+    let (Some(schedule), Ok(retention_secs), true) = (schedule, retention, errors.is_empty())
+    else {
+        return Err(BackupError::Form(errors));
+    };
+    let event =
+        by.action("policy.create")
+            .fields(&["name", "cron", "timezone", "retention", "namespaces"]);
+    let words = schedule.describe();
+    let (project_id, request) = (project.id, request.clone());
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            BackupPolicy::create(
+                conn,
+                &NewPolicy {
+                    project_id,
+                    name: &request.name,
+                    schedule: &schedule,
+                    retention_secs,
+                    namespaces: &request.namespaces,
+                    created_by: actor,
+                },
+                Utc::now(),
+            )?;
+            event.record(conn)?;
+            Ok::<_, AppError>(())
+        })
+    })
+    .await?;
+    Ok(words)
+}
+
+/// Namespaces must be chosen, and be schemas the database has.
+async fn check_namespaces(
+    runner: &Runner,
+    project: &Project,
+    namespaces: &[String],
+    errors: &mut FieldErrors,
+) {
+    if namespaces.is_empty() {
+        errors.add("namespaces", NO_NAMESPACE);
+        return;
+    }
+    if namespaces
+        .iter()
+        .any(|n| n.len() > 63 || n.contains(['\0', '\n']))
+    {
+        errors.add("namespaces", "Choose schemas of the project database.");
+        return;
+    }
+    match runner.check_project_source(project).await {
+        Ok(checked) => {
+            if let Some(unknown) = namespaces.iter().find(|n| !checked.schemas.contains(n)) {
+                errors.add(
+                    "namespaces",
+                    format!("{unknown} is not a schema of the project database."),
+                );
+            }
+        }
+        Err(message) => errors.add(
+            "namespaces",
+            format!("The project database's schemas could not be read: {message}"),
+        ),
+    }
+}
+
+/// Deletes a policy: its schedule stops, its backups stay until they expire.
+pub async fn delete_policy(
+    runner: &Runner,
+    policy: BackupPolicy,
+    by: NewEvent,
+) -> Result<(), BackupError> {
+    let event = by
+        .action("policy.delete")
+        .object("policy", policy.id.0, &policy.name);
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            policy.delete(conn)?;
+            event.record(conn)
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// "Backup now": one waiting or running run per policy (the policy row serializes concurrent
+/// presses); the run starts in the background and waits for one of the process's slots.
+pub async fn backup_now(
+    runner: &Runner,
+    policy: BackupPolicy,
+    by: NewEvent,
+) -> Result<(), BackupError> {
+    let event = by
+        .action("backup.run")
+        .object("policy", policy.id.0, &policy.name);
+    let id = db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            if Backup::policy_busy(conn, policy.id)? {
+                return Err(BackupError::Busy(policy.name.clone()));
+            }
+            let id = Backup::insert_slot(conn, &policy, Utc::now())?
+                .ok_or_else(|| BackupError::Busy(policy.name.clone()))?;
+            event.record(conn)?;
+            Ok::<_, BackupError>(id)
+        })
+    })
+    .await?;
+    let runner = runner.clone();
+    actix_web::rt::spawn(async move { runner.run_backup(id).await });
+    Ok(())
+}
+
+/// Deletes a backup and its object (refused while it runs, or when S3 refuses the delete).
+pub async fn delete_backup(
+    runner: &Runner,
+    backup: Backup,
+    by: NewEvent,
+) -> Result<(), BackupError> {
+    if backup.running() {
+        return Err(BackupError::Running(backup.name));
+    }
+    runner
+        .delete_object(&backup)
+        .await
+        .map_err(BackupError::Storage)?;
+    let event = by
+        .action("backup.delete")
+        .object("backup", backup.id.0, &backup.name);
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            Backup::delete(conn, backup.id)?;
+            event.record(conn)
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// A restore as asked for: its name (made up when empty), the namespaces (all when empty),
+/// and another database than the project's own, if any.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreRequest {
+    pub name: String,
+    pub namespaces: Vec<String>,
+    pub target_database_url: String,
+}
+
+/// Starts a restore of `backup`; answers its name. Another database than the project's own is
+/// a choice of its own: checked like a data source, refused if any other project uses it, and
+/// audited as `restore.create_elsewhere` with the target.
+pub async fn restore(
+    runner: &Runner,
+    actor: UserId,
+    project: Project,
+    backup: Backup,
+    request: RestoreRequest,
+    by: NewEvent,
+) -> Result<String, BackupError> {
+    if !backup.restorable() {
+        return Err(BackupError::NotRestorable(backup.name));
+    }
+    let available = backup.namespaces();
+    if request.namespaces.iter().any(|n| !available.contains(n)) {
+        return Err(BackupError::Refused(
+            "Choose namespaces that this backup holds.".into(),
+        ));
+    }
+    let name = match request.name.trim() {
+        "" => format!("restore-{}", Utc::now().format("%Y%m%d-%H%M%S")),
+        given => given.to_string(),
+    };
+    crate::web::form::check_length(&name, 3, 40)
+        .map_err(|m| BackupError::Refused(format!("Restore name: {m}")))?;
+    let target = match request.target_database_url.trim() {
+        "" => None,
+        url => {
+            let source = DataSource::parse(url).map_err(BackupError::Refused)?;
+            let checked = runner
+                .check_source(&source, SourceUse::RestoreTarget(project.id))
+                .await
+                .map_err(BackupError::Refused)?;
+            Some((url.to_string(), checked.display()))
+        }
+    };
+    let mut fields = vec!["restore_name"];
+    if !request.namespaces.is_empty() {
+        fields.push("namespaces");
+    }
+    let (action, into) = match &target {
+        Some((_, shown)) => {
+            fields.push("target_database_url");
+            ("restore.create_elsewhere", shown.clone())
+        }
+        None => ("restore.create", "the project database".to_string()),
+    };
+    let event = by
+        .action(action)
+        .object(
+            "backup",
+            backup.id.0,
+            &format!("{} into {into}", backup.name),
+        )
+        .fields(&fields);
+    let (restore_backup, shown) = (backup.clone(), target.as_ref().map(|(_, s)| s.clone()));
+    let namespaces = request.namespaces.clone();
+    let restore = db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let restore = Restore::create(conn, &restore_backup, &name, &namespaces, shown, actor)?;
+            event.record(conn)?;
+            Ok::<_, AppError>(restore)
+        })
+    })
+    .await?;
+    let name = restore.name.clone();
+    let (runner, target) = (runner.clone(), target.map(|(url, _)| url));
+    actix_web::rt::spawn(async move { runner.run_restore(restore, backup, project, target).await });
+    Ok(name)
+}
