@@ -1,6 +1,7 @@
 //! Credentials of every kind: the provider registry, the model (with sealed secrets), the
 //! verification of each protocol, and the pages of the five tabs.
 
+pub mod error;
 pub mod model;
 pub mod provider;
 pub mod routes;
