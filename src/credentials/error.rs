@@ -1,6 +1,7 @@
 //! `CredentialError`: why a credential use case refused or failed. Each refusal says what a
 //! person reads (the text `AppError` answers with, see `error.rs`); none is found by its text.
 
+use crate::credentials::model::StoreError;
 use crate::credentials::provider::Kind;
 use crate::credentials::verify::Outcome;
 use crate::error::AppError;
@@ -70,6 +71,15 @@ pub enum CredentialError {
     /// The database failed or could not be reached, as `db::run` answers it.
     #[error("{0}")]
     Database(AppError),
+}
+
+impl From<StoreError> for CredentialError {
+    fn from(error: StoreError) -> CredentialError {
+        match error {
+            StoreError::Query(error) => error.into(),
+            StoreError::Sealing(cause) => CredentialError::Sealing(cause),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for CredentialError {

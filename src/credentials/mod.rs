@@ -6,4 +6,5 @@ pub mod model;
 pub mod provider;
 pub mod routes;
 pub mod search_index;
+pub mod service;
 pub mod verify;

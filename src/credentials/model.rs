@@ -462,24 +462,54 @@ fn context(organization: OrganizationId, id: CredentialId, field: &str) -> Strin
     format!("org/{organization}/credential/{id}/{field}")
 }
 
-fn seal_all(
-    keyring: &Keyring,
-    organization: OrganizationId,
-    id: CredentialId,
-    secrets: &BTreeMap<String, String>,
-) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
-    secrets
-        .iter()
-        .map(|(field, value)| {
-            let sealed = keyring
-                .seal(value.as_bytes(), &context(organization, id, field))
-                .map_err(AppError::Internal)?;
-            Ok((
-                field.clone(),
-                serde_json::Value::String(BASE64.encode(sealed.bytes)),
-            ))
+/// Why a credential could not be stored: a query failed, or its secrets could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("sealing failed: {0:#}")]
+    Sealing(anyhow::Error),
+}
+
+/// A credential's secrets sealed for it, field by field, and the key that sealed them.
+struct SealedSecrets {
+    fields: serde_json::Map<String, serde_json::Value>,
+    key_id: String,
+}
+
+impl SealedSecrets {
+    /// Seals `secrets` of credential `id` of `organization` under the active key.
+    fn seal(
+        keyring: &Keyring,
+        organization: OrganizationId,
+        id: CredentialId,
+        secrets: &BTreeMap<String, String>,
+    ) -> anyhow::Result<SealedSecrets> {
+        let fields = secrets
+            .iter()
+            .map(|(field, value)| {
+                let sealed = keyring.seal(value.as_bytes(), &context(organization, id, field))?;
+                Ok((
+                    field.clone(),
+                    serde_json::Value::String(BASE64.encode(sealed.bytes)),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(SealedSecrets {
+            fields,
+            key_id: keyring.active_id().to_string(),
         })
-        .collect()
+    }
+}
+
+/// Public fields as the `public` object.
+fn public_object(public: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        public
+            .iter()
+            .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+            .collect(),
+    )
 }
 
 /// How a list page is cut from its tab: order, direction, size and offset.
@@ -862,16 +892,18 @@ impl Credential {
             .first(conn)
     }
 
-    /// Creates a credential with its secrets sealed under the active key.
+    /// Creates a credential with its secrets sealed under the active key (for its id, drawn
+    /// first).
     pub fn create(
         conn: &mut PgConnection,
         keyring: &Keyring,
         new: &NewCredential<'_>,
-    ) -> Result<Credential, AppError> {
+    ) -> Result<Credential, StoreError> {
         let id: i64 = diesel::select(diesel::dsl::sql::<BigInt>("nextval('credentials_id_seq')"))
             .get_result(conn)?;
         let id = CredentialId(id);
-        let secrets = seal_all(keyring, new.organization_id, id, &new.secrets)?;
+        let secrets = SealedSecrets::seal(keyring, new.organization_id, id, &new.secrets)
+            .map_err(StoreError::Sealing)?;
         let (ok, message) = &new.verification;
         Ok(diesel::insert_into(credentials::table)
             .values((
@@ -880,10 +912,9 @@ impl Credential {
                 credentials::kind.eq(new.provider.kind.key()),
                 credentials::provider.eq(new.provider.key),
                 credentials::name.eq(new.name),
-                credentials::public
-                    .eq(serde_json::to_value(&new.public).map_err(AppError::internal)?),
-                credentials::secrets.eq(serde_json::Value::Object(secrets)),
-                credentials::key_id.eq(keyring.active_id()),
+                credentials::public.eq(public_object(&new.public)),
+                credentials::secrets.eq(serde_json::Value::Object(secrets.fields)),
+                credentials::key_id.eq(secrets.key_id),
                 credentials::search_text.eq(search_text(
                     new.name,
                     new.organization_name,
@@ -900,24 +931,19 @@ impl Credential {
             .get_result(conn)?)
     }
 
-    /// Applies an edit, refusing it (409) if the row changed since the form was shown.
+    /// Applies an edit made to `changes.version`, sealing every secret again (so the row is all
+    /// under the active key afterwards); `None` if the row has another version now.
     pub fn update(
         &self,
         conn: &mut PgConnection,
         keyring: &Keyring,
         organization_name: &str,
         changes: &CredentialChanges<'_>,
-    ) -> Result<Credential, AppError> {
-        if changes.version != self.version {
-            return Err(AppError::Conflict(format!(
-                "{} was changed by someone else since you opened the form. Reload it to see the changes.",
-                self.name
-            )));
-        }
-        // Every secret is sealed again, so the row is all under the active key afterwards.
-        let mut secrets = self.open_secrets(keyring).map_err(AppError::Internal)?;
+    ) -> Result<Option<Credential>, StoreError> {
+        let mut secrets = self.open_secrets(keyring).map_err(StoreError::Sealing)?;
         secrets.extend(changes.secrets.clone());
-        let sealed = seal_all(keyring, self.organization_id, self.id, &secrets)?;
+        let sealed = SealedSecrets::seal(keyring, self.organization_id, self.id, &secrets)
+            .map_err(StoreError::Sealing)?;
         let target = credentials::table
             .filter(credentials::id.eq(self.id))
             .filter(credentials::version.eq(changes.version));
@@ -929,13 +955,12 @@ impl Credential {
                 self.verify_message.clone(),
             ),
         };
-        diesel::update(target)
+        Ok(diesel::update(target)
             .set((
                 credentials::name.eq(changes.name),
-                credentials::public
-                    .eq(serde_json::to_value(&changes.public).map_err(AppError::internal)?),
-                credentials::secrets.eq(serde_json::Value::Object(sealed)),
-                credentials::key_id.eq(keyring.active_id()),
+                credentials::public.eq(public_object(&changes.public)),
+                credentials::secrets.eq(serde_json::Value::Object(sealed.fields)),
+                credentials::key_id.eq(sealed.key_id),
                 credentials::search_text.eq(search_text(
                     changes.name,
                     organization_name,
@@ -951,29 +976,11 @@ impl Credential {
             ))
             .returning(Credential::as_returning())
             .get_result(conn)
-            .optional()?
-            .ok_or_else(|| {
-                AppError::Conflict(format!(
-                    "{} was changed by someone else meanwhile.",
-                    self.name
-                ))
-            })
+            .optional()?)
     }
 
-    /// Locks or unlocks; the same state twice answers "already locked/unlocked" (409).
-    pub fn set_locked(
-        &self,
-        conn: &mut PgConnection,
-        locked: bool,
-        by: UserId,
-    ) -> Result<(), AppError> {
-        if self.is_locked == locked {
-            return Err(AppError::Conflict(format!(
-                "{} is already {}",
-                self.name,
-                if locked { "locked" } else { "unlocked" }
-            )));
-        }
+    /// Locks or unlocks.
+    pub fn set_locked(&self, conn: &mut PgConnection, locked: bool, by: UserId) -> QueryResult<()> {
         diesel::update(credentials::table.find(self.id))
             .set((
                 credentials::is_locked.eq(locked),
@@ -987,25 +994,7 @@ impl Credential {
 
     /// Makes this the default of its organization and kind (and provider, for cloud), clearing
     /// the previous default in the same transaction.
-    pub fn make_default(&self, conn: &mut PgConnection, by: UserId) -> Result<(), AppError> {
-        if !self.kind().has_default() {
-            return Err(AppError::Conflict(format!(
-                "{} credentials have no default",
-                self.kind().label()
-            )));
-        }
-        if self.is_locked {
-            return Err(AppError::Conflict(format!(
-                "{} is locked: unlock it first",
-                self.name
-            )));
-        }
-        if self.is_default {
-            return Err(AppError::Conflict(format!(
-                "{} is already the default",
-                self.name
-            )));
-        }
+    pub fn make_default(&self, conn: &mut PgConnection, by: UserId) -> QueryResult<()> {
         // Serializes default changes of one organization (two instances, two clicks).
         organizations::table
             .find(self.organization_id)
@@ -1057,38 +1046,9 @@ impl Credential {
         Ok(())
     }
 
-    /// Deletes an unlocked credential that no project uses.
-    pub fn delete(&self, conn: &mut PgConnection) -> Result<(), AppError> {
-        if self.is_locked {
-            return Err(AppError::Conflict(format!(
-                "{} is locked: unlock it before deleting",
-                self.name
-            )));
-        }
-        let users = crate::projects::model::Project::names_using(conn, self.id)?;
-        if !users.is_empty() {
-            return Err(AppError::Conflict(format!(
-                "{} is used by project{} {}: change or delete {} first",
-                self.name,
-                if users.len() == 1 { "" } else { "s" },
-                users.join(", "),
-                if users.len() == 1 { "it" } else { "them" }
-            )));
-        }
-        let held = crate::backup::model::Backup::names_held_by(conn, self.id)?;
-        if !held.is_empty() {
-            return Err(AppError::Conflict(format!(
-                "{} holds {} stored or running backup{} ({}): delete {} first, or let retention \
-                 remove {}",
-                self.name,
-                held.len(),
-                if held.len() == 1 { "" } else { "s" },
-                held.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                    + if held.len() > 5 { ", …" } else { "" },
-                if held.len() == 1 { "it" } else { "them" },
-                if held.len() == 1 { "it" } else { "them" }
-            )));
-        }
+    /// Deletes the credential (the service checks first that nothing uses it; the foreign
+    /// keys refuse a race).
+    pub fn delete(&self, conn: &mut PgConnection) -> QueryResult<()> {
         diesel::delete(credentials::table.find(self.id)).execute(conn)?;
         Ok(())
     }
@@ -1131,11 +1091,12 @@ impl Credential {
                 .load(conn)?;
             for row in &rows {
                 let secrets = row.open_secrets(keyring).map_err(AppError::Internal)?;
-                let sealed = seal_all(keyring, row.organization_id, row.id, &secrets)?;
+                let sealed = SealedSecrets::seal(keyring, row.organization_id, row.id, &secrets)
+                    .map_err(AppError::Internal)?;
                 diesel::update(credentials::table.find(row.id))
                     .set((
-                        credentials::secrets.eq(serde_json::Value::Object(sealed)),
-                        credentials::key_id.eq(keyring.active_id()),
+                        credentials::secrets.eq(serde_json::Value::Object(sealed.fields)),
+                        credentials::key_id.eq(sealed.key_id),
                     ))
                     .execute(conn)?;
             }
