@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::{OrganizationId, UserId};
 use crate::auth::Scope;
 use crate::credentials::provider::{Kind, Provider, Values};
+use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::{Keyring, Sealed};
 use crate::db::{Bind, Prepared};
 use crate::error::AppError;
@@ -52,6 +53,7 @@ pub struct Credential {
     pub verified_at: Option<DateTime<Utc>>,
     pub verify_ok: Option<bool>,
     pub verify_message: Option<String>,
+    pub verify_state: Option<VerifyState>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<UserId>,
@@ -204,7 +206,7 @@ macro_rules! credential_columns {
             "c.id, c.organization_id, c.kind, c.provider, c.name, c.public, ",
             $secrets,
             " AS secrets, c.key_id, c.is_default, c.is_locked, c.expires_on, c.verified_at,
-             c.verify_ok, c.verify_message, c.version, c.created_at, c.created_by,
+             c.verify_ok, c.verify_message, c.verify_state, c.version, c.created_at, c.created_by,
              c.updated_at, c.updated_by"
         )
     };
@@ -432,7 +434,8 @@ pub struct NewCredential<'a> {
     pub public: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub expires_on: Option<NaiveDate>,
-    pub verification: (bool, String),
+    /// What the check before saving found (it passed).
+    pub verification: Outcome,
     pub created_by: UserId,
 }
 
@@ -442,7 +445,8 @@ pub struct CredentialChanges<'a> {
     pub public: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub expires_on: Option<NaiveDate>,
-    pub verification: Option<(bool, String)>,
+    /// What the check before saving found; `None` keeps the last verification.
+    pub verification: Option<Outcome>,
     pub updated_by: UserId,
     /// The version the edit form showed: a newer row means someone saved in between.
     pub version: i32,
@@ -666,6 +670,17 @@ impl Credential {
             values.set(&key, value);
         }
         Ok(values)
+    }
+
+    /// What its last verification found; `None` before the first. A row whose pass or failure
+    /// disagrees with its state was verified by a version that did not write the state: its
+    /// pass or failure holds.
+    pub fn verification(&self) -> Option<VerifyState> {
+        Some(match (self.verify_ok?, self.verify_state) {
+            (false, _) => VerifyState::Failed,
+            (true, Some(VerifyState::Warning)) => VerifyState::Warning,
+            (true, _) => VerifyState::Ok,
+        })
     }
 
     /// Whether the credential expires within 14 days (or has).
@@ -904,7 +919,6 @@ impl Credential {
         let id = CredentialId(id);
         let secrets = SealedSecrets::seal(keyring, new.organization_id, id, &new.secrets)
             .map_err(StoreError::Sealing)?;
-        let (ok, message) = &new.verification;
         Ok(diesel::insert_into(credentials::table)
             .values((
                 credentials::id.eq(id),
@@ -922,8 +936,9 @@ impl Credential {
                 )),
                 credentials::expires_on.eq(new.expires_on),
                 credentials::verified_at.eq(Some(Utc::now())),
-                credentials::verify_ok.eq(Some(*ok)),
-                credentials::verify_message.eq(Some(message)),
+                credentials::verify_ok.eq(Some(new.verification.passed())),
+                credentials::verify_message.eq(Some(new.verification.message())),
+                credentials::verify_state.eq(Some(new.verification.state())),
                 credentials::created_by.eq(Some(new.created_by)),
                 credentials::updated_by.eq(Some(new.created_by)),
             ))
@@ -947,12 +962,18 @@ impl Credential {
         let target = credentials::table
             .filter(credentials::id.eq(self.id))
             .filter(credentials::version.eq(changes.version));
-        let (verified_at, verify_ok, verify_message) = match &changes.verification {
-            Some((ok, message)) => (Some(Utc::now()), Some(*ok), Some(message.clone())),
+        let (verified_at, verify_ok, verify_message, verify_state) = match &changes.verification {
+            Some(outcome) => (
+                Some(Utc::now()),
+                Some(outcome.passed()),
+                Some(outcome.message().to_string()),
+                Some(outcome.state()),
+            ),
             None => (
                 self.verified_at,
                 self.verify_ok,
                 self.verify_message.clone(),
+                self.verify_state,
             ),
         };
         Ok(diesel::update(target)
@@ -970,6 +991,7 @@ impl Credential {
                 credentials::verified_at.eq(verified_at),
                 credentials::verify_ok.eq(verify_ok),
                 credentials::verify_message.eq(verify_message),
+                credentials::verify_state.eq(verify_state),
                 credentials::version.eq(changes.version + 1),
                 credentials::updated_at.eq(Utc::now()),
                 credentials::updated_by.eq(Some(changes.updated_by)),
@@ -1033,14 +1055,14 @@ impl Credential {
     pub fn record_verification(
         &self,
         conn: &mut PgConnection,
-        ok: bool,
-        message: &str,
+        outcome: &Outcome,
     ) -> QueryResult<()> {
         diesel::update(credentials::table.find(self.id))
             .set((
                 credentials::verified_at.eq(Some(Utc::now())),
-                credentials::verify_ok.eq(Some(ok)),
-                credentials::verify_message.eq(Some(message)),
+                credentials::verify_ok.eq(Some(outcome.passed())),
+                credentials::verify_message.eq(Some(outcome.message())),
+                credentials::verify_state.eq(Some(outcome.state())),
             ))
             .execute(conn)?;
         Ok(())

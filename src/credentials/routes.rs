@@ -152,6 +152,7 @@ pub struct RowView<'a> {
     pub is_locked: bool,
     pub has_default: bool,
     pub editable: bool,
+    /// `ok`, `warning`, `failed`, or `never` before the first verification.
     pub verify_state: &'static str,
     pub verify_message: &'a str,
     pub cells: Vec<Cell<'a>>,
@@ -196,13 +197,9 @@ impl<'a> RowView<'a> {
             .collect();
         let projects = listed.projects();
         let message = credential.verify_message.as_deref().unwrap_or_default();
-        let (verify_state, verify_message) = match credential.verify_ok {
+        let (verify_state, verify_message) = match credential.verification() {
             None => ("never", "Not verified yet"),
-            Some(false) => ("failed", message),
-            Some(true) if message.contains("denied") || message.contains("only") => {
-                ("warning", message)
-            }
-            Some(true) => ("ok", message),
+            Some(state) => (state.key(), message),
         };
         RowView {
             id: credential.id,
@@ -637,12 +634,9 @@ impl FormPage {
     }
 
     fn outcome_state(&self) -> &'static str {
-        match &self.outcome {
-            Some(Outcome::Ok(_)) => "ok",
-            Some(Outcome::Warning(_)) => "warning",
-            Some(Outcome::Failed(_)) => "failed",
-            None => "",
-        }
+        self.outcome
+            .as_ref()
+            .map_or("", |outcome| outcome.state().key())
     }
 }
 
@@ -784,11 +778,7 @@ struct VerifyFragment {
 
 impl VerifyFragment {
     fn state(&self) -> &'static str {
-        match self.outcome {
-            Outcome::Ok(_) => "ok",
-            Outcome::Warning(_) => "warning",
-            Outcome::Failed(_) => "failed",
-        }
+        self.outcome.state().key()
     }
 }
 

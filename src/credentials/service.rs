@@ -368,7 +368,7 @@ pub async fn create(
         .fields(&field_names);
     let keyring = context.keyring.clone();
     let (actor_id, name, expires_on) = (user.id(), submission.name.clone(), submission.expires_on);
-    let verification = (true, outcome.message().to_string());
+    let verification = outcome.clone();
     let credential = run(context.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let credential = Credential::create(
@@ -538,7 +538,7 @@ pub async fn update(
         submission.expires_on,
         listed.organization_name.clone(),
     );
-    let verification = Some((true, outcome.message().to_string()));
+    let verification = Some(outcome.clone());
     run(context.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let current = Credential::find_for_update(conn, &scope, kind, id)?;
@@ -813,10 +813,10 @@ async fn verify_stored(
         .in_organization(Some(credential.organization_id))
         .object("credential", credential.id.0, &credential.name)
         .fields(&[if outcome.passed() { "ok" } else { "failed" }]);
-    let (ok, text) = (outcome.passed(), outcome.message().to_string());
     let name = credential.name.clone();
+    let recorded = outcome.clone();
     run(context.pool, move |conn| {
-        credential.record_verification(conn, ok, &text)?;
+        credential.record_verification(conn, &recorded)?;
         event.record(conn)?;
         Ok(())
     })

@@ -559,6 +559,31 @@ async fn every_cloud_provider_can_be_added_and_is_checked_against_its_api() {
 }
 
 #[actix_web::test]
+async fn a_key_whose_project_id_says_only_is_verified_without_a_warning() {
+    let setup = setup().await;
+    let mut fields = cloud_forms(&setup.fake, &|_| GOOD.to_string())
+        .into_iter()
+        .find(|(provider, _)| *provider == "gcp")
+        .unwrap()
+        .1;
+    for (key, value) in &mut fields {
+        if key == "config_json" {
+            *value = value.replace("keyhold-demo", "readonly-analytics");
+        }
+    }
+    let response = add_cloud(&setup.partner, setup.blue, "gcp", "gcp-readonly", &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
+    assert!(page.contains("readonly-analytics"), "the key's project id");
+    assert_eq!(
+        texts(&page, "span.verify"),
+        vec!["✓ Verified".to_string()],
+        "the check passed without a warning, whatever words its message holds"
+    );
+}
+
+#[actix_web::test]
 async fn invalid_cloud_forms_answer_422_with_messages_next_to_the_fields() {
     let setup = setup().await;
     let forms: HashMap<_, _> = cloud_forms(&setup.fake, &|_| GOOD.to_string())
