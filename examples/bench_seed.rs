@@ -95,7 +95,9 @@ fn main() -> anyhow::Result<()> {
                         .into(),
                         secrets: [("secret_access_key".to_string(), format!("secret-{n}"))].into(),
                         expires_on: None,
-                        verification: (true, "S3 accepted the credentials (ListBuckets)".into()),
+                        verification: keyhold::credentials::verify::Outcome::Ok(
+                            "S3 accepted the credentials (ListBuckets)".into(),
+                        ),
                         created_by: admin.id,
                     },
                 )

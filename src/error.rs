@@ -127,3 +127,20 @@ impl From<actix_web::error::BlockingError> for AppError {
         AppError::internal(anyhow::anyhow!("blocking task failed: {error}"))
     }
 }
+
+impl From<crate::credentials::error::CredentialError> for AppError {
+    fn from(error: crate::credentials::error::CredentialError) -> AppError {
+        use crate::credentials::error::CredentialError as E;
+        match error {
+            E::NotFound => AppError::NotFound,
+            E::Database(error) => error,
+            E::Sealing(cause) => AppError::Internal(cause),
+            refused @ (E::NoProvider
+            | E::NoVersion
+            | E::Invalid(_)
+            | E::Unverified(_)
+            | E::NameTaken { .. }) => AppError::Invalid(refused.to_string()),
+            refused => AppError::Conflict(refused.to_string()),
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod dashboard;
 pub mod db;
+pub mod db_errors;
 pub mod error;
 pub mod metrics;
 pub mod notices;

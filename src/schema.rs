@@ -81,6 +81,7 @@ diesel::table! {
         created_by -> Nullable<Int8>,
         updated_at -> Timestamptz,
         updated_by -> Nullable<Int8>,
+        verify_state -> Nullable<Text>,
     }
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::{OrganizationId, UserId};
 use crate::auth::Scope;
 use crate::credentials::provider::{Kind, Provider, Values};
+use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::{Keyring, Sealed};
 use crate::db::{Bind, Prepared};
 use crate::error::AppError;
@@ -52,6 +53,7 @@ pub struct Credential {
     pub verified_at: Option<DateTime<Utc>>,
     pub verify_ok: Option<bool>,
     pub verify_message: Option<String>,
+    pub verify_state: Option<VerifyState>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<UserId>,
@@ -204,7 +206,7 @@ macro_rules! credential_columns {
             "c.id, c.organization_id, c.kind, c.provider, c.name, c.public, ",
             $secrets,
             " AS secrets, c.key_id, c.is_default, c.is_locked, c.expires_on, c.verified_at,
-             c.verify_ok, c.verify_message, c.version, c.created_at, c.created_by,
+             c.verify_ok, c.verify_message, c.verify_state, c.version, c.created_at, c.created_by,
              c.updated_at, c.updated_by"
         )
     };
@@ -432,7 +434,8 @@ pub struct NewCredential<'a> {
     pub public: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub expires_on: Option<NaiveDate>,
-    pub verification: (bool, String),
+    /// What the check before saving found (it passed).
+    pub verification: Outcome,
     pub created_by: UserId,
 }
 
@@ -442,7 +445,8 @@ pub struct CredentialChanges<'a> {
     pub public: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub expires_on: Option<NaiveDate>,
-    pub verification: Option<(bool, String)>,
+    /// What the check before saving found; `None` keeps the last verification.
+    pub verification: Option<Outcome>,
     pub updated_by: UserId,
     /// The version the edit form showed: a newer row means someone saved in between.
     pub version: i32,
@@ -462,24 +466,54 @@ fn context(organization: OrganizationId, id: CredentialId, field: &str) -> Strin
     format!("org/{organization}/credential/{id}/{field}")
 }
 
-fn seal_all(
-    keyring: &Keyring,
-    organization: OrganizationId,
-    id: CredentialId,
-    secrets: &BTreeMap<String, String>,
-) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
-    secrets
-        .iter()
-        .map(|(field, value)| {
-            let sealed = keyring
-                .seal(value.as_bytes(), &context(organization, id, field))
-                .map_err(AppError::Internal)?;
-            Ok((
-                field.clone(),
-                serde_json::Value::String(BASE64.encode(sealed.bytes)),
-            ))
+/// Why a credential could not be stored: a query failed, or its secrets could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("sealing failed: {0:#}")]
+    Sealing(anyhow::Error),
+}
+
+/// A credential's secrets sealed for it, field by field, and the key that sealed them.
+struct SealedSecrets {
+    fields: serde_json::Map<String, serde_json::Value>,
+    key_id: String,
+}
+
+impl SealedSecrets {
+    /// Seals `secrets` of credential `id` of `organization` under the active key.
+    fn seal(
+        keyring: &Keyring,
+        organization: OrganizationId,
+        id: CredentialId,
+        secrets: &BTreeMap<String, String>,
+    ) -> anyhow::Result<SealedSecrets> {
+        let fields = secrets
+            .iter()
+            .map(|(field, value)| {
+                let sealed = keyring.seal(value.as_bytes(), &context(organization, id, field))?;
+                Ok((
+                    field.clone(),
+                    serde_json::Value::String(BASE64.encode(sealed.bytes)),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(SealedSecrets {
+            fields,
+            key_id: keyring.active_id().to_string(),
         })
-        .collect()
+    }
+}
+
+/// Public fields as the `public` object.
+fn public_object(public: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::Value::Object(
+        public
+            .iter()
+            .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+            .collect(),
+    )
 }
 
 /// How a list page is cut from its tab: order, direction, size and offset.
@@ -636,6 +670,17 @@ impl Credential {
             values.set(&key, value);
         }
         Ok(values)
+    }
+
+    /// What its last verification found; `None` before the first. A row whose pass or failure
+    /// disagrees with its state was verified by a version that did not write the state: its
+    /// pass or failure holds.
+    pub fn verification(&self) -> Option<VerifyState> {
+        Some(match (self.verify_ok?, self.verify_state) {
+            (false, _) => VerifyState::Failed,
+            (true, Some(VerifyState::Warning)) => VerifyState::Warning,
+            (true, _) => VerifyState::Ok,
+        })
     }
 
     /// Whether the credential expires within 14 days (or has).
@@ -862,17 +907,18 @@ impl Credential {
             .first(conn)
     }
 
-    /// Creates a credential with its secrets sealed under the active key.
+    /// Creates a credential with its secrets sealed under the active key (for its id, drawn
+    /// first).
     pub fn create(
         conn: &mut PgConnection,
         keyring: &Keyring,
         new: &NewCredential<'_>,
-    ) -> Result<Credential, AppError> {
+    ) -> Result<Credential, StoreError> {
         let id: i64 = diesel::select(diesel::dsl::sql::<BigInt>("nextval('credentials_id_seq')"))
             .get_result(conn)?;
         let id = CredentialId(id);
-        let secrets = seal_all(keyring, new.organization_id, id, &new.secrets)?;
-        let (ok, message) = &new.verification;
+        let secrets = SealedSecrets::seal(keyring, new.organization_id, id, &new.secrets)
+            .map_err(StoreError::Sealing)?;
         Ok(diesel::insert_into(credentials::table)
             .values((
                 credentials::id.eq(id),
@@ -880,10 +926,9 @@ impl Credential {
                 credentials::kind.eq(new.provider.kind.key()),
                 credentials::provider.eq(new.provider.key),
                 credentials::name.eq(new.name),
-                credentials::public
-                    .eq(serde_json::to_value(&new.public).map_err(AppError::internal)?),
-                credentials::secrets.eq(serde_json::Value::Object(secrets)),
-                credentials::key_id.eq(keyring.active_id()),
+                credentials::public.eq(public_object(&new.public)),
+                credentials::secrets.eq(serde_json::Value::Object(secrets.fields)),
+                credentials::key_id.eq(secrets.key_id),
                 credentials::search_text.eq(search_text(
                     new.name,
                     new.organization_name,
@@ -891,8 +936,9 @@ impl Credential {
                 )),
                 credentials::expires_on.eq(new.expires_on),
                 credentials::verified_at.eq(Some(Utc::now())),
-                credentials::verify_ok.eq(Some(*ok)),
-                credentials::verify_message.eq(Some(message)),
+                credentials::verify_ok.eq(Some(new.verification.passed())),
+                credentials::verify_message.eq(Some(new.verification.message())),
+                credentials::verify_state.eq(Some(new.verification.state())),
                 credentials::created_by.eq(Some(new.created_by)),
                 credentials::updated_by.eq(Some(new.created_by)),
             ))
@@ -900,42 +946,42 @@ impl Credential {
             .get_result(conn)?)
     }
 
-    /// Applies an edit, refusing it (409) if the row changed since the form was shown.
+    /// Applies an edit made to `changes.version`, sealing every secret again (so the row is all
+    /// under the active key afterwards); `None` if the row has another version now.
     pub fn update(
         &self,
         conn: &mut PgConnection,
         keyring: &Keyring,
         organization_name: &str,
         changes: &CredentialChanges<'_>,
-    ) -> Result<Credential, AppError> {
-        if changes.version != self.version {
-            return Err(AppError::Conflict(format!(
-                "{} was changed by someone else since you opened the form. Reload it to see the changes.",
-                self.name
-            )));
-        }
-        // Every secret is sealed again, so the row is all under the active key afterwards.
-        let mut secrets = self.open_secrets(keyring).map_err(AppError::Internal)?;
+    ) -> Result<Option<Credential>, StoreError> {
+        let mut secrets = self.open_secrets(keyring).map_err(StoreError::Sealing)?;
         secrets.extend(changes.secrets.clone());
-        let sealed = seal_all(keyring, self.organization_id, self.id, &secrets)?;
+        let sealed = SealedSecrets::seal(keyring, self.organization_id, self.id, &secrets)
+            .map_err(StoreError::Sealing)?;
         let target = credentials::table
             .filter(credentials::id.eq(self.id))
             .filter(credentials::version.eq(changes.version));
-        let (verified_at, verify_ok, verify_message) = match &changes.verification {
-            Some((ok, message)) => (Some(Utc::now()), Some(*ok), Some(message.clone())),
+        let (verified_at, verify_ok, verify_message, verify_state) = match &changes.verification {
+            Some(outcome) => (
+                Some(Utc::now()),
+                Some(outcome.passed()),
+                Some(outcome.message().to_string()),
+                Some(outcome.state()),
+            ),
             None => (
                 self.verified_at,
                 self.verify_ok,
                 self.verify_message.clone(),
+                self.verify_state,
             ),
         };
-        diesel::update(target)
+        Ok(diesel::update(target)
             .set((
                 credentials::name.eq(changes.name),
-                credentials::public
-                    .eq(serde_json::to_value(&changes.public).map_err(AppError::internal)?),
-                credentials::secrets.eq(serde_json::Value::Object(sealed)),
-                credentials::key_id.eq(keyring.active_id()),
+                credentials::public.eq(public_object(&changes.public)),
+                credentials::secrets.eq(serde_json::Value::Object(sealed.fields)),
+                credentials::key_id.eq(sealed.key_id),
                 credentials::search_text.eq(search_text(
                     changes.name,
                     organization_name,
@@ -945,35 +991,18 @@ impl Credential {
                 credentials::verified_at.eq(verified_at),
                 credentials::verify_ok.eq(verify_ok),
                 credentials::verify_message.eq(verify_message),
+                credentials::verify_state.eq(verify_state),
                 credentials::version.eq(changes.version + 1),
                 credentials::updated_at.eq(Utc::now()),
                 credentials::updated_by.eq(Some(changes.updated_by)),
             ))
             .returning(Credential::as_returning())
             .get_result(conn)
-            .optional()?
-            .ok_or_else(|| {
-                AppError::Conflict(format!(
-                    "{} was changed by someone else meanwhile.",
-                    self.name
-                ))
-            })
+            .optional()?)
     }
 
-    /// Locks or unlocks; the same state twice answers "already locked/unlocked" (409).
-    pub fn set_locked(
-        &self,
-        conn: &mut PgConnection,
-        locked: bool,
-        by: UserId,
-    ) -> Result<(), AppError> {
-        if self.is_locked == locked {
-            return Err(AppError::Conflict(format!(
-                "{} is already {}",
-                self.name,
-                if locked { "locked" } else { "unlocked" }
-            )));
-        }
+    /// Locks or unlocks.
+    pub fn set_locked(&self, conn: &mut PgConnection, locked: bool, by: UserId) -> QueryResult<()> {
         diesel::update(credentials::table.find(self.id))
             .set((
                 credentials::is_locked.eq(locked),
@@ -987,25 +1016,7 @@ impl Credential {
 
     /// Makes this the default of its organization and kind (and provider, for cloud), clearing
     /// the previous default in the same transaction.
-    pub fn make_default(&self, conn: &mut PgConnection, by: UserId) -> Result<(), AppError> {
-        if !self.kind().has_default() {
-            return Err(AppError::Conflict(format!(
-                "{} credentials have no default",
-                self.kind().label()
-            )));
-        }
-        if self.is_locked {
-            return Err(AppError::Conflict(format!(
-                "{} is locked: unlock it first",
-                self.name
-            )));
-        }
-        if self.is_default {
-            return Err(AppError::Conflict(format!(
-                "{} is already the default",
-                self.name
-            )));
-        }
+    pub fn make_default(&self, conn: &mut PgConnection, by: UserId) -> QueryResult<()> {
         // Serializes default changes of one organization (two instances, two clicks).
         organizations::table
             .find(self.organization_id)
@@ -1044,51 +1055,22 @@ impl Credential {
     pub fn record_verification(
         &self,
         conn: &mut PgConnection,
-        ok: bool,
-        message: &str,
+        outcome: &Outcome,
     ) -> QueryResult<()> {
         diesel::update(credentials::table.find(self.id))
             .set((
                 credentials::verified_at.eq(Some(Utc::now())),
-                credentials::verify_ok.eq(Some(ok)),
-                credentials::verify_message.eq(Some(message)),
+                credentials::verify_ok.eq(Some(outcome.passed())),
+                credentials::verify_message.eq(Some(outcome.message())),
+                credentials::verify_state.eq(Some(outcome.state())),
             ))
             .execute(conn)?;
         Ok(())
     }
 
-    /// Deletes an unlocked credential that no project uses.
-    pub fn delete(&self, conn: &mut PgConnection) -> Result<(), AppError> {
-        if self.is_locked {
-            return Err(AppError::Conflict(format!(
-                "{} is locked: unlock it before deleting",
-                self.name
-            )));
-        }
-        let users = crate::projects::model::Project::names_using(conn, self.id)?;
-        if !users.is_empty() {
-            return Err(AppError::Conflict(format!(
-                "{} is used by project{} {}: change or delete {} first",
-                self.name,
-                if users.len() == 1 { "" } else { "s" },
-                users.join(", "),
-                if users.len() == 1 { "it" } else { "them" }
-            )));
-        }
-        let held = crate::backup::model::Backup::names_held_by(conn, self.id)?;
-        if !held.is_empty() {
-            return Err(AppError::Conflict(format!(
-                "{} holds {} stored or running backup{} ({}): delete {} first, or let retention \
-                 remove {}",
-                self.name,
-                held.len(),
-                if held.len() == 1 { "" } else { "s" },
-                held.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-                    + if held.len() > 5 { ", …" } else { "" },
-                if held.len() == 1 { "it" } else { "them" },
-                if held.len() == 1 { "it" } else { "them" }
-            )));
-        }
+    /// Deletes the credential (the service checks first that nothing uses it; the foreign
+    /// keys refuse a race).
+    pub fn delete(&self, conn: &mut PgConnection) -> QueryResult<()> {
         diesel::delete(credentials::table.find(self.id)).execute(conn)?;
         Ok(())
     }
@@ -1131,11 +1113,12 @@ impl Credential {
                 .load(conn)?;
             for row in &rows {
                 let secrets = row.open_secrets(keyring).map_err(AppError::Internal)?;
-                let sealed = seal_all(keyring, row.organization_id, row.id, &secrets)?;
+                let sealed = SealedSecrets::seal(keyring, row.organization_id, row.id, &secrets)
+                    .map_err(AppError::Internal)?;
                 diesel::update(credentials::table.find(row.id))
                     .set((
-                        credentials::secrets.eq(serde_json::Value::Object(sealed)),
-                        credentials::key_id.eq(keyring.active_id()),
+                        credentials::secrets.eq(serde_json::Value::Object(sealed.fields)),
+                        credentials::key_id.eq(sealed.key_id),
                     ))
                     .execute(conn)?;
             }

@@ -3,31 +3,23 @@
 //! that changed (a row, the table, a verification result).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::{Organization, OrganizationId};
-use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role};
-use crate::credentials::model::{
-    Credential, CredentialChanges, CredentialId, ListQuery, Listed, NewCredential, Total,
-    sort_expression,
-};
-use crate::credentials::provider::{
-    self, Column, Field, Input, Kind, Provider, Value, Values, check_field, check_name,
-};
-use crate::credentials::search_index::{AnsweredBy, Indexed};
-use crate::credentials::verify::{self, Outcome};
-use crate::db;
+use crate::credentials::error::CredentialError;
+use crate::credentials::model::{CredentialId, ListQuery, Listed, Total};
+use crate::credentials::provider::{self, Column, Field, Kind, Provider, Value, Values};
+use crate::credentials::service::{self, Action, Checked, Checking, Created, Editing, Submission};
+use crate::credentials::verify::Outcome;
 use crate::error::AppError;
-use crate::page_cache::Tables;
 use crate::startup::AppState;
 use crate::web::form::{FieldErrors, Pagination};
 use crate::web::{
@@ -160,6 +152,7 @@ pub struct RowView<'a> {
     pub is_locked: bool,
     pub has_default: bool,
     pub editable: bool,
+    /// `ok`, `warning`, `failed`, or `never` before the first verification.
     pub verify_state: &'static str,
     pub verify_message: &'a str,
     pub cells: Vec<Cell<'a>>,
@@ -188,7 +181,11 @@ impl<'a> RowView<'a> {
 
     /// The action its lock button takes.
     pub fn lock_action(&self) -> &'static str {
-        if self.is_locked { "unlock" } else { "lock" }
+        if self.is_locked {
+            Action::Unlock.key()
+        } else {
+            Action::Lock.key()
+        }
     }
 
     fn new(listed: &'a Listed, columns: &[Column]) -> RowView<'a> {
@@ -200,13 +197,9 @@ impl<'a> RowView<'a> {
             .collect();
         let projects = listed.projects();
         let message = credential.verify_message.as_deref().unwrap_or_default();
-        let (verify_state, verify_message) = match credential.verify_ok {
+        let (verify_state, verify_message) = match credential.verification() {
             None => ("never", "Not verified yet"),
-            Some(false) => ("failed", message),
-            Some(true) if message.contains("denied") || message.contains("only") => {
-                ("warning", message)
-            }
-            Some(true) => ("ok", message),
+            Some(state) => (state.key(), message),
         };
         RowView {
             id: credential.id,
@@ -463,65 +456,28 @@ pub async fn list(
     let kind = authorize(&user, &kind)?;
     let params = ListParams::parse(req.query_string());
     let query = params.query(kind, &user);
-    let scope = user.scope();
-    let db_query = query.clone();
     // The organization filter (Partners only) is part of the page around the table, not of
     // the htmx fragment.
     let whole_page = !is_htmx(&req);
     let organization_filter = whole_page && user.role() == Role::Partner;
-    // Unsearched pages are the same for everyone in a scope until a credential, organization
-    // or project changes: kept in memory whole (a search's rows are kept one by one instead,
-    // `ShownRows`: its page and total are found for each term).
-    let key = (query.search.is_none() && sort_expression(kind, &query.sort).is_some())
-        .then(|| format!("{:?}", ("credentials", scope, organization_filter, &query)));
-    // A search in name order is found in memory (`search_index`).
-    let indexed = query
-        .search
-        .as_deref()
-        .and_then(|term| Indexed::find(&state.pages, &state.pool, &scope, &query, term));
     let searched = query.search.is_some();
-    let pool = state.pool.clone();
-    let load = async move {
-        // A search answered from memory needs no connection, unless the page around it does.
-        let indexed = match indexed.map(Indexed::answered) {
-            Some(Ok((page, by))) if !organization_filter => return Ok((page, Vec::new(), by)),
-            Some(Ok(answer)) => Some(Indexed::Answered(answer)),
-            Some(Err(indexed)) => Some(indexed),
-            None => None,
-        };
-        db::run(&pool, move |conn| {
-            let organizations = if organization_filter {
-                Organization::list(conn, &scope)?
-            } else {
-                Vec::new()
-            };
-            let answer = match indexed {
-                Some(indexed) => indexed.read(conn, &scope, &db_query)?,
-                None => None,
-            };
-            let (page, by) = match answer {
-                Some(answer) => answer,
-                None => (
-                    Credential::list(conn, &scope, &db_query)?,
-                    AnsweredBy::Database,
-                ),
-            };
-            Ok::<_, AppError>((page, organizations, by))
-        })
-        .await
-    };
-    let loaded = match key {
-        Some(key) => {
-            let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS | Tables::PROJECTS;
-            state.pages.load(key, read_from, load, |_| true).await?
-        }
-        None => Arc::new(load.await?),
-    };
-    let (listed, organizations, answered_by) = &*loaded;
+    let listing = service::list(
+        &context(&state),
+        user.scope(),
+        query.clone(),
+        organization_filter,
+    )
+    .await?;
     if searched {
-        state.metrics.count_search(answered_by.label());
+        state.metrics.count_search(listing.answered_by.label());
     }
-    let table = table(kind, &params, &query, &listed.rows, listed.total);
+    let table = table(
+        kind,
+        &params,
+        &query,
+        &listing.page.rows,
+        listing.page.total,
+    );
     let page = Page::new(
         &user,
         &session,
@@ -535,18 +491,36 @@ pub async fn list(
             flashes: page.flashes,
         });
     }
-    html(&ListPage {
-        tabs: tabs(&user),
-        csrf: page.csrf.clone(),
-        q: params.q.clone().unwrap_or_default(),
-        org: params.org.clone().unwrap_or_default(),
-        provider: params.provider.clone().unwrap_or_default(),
-        organizations,
-        providers: kind.providers().collect(),
-        is_partner: user.role() == Role::Partner,
+    html(&ListPage::new(
+        &user,
         page,
+        &params,
         table,
-    })
+        &listing.organizations,
+    ))
+}
+
+impl<'a> ListPage<'a> {
+    fn new(
+        user: &CurrentUser,
+        page: Page,
+        params: &ListParams,
+        table: Table<'a>,
+        organizations: &'a [Organization],
+    ) -> ListPage<'a> {
+        ListPage {
+            tabs: tabs(user),
+            csrf: page.csrf.clone(),
+            q: params.q.clone().unwrap_or_default(),
+            org: params.org.clone().unwrap_or_default(),
+            provider: params.provider.clone().unwrap_or_default(),
+            organizations,
+            providers: table.kind.providers().collect(),
+            is_partner: user.role() == Role::Partner,
+            page,
+            table,
+        }
+    }
 }
 
 /// The add and edit form.
@@ -660,12 +634,9 @@ impl FormPage {
     }
 
     fn outcome_state(&self) -> &'static str {
-        match &self.outcome {
-            Some(Outcome::Ok(_)) => "ok",
-            Some(Outcome::Warning(_)) => "warning",
-            Some(Outcome::Failed(_)) => "failed",
-            None => "",
-        }
+        self.outcome
+            .as_ref()
+            .map_or("", |outcome| outcome.state().key())
     }
 }
 
@@ -716,8 +687,7 @@ pub async fn new(
             providers,
         });
     };
-    let scope = user.scope();
-    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let organizations = service::organizations(&context(&state), user.scope()).await?;
     let mut values = Values::default();
     for field in provider.fields {
         values.set(field.key, field.default);
@@ -732,103 +702,6 @@ pub async fn new(
     })
 }
 
-/// A submitted add or edit form.
-struct Submission {
-    values: Values,
-    name: String,
-    expires_on: Option<NaiveDate>,
-    expires_text: String,
-    organization_id: String,
-    version: Option<i32>,
-}
-
-fn submission(form: HashMap<String, String>) -> Submission {
-    let get = |key: &str| {
-        form.get(key)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let expires_text = get("expires_on");
-    Submission {
-        name: get("name"),
-        expires_on: NaiveDate::parse_from_str(&expires_text, "%Y-%m-%d").ok(),
-        organization_id: get("organization_id"),
-        version: get("version").parse().ok(),
-        expires_text,
-        values: Values::new(form.into_iter().collect::<BTreeMap<_, _>>()),
-    }
-}
-
-/// Checks every field; `editing` leaves blank secrets and fixed fields alone.
-fn validate(
-    kind: Kind,
-    provider: &Provider,
-    submission: &Submission,
-    editing: bool,
-) -> FieldErrors {
-    let mut errors = FieldErrors::default();
-    if !editing || provider.name_editable {
-        errors.check("name", check_name(kind, &submission.name));
-    }
-    for field in provider.fields.iter().filter(|f| !editing || f.editable) {
-        errors.check(field.key, check_field(field, &submission.values, editing));
-    }
-    if !submission.expires_text.is_empty() && submission.expires_on.is_none() {
-        errors.add("expires_on", "Enter a date as YYYY-MM-DD.");
-    }
-    if !editing {
-        (provider.rules)(&submission.values, &mut errors);
-    }
-    errors
-}
-
-/// Splits form values into stored public fields (with derived values and secret hints) and
-/// secrets; only `fields` are taken.
-fn split_values<'a>(
-    provider: &Provider,
-    values: &Values,
-    fields: impl Iterator<Item = &'a Field>,
-) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let (mut public, mut secrets) = (BTreeMap::new(), BTreeMap::new());
-    for field in fields {
-        let value = match field.input {
-            Input::Checkbox => values.flag(field.key).to_string(),
-            Input::List => values.list(field.key).join("\n"),
-            _ => values.get(field.key).to_string(),
-        };
-        if field.secret {
-            if value.is_empty() {
-                continue;
-            }
-            if field.key.ends_with("_id") && value.chars().count() > 8 {
-                let hint: String = value
-                    .chars()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                public.insert(format!("{}_hint", field.key), hint);
-            }
-            secrets.insert(field.key.to_string(), value);
-        } else {
-            public.insert(field.key.to_string(), value);
-        }
-    }
-    if provider.key == "gcp"
-        && let Ok(project) = verify::gcp_project_id(values.get("config_json"))
-    {
-        public.insert("project_id".into(), project);
-    }
-    if provider.key == "openshift"
-        && let Ok(server) = verify::kubeconfig_server(values.get("kubeconfig"))
-    {
-        public.insert("api_server".into(), server);
-    }
-    (public, secrets)
-}
-
 /// POST /credentials/{kind}
 pub async fn create(
     req: HttpRequest,
@@ -841,133 +714,51 @@ pub async fn create(
     let kind = authorize(&user, &kind)?;
     let form = form.into_inner();
     let provider = provider_for_new(kind, form.get("provider").map(String::as_str), &user)?
-        .ok_or_else(|| AppError::Invalid("Choose a provider.".into()))?;
-    let submission = submission(form);
-    let scope = user.scope();
-    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
-    let organization = match user.identity.organization_id {
-        Some(own) if user.role() != Role::Partner => organizations.iter().find(|o| o.id == own),
-        _ => organizations
-            .iter()
-            .find(|o| o.id.to_string() == submission.organization_id),
-    }
-    .cloned();
-
-    let mut errors = validate(kind, provider, &submission, false);
-    if organization.is_none() {
-        errors.add("organization_id", "Choose one of your organizations.");
-    }
-    if let Some(organization) = &organization
-        && errors.get("name").is_none()
-    {
-        let (id, name) = (organization.id, submission.name.clone());
-        if db::run(&state.pool, move |conn| {
-            Credential::name_taken(conn, id, kind, &name, None)
-        })
-        .await?
-        {
-            errors.add("name", format!("{} already exists", submission.name));
-        }
-    }
-    let render = |errors: FieldErrors, outcome: Option<Outcome>, status: StatusCode| {
-        html_with_status(
-            status,
-            &FormPage {
-                values: submission.values.clone(),
-                name: submission.name.clone(),
-                expires_on: submission.expires_text.clone(),
-                errors,
-                outcome,
-                ..FormPage::add(
-                    &user,
-                    &session,
-                    kind,
-                    provider,
-                    organizations.clone(),
-                    submission.organization_id.clone(),
-                )
-            },
-        )
-    };
-    let Some(organization) = organization.filter(|_| errors.is_empty()) else {
-        return render(errors, None, StatusCode::UNPROCESSABLE_ENTITY);
-    };
-
-    let outcome = verify::run(
-        &state.outbound,
-        &state.endpoints,
-        provider,
-        &submission.values,
-        submission.expires_on,
-    )
-    .await;
-    if !outcome.passed() {
-        return render(
-            FieldErrors::default(),
-            Some(outcome),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    }
-    let (public, secrets) = split_values(provider, &submission.values, provider.fields.iter());
-    let field_names: Vec<&str> = std::iter::once("name")
-        .chain(provider.fields.iter().map(|f| f.key))
-        .collect();
-    let event = NewEvent::by(
-        &user,
-        "credential.create",
-        &client_ip(&req, &state.settings.trusted_proxies),
-    )
-    .in_organization(Some(organization.id))
-    .fields(&field_names);
-    let keyring = state.settings.keyring.clone();
-    let (actor, name, expires_on) = (user.id(), submission.name.clone(), submission.expires_on);
-    let verification = (true, outcome.message().to_string());
-    let created = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let credential = Credential::create(
-                conn,
-                &keyring,
-                &NewCredential {
-                    organization_id: organization.id,
-                    organization_name: &organization.name,
-                    provider,
-                    name: &name,
-                    public,
-                    secrets,
-                    expires_on,
-                    verification,
-                    created_by: actor,
-                },
-            )?;
-            event
-                .object("credential", credential.id.0, &credential.name)
-                .record(conn)?;
-            Ok::<_, AppError>(credential)
-        })
-    })
-    .await
-    .map_err(AppError::from);
-    match created {
-        Ok(credential) => {
-            flash::success(
-                &session,
-                format!(
-                    "{} saved. {}.",
-                    credential.name,
-                    capitalize(outcome.message())
-                ),
-            );
+        .ok_or(CredentialError::NoProvider)?;
+    let submission = Submission::parse(form);
+    let context = context(&state);
+    let actor = actor(&req, &state, &user);
+    let (errors, outcome) = match service::create(&context, &actor, provider, &submission).await {
+        Ok(Created {
+            credential,
+            outcome,
+        }) => {
+            let saved = capitalize(outcome.message());
+            flash::success(&session, format!("{} saved. {saved}.", credential.name));
             if let Outcome::Warning(message) = &outcome {
                 flash::info(&session, format!("Warning: {message}"));
             }
-            Ok(see_other(&format!("/credentials/{}", kind.key())))
+            return Ok(see_other(&format!("/credentials/{}", kind.key())));
         }
-        Err(AppError::Internal(cause)) if cause.to_string().contains("credentials_name_unique") => {
+        Err(error) => shown_on_form(error)?,
+    };
+    let organizations = service::organizations(&context, user.scope()).await?;
+    let chosen = submission.organization_id.clone();
+    html_with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &FormPage {
+            values: submission.values.clone(),
+            name: submission.name.clone(),
+            expires_on: submission.expires_text.clone(),
+            errors,
+            outcome,
+            ..FormPage::add(&user, &session, kind, provider, organizations, chosen)
+        },
+    )
+}
+
+/// A refusal a form shows next to its fields or in its verification box (422); any other
+/// refusal answers as itself.
+fn shown_on_form(error: CredentialError) -> Result<(FieldErrors, Option<Outcome>), AppError> {
+    match error {
+        CredentialError::Invalid(errors) => Ok((errors, None)),
+        CredentialError::NameTaken { name } => {
             let mut errors = FieldErrors::default();
-            errors.add("name", format!("{} already exists", submission.name));
-            render(errors, None, StatusCode::UNPROCESSABLE_ENTITY)
+            errors.add("name", format!("{name} already exists"));
+            Ok((errors, None))
         }
-        Err(error) => Err(error),
+        CredentialError::Unverified(outcome) => Ok((FieldErrors::default(), Some(outcome))),
+        other => Err(other.into()),
     }
 }
 
@@ -987,11 +778,7 @@ struct VerifyFragment {
 
 impl VerifyFragment {
     fn state(&self) -> &'static str {
-        match self.outcome {
-            Outcome::Ok(_) => "ok",
-            Outcome::Warning(_) => "warning",
-            Outcome::Failed(_) => "failed",
-        }
+        self.outcome.state().key()
     }
 }
 
@@ -1007,75 +794,53 @@ pub async fn verify_form(
 ) -> Result<HttpResponse, AppError> {
     let kind = authorize(&user, &kind)?;
     let form = form.into_inner();
-    let editing = form
-        .get("credential_id")
-        .and_then(|id| id.parse().ok())
-        .map(CredentialId);
-    let provider_key = form.get("provider").cloned();
-    let mut submission = submission(form);
-    let (provider, stored) = match editing {
-        Some(id) => {
-            let scope = user.scope();
-            let listed = db::run(&state.pool, move |conn| {
-                Credential::find_listed(conn, &scope, kind, id)
-            })
-            .await?;
-            let provider = listed.credential.provider().ok_or(AppError::NotFound)?;
-            (provider, Some(listed))
-        }
-        None => (
-            provider_for_new(kind, provider_key.as_deref(), &user)?
-                .ok_or_else(|| AppError::Invalid("Choose a provider.".into()))?,
-            None,
+    let checking = match form.get("credential_id").and_then(|id| id.parse().ok()) {
+        Some(id) => Checking::Stored(CredentialId(id)),
+        None => Checking::New(
+            provider_for_new(kind, form.get("provider").map(String::as_str), &user)?
+                .ok_or(CredentialError::NoProvider)?,
         ),
     };
-    if let Some(listed) = &stored {
-        let mut merged = listed
-            .credential
-            .all_values(&state.settings.keyring)
-            .map_err(AppError::Internal)?;
-        for field in provider.fields.iter().filter(|f| f.editable) {
-            let value = submission.values.get(field.key);
-            if !(field.secret && value.is_empty()) {
-                merged.set(field.key, value.to_string());
-            }
-        }
-        submission.values = merged;
-    }
-    let errors = validate(kind, provider, &submission, stored.is_some());
-    let outcome = if errors.is_empty() {
-        verify::run(
-            &state.outbound,
-            &state.endpoints,
-            provider,
-            &submission.values,
-            submission.expires_on,
-        )
-        .await
-    } else {
-        Outcome::Failed("Correct the highlighted fields first.".into())
-    };
+    let context = context(&state);
+    let submission = Submission::parse(form);
+    let checked = service::check(&context, user.scope(), kind, checking, submission).await?;
     if is_htmx(&req) {
-        return html(&VerifyFragment { outcome });
+        return html(&VerifyFragment {
+            outcome: checked.outcome,
+        });
     }
+    checked_form(&context, &user, &session, kind, checked).await
+}
+
+/// The form again, with what its check found (browsers without JavaScript); secrets are
+/// never shown again.
+async fn checked_form(
+    context: &service::Context<'_>,
+    user: &CurrentUser,
+    session: &Session,
+    kind: Kind,
+    checked: Checked,
+) -> Result<HttpResponse, AppError> {
+    let Checked {
+        provider,
+        stored,
+        submission,
+        errors,
+        outcome,
+    } = checked;
     let mut values = submission.values.clone();
     for field in provider.secret_fields() {
         values.remove(field.key);
     }
     let form = match &stored {
-        Some(listed) => FormPage::edit(
-            &user,
-            &session,
-            provider,
-            listed,
-            submission.version.unwrap_or(listed.credential.version),
-        ),
+        Some(listed) => {
+            let version = submission.version.unwrap_or(listed.credential.version);
+            FormPage::edit(user, session, provider, listed, version)
+        }
         None => {
-            let scope = user.scope();
-            let organizations =
-                db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+            let organizations = service::organizations(context, user.scope()).await?;
             let chosen = submission.organization_id.clone();
-            FormPage::add(&user, &session, kind, provider, organizations, chosen)
+            FormPage::add(user, session, kind, provider, organizations, chosen)
         }
     };
     html(&FormPage {
@@ -1117,12 +882,10 @@ async fn named_credential(
 ) -> Result<(Kind, Listed), AppError> {
     let kind = authorize(user, kind)?;
     let id = parse_id(id)?;
-    let scope = user.scope();
-    let listed = db::run(&state.pool, move |conn| {
-        Credential::find_listed(conn, &scope, kind, id)
-    })
-    .await?;
-    Ok((kind, listed))
+    Ok((
+        kind,
+        service::find(&context(state), user.scope(), kind, id).await?,
+    ))
 }
 
 /// GET /credentials/{kind}/{id}
@@ -1158,34 +921,11 @@ pub async fn edit(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let (_, listed) = named_credential(&state, &user, &kind, &id).await?;
-    let credential = &listed.credential;
-    let provider = editable_provider(credential)?;
-    html(&FormPage::edit(
-        &user,
-        &session,
-        provider,
-        &listed,
-        credential.version,
-    ))
-}
-
-/// The provider of a credential that may be edited now (unlocked, with editable fields).
-fn editable_provider(credential: &Credential) -> Result<&'static Provider, AppError> {
-    let provider = credential.provider().ok_or(AppError::NotFound)?;
-    if credential.is_locked {
-        return Err(AppError::Conflict(format!(
-            "{} is locked: unlock it to edit",
-            credential.name
-        )));
-    }
-    if !provider.editable() {
-        return Err(AppError::Conflict(format!(
-            "{} credentials cannot be edited: delete and add again",
-            provider.label
-        )));
-    }
-    Ok(provider)
+    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let Editing { listed, provider } =
+        service::editing(&context(&state), user.scope(), kind, id).await?;
+    let version = listed.credential.version;
+    html(&FormPage::edit(&user, &session, provider, &listed, version))
 }
 
 /// POST /credentials/{kind}/{id}: saves an edit after verifying the result.
@@ -1198,147 +938,36 @@ pub async fn update(
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
-    let id = listed.credential.id;
-    let credential = listed.credential.clone();
-    let provider = editable_provider(&credential)?;
-    let mut submission = submission(form.into_inner());
-    if !provider.name_editable {
-        submission.name = credential.name.clone();
-    }
-    let version = submission
-        .version
-        .ok_or_else(|| AppError::Invalid("The form is missing its version: reload it.".into()))?;
-    let mut errors = validate(kind, provider, &submission, true);
-    if errors.get("name").is_none() && submission.name != credential.name {
-        let (organization, name) = (credential.organization_id, submission.name.clone());
-        if db::run(&state.pool, move |conn| {
-            Credential::name_taken(conn, organization, kind, &name, Some(id))
-        })
-        .await?
-        {
-            errors.add("name", format!("{} already exists", submission.name));
+    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let context = context(&state);
+    let editing = service::editing(&context, user.scope(), kind, id).await?;
+    let submission = editing.submission(form.into_inner());
+    let actor = actor(&req, &state, &user);
+    let (errors, outcome) = match service::update(&context, &actor, &editing, &submission).await {
+        Ok(outcome) => {
+            let saved = capitalize(outcome.message());
+            flash::success(&session, format!("{} saved. {saved}.", submission.name));
+            return Ok(see_other(&format!("/credentials/{}", kind.key())));
         }
-    }
-    let render = |errors: FieldErrors, outcome: Option<Outcome>| {
-        let mut values = credential.public_values();
-        for field in provider.public_fields().filter(|f| f.editable) {
-            values.set(field.key, submission.values.get(field.key).to_string());
-        }
-        html_with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &FormPage {
-                values,
-                name: submission.name.clone(),
-                expires_on: submission.expires_text.clone(),
-                errors,
-                outcome,
-                ..FormPage::edit(&user, &session, provider, &listed, version)
-            },
-        )
+        Err(error) => shown_on_form(error)?,
     };
-    if !errors.is_empty() {
-        return render(errors, None);
+    let Editing { listed, provider } = &editing;
+    let mut values = listed.credential.public_values();
+    for field in provider.public_fields().filter(|f| f.editable) {
+        values.set(field.key, submission.values.get(field.key).to_string());
     }
-
-    // The credential as it would be after the edit, for verification and the change list.
-    let mut merged = credential
-        .all_values(&state.settings.keyring)
-        .map_err(AppError::Internal)?;
-    let stored_public = credential.public_values();
-    let mut changed: Vec<&str> = Vec::new();
-    if submission.name != credential.name {
-        changed.push("name");
-    }
-    for field in provider.fields.iter().filter(|f| f.editable) {
-        let value = submission.values.get(field.key).to_string();
-        if field.secret && value.is_empty() {
-            continue;
-        }
-        let before = if field.secret {
-            merged.get(field.key).to_string()
-        } else {
-            stored_public.get(field.key).to_string()
-        };
-        let normalized = match field.input {
-            Input::List => submission.values.list(field.key).join("\n"),
-            Input::Checkbox => submission.values.flag(field.key).to_string(),
-            _ => value.clone(),
-        };
-        if normalized != before {
-            changed.push(field.key);
-        }
-        merged.set(field.key, normalized);
-    }
-    if submission.expires_on != credential.expires_on {
-        changed.push("expires_on");
-    }
-    let outcome = verify::run(
-        &state.outbound,
-        &state.endpoints,
-        provider,
-        &merged,
-        submission.expires_on,
+    let version = submission.version.unwrap_or(listed.credential.version);
+    html_with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &FormPage {
+            values,
+            name: submission.name.clone(),
+            expires_on: submission.expires_text.clone(),
+            errors,
+            outcome,
+            ..FormPage::edit(&user, &session, provider, listed, version)
+        },
     )
-    .await;
-    if !outcome.passed() {
-        return render(FieldErrors::default(), Some(outcome));
-    }
-    let (public, secrets) = split_values(provider, &merged, provider.fields.iter());
-    let event = NewEvent::by(
-        &user,
-        "credential.update",
-        &client_ip(&req, &state.settings.trusted_proxies),
-    )
-    .in_organization(Some(credential.organization_id))
-    .object("credential", credential.id.0, &submission.name)
-    .fields(&changed);
-    let keyring = state.settings.keyring.clone();
-    let scope = user.scope();
-    let (actor, name, expires_on, organization_name) = (
-        user.id(),
-        submission.name.clone(),
-        submission.expires_on,
-        listed.organization_name.clone(),
-    );
-    let verification = Some((true, outcome.message().to_string()));
-    db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let current = Credential::find_for_update(conn, &scope, kind, id)?;
-            if current.is_locked {
-                return Err(AppError::Conflict(format!(
-                    "{} was locked meanwhile",
-                    current.name
-                )));
-            }
-            current.update(
-                conn,
-                &keyring,
-                &organization_name,
-                &CredentialChanges {
-                    name: &name,
-                    public,
-                    secrets,
-                    expires_on,
-                    verification,
-                    updated_by: actor,
-                    version,
-                },
-            )?;
-            event.record(conn)?;
-            Ok(())
-        })
-    })
-    .await?;
-    flash::success(
-        &session,
-        format!(
-            "{} saved. {}.",
-            submission.name,
-            capitalize(outcome.message())
-        ),
-    );
-    Ok(see_other(&format!("/credentials/{}", kind.key())))
 }
 
 #[derive(Template)]
@@ -1360,40 +989,17 @@ pub async fn confirm(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id, action) = path.into_inner();
-    let kind = authorize(&user, &kind)?;
-    let id = parse_id(&id)?;
-    if action != "delete" {
+    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    if Action::parse(&action) != Some(Action::Delete) {
         return Err(AppError::NotFound);
     }
-    let scope = user.scope();
-    let listed = db::run(&state.pool, move |conn| {
-        Credential::find_listed(conn, &scope, kind, id)
-    })
-    .await?;
-    let credential = &listed.credential;
-    if credential.is_locked {
-        return Err(AppError::Conflict(format!(
-            "{} is locked: unlock it before deleting",
-            credential.name
-        )));
-    }
-    if !listed.projects().is_empty() {
-        return Err(AppError::Conflict(format!(
-            "{} is used by {}: change or delete those projects first",
-            credential.name,
-            listed.projects().join(", ")
-        )));
-    }
+    let listed = service::deletable(&context(&state), user.scope(), kind, id).await?;
+    let name = &listed.credential.name;
     html(&ConfirmDeletePage {
-        page: Page::new(
-            &user,
-            &session,
-            "credentials",
-            &format!("Delete {}", credential.name),
-        ),
+        page: Page::new(&user, &session, "credentials", &format!("Delete {name}")),
         kind,
         id,
-        name: credential.name.clone(),
+        name: name.clone(),
         organization: listed.organization_name.clone(),
     })
 }
@@ -1415,129 +1021,82 @@ pub async fn action(
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id, action) = path.into_inner();
-    let kind = authorize(&user, &kind)?;
-    let id = parse_id(&id)?;
-    let scope = user.scope();
-    let ip = client_ip(&req, &state.settings.trusted_proxies);
-    let event = |action: &str, credential: &Credential| {
-        NewEvent::by(&user, action, &ip)
-            .in_organization(Some(credential.organization_id))
-            .object("credential", credential.id.0, &credential.name)
-    };
-    let actor = user.id();
-    let message = match action.as_str() {
-        "lock" | "unlock" | "default" | "delete" => {
-            let action = action.clone();
-            let listed = db::run(&state.pool, move |conn| {
-                Credential::find_listed(conn, &scope, kind, id)
-            })
-            .await?;
-            let event = event(&format!("credential.{action}"), &listed.credential);
-            db::run(&state.pool, move |conn| {
-                conn.build_transaction().run(|conn| {
-                    let credential = Credential::find_for_update(conn, &scope, kind, id)?;
-                    let message = match action.as_str() {
-                        "lock" => {
-                            credential.set_locked(conn, true, actor)?;
-                            format!("{} is locked.", credential.name)
-                        }
-                        "unlock" => {
-                            credential.set_locked(conn, false, actor)?;
-                            format!("{} is unlocked.", credential.name)
-                        }
-                        "default" => {
-                            credential.make_default(conn, actor)?;
-                            format!("{} is now the default.", credential.name)
-                        }
-                        _ => {
-                            credential.delete(conn)?;
-                            format!("{} is deleted.", credential.name)
-                        }
-                    };
-                    event.record(conn)?;
-                    Ok::<_, AppError>(message)
-                })
-            })
-            .await?
-        }
-        "verify" => {
-            let listed = db::run(&state.pool, move |conn| {
-                Credential::find_listed(conn, &scope, kind, id)
-            })
-            .await?;
-            let credential = listed.credential;
-            let provider = credential.provider().ok_or(AppError::NotFound)?;
-            let values = credential
-                .all_values(&state.settings.keyring)
-                .map_err(AppError::Internal)?;
-            let outcome = verify::run(
-                &state.outbound,
-                &state.endpoints,
-                provider,
-                &values,
-                credential.expires_on,
-            )
-            .await;
-            let event = event("credential.verify", &credential).fields(&[if outcome.passed() {
-                "ok"
-            } else {
-                "failed"
-            }]);
-            let (ok, text) = (outcome.passed(), outcome.message().to_string());
-            let name = credential.name.clone();
-            db::run(&state.pool, move |conn| {
-                credential.record_verification(conn, ok, &text)?;
-                event.record(conn)
-            })
-            .await?;
-            match outcome {
-                Outcome::Failed(message) => format!("{name} failed verification: {message}."),
-                Outcome::Warning(message) => format!("{name} verified with a warning: {message}."),
-                Outcome::Ok(message) => format!("{name} verified: {message}."),
-            }
-        }
-        _ => return Err(AppError::NotFound),
-    };
-
+    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let action = Action::parse(&action).ok_or(AppError::NotFound)?;
+    let context = context(&state);
+    let message = service::act(&context, &actor(&req, &state, &user), kind, id, action).await?;
     let params = ListParams::parse(&form.back);
     if !is_htmx(&req) {
         flash::success(&session, message);
         let query = params.to_query();
         let separator = if query.is_empty() { "" } else { "?" };
-        return Ok(see_other(&format!(
-            "/credentials/{}{separator}{query}",
-            kind.key()
-        )));
+        let tab = kind.key();
+        return Ok(see_other(&format!("/credentials/{tab}{separator}{query}")));
     }
     let flashes = vec![Flash {
         kind: "success".into(),
         message,
     }];
-    let csrf = crate::auth::csrf::token(&session);
-    if action == "delete" {
-        // The row's target is swapped with nothing; only the message remains.
-        return html(&RemovedFragment { flashes });
-    }
-    let query = params.query(kind, &user);
-    if action == "default" {
-        let db_query = query.clone();
-        let listed = db::run(&state.pool, move |conn| {
-            Credential::list(conn, &scope, &db_query)
-        })
-        .await?;
-        return html(&ResultsFragment {
-            table: table(kind, &params, &query, &listed.rows, listed.total),
-            csrf,
-            flashes,
-        });
-    }
-    let listed = db::run(&state.pool, move |conn| {
-        Credential::find_listed(conn, &scope, kind, id)
-    })
-    .await?;
-    let columns = kind.columns(params.provider(kind));
-    html(&RowFragment {
-        row: RowView::new(&listed, &columns),
+    changed(
+        &context,
+        &user,
+        &session,
+        (kind, id, action),
+        &params,
         flashes,
-    })
+    )
+    .await
+}
+
+/// What htmx swaps after an action: nothing for a deleted row, the table after a new default
+/// (the previous default's row changed too), else the row.
+async fn changed(
+    context: &service::Context<'_>,
+    user: &CurrentUser,
+    session: &Session,
+    (kind, id, action): (Kind, CredentialId, Action),
+    params: &ListParams,
+    flashes: Vec<Flash>,
+) -> Result<HttpResponse, AppError> {
+    let csrf = crate::auth::csrf::token(session);
+    match action {
+        // The row's target is swapped with nothing; only the message remains.
+        Action::Delete => html(&RemovedFragment { flashes }),
+        Action::Default => {
+            let query = params.query(kind, user);
+            let page = service::page(context, user.scope(), query.clone()).await?;
+            html(&ResultsFragment {
+                table: table(kind, params, &query, &page.rows, page.total),
+                csrf,
+                flashes,
+            })
+        }
+        Action::Lock | Action::Unlock | Action::Verify => {
+            let listed = service::find(context, user.scope(), kind, id).await?;
+            let columns = kind.columns(params.provider(kind));
+            html(&RowFragment {
+                row: RowView::new(&listed, &columns),
+                flashes,
+            })
+        }
+    }
+}
+
+/// What the credential use cases reach, from the app's state.
+fn context(state: &AppState) -> service::Context<'_> {
+    service::Context {
+        pool: &state.pool,
+        keyring: &state.settings.keyring,
+        outbound: &state.outbound,
+        endpoints: &state.endpoints,
+        pages: &state.pages,
+    }
+}
+
+/// The person acting, and the address the audit row records.
+fn actor<'a>(req: &HttpRequest, state: &AppState, user: &'a CurrentUser) -> service::Actor<'a> {
+    service::Actor {
+        user,
+        ip: client_ip(req, &state.settings.trusted_proxies),
+    }
 }

@@ -671,6 +671,7 @@ mod tests {
                 verified_at: None,
                 verify_ok: None,
                 verify_message: None,
+                verify_state: None,
                 version: 1,
                 created_at: now,
                 created_by: None,

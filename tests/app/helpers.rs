@@ -209,7 +209,7 @@ pub fn seed_credentials(
                 public: fields(public),
                 secrets: fields(secrets),
                 expires_on: None,
-                verification: (true, "seeded".into()),
+                verification: keyhold::credentials::verify::Outcome::Ok("seeded".into()),
                 created_by: keyhold::accounts::model::UserId(creator),
             },
         )

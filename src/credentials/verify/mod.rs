@@ -8,8 +8,14 @@ pub mod sigv4;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::NaiveDate;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
+use std::io::Write;
 
 use crate::credentials::provider::{Check, Provider, Values};
 use crate::storage::{Failure, S3Settings, Storage};
@@ -24,10 +30,60 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// What a check found, as stored (`credentials.verify_state`) and shown.
+#[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq)]
+#[diesel(sql_type = Text)]
+pub enum VerifyState {
+    Ok,
+    Warning,
+    Failed,
+}
+
+impl VerifyState {
+    pub const ALL: [VerifyState; 3] = [VerifyState::Ok, VerifyState::Warning, VerifyState::Failed];
+
+    /// The stored form, also the CSS modifier of its badge: `ok`, `warning`, `failed`.
+    pub fn key(self) -> &'static str {
+        match self {
+            VerifyState::Ok => "ok",
+            VerifyState::Warning => "warning",
+            VerifyState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<VerifyState> {
+        VerifyState::ALL
+            .into_iter()
+            .find(|state| state.key() == text)
+    }
+}
+
+impl ToSql<Text, Pg> for VerifyState {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.key().as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<Text, Pg> for VerifyState {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        VerifyState::parse(&text).ok_or_else(|| format!("unknown verify state {text:?}").into())
+    }
+}
+
 impl Outcome {
     /// Whether the credential may be saved and used.
     pub fn passed(&self) -> bool {
         !matches!(self, Outcome::Failed(_))
+    }
+
+    pub fn state(&self) -> VerifyState {
+        match self {
+            Outcome::Ok(_) => VerifyState::Ok,
+            Outcome::Warning(_) => VerifyState::Warning,
+            Outcome::Failed(_) => VerifyState::Failed,
+        }
     }
 
     pub fn message(&self) -> &str {

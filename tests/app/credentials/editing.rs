@@ -1,0 +1,88 @@
+//! Edits: refused when stale, verified again, blank secrets kept.
+
+use super::*;
+
+#[actix_web::test]
+async fn a_stale_edit_is_refused_instead_of_overwriting() {
+    let setup = setup().await;
+    let id = add_ai(&setup, &setup.partner, setup.blue, "Edited key").await;
+    let form_page = setup
+        .partner
+        .page(&format!("/credentials/ai/{id}/edit"))
+        .await;
+    let version = scraper_value(&form_page, "input[name=version]");
+    let token = crate::helpers::csrf_token(&form_page).unwrap();
+    let path = format!("/credentials/ai/{id}");
+    let save = |name: &'static str| {
+        let fields = vec![
+            ("csrf_token", token.clone()),
+            ("version", version.clone()),
+            ("name", name.to_string()),
+            ("api_key", String::new()),
+            ("base_url", setup.fake.clone()),
+        ];
+        let request = setup
+            .partner
+            .http
+            .post(format!("{}{path}", setup.partner.base))
+            .form(&fields);
+        async move { request.send().await.unwrap() }
+    };
+    let first = save("First edit").await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let second = save("Second edit").await;
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+    assert!(
+        second
+            .text()
+            .await
+            .unwrap()
+            .contains("changed by someone else")
+    );
+    let name = text_column(
+        &setup.app,
+        &format!("SELECT name AS value FROM credentials WHERE id = {id}"),
+    );
+    assert_eq!(name, "First edit");
+    let audit = text_column(
+        &setup.app,
+        "SELECT array_to_string(fields, ',') AS value FROM audit_events WHERE action = 'credential.update'",
+    );
+    assert_eq!(audit, "name", "only the changed field's name is audited");
+}
+
+#[actix_web::test]
+async fn editing_a_secret_reverifies_and_blank_keeps_it() {
+    let setup = setup().await;
+    let id = add_ai(&setup, &setup.partner, setup.blue, "Rotating key").await;
+    let partner = &setup.partner;
+    let edit = |key: &'static str| async move {
+        let page = partner.page(&format!("/credentials/ai/{id}/edit")).await;
+        let version = scraper_value(&page, "input[name=version]");
+        let token = crate::helpers::csrf_token(&page).unwrap();
+        assert!(!page.contains(GOOD), "the edit form never shows the secret");
+        partner
+            .post(
+                &format!("/credentials/ai/{id}"),
+                &[
+                    ("csrf_token", token.as_str()),
+                    ("version", version.as_str()),
+                    ("name", "Rotating key"),
+                    ("api_key", key),
+                    ("base_url", ""),
+                ],
+            )
+            .await
+    };
+    let wrong = edit("wrong-key").await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        texts(&wrong.text().await.unwrap(), ".verify-box").join(""),
+        "Invalid API credentials (HTTP 401)"
+    );
+    assert_eq!(
+        edit("").await.status(),
+        StatusCode::SEE_OTHER,
+        "blank secret = unchanged, still valid"
+    );
+}

@@ -1,0 +1,352 @@
+//! Every kind is checked against its API before it is saved, and what the check found is shown.
+
+use super::*;
+
+#[actix_web::test]
+async fn backup_credentials_are_verified_against_a_real_s3_server_before_saving() {
+    let setup = setup().await;
+    let s3 = fakes::start_s3().await;
+    let blue = setup.blue.to_string();
+    let partner = &setup.partner;
+
+    let wrong = add(
+        partner,
+        "backup",
+        &s3_fields(
+            &blue,
+            "Wrong secret",
+            &s3.endpoint,
+            S3_ACCESS_KEY,
+            "not-the-secret",
+        ),
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = wrong.text().await.unwrap();
+    assert_eq!(
+        texts(&body, ".verify-box"),
+        vec!["Invalid S3 credentials".to_string()]
+    );
+    assert!(!body.contains("not-the-secret"), "secrets are never echoed");
+    assert!(
+        body.contains("value=\"Wrong secret\""),
+        "other values are kept"
+    );
+    assert_eq!(setup.app.count("credentials"), 0, "nothing saved");
+
+    let unreachable = format!("http://127.0.0.1:{}", fakes::closed_port());
+    let down = add(
+        partner,
+        "backup",
+        &s3_fields(&blue, "Down", &unreachable, S3_ACCESS_KEY, GOOD),
+    )
+    .await;
+    assert_eq!(down.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let message = texts(&down.text().await.unwrap(), ".verify-box").join("");
+    assert!(
+        message.starts_with(&format!("could not reach {unreachable}")),
+        "{message}"
+    );
+
+    let ok = add(
+        partner,
+        "backup",
+        &s3_fields(&blue, "Main backups", &s3.endpoint, S3_ACCESS_KEY, GOOD),
+    )
+    .await;
+    assert_eq!(
+        ok.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        texts(&ok.text().await.unwrap(), ".verify-box, p.error")
+    );
+    let limited = add(
+        partner,
+        "backup",
+        &s3_fields(&blue, "Limited", &s3.endpoint, S3_LIMITED_KEY, GOOD),
+    )
+    .await;
+    assert_eq!(
+        limited.status(),
+        StatusCode::SEE_OTHER,
+        "AccessDenied with a valid signature is saved"
+    );
+    let page = partner.page("/credentials/backup").await;
+    assert!(
+        page.contains("Warning: the signature is valid, but listing buckets is denied"),
+        "warning shown"
+    );
+    assert!(
+        page.contains("Main backups")
+            && page.contains(S3_ACCESS_KEY)
+            && page.contains(&s3.endpoint)
+    );
+
+    // Stored sealed: neither column holds the secret, and the row verifies on demand.
+    let id = setup.credential_id("Main backups");
+    let row = text_column(
+        &setup.app,
+        &format!("SELECT row_to_json(c)::text AS value FROM credentials c WHERE id = {id}"),
+    );
+    assert!(!row.contains(GOOD), "no plaintext secret in the row");
+    let verified = partner
+        .post_from(
+            "/credentials/backup",
+            &format!("/credentials/backup/{id}/verify"),
+            &[],
+        )
+        .await;
+    assert_eq!(verified.status(), StatusCode::SEE_OTHER);
+    let page = partner.page("/credentials/backup").await;
+    assert!(page.contains("Main backups verified"), "flash after verify");
+}
+
+#[actix_web::test]
+async fn billing_and_showback_are_verified_against_a_real_prometheus() {
+    let setup = setup().await;
+    let prometheus = fakes::start_prometheus().await;
+    let blue = setup.blue.to_string();
+    for (kind, name) in [("billing", "Billing prom"), ("showback", "Showback prom")] {
+        let wrong = add(
+            &setup.partner,
+            kind,
+            &[
+                ("organization_id", &blue),
+                ("name", name),
+                ("username", &prometheus.user),
+                ("password", "wrong"),
+                ("url", &prometheus.url),
+            ],
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY, "{kind}");
+        let message = texts(&wrong.text().await.unwrap(), ".verify-box").join("");
+        assert_eq!(message, "Invalid Prometheus credentials (HTTP 401)");
+        let ok = add(
+            &setup.partner,
+            kind,
+            &[
+                ("organization_id", &blue),
+                ("name", name),
+                ("username", &prometheus.user),
+                ("password", GOOD),
+                ("url", &prometheus.url),
+            ],
+        )
+        .await;
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER, "{kind}");
+    }
+    assert_eq!(setup.app.count("credentials"), 2);
+}
+
+#[actix_web::test]
+async fn ai_keys_are_checked_and_redirects_and_metadata_addresses_are_refused() {
+    let setup = setup().await;
+    let blue = setup.blue.to_string();
+    let cases = [
+        ("Bad key", setup.fake.clone(), "wrong-key", "Invalid API credentials (HTTP 401)".to_string()),
+        (
+            "Redirected",
+            format!("{}/redirect", setup.fake),
+            GOOD,
+            format!("{} answered with a redirect (HTTP 302), which keyhold does not follow: check the URL", setup.fake),
+        ),
+        (
+            "Metadata",
+            "http://169.254.169.254".to_string(),
+            GOOD,
+            "http://169.254.169.254 resolves to 169.254.169.254, an address keyhold does not connect to".to_string(),
+        ),
+        (
+            "Metadata hex",
+            "http://0xA9FEA9FE".to_string(),
+            GOOD,
+            "http://169.254.169.254 resolves to 169.254.169.254, an address keyhold does not connect to".to_string(),
+        ),
+    ];
+    for (name, url, key, expected) in cases {
+        let response = add(
+            &setup.partner,
+            "ai",
+            &[
+                ("organization_id", &blue),
+                ("name", name),
+                ("api_key", key),
+                ("base_url", &url),
+            ],
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}"
+        );
+        assert_eq!(
+            texts(&response.text().await.unwrap(), ".verify-box").join(""),
+            expected,
+            "{name}"
+        );
+    }
+    let ok = add(
+        &setup.partner,
+        "ai",
+        &[
+            ("organization_id", &blue),
+            ("name", "Good key"),
+            ("api_key", GOOD),
+            ("base_url", &setup.fake),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn every_cloud_provider_can_be_added_and_is_checked_against_its_api() {
+    let setup = setup().await;
+    for (provider, fields) in cloud_forms(&setup.fake, &|_| GOOD.to_string()) {
+        let name = format!("{provider}-ok");
+        let response = add_cloud(&setup.partner, setup.blue, provider, &name, &fields).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::SEE_OTHER,
+            "{provider}: {:?} {:?}",
+            texts(&body, ".verify-box"),
+            texts(&body, "p.error")
+        );
+
+        // The same values with a wrong secret are refused (except where only the structure
+        // can be checked).
+        let wrong: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| {
+                let secret_field = [
+                    "secret_access_key",
+                    "client_secret",
+                    "password",
+                    "token_secret",
+                    "api_token",
+                ]
+                .contains(&k.as_str());
+                (
+                    k.clone(),
+                    if secret_field {
+                        "wrong-value-123".to_string()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect();
+        if !["gcp", "zadara", "openshift"].contains(&provider) {
+            let response = add_cloud(
+                &setup.partner,
+                setup.blue,
+                provider,
+                &format!("{provider}-bad"),
+                &wrong,
+            )
+            .await;
+            assert_eq!(
+                response.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{provider} with a wrong secret"
+            );
+            let message = texts(&response.text().await.unwrap(), ".verify-box").join("");
+            assert!(message.starts_with("Invalid"), "{provider}: {message}");
+        }
+    }
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
+    assert!(
+        page.contains("keyhold-demo"),
+        "GCP project id derived from the key"
+    );
+    let page = setup
+        .partner
+        .page("/credentials/cloud?provider=openshift")
+        .await;
+    assert!(
+        page.contains(&format!("{}/k8s", setup.fake)),
+        "API server derived from the kubeconfig"
+    );
+}
+
+#[actix_web::test]
+async fn a_key_whose_project_id_says_only_is_verified_without_a_warning() {
+    let setup = setup().await;
+    let mut fields = cloud_forms(&setup.fake, &|_| GOOD.to_string())
+        .into_iter()
+        .find(|(provider, _)| *provider == "gcp")
+        .unwrap()
+        .1;
+    for (key, value) in &mut fields {
+        if key == "config_json" {
+            *value = value.replace("keyhold-demo", "readonly-analytics");
+        }
+    }
+    let response = add_cloud(&setup.partner, setup.blue, "gcp", "gcp-readonly", &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
+    assert!(page.contains("readonly-analytics"), "the key's project id");
+    assert_eq!(
+        texts(&page, "span.verify"),
+        vec!["✓ Verified".to_string()],
+        "the check passed without a warning, whatever words its message holds"
+    );
+}
+
+#[actix_web::test]
+async fn invalid_cloud_forms_answer_422_with_messages_next_to_the_fields() {
+    let setup = setup().await;
+    let forms: HashMap<_, _> = cloud_forms(&setup.fake, &|_| GOOD.to_string())
+        .into_iter()
+        .collect();
+    let mut aws = forms["aws"].clone();
+    aws.retain(|(k, _)| k != "az_count");
+    aws.push(("az_count".into(), "4".into()));
+    let response = add_cloud(&setup.partner, setup.blue, "aws", "bad name!", &aws).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        texts(&body, "#name-help"),
+        vec!["only letters, digits and -".to_string()]
+    );
+    assert_eq!(
+        texts(&body, "#az_count-help"),
+        vec!["Enter a number from 1 to 3.".to_string()]
+    );
+    assert!(!body.contains(GOOD), "secret fields are never echoed");
+
+    let mut gcp = forms["gcp"].clone();
+    gcp.push(("import_project".into(), "on".into()));
+    let response = add_cloud(&setup.partner, setup.blue, "gcp", "gcp-import", &gcp).await;
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        texts(&body, "#folder_id-help"),
+        vec!["Leave empty when importing a project.".to_string()]
+    );
+
+    let mut proxmox = forms["proxmox"].clone();
+    for (k, v) in proxmox.iter_mut() {
+        if k == "public_gateway" {
+            *v = "10.9.9.1".into();
+        }
+        if k == "private_netmask" {
+            *v = "33".into();
+        }
+    }
+    let response = add_cloud(&setup.partner, setup.blue, "proxmox", "pve", &proxmox).await;
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        texts(&body, "#public_gateway-help"),
+        vec!["Must be inside 10.0.0.0/24.".to_string()]
+    );
+    assert_eq!(
+        texts(&body, "#private_netmask-help"),
+        vec!["Enter a number from 1 to 32.".to_string()]
+    );
+    assert_eq!(setup.app.count("credentials"), 0);
+}
