@@ -14,6 +14,7 @@ mod matrix;
 mod operations;
 mod page_cache;
 mod routes;
+mod s3_servers;
 mod sessions;
 mod setup_and_sign_in;
 mod storage_faults;

@@ -1,0 +1,393 @@
+//! keyhold against S3 implementations it did not write (issue 15). moto (PyPI `moto[server]`,
+//! installed by `scripts/test`) plays AWS: region rules, AWS's error codes, and keys scoped by
+//! IAM policies (`INITIAL_NO_AUTH_ACTION_COUNT`: the harness sets up IAM unauthenticated, then
+//! every request is authenticated and authorized).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::backups::{DataDb, scalar_i64, scalar_text};
+use crate::helpers::{Client, TestApp, spawn_app_with, texts};
+
+/// An access key of a moto IAM user.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+/// A moto server on a loopback port with three IAM users: one that may do anything in S3, one
+/// denied `s3:DeleteObject`, one denied `s3:CreateBucket`. Stopped when dropped.
+pub struct Moto {
+    pub endpoint: String,
+    pub full: Key,
+    pub no_delete: Key,
+    pub no_create: Key,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// IAM calls the harness makes before authentication starts (three per user).
+const SETUP_ACTIONS: usize = 9;
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let port = crate::fakes::closed_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_ACTIONS.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (bash scripts/test installs moto[server] from PyPI)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // Ready when it accepts connections (a request would count as an action).
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let http = reqwest::Client::new();
+        let user = async |name: &str, deny: Option<&str>| -> Key {
+            let statement = match deny {
+                Some(action) => {
+                    format!(r#",{{"Effect":"Deny","Action":"{action}","Resource":"*"}}"#)
+                }
+                None => String::new(),
+            };
+            let policy = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:*","Resource":"*"}}{statement}]}}"#
+            );
+            let mut answer = String::new();
+            for form in [
+                vec![("Action", "CreateUser"), ("UserName", name)],
+                vec![
+                    ("Action", "PutUserPolicy"),
+                    ("UserName", name),
+                    ("PolicyName", "s3"),
+                    ("PolicyDocument", &policy),
+                ],
+                vec![("Action", "CreateAccessKey"), ("UserName", name)],
+            ] {
+                let mut form = form;
+                form.push(("Version", "2010-05-08"));
+                answer = http
+                    .post(&endpoint)
+                    // moto routes by the credential scope; the signature is not checked yet.
+                    .header(
+                        "authorization",
+                        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+                    )
+                    .form(&form)
+                    .send()
+                    .await
+                    .expect("moto answers")
+                    .text()
+                    .await
+                    .unwrap();
+            }
+            let element = |tag: &str| {
+                let start = answer.find(&format!("<{tag}>")).expect(tag) + tag.len() + 2;
+                let end = answer[start..].find('<').unwrap() + start;
+                answer[start..end].to_string()
+            };
+            Key {
+                id: element("AccessKeyId"),
+                secret: element("SecretAccessKey"),
+            }
+        };
+        let full = user("full", None).await;
+        let no_delete = user("no-delete", Some("s3:DeleteObject")).await;
+        let no_create = user("no-create", Some("s3:CreateBucket")).await;
+        Moto {
+            endpoint,
+            full,
+            no_delete,
+            no_create,
+            child,
+        }
+    }
+}
+
+/// A Partner of a fresh app with one organization, whose id is returned.
+async fn partner_with_organization(app: &TestApp) -> (Client, i64) {
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(app, "Blue Org").await;
+    (partner, organization)
+}
+
+/// Adds a backup credential; returns its id, or the form's errors.
+async fn add_credential(
+    app: &TestApp,
+    partner: &Client,
+    organization: i64,
+    name: &str,
+    endpoint: &str,
+    region: &str,
+    key: &Key,
+) -> Result<i64, Vec<String>> {
+    let response = partner
+        .post_from(
+            "/credentials/backup/new",
+            "/credentials/backup",
+            &[
+                ("organization_id", &organization.to_string()),
+                ("name", name),
+                ("access_key_id", &key.id),
+                ("secret_access_key", &key.secret),
+                ("endpoint", endpoint),
+                ("region", region),
+            ],
+        )
+        .await;
+    if response.status() != StatusCode::SEE_OTHER {
+        return Err(texts(&response.text().await.unwrap(), "p.error"));
+    }
+    Ok(scalar_i64(
+        app,
+        &format!("SELECT id AS n FROM credentials WHERE name = '{name}'"),
+    ))
+}
+
+/// Creates a project with backup enabled on `credential` and `bucket`; the status and errors.
+async fn add_project(
+    partner: &Client,
+    organization: i64,
+    name: &str,
+    database_url: &str,
+    credential: i64,
+    bucket: &str,
+) -> (StatusCode, Vec<String>) {
+    let response = partner
+        .post_from(
+            "/projects/new",
+            "/projects",
+            &[
+                ("organization_id", &organization.to_string()),
+                ("name", name),
+                ("database_url", database_url),
+                ("backup_enabled", "on"),
+                ("backup_credential_id", &credential.to_string()),
+                ("bucket", bucket),
+            ],
+        )
+        .await;
+    let status = response.status();
+    (status, texts(&response.text().await.unwrap(), "p.error"))
+}
+
+#[actix_web::test]
+async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
+    let moto = Moto::start().await;
+    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    let (partner, organization) = partner_with_organization(&app).await;
+    let data = DataDb::with_orders(100);
+    let endpoint = moto.endpoint.clone();
+
+    // Verification: a good key; a wrong secret.
+    let full = add_credential(
+        &app,
+        &partner,
+        organization,
+        "aws-east",
+        &endpoint,
+        "us-east-1",
+        &moto.full,
+    )
+    .await
+    .expect("the full key is verified");
+    let wrong = Key {
+        secret: "not-the-secret".into(),
+        ..moto.full.clone()
+    };
+    let response = partner
+        .post_from(
+            "/credentials/backup/new",
+            "/credentials/backup/verify",
+            &[
+                ("organization_id", &organization.to_string()),
+                ("name", "wrong"),
+                ("access_key_id", &wrong.id),
+                ("secret_access_key", &wrong.secret),
+                ("endpoint", &endpoint),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("Invalid S3 credentials"),
+        "{:?}",
+        texts(&body, ".verify-box")
+    );
+
+    // us-east-1: CreateBucket without a LocationConstraint (AWS refuses one there).
+    let (status, errors) = add_project(&partner, organization, "shop", &data.url, full, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
+    // Another region: the constraint is sent, the bucket is made there.
+    let west = add_credential(
+        &app,
+        &partner,
+        organization,
+        "aws-west",
+        &endpoint,
+        "eu-west-1",
+        &moto.full,
+    )
+    .await
+    .expect("verified");
+    let west_data = DataDb::with_orders(1);
+    let (status, errors) =
+        add_project(&partner, organization, "west", &west_data.url, west, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
+
+    // A key that may not delete: enabling backup says so (retention needs it), with S3's code.
+    let no_delete = add_credential(
+        &app,
+        &partner,
+        organization,
+        "no-delete",
+        &endpoint,
+        "us-east-1",
+        &moto.no_delete,
+    )
+    .await
+    .expect("verified");
+    let other = DataDb::with_orders(1);
+    let (status, errors) =
+        add_project(&partner, organization, "keeper", &other.url, no_delete, "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        errors.iter().any(
+            |e| e.contains("delete denied on bucket keyhold-blue-org-keeper")
+                && e.contains("AccessDenied")
+        ),
+        "{errors:?}"
+    );
+    // A key that may not create buckets: create it first, or use another key.
+    let no_create = add_credential(
+        &app,
+        &partner,
+        organization,
+        "no-create",
+        &endpoint,
+        "us-east-1",
+        &moto.no_create,
+    )
+    .await
+    .expect("verified");
+    let (status, errors) =
+        add_project(&partner, organization, "fresh", &other.url, no_create, "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        errors.iter().any(
+            |e| e.contains("create the bucket keyhold-blue-org-fresh first")
+                && e.contains("AccessDenied")
+        ),
+        "{errors:?}"
+    );
+    // …but it may use a bucket that exists.
+    let (status, errors) = add_project(
+        &partner,
+        organization,
+        "existing",
+        &other.url,
+        no_create,
+        "keyhold-blue-org-shop",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
+
+    // Backup now, restore into a fresh database, delete the backup.
+    let project = scalar_i64(&app, "SELECT id AS n FROM projects WHERE name = 'shop'");
+    let page = format!("/projects/{project}");
+    let response = partner
+        .post_from(
+            &page,
+            &format!("{page}/policies"),
+            &[
+                ("name", "nightly"),
+                ("cron", "daily"),
+                ("timezone", "UTC"),
+                ("retention", "720h"),
+                ("namespaces", "app"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let policy = scalar_i64(
+        &app,
+        &format!("SELECT id AS n FROM backup_policies WHERE project_id = {project}"),
+    );
+    let response = partner
+        .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let ended = |sql: &str| {
+        let sql = sql.to_string();
+        let app = &app;
+        async move {
+            for _ in 0..300 {
+                let value = scalar_text(app, &sql);
+                if !value.starts_with("New") && !value.starts_with("InProgress") {
+                    return value;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{sql} did not end");
+        }
+    };
+    let outcome = ended(&format!(
+        "SELECT phase || ' ' || coalesce(reason, '') AS value FROM backups WHERE policy_id = {policy}"
+    ))
+    .await;
+    assert_eq!(outcome.trim(), "Completed");
+    let backup = scalar_i64(
+        &app,
+        &format!("SELECT id AS n FROM backups WHERE policy_id = {policy}"),
+    );
+
+    let fresh = DataDb::empty();
+    let response = partner
+        .post_from(
+            &format!("{page}?tab=backups"),
+            &format!("{page}/backups/{backup}/restore"),
+            &[
+                ("restore_name", "to-fresh"),
+                ("target_database_url", &fresh.url),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let outcome = ended(
+        "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = 'to-fresh'",
+    )
+    .await;
+    assert!(outcome.starts_with("Completed"), "{outcome}");
+    assert_eq!(
+        fresh.scalar("SELECT count(*)::text AS value FROM app.orders"),
+        "100"
+    );
+
+    let response = partner
+        .post_from(
+            &format!("{page}?tab=backups"),
+            &format!("{page}/backups/{backup}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(scalar_i64(&app, "SELECT count(*) AS n FROM backups"), 0);
+}
