@@ -285,6 +285,33 @@ impl Checked {
         self.source.display()
     }
 
+    /// Creates the schemas of `namespaces` the database lacks (`pg_restore --schema` restores
+    /// what is in a schema, not the schema itself). Blocking: call off async threads.
+    pub fn create_schemas(&self, namespaces: &[String]) -> Result<(), String> {
+        let missing: Vec<&String> = namespaces
+            .iter()
+            .filter(|namespace| !self.schemas.contains(namespace))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let label = self.display();
+        let conninfo = self
+            .source
+            .conninfo(&self.addresses, self.source.password().as_deref());
+        let mut conn = PgConnection::establish(&conninfo)
+            .map_err(|error| format!("could not connect to {label}: {error}"))?;
+        for namespace in missing {
+            let quoted = format!("\"{}\"", namespace.replace('"', "\"\""));
+            diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+                .execute(&mut conn)
+                .map_err(|error| {
+                    format!("could not create schema {namespace} in {label}: {error}")
+                })?;
+        }
+        Ok(())
+    }
+
     /// A command for `program` connecting to this source: only PATH and the password in its
     /// environment, everything else in one quoted connection string.
     fn command(&self, program: &str) -> Command {
@@ -320,7 +347,8 @@ impl Checked {
         command
     }
 
-    /// `pg_restore` of the custom-format dump in `file`, replacing what exists.
+    /// `pg_restore` of the custom-format dump in `file`, replacing what exists, in one
+    /// transaction: a restore that fails leaves the target as it was.
     pub fn pg_restore(&self, namespaces: &[String], file: &std::path::Path) -> Command {
         let mut command = self.command("pg_restore");
         command.args([
@@ -330,6 +358,7 @@ impl Checked {
             "--no-owner",
             "--no-privileges",
             "--exit-on-error",
+            "--single-transaction",
         ]);
         for namespace in namespaces {
             command.arg(format!("--schema={namespace}"));

@@ -717,6 +717,12 @@ impl Runner {
                 writer.bytes
             ));
         }
+        let namespaces = restore.namespaces();
+        let source = tokio::task::spawn_blocking(move || {
+            source.create_schemas(&namespaces).map(|()| source)
+        })
+        .await
+        .map_err(|_| "could not prepare the target database".to_string())??;
         let mut child = source
             .pg_restore(&restore.namespaces(), file.path())
             .spawn()

@@ -378,3 +378,39 @@ async fn a_restore_whose_process_stopped_is_reaped_like_a_backup() {
         "alive InProgress,dead Failed"
     );
 }
+
+#[actix_web::test]
+async fn chosen_namespaces_restore_into_a_fresh_database() {
+    let world = world().await;
+    world
+        .add_policy("both", "daily", "720h", &["app", "reporting"])
+        .await;
+    let (backup, phase, reason) = world.backup_now(world.policy_id("both")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    let fresh = crate::backups::DataDb::empty();
+    let response = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path(&format!("/backups/{backup}/restore")),
+            &[
+                ("restore_name", "only-app"),
+                ("namespaces", "app"),
+                ("target_database_url", &fresh.url),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let outcome = world.restore_outcome("only-app").await;
+    assert!(outcome.starts_with("Completed"), "{outcome}");
+    assert_eq!(
+        fresh.scalar("SELECT count(*)::text AS value FROM app.orders"),
+        "100"
+    );
+    assert_eq!(
+        fresh
+            .scalar("SELECT count(*)::text AS value FROM pg_namespace WHERE nspname = 'reporting'"),
+        "0",
+        "only the chosen namespace"
+    );
+}
