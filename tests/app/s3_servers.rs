@@ -391,3 +391,401 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(scalar_i64(&app, "SELECT count(*) AS n FROM backups"), 0);
 }
+
+/// A single-node Garage (crates.io `garage`, installed by `scripts/test`) in a temporary
+/// directory, laid out and keyed by the harness: `full` may create buckets, `limited` may not
+/// (and reaches only the bucket `existing`, with read and write). Stopped when dropped.
+pub struct Garage {
+    pub endpoint: String,
+    pub full: Key,
+    pub limited: Key,
+    config: std::path::PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `garage` binary: on PATH, or where `cargo install` puts it.
+fn garage_binary() -> std::path::PathBuf {
+    let installed = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cargo/bin/garage");
+    if installed.exists() {
+        installed
+    } else {
+        "garage".into()
+    }
+}
+
+impl Garage {
+    pub async fn start() -> Garage {
+        let dir = tempfile::tempdir().unwrap();
+        let (rpc, s3, admin) = (
+            crate::fakes::closed_port(),
+            crate::fakes::closed_port(),
+            crate::fakes::closed_port(),
+        );
+        let secret = hex::encode(keyhold::crypto::random_bytes(32));
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+"#,
+                meta = dir.path().join("meta").display(),
+                data = dir.path().join("data").display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(garage_binary())
+            .arg("-c")
+            .arg(&config)
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("garage runs (bash scripts/test installs it with cargo install garage)");
+        let mut garage = Garage {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            full: Key {
+                id: String::new(),
+                secret: String::new(),
+            },
+            limited: Key {
+                id: String::new(),
+                secret: String::new(),
+            },
+            config,
+            child,
+            _dir: dir,
+        };
+        let mut node = String::new();
+        for _ in 0..100 {
+            if let Ok(id) = garage.cli(&["node", "id", "-q"]) {
+                node = id.trim().split('@').next().unwrap_or_default().to_string();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!node.is_empty(), "garage answers");
+        garage
+            .cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])
+            .unwrap();
+        garage.cli(&["layout", "apply", "--version", "1"]).unwrap();
+        garage.full = garage.key("keyhold-full");
+        garage
+            .cli(&["key", "allow", "--create-bucket", "keyhold-full"])
+            .unwrap();
+        garage.limited = garage.key("keyhold-limited");
+        garage.cli(&["bucket", "create", "existing"]).unwrap();
+        garage
+            .cli(&[
+                "bucket",
+                "allow",
+                "--read",
+                "--write",
+                "existing",
+                "--key",
+                "keyhold-limited",
+            ])
+            .unwrap();
+        garage
+    }
+
+    /// Runs the `garage` command line against this node; its output, or its error output.
+    fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(garage_binary())
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .map_err(|error| error.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).to_string())
+        }
+    }
+
+    /// Creates a key named `name`; its id and secret.
+    fn key(&self, name: &str) -> Key {
+        let out = self.cli(&["key", "create", name]).expect("key created");
+        let field = |label: &str| {
+            out.lines()
+                .find(|line| line.trim_start().starts_with(label))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|value| value.trim().to_string())
+                .unwrap_or_else(|| panic!("{label} in {out}"))
+        };
+        Key {
+            id: field("Key ID"),
+            secret: field("Secret key"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn garage_runs_the_whole_backup_scenario() {
+    let garage = Garage::start().await;
+    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    let (partner, organization) = partner_with_organization(&app).await;
+    let endpoint = garage.endpoint.clone();
+    let data = DataDb::with_orders(100);
+
+    // Verify: a good key, a wrong secret.
+    let full = add_credential(
+        &app,
+        &partner,
+        organization,
+        "garage",
+        &endpoint,
+        "garage",
+        &garage.full,
+    )
+    .await
+    .expect("verified");
+    let wrong = Key {
+        secret: "0".repeat(64),
+        ..garage.full.clone()
+    };
+    assert!(
+        add_credential(
+            &app,
+            &partner,
+            organization,
+            "wrong",
+            &endpoint,
+            "garage",
+            &wrong
+        )
+        .await
+        .is_err_and(|errors| errors.iter().any(|e| e.contains("Invalid S3 credentials"))),
+        "a wrong secret is refused"
+    );
+
+    // Enable: bucket missing (created); a key that may not create buckets; a bucket present.
+    let (status, errors) = add_project(&partner, organization, "shop", &data.url, full, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
+    let limited = add_credential(
+        &app,
+        &partner,
+        organization,
+        "limited",
+        &endpoint,
+        "garage",
+        &garage.limited,
+    )
+    .await
+    .expect("verified (listing is allowed)");
+    let other = DataDb::with_orders(1);
+    let (status, errors) =
+        add_project(&partner, organization, "fresh", &other.url, limited, "").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("create the bucket keyhold-blue-org-fresh first")),
+        "{errors:?}"
+    );
+    let (status, errors) = add_project(
+        &partner,
+        organization,
+        "present",
+        &other.url,
+        limited,
+        "existing",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
+
+    // Backup now (a dump of several parts), restores, retention, delete.
+    {
+        use diesel::prelude::*;
+        let mut conn = diesel::PgConnection::establish(&data.url).unwrap();
+        diesel::sql_query(
+            "CREATE TABLE app.blobs AS SELECT n, md5(random()::text) || md5(random()::text)
+                 || md5(random()::text) || md5(random()::text) AS body
+             FROM generate_series(1, 150000) n",
+        )
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let project = scalar_i64(&app, "SELECT id AS n FROM projects WHERE name = 'shop'");
+    let page = format!("/projects/{project}");
+    for (name, namespaces) in [("all", vec!["app", "reporting"]), ("app", vec!["app"])] {
+        let mut fields = vec![
+            ("name", name),
+            ("cron", "daily"),
+            ("timezone", "UTC"),
+            ("retention", "720h"),
+        ];
+        for namespace in &namespaces {
+            fields.push(("namespaces", namespace));
+        }
+        let response = partner
+            .post_from(&page, &format!("{page}/policies"), &fields)
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
+    }
+    let policy = scalar_i64(
+        &app,
+        &format!(
+            "SELECT id AS n FROM backup_policies WHERE project_id = {project} AND name = 'all'"
+        ),
+    );
+    let ended = async |sql: String| {
+        for _ in 0..600 {
+            let value = scalar_text(&app, &sql);
+            if !value.starts_with("New") && !value.starts_with("InProgress") {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{sql} did not end");
+    };
+    let mut backups = Vec::new();
+    for _ in 0..2 {
+        let response = partner
+            .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let backup = scalar_i64(&app, "SELECT max(id) AS n FROM backups");
+        let outcome = ended(format!(
+            "SELECT phase || ' ' || coalesce(reason, '') AS value FROM backups WHERE id = {backup}"
+        ))
+        .await;
+        assert_eq!(outcome.trim(), "Completed");
+        backups.push(backup);
+    }
+    assert!(
+        scalar_i64(
+            &app,
+            &format!(
+                "SELECT size_bytes AS n FROM backups WHERE id = {}",
+                backups[0]
+            )
+        ) > 8 * 1024 * 1024,
+        "the dump took several parts"
+    );
+    let restore = async |name: &str, fields: &[(&str, &str)]| {
+        let mut form = vec![("restore_name", name)];
+        form.extend_from_slice(fields);
+        let response = partner
+            .post_from(
+                &format!("{page}?tab=backups"),
+                &format!("{page}/backups/{}/restore", backups[0]),
+                &form,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
+        ended(format!(
+            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = '{name}'"
+        ))
+        .await
+    };
+    let everything = DataDb::empty();
+    let outcome = restore("everything", &[("target_database_url", &everything.url)]).await;
+    assert!(outcome.starts_with("Completed"), "{outcome}");
+    assert_eq!(
+        everything.scalar("SELECT count(*)::text AS value FROM app.blobs"),
+        "150000"
+    );
+    let chosen = DataDb::empty();
+    let outcome = restore(
+        "chosen",
+        &[("namespaces", "app"), ("target_database_url", &chosen.url)],
+    )
+    .await;
+    assert!(outcome.starts_with("Completed"), "{outcome}");
+    assert_eq!(
+        chosen.scalar("SELECT count(*)::text AS value FROM app.orders"),
+        "100"
+    );
+    {
+        use diesel::prelude::*;
+        let mut conn = diesel::PgConnection::establish(&data.url).unwrap();
+        diesel::sql_query("DELETE FROM app.orders WHERE id > 50")
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let outcome = restore("in-place", &[]).await;
+    assert!(outcome.starts_with("Completed"), "{outcome}");
+    assert_eq!(
+        data.scalar("SELECT count(*)::text AS value FROM app.orders"),
+        "100"
+    );
+
+    // Retention deletes the expired one (and only it); a person deletes the other.
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(format!(
+            "UPDATE backups SET expires_at = now() - interval '1 second' WHERE id = {}",
+            backups[0]
+        ))
+        .execute(conn)
+    });
+    let runner = crate::backups::test_runner(&app);
+    let deleted = keyhold::backup::scheduler::apply_retention(&runner, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    // The expired object is gone from the bucket; the other is still there.
+    let storage = keyhold::storage::Storage::open(
+        &keyhold::credentials::verify::Outbound::new(Duration::from_secs(5), true),
+        &keyhold::storage::S3Settings {
+            endpoint: endpoint.clone(),
+            region: "garage".into(),
+            access_key: garage.full.id.clone(),
+            secret_key: garage.full.secret.clone(),
+        },
+        "keyhold-blue-org-shop",
+    )
+    .await
+    .unwrap();
+    let key_of = |backup: i64| {
+        scalar_text(
+            &app,
+            &format!("SELECT object_key AS value FROM backups WHERE id = {backup}"),
+        )
+    };
+    let (expired, kept) = (key_of(backups[0]), key_of(backups[1]));
+    assert_eq!(storage.size(&expired, "checking").await.unwrap(), None);
+    assert!(storage.size(&kept, "checking").await.unwrap().is_some());
+    let response = partner
+        .post_from(
+            &format!("{page}?tab=backups"),
+            &format!("{page}/backups/{}/delete", backups[1]),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        scalar_i64(
+            &app,
+            "SELECT count(*) AS n FROM backups WHERE deleted_at IS NULL"
+        ),
+        0
+    );
+    assert_eq!(storage.size(&kept, "checking").await.unwrap(), None);
+}

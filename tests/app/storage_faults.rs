@@ -54,7 +54,7 @@ pub fn unfinished_uploads(world: &World) -> Vec<String> {
 #[actix_web::test]
 async fn a_backup_ends_with_the_reason_when_s3_stops_answering_mid_upload() {
     let world = world_with(&[("KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS", "1")]).await;
-    fill(&world, 200_000); // ~26 MB of dump: four parts of 8 MiB
+    fill(&world, 200_000); // ~15 MB of dump: two parts
     world.add_policy("big", "daily", "720h", &["app"]).await;
     // S3 answers the start of the multipart upload and the first part, then nothing.
     let now = world.s3.requests.load(Ordering::SeqCst);
@@ -413,4 +413,46 @@ async fn chosen_namespaces_restore_into_a_fresh_database() {
         "0",
         "only the chosen namespace"
     );
+}
+
+#[actix_web::test]
+async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
+    use keyhold::backup::model::{Backup, BackupPolicy, PolicyId};
+    use keyhold::projects::model::ProjectId;
+
+    let world = world().await;
+    fill(&world, 275_000); // ~21 MB: three parts of 8 MiB, or two growing (8 + 16 MiB)
+    world.add_policy("big", "daily", "720h", &["app"]).await;
+    let (project, policy) = (ProjectId(world.project), PolicyId(world.policy_id("big")));
+    let run = async |max_parts: u32, minute: u32| {
+        let slot = chrono::Utc::now() + chrono::Duration::minutes(minute.into());
+        let id = world
+            .app
+            .query(move |conn| {
+                let policy = BackupPolicy::find(conn, project, policy)?;
+                Backup::insert_slot(conn, &policy, slot)
+            })
+            .expect("a new run");
+        crate::backups::test_runner(&world.app)
+            .with_transfers(Duration::from_secs(30), max_parts)
+            .run_backup(id)
+            .await;
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT phase || ' ' || coalesce(reason, '') AS value FROM backups WHERE id = {}",
+                id.0
+            ),
+        )
+    };
+    // Two parts hold it because they grow (fixed 8 MiB parts would need three); one cannot,
+    // and the run says why.
+    let two = run(2, 1).await;
+    assert_eq!(two.trim(), "Completed");
+    let one = run(1, 2).await;
+    assert!(
+        one.starts_with("Failed") && one.contains("more than 1 part"),
+        "{one}"
+    );
+    assert_eq!(unfinished_uploads(&world), Vec::<String>::new(), "aborted");
 }
