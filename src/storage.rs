@@ -54,12 +54,16 @@ impl Failure {
         }
     }
 
-    /// A signature or key S3 does not accept.
+    /// A signature or key S3 does not accept. AWS and most servers say so in the code; Garage
+    /// answers `AccessDenied` for both, with "Invalid signature" or "No such key" as the message.
     pub fn bad_credentials(&self) -> bool {
+        let garage = self.code == "AccessDenied"
+            && (self.message.contains("Invalid signature") || self.message.contains("No such key"));
         matches!(
             self.code.as_str(),
             "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidSecurity" | "InvalidToken"
-        ) || (self.status == Some(401))
+        ) || garage
+            || (self.status == Some(401))
             || (self.status == Some(403) && self.code.is_empty())
     }
 
@@ -707,6 +711,12 @@ mod tests {
             ..failure
         };
         assert_eq!(wrong.to_string(), "Invalid S3 credentials");
+        let garage = Failure {
+            code: "AccessDenied".into(),
+            message: "Forbidden: Invalid signature".into(),
+            ..wrong
+        };
+        assert!(garage.bad_credentials() && !garage.denied());
     }
 
     #[test]
