@@ -19,6 +19,13 @@ use crate::schema::projects;
 #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProjectId(pub i64);
 
+impl ProjectId {
+    /// A project id from the path; anything else is "not found".
+    pub fn from_path(text: &str) -> Result<ProjectId, AppError> {
+        text.parse().map(ProjectId).map_err(|_| AppError::NotFound)
+    }
+}
+
 impl std::fmt::Display for ProjectId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)

@@ -10,6 +10,13 @@ use actix_web::web::Bytes;
 
 use crate::error::AppError;
 
+/// A choice of a select.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
 /// Messages by field name, in the order found.
 #[derive(Debug, Default, Clone)]
 pub struct FieldErrors(Vec<(&'static str, String)>);
