@@ -234,7 +234,7 @@ pub struct PreviewQuery {
 }
 
 #[derive(Template)]
-#[template(path = "projects/_cron_preview.html")]
+#[template(path = "backup/_cron_preview.html")]
 struct PreviewFragment {
     preview: Preview,
 }
@@ -293,7 +293,7 @@ fn restorable(backup: &Backup) -> Result<(), AppError> {
 }
 
 #[derive(Template)]
-#[template(path = "projects/_restore.html")]
+#[template(path = "backup/_restore.html")]
 struct RestoreFormFragment {
     project_id: ProjectId,
     backup: Backup,
@@ -303,7 +303,7 @@ struct RestoreFormFragment {
 }
 
 #[derive(Template)]
-#[template(path = "projects/restore.html")]
+#[template(path = "backup/restore.html")]
 struct RestorePage {
     page: Page,
     project_name: String,

@@ -110,7 +110,7 @@ pub struct ProjectPage {
 
 /// A tab alone, for htmx (polling while something runs).
 #[derive(Template)]
-#[template(path = "projects/_tab_response.html")]
+#[template(path = "backup/_tab_response.html")]
 pub struct TabFragment {
     pub flashes: Vec<crate::web::Flash>,
     pub tab: Tab,
