@@ -21,10 +21,11 @@ use crate::credentials::model::{
 };
 use crate::credentials::provider::{Field, Input, Kind, Provider, Values, check_field, check_name};
 use crate::credentials::search_index::{AnsweredBy, Indexed};
-use crate::credentials::verify::{self, Endpoints, Outbound, Outcome};
+use crate::credentials::verify::{self, Endpoints, Outcome};
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
+use crate::outbound::Outbound;
 use crate::page_cache::{PageCache, Tables};
 use crate::projects::model::Project;
 use crate::web::form::FieldErrors;
