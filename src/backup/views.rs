@@ -20,7 +20,7 @@ use crate::credentials::model::{Credential, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::db;
 use crate::error::AppError;
-use crate::page_cache::Tables;
+use crate::page_cache::PageKey;
 use crate::projects::MANAGERS;
 use crate::projects::model::{Project, ProjectId, ProjectListing};
 use crate::startup::AppState;
@@ -252,12 +252,11 @@ pub async fn project_view(
     // visited tab; the others check the data source or follow a restore).
     let loaded = match name {
         "backups" if from_memory => {
-            let key = format!("{:?}", ("project", scope, id, name));
+            let key = PageKey::BackupsTab { scope, project: id };
+            let read_from =
+                Project::LISTING_READS | Backup::FOR_PROJECT_READS | Restore::ANY_RUNNING_READS;
             let nothing_runs = |loaded: &(_, _, _, _, bool, _)| !loaded.4;
-            state
-                .pages
-                .load(key, Tables::ALL, load, nothing_runs)
-                .await?
+            state.pages.load(key, read_from, load, nothing_runs).await?
         }
         _ => Arc::new(load.await?),
     };

@@ -20,7 +20,7 @@ use crate::auth::Scope;
 use crate::credentials::provider::{Kind, Provider, Values};
 use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::{Keyring, Sealed};
-use crate::db::{Bind, Prepared};
+use crate::db::{Bind, Prepared, Tables};
 use crate::error::AppError;
 use crate::schema::{credentials, organizations};
 use crate::web::form::{Choice, Pagination};
@@ -361,7 +361,7 @@ impl Filter {
 }
 
 /// What a list page asks for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     pub kind: Kind,
     pub organization: Option<OrganizationId>,
@@ -736,6 +736,12 @@ impl Credential {
             .is_some_and(|date| date <= Utc::now().date_naive() + chrono::Days::new(14))
     }
 
+    /// The tables `list` reads: credentials (and `credential_counts`, kept by their triggers),
+    /// organizations, and projects (the associated projects).
+    pub const LIST_READS: Tables = Tables::CREDENTIALS
+        .with(Tables::ORGANIZATIONS)
+        .with(Tables::PROJECTS);
+
     /// One page of a tab, filtered, searched and sorted, inside `scope`, with the tab's total.
     ///
     /// Every statement here is prepared once per connection and written so that PostgreSQL
@@ -843,6 +849,9 @@ impl Credential {
             total: Total::MoreThan(cap),
         })
     }
+
+    /// The tables `listed_by_ids` reads: those of `list`.
+    pub const LISTED_BY_IDS_READS: Tables = Credential::LIST_READS;
 
     /// The rows of `ids` (a page found by the search index) that `query` lists of `scope` and
     /// that hold `search`, in the tab's order: scope, filters, term and order are checked again

@@ -11,7 +11,7 @@ use crate::auth::Scope;
 use crate::backup::model::Phase;
 use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
-use crate::db::{Bind, Prepared};
+use crate::db::{Bind, Prepared, Tables};
 use crate::error::AppError;
 use crate::schema::projects;
 
@@ -132,6 +132,13 @@ impl Project {
     pub fn open_database_url(&self, keyring: &Keyring) -> anyhow::Result<String> {
         keyring.open_text(&self.database_url, &context(self.organization_id, self.id))
     }
+
+    /// The tables `list` and `find_listing` read (`LISTING`): projects, their organization,
+    /// the names of their credentials, and their latest backup.
+    pub const LISTING_READS: Tables = Tables::PROJECTS
+        .with(Tables::ORGANIZATIONS)
+        .with(Tables::CREDENTIALS)
+        .with(Tables::BACKUPS);
 
     /// The projects `scope` reaches, with names and their latest backup outcome.
     pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<ProjectListing>> {

@@ -131,7 +131,7 @@ pub async fn refuse_nul<B: MessageBody>(
 }
 
 /// One page of a list: `page` counts from 1.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pagination {
     pub page: i64,
     pub per_page: i64,
