@@ -137,6 +137,56 @@ where
     }
 }
 
+/// A set of keyhold's tables, as the change notices name them (migration 7): what a cached
+/// read depends on. A query that is kept in memory declares the tables it reads beside its SQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tables(u8);
+
+impl Tables {
+    pub const CREDENTIALS: Tables = Tables(1);
+    pub const ORGANIZATIONS: Tables = Tables(1 << 1);
+    pub const PROJECTS: Tables = Tables(1 << 2);
+    pub const BACKUPS: Tables = Tables(1 << 3);
+    pub const BACKUP_POLICIES: Tables = Tables(1 << 4);
+    pub const RESTORES: Tables = Tables(1 << 5);
+    pub const ALL: Tables = Tables(u8::MAX);
+
+    /// The table a notice names; an unknown name stands for all of them.
+    pub fn named(name: &str) -> Tables {
+        match name {
+            "credentials" => Tables::CREDENTIALS,
+            "organizations" => Tables::ORGANIZATIONS,
+            "projects" => Tables::PROJECTS,
+            "backups" => Tables::BACKUPS,
+            "backup_policies" => Tables::BACKUP_POLICIES,
+            "restores" => Tables::RESTORES,
+            _ => Tables::ALL,
+        }
+    }
+
+    /// This set and `other` (`|`, usable in a const).
+    pub const fn with(self, other: Tables) -> Tables {
+        Tables(self.0 | other.0)
+    }
+
+    pub fn overlaps(self, other: Tables) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The bits of the tables in the set (0 to 7).
+    pub fn bits(self) -> impl Iterator<Item = usize> {
+        (0..8).filter(move |bit| self.0 & (1 << bit) != 0)
+    }
+}
+
+impl std::ops::BitOr for Tables {
+    type Output = Tables;
+
+    fn bitor(self, other: Tables) -> Tables {
+        Tables(self.0 | other.0)
+    }
+}
+
 /// A value bound into a `Prepared` query.
 #[derive(Clone, Debug)]
 pub enum Bind {

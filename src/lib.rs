@@ -16,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod notices;
 pub mod ops;
+pub mod outbound;
 pub mod page_cache;
 pub mod projects;
 pub mod routes;

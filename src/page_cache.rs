@@ -12,6 +12,9 @@
 //! they are done, so a page shown after a change (the redirect after a POST) never waits for the
 //! notice. Only what is the same for everyone in a scope is kept: the pages around it (role,
 //! CSRF token, messages) are built per request, and so is anything that depends on the clock.
+//!
+//! An entry is kept under a `PageKey` (which read, and everything its answer depends on), and
+//! with the `db::Tables` its queries declare beside their SQL (`Credential::LIST_READS`, …).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -25,7 +28,11 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use diesel::prelude::*;
 
+use crate::auth::Scope;
+use crate::credentials::model::ListQuery;
+use crate::db::Tables;
 use crate::notices::{self, Heartbeat, Listener};
+use crate::projects::model::ProjectId;
 
 /// No entry is used past this age (a bound on staleness should a notice ever be lost while
 /// the connection still looks alive).
@@ -41,42 +48,30 @@ const CAPACITY: usize = 128;
 /// Payloads of `catch_up`'s own notices start with this.
 const SYNC: &str = "sync:";
 
-/// A set of the tables an entry was read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tables(u8);
-
-impl Tables {
-    pub const CREDENTIALS: Tables = Tables(1);
-    pub const ORGANIZATIONS: Tables = Tables(1 << 1);
-    pub const PROJECTS: Tables = Tables(1 << 2);
-    pub const BACKUPS: Tables = Tables(1 << 3);
-    pub const BACKUP_POLICIES: Tables = Tables(1 << 4);
-    pub const RESTORES: Tables = Tables(1 << 5);
-    pub const ALL: Tables = Tables(u8::MAX);
-
-    /// The table a notice names; an unknown name stands for all of them.
-    fn named(name: &str) -> Tables {
-        match name {
-            "credentials" => Tables::CREDENTIALS,
-            "organizations" => Tables::ORGANIZATIONS,
-            "projects" => Tables::PROJECTS,
-            "backups" => Tables::BACKUPS,
-            "backup_policies" => Tables::BACKUP_POLICIES,
-            "restores" => Tables::RESTORES,
-            _ => Tables::ALL,
-        }
-    }
-
-    fn overlaps(self, other: Tables) -> bool {
-        self.0 & other.0 != 0
-    }
+/// What an entry is kept under: which read, and everything its answer depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PageKey {
+    /// An unsearched page of a credentials tab (`credentials::service::list`).
+    CredentialsTab {
+        scope: Scope,
+        organization_filter: bool,
+        query: ListQuery,
+    },
+    /// A project's Backups tab while nothing runs (`backup::views::project_view`).
+    BackupsTab { scope: Scope, project: ProjectId },
+    /// This process's credentials search index (`credentials::search_index`).
+    SearchIndex,
+    /// The rows credentials searches showed lately (`search_index::ShownRows`).
+    SearchRows,
+    /// Any name, for the tests of the cache itself.
+    #[cfg(test)]
+    Named(String),
 }
 
-impl std::ops::BitOr for Tables {
-    type Output = Tables;
-
-    fn bitor(self, other: Tables) -> Tables {
-        Tables(self.0 | other.0)
+#[cfg(test)]
+impl From<&str> for PageKey {
+    fn from(name: &str) -> PageKey {
+        PageKey::Named(name.to_string())
     }
 }
 
@@ -93,7 +88,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<PageKey, Entry>,
     /// Counts the forgettings of each table (by bit of `Tables`); a load that began before one
     /// of a table it reads may not fill the cache.
     epochs: [u64; 8],
@@ -102,7 +97,7 @@ struct Inner {
     /// The last `catch_up` notice heard.
     synced: Option<String>,
     /// Keys being loaded in the background (`begin_background`).
-    loading: HashSet<String>,
+    loading: HashSet<PageKey>,
 }
 
 /// What a load needs to fill the cache afterwards: the tables' epochs when it began, and when.
@@ -137,7 +132,11 @@ impl PageCache {
     }
 
     /// The value kept under `key` if there is a fresh one; otherwise a ticket for `fill`.
-    pub fn get<V: Any + Send + Sync>(&self, key: &str) -> Result<Arc<V>, Ticket> {
+    pub fn get<V: Any + Send + Sync>(&self, key: impl Into<PageKey>) -> Result<Arc<V>, Ticket> {
+        self.get_kept(&key.into())
+    }
+
+    fn get_kept<V: Any + Send + Sync>(&self, key: &PageKey) -> Result<Arc<V>, Ticket> {
         let mut inner = self.lock();
         // An entry past its age goes at once (not when replaced: a large one, the search
         // index, would otherwise stay beside the one being built).
@@ -174,7 +173,7 @@ impl PageCache {
     }
 
     /// Forgets the entry under `key` (one about to be replaced that takes much memory).
-    pub fn remove(&self, key: &str) {
+    pub fn remove(&self, key: &PageKey) {
         self.lock().entries.remove(key);
     }
 
@@ -196,7 +195,7 @@ impl PageCache {
     pub fn fill<V: Any + Send + Sync>(
         &self,
         ticket: Ticket,
-        key: String,
+        key: PageKey,
         tables: Tables,
         value: Arc<V>,
     ) {
@@ -207,14 +206,14 @@ impl PageCache {
     pub fn fill_for<V: Any + Send + Sync>(
         &self,
         ticket: Ticket,
-        key: String,
+        key: PageKey,
         tables: Tables,
         value: Arc<V>,
         max_age: Duration,
     ) {
         let mut inner = self.lock();
-        let forgotten_since = (0..8)
-            .filter(|bit| tables.0 & (1 << bit) != 0)
+        let forgotten_since = tables
+            .bits()
             .any(|bit| inner.epochs[bit] != ticket.epochs[bit]);
         if !inner.heartbeat.trusted() || forgotten_since {
             return;
@@ -239,7 +238,7 @@ impl PageCache {
     /// if `keep` says so of it.
     pub async fn load<V, E>(
         &self,
-        key: String,
+        key: PageKey,
         tables: Tables,
         load: impl Future<Output = Result<V, E>>,
         keep: impl FnOnce(&V) -> bool,
@@ -247,7 +246,7 @@ impl PageCache {
     where
         V: Any + Send + Sync,
     {
-        match self.get::<V>(&key) {
+        match self.get_kept::<V>(&key) {
             Ok(value) => Ok(value),
             Err(ticket) => {
                 let value = Arc::new(load.await?);
@@ -261,18 +260,18 @@ impl PageCache {
 
     /// Whether the caller may load `key` in the background: false while another load of it
     /// runs. The caller ends with `end_background`.
-    pub fn begin_background(&self, key: &str) -> bool {
-        self.lock().loading.insert(key.to_string())
+    pub fn begin_background(&self, key: &PageKey) -> bool {
+        self.lock().loading.insert(key.clone())
     }
 
-    pub fn end_background(&self, key: &str) {
+    pub fn end_background(&self, key: &PageKey) {
         self.lock().loading.remove(key);
     }
 
     /// Forgets every entry read from any of `tables`.
     pub fn forget(&self, tables: Tables) {
         let mut inner = self.lock();
-        for bit in (0..8).filter(|bit| tables.0 & (1 << bit) != 0) {
+        for bit in tables.bits() {
             inner.epochs[bit] += 1;
         }
         inner

@@ -19,8 +19,8 @@ use s3::serde_types::{CompleteMultipartUploadData, Part};
 use s3::{Bucket, BucketConfiguration, Region};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::credentials::verify::outbound::{self, Outbound};
 use crate::credentials::verify::reason;
+use crate::outbound::{self, Outbound};
 
 /// The smallest part S3 accepts (except the last), and the size keyhold starts with.
 pub const FIRST_PART: usize = 8 * 1024 * 1024;

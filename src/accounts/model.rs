@@ -7,6 +7,7 @@ use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, Scope};
+use crate::db::Tables;
 use crate::schema::{organizations, partners, users};
 
 /// Id of a partner account.
@@ -69,6 +70,9 @@ pub struct Organization {
 }
 
 impl Organization {
+    /// The tables `list` reads.
+    pub const LIST_READS: Tables = Tables::ORGANIZATIONS;
+
     /// The organizations `scope` reaches, by name.
     pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<Organization>> {
         let query = organizations::table

@@ -21,7 +21,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use tokio::process::Command;
 
-use crate::credentials::verify::Outbound;
+use crate::outbound::Outbound;
 
 /// A parsed `postgres://` URL.
 #[derive(Clone)]

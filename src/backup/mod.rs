@@ -9,3 +9,4 @@ pub mod routes;
 pub mod runner;
 pub mod scheduler;
 pub mod service;
+pub mod views;

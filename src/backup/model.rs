@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::UserId;
 use crate::backup::policy::Schedule;
 use crate::credentials::model::CredentialId;
+use crate::db::Tables;
 use crate::projects::model::ProjectId;
 use crate::schema::{backup_policies, backups, restores};
 
@@ -263,6 +264,9 @@ impl Backup {
     pub fn restorable(&self) -> bool {
         self.phase == Phase::Completed && self.deleted_at.is_none()
     }
+
+    /// The tables `for_project` reads (the policy's name is a column of the backup).
+    pub const FOR_PROJECT_READS: Tables = Tables::BACKUPS;
 
     /// The newest backups of a project.
     pub fn for_project(
@@ -530,6 +534,9 @@ impl Restore {
             .select(Restore::as_select())
             .load(conn)
     }
+
+    /// The tables `any_running` reads.
+    pub const ANY_RUNNING_READS: Tables = Tables::RESTORES;
 
     /// Whether a restore of `project` is waiting or running.
     pub fn any_running(conn: &mut PgConnection, project: ProjectId) -> QueryResult<bool> {

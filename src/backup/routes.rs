@@ -15,19 +15,18 @@ use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
 use crate::backup::model::{Backup, BackupId, BackupPolicy, PolicyId};
 use crate::backup::service::{self, BackupError, PolicyRequest, RestoreRequest};
+use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
 use crate::db;
 use crate::error::AppError;
+use crate::projects::MANAGERS;
 use crate::projects::model::{Project, ProjectId};
-use crate::projects::routes::{
-    Draft, MANAGERS, PolicyForm, Preview, parse_project_id, render_project,
-};
 use crate::startup::AppState;
 use crate::web::{Page, client_ip, flash, html, is_htmx, see_other};
 
 /// The project of a backup action, checked for role and scope.
 async fn project_for(state: &AppState, user: &CurrentUser, id: &str) -> Result<Project, AppError> {
     user.require(&MANAGERS)?;
-    let id = parse_project_id(id)?;
+    let id = ProjectId::from_path(id)?;
     let scope = user.scope();
     Ok(db::run(&state.pool, move |conn| Project::find(conn, &scope, id)).await?)
 }
@@ -47,7 +46,7 @@ where
     T: Send + 'static,
 {
     user.require(&MANAGERS)?;
-    let id = parse_project_id(id)?;
+    let id = ProjectId::from_path(id)?;
     let child = child.parse().map(make_id).map_err(|_| AppError::NotFound)?;
     let scope = user.scope();
     Ok(db::run(&state.pool, move |conn| {
@@ -235,7 +234,7 @@ pub struct PreviewQuery {
 }
 
 #[derive(Template)]
-#[template(path = "projects/_cron_preview.html")]
+#[template(path = "backup/_cron_preview.html")]
 struct PreviewFragment {
     preview: Preview,
 }
@@ -294,7 +293,7 @@ fn restorable(backup: &Backup) -> Result<(), AppError> {
 }
 
 #[derive(Template)]
-#[template(path = "projects/_restore.html")]
+#[template(path = "backup/_restore.html")]
 struct RestoreFormFragment {
     project_id: ProjectId,
     backup: Backup,
@@ -304,7 +303,7 @@ struct RestoreFormFragment {
 }
 
 #[derive(Template)]
-#[template(path = "projects/restore.html")]
+#[template(path = "backup/restore.html")]
 struct RestorePage {
     page: Page,
     project_name: String,

@@ -15,15 +15,15 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Text};
 use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::{OrganizationId, UserId};
+use crate::accounts::model::{Organization, OrganizationId, UserId};
 use crate::auth::Scope;
 use crate::credentials::provider::{Kind, Provider, Values};
 use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::{Keyring, Sealed};
-use crate::db::{Bind, Prepared};
+use crate::db::{Bind, Prepared, Tables};
 use crate::error::AppError;
 use crate::schema::{credentials, organizations};
-use crate::web::form::Pagination;
+use crate::web::form::{Choice, Pagination};
 
 /// Id of a credential.
 #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -361,7 +361,7 @@ impl Filter {
 }
 
 /// What a list page asks for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     pub kind: Kind,
     pub organization: Option<OrganizationId>,
@@ -423,6 +423,53 @@ pub struct CredentialOption {
     pub name: String,
     pub provider: String,
     pub is_default: bool,
+}
+
+impl CredentialOption {
+    /// The choices of a credential select: none, then each option; `chosen` or else the
+    /// default of `organization` is selected (the default is pre-selected, SPEC §2).
+    pub fn choices(
+        options: &[CredentialOption],
+        organizations: &[Organization],
+        organization: Option<OrganizationId>,
+        chosen: &str,
+        with_organization: bool,
+        none: &str,
+    ) -> Vec<Choice> {
+        let preselect = if chosen.is_empty() {
+            options
+                .iter()
+                .find(|o| o.is_default && Some(o.organization_id) == organization)
+                .map(|o| o.id.to_string())
+                .unwrap_or_default()
+        } else {
+            chosen.to_string()
+        };
+        let mut choices = vec![Choice {
+            value: String::new(),
+            label: none.to_string(),
+            selected: preselect.is_empty(),
+        }];
+        for option in options {
+            let organization_name = organizations
+                .iter()
+                .find(|o| o.id == option.organization_id)
+                .map_or("", |o| o.name.as_str());
+            let mut label = option.name.clone();
+            if option.is_default {
+                label.push_str(" (default)");
+            }
+            if with_organization {
+                label = format!("{label} — {organization_name}");
+            }
+            choices.push(Choice {
+                value: option.id.to_string(),
+                label,
+                selected: option.id.to_string() == preselect,
+            });
+        }
+        choices
+    }
 }
 
 /// A credential about to be created.
@@ -689,6 +736,12 @@ impl Credential {
             .is_some_and(|date| date <= Utc::now().date_naive() + chrono::Days::new(14))
     }
 
+    /// The tables `list` reads: credentials (and `credential_counts`, kept by their triggers),
+    /// organizations, and projects (the associated projects).
+    pub const LIST_READS: Tables = Tables::CREDENTIALS
+        .with(Tables::ORGANIZATIONS)
+        .with(Tables::PROJECTS);
+
     /// One page of a tab, filtered, searched and sorted, inside `scope`, with the tab's total.
     ///
     /// Every statement here is prepared once per connection and written so that PostgreSQL
@@ -796,6 +849,9 @@ impl Credential {
             total: Total::MoreThan(cap),
         })
     }
+
+    /// The tables `listed_by_ids` reads: those of `list`.
+    pub const LISTED_BY_IDS_READS: Tables = Credential::LIST_READS;
 
     /// The rows of `ids` (a page found by the search index) that `query` lists of `scope` and
     /// that hold `search`, in the tab's order: scope, filters, term and order are checked again

@@ -25,12 +25,13 @@ use diesel::sql_types::{BigInt, Text};
 use crate::auth::Scope;
 use crate::credentials::model::{Credential, ListPage, ListQuery, Listed, SEARCH_COUNT_CAP, Total};
 use crate::credentials::provider::Kind;
+use crate::db::Tables;
 use crate::db::{self, DbPool};
 use crate::notices;
-use crate::page_cache::{PageCache, Tables};
+use crate::page_cache::{PageCache, PageKey};
 
 /// Where the index is kept in the page cache.
-const KEY: &str = "credentials search index";
+const KEY: PageKey = PageKey::SearchIndex;
 /// An index is used this long at most (unless a notice drops it sooner): building one reads
 /// every credential (a few hundred milliseconds for 100,000), so not every `MAX_AGE` of a
 /// page; and whatever it finds, PostgreSQL checks again before a row is shown.
@@ -57,17 +58,17 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
         Ok(index) => return Some(index),
         Err(ticket) => ticket,
     };
-    if !pages.trusted() || !pages.begin_background(KEY) {
+    if !pages.trusted() || !pages.begin_background(&KEY) {
         return None;
     }
     // An index near its end is dropped now, not when the new one is ready: two at once would
     // double the memory it takes.
-    pages.remove(KEY);
+    pages.remove(&KEY);
     /// Marks the build done however its task ends (even dropped unfinished).
     struct Building(Arc<PageCache>);
     impl Drop for Building {
         fn drop(&mut self) {
-            self.0.end_background(KEY);
+            self.0.end_background(&KEY);
         }
     }
     let building = Building(pages.clone());
@@ -83,8 +84,7 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
                     bytes / 1024,
                     started.elapsed()
                 );
-                let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS;
-                pages.fill_for(ticket, KEY.into(), read_from, Arc::new(index), MAX_AGE);
+                pages.fill_for(ticket, KEY, SearchIndex::READS, Arc::new(index), MAX_AGE);
             }
             Err(error) => tracing::warn!("the search index could not be built: {error}"),
         }
@@ -93,7 +93,7 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
 }
 
 /// Where the rows searches showed lately are kept in the page cache.
-const SHOWN_KEY: &str = "credentials search rows";
+const SHOWN_KEY: PageKey = PageKey::SearchRows;
 /// At most this many shown rows are kept (forty pages; some 1 KB each); a full store is
 /// emptied and fills again.
 const SHOWN_CAPACITY: usize = 2_000;
@@ -117,8 +117,8 @@ impl ShownRows {
             Ok(rows) => rows,
             Err(ticket) => {
                 let rows = Arc::new(ShownRows::default());
-                let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS | Tables::PROJECTS;
-                pages.fill(ticket, SHOWN_KEY.into(), read_from, rows.clone());
+                let read_from = Credential::LISTED_BY_IDS_READS;
+                pages.fill(ticket, SHOWN_KEY, read_from, rows.clone());
                 rows
             }
         }
@@ -375,6 +375,9 @@ pub struct Found {
 }
 
 impl SearchIndex {
+    /// The tables `build` reads.
+    pub const READS: Tables = Tables::CREDENTIALS.with(Tables::ORGANIZATIONS);
+
     /// Reads every credential, in the order the tabs sort by name (PostgreSQL's own collation),
     /// a row at a time (neither libpq nor this process holds all the rows at once).
     pub fn build(conn: &mut PgConnection) -> QueryResult<SearchIndex> {

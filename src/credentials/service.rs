@@ -21,11 +21,12 @@ use crate::credentials::model::{
 };
 use crate::credentials::provider::{Field, Input, Kind, Provider, Values, check_field, check_name};
 use crate::credentials::search_index::{AnsweredBy, Indexed};
-use crate::credentials::verify::{self, Endpoints, Outbound, Outcome};
+use crate::credentials::verify::{self, Endpoints, Outcome};
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
-use crate::page_cache::{PageCache, Tables};
+use crate::outbound::Outbound;
+use crate::page_cache::{PageCache, PageKey};
 use crate::projects::model::Project;
 use crate::web::form::FieldErrors;
 
@@ -245,8 +246,14 @@ pub async fn list(
     query: ListQuery,
     organization_filter: bool,
 ) -> Result<Arc<Listing>, CredentialError> {
-    let key = (query.search.is_none() && sort_expression(query.kind, &query.sort).is_some())
-        .then(|| format!("{:?}", ("credentials", scope, organization_filter, &query)));
+    let key =
+        (query.search.is_none() && sort_expression(query.kind, &query.sort).is_some()).then(|| {
+            PageKey::CredentialsTab {
+                scope,
+                organization_filter,
+                query: query.clone(),
+            }
+        });
     let indexed = query
         .search
         .as_deref()
@@ -293,7 +300,7 @@ pub async fn list(
     };
     match key {
         Some(key) => {
-            let read_from = Tables::CREDENTIALS | Tables::ORGANIZATIONS | Tables::PROJECTS;
+            let read_from = Credential::LIST_READS | Organization::LIST_READS;
             context.pages.load(key, read_from, load, |_| true).await
         }
         None => Ok(Arc::new(load.await?)),

@@ -11,13 +11,20 @@ use crate::auth::Scope;
 use crate::backup::model::Phase;
 use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
-use crate::db::{Bind, Prepared};
+use crate::db::{Bind, Prepared, Tables};
 use crate::error::AppError;
 use crate::schema::projects;
 
 /// Id of a project.
 #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProjectId(pub i64);
+
+impl ProjectId {
+    /// A project id from the path; anything else is "not found".
+    pub fn from_path(text: &str) -> Result<ProjectId, AppError> {
+        text.parse().map(ProjectId).map_err(|_| AppError::NotFound)
+    }
+}
 
 impl std::fmt::Display for ProjectId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +132,13 @@ impl Project {
     pub fn open_database_url(&self, keyring: &Keyring) -> anyhow::Result<String> {
         keyring.open_text(&self.database_url, &context(self.organization_id, self.id))
     }
+
+    /// The tables `list` and `find_listing` read (`LISTING`): projects, their organization,
+    /// the names of their credentials, and their latest backup.
+    pub const LISTING_READS: Tables = Tables::PROJECTS
+        .with(Tables::ORGANIZATIONS)
+        .with(Tables::CREDENTIALS)
+        .with(Tables::BACKUPS);
 
     /// The projects `scope` reaches, with names and their latest backup outcome.
     pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<ProjectListing>> {

@@ -10,6 +10,13 @@ use actix_web::web::Bytes;
 
 use crate::error::AppError;
 
+/// A choice of a select.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
 /// Messages by field name, in the order found.
 #[derive(Debug, Default, Clone)]
 pub struct FieldErrors(Vec<(&'static str, String)>);
@@ -124,7 +131,7 @@ pub async fn refuse_nul<B: MessageBody>(
 }
 
 /// One page of a list: `page` counts from 1.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pagination {
     pub page: i64,
     pub per_page: i64,

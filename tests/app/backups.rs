@@ -698,7 +698,7 @@ pub fn test_runner(app: &TestApp) -> keyhold::backup::runner::Runner {
     keyhold::backup::runner::Runner::new(
         app.pool.clone(),
         keyring,
-        keyhold::credentials::verify::Outbound::new(Duration::from_secs(5), true),
+        keyhold::outbound::Outbound::new(Duration::from_secs(5), true),
         keyhold::backup::database::SourceRules::of(&app.pool, true, Vec::new())
             .expect("keyhold's own database identified"),
     )

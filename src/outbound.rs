@@ -1,6 +1,8 @@
-//! Outbound HTTP for verification: short timeouts, no redirects, and no connections to
-//! link-local or cloud metadata addresses (checked on the URL's literal address and again on
-//! every address DNS returns, so a name cannot rebind to a forbidden address).
+//! The guarded outbound HTTP client that credential checks, S3 storage and data-source checks
+//! share: short timeouts, no redirects, and no connections to link-local or cloud metadata
+//! addresses (checked on the URL's literal address and again on every address DNS returns, so
+//! a name cannot rebind to a forbidden address). `Outbound::new` takes the values of
+//! `KEYHOLD_OUTBOUND_TIMEOUT_SECONDS` and `KEYHOLD_OUTBOUND_ALLOW_PRIVATE`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
