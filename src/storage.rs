@@ -69,7 +69,7 @@ impl Failure {
 
     /// A refusal of this key's rights (the signature was fine).
     pub fn denied(&self) -> bool {
-        self.code == "AccessDenied" || (self.status == Some(403) && !self.bad_credentials())
+        !self.bad_credentials() && (self.code == "AccessDenied" || self.status == Some(403))
     }
 
     /// S3's own words: `Code: Message`, or the status, or the transport's reason.

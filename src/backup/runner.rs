@@ -16,9 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use crate::backup::database::{Checked, DataSource, SourceRules};
 use crate::backup::model::{Backup, BackupId, Phase, Restore};
 use crate::credentials::model::Credential;
-use crate::credentials::verify::Outbound;
 use crate::crypto::{Keyring, random_token};
 use crate::db::{self, DbPool};
+use crate::outbound::Outbound;
 use crate::projects::model::{Project, SourceUse};
 use crate::storage::{Failure, MAX_PARTS, S3Settings, Storage, UploadFailure};
 

@@ -747,7 +747,7 @@ async fn garage_runs_the_whole_backup_scenario() {
     assert_eq!(deleted, 1);
     // The expired object is gone from the bucket; the other is still there.
     let storage = keyhold::storage::Storage::open(
-        &keyhold::credentials::verify::Outbound::new(Duration::from_secs(5), true),
+        &keyhold::outbound::Outbound::new(Duration::from_secs(5), true),
         &keyhold::storage::S3Settings {
             endpoint: endpoint.clone(),
             region: "garage".into(),

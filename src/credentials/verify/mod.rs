@@ -17,11 +17,8 @@ use serde::Deserialize;
 use std::io::Write;
 
 use crate::credentials::provider::{Check, Provider, Values};
-use crate::outbound;
+use crate::outbound::{self, Outbound};
 use crate::storage::{Failure, S3Settings, Storage};
-// Only `backup::runner` still names the client by this path; it goes once that file imports
-// `crate::outbound::Outbound` (runner.rs is being changed on another branch).
-pub use crate::outbound::Outbound;
 
 /// What a check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
