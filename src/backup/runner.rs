@@ -432,11 +432,8 @@ impl Runner {
         if credential.is_locked {
             return Err(Ended(Phase::Skipped, "credentials locked".into()));
         }
-        if credential
-            .expires_on
-            .is_some_and(|date| date < Utc::now().date_naive())
-        {
-            return Err(failed("credentials expired".into()));
+        if let Some(date) = credential.expires_on.filter(|_| credential.expired()) {
+            return Err(failed(format!("credentials expired on {date}")));
         }
         let bucket_name = project.bucket.clone().unwrap_or_default();
         let (credential_id, claim_bucket) = (credential.id, bucket_name.clone());

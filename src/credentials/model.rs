@@ -730,6 +730,12 @@ impl Credential {
         })
     }
 
+    /// Whether the credential's expiry date has passed.
+    pub fn expired(&self) -> bool {
+        self.expires_on
+            .is_some_and(|date| date < Utc::now().date_naive())
+    }
+
     /// Whether the credential expires within 14 days (or has).
     pub fn expires_soon(&self) -> bool {
         self.expires_on

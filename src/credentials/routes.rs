@@ -197,7 +197,9 @@ impl<'a> RowView<'a> {
             .collect();
         let projects = listed.projects();
         let message = credential.verify_message.as_deref().unwrap_or_default();
+        // An expired credential reads Expired, whatever its last check found.
         let (verify_state, verify_message) = match credential.verification() {
+            _ if credential.expired() => ("expired", "The credential's expiry date has passed"),
             None => ("never", "Not verified yet"),
             Some(state) => (state.key(), message),
         };

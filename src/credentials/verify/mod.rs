@@ -111,7 +111,7 @@ pub async fn run(
     if let Some(date) = expires_on
         && date < chrono::Utc::now().date_naive()
     {
-        return Outcome::Failed("credentials expired".into());
+        return Outcome::Failed(format!("credentials expired on {date}"));
     }
     let v = |key: &str| values.get(key).to_string();
     match provider.check {

@@ -350,3 +350,49 @@ async fn invalid_cloud_forms_answer_422_with_messages_next_to_the_fields() {
     );
     assert_eq!(setup.app.count("credentials"), 0);
 }
+
+#[actix_web::test]
+async fn an_expired_credential_reads_expired_and_fails_verification_with_its_date() {
+    let setup = setup().await;
+    let fields = cloud_forms(&setup.fake, &|_| GOOD.to_string())
+        .into_iter()
+        .find(|(provider, _)| *provider == "gcp")
+        .unwrap()
+        .1;
+    let response = add_cloud(&setup.partner, setup.blue, "gcp", "gcp-old", &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
+    assert_eq!(texts(&page, "span.verify"), vec!["✓ Verified".to_string()]);
+
+    // Its expiry date passes (set behind keyhold's back): never "Verified" again.
+    setup.app.query(|conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE credentials SET expires_on = current_date - 1").execute(conn)
+    });
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
+    assert_eq!(texts(&page, "span.verify"), vec!["✗ Expired".to_string()]);
+    let id = setup.app.query(|conn| {
+        use diesel::RunQueryDsl;
+        use diesel::dsl::sql;
+        diesel::select(sql::<diesel::sql_types::BigInt>(
+            "(SELECT id FROM credentials WHERE name = 'gcp-old')",
+        ))
+        .get_result::<i64>(conn)
+    });
+    let verified = setup
+        .partner
+        .post_from(
+            "/credentials/cloud",
+            &format!("/credentials/cloud/{id}/verify"),
+            &[],
+        )
+        .await;
+    assert_eq!(verified.status(), StatusCode::SEE_OTHER);
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Days::new(1)).to_string();
+    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
+    assert!(
+        page.contains(&format!("credentials expired on {yesterday}")),
+        "the reason carries the date"
+    );
+    assert_eq!(texts(&page, "span.verify"), vec!["✗ Expired".to_string()]);
+}
