@@ -44,6 +44,8 @@
 //!   dead and the run as Failed (interrupted); default 60.
 //! - `KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`: deadline of one S3 request during backups and
 //!   restores (a part upload gets a second more per MiB) and of a download that stalls; default 60.
+//! - `KEYHOLD_REVERIFY_HOURS`: every credential is verified again when its last check is this
+//!   old (a few per scheduler pass, spread over the day); default 24, 0 turns it off.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -88,6 +90,7 @@ pub struct Settings {
     pub backup_concurrency: usize,
     pub backup_stale_after: Duration,
     pub backup_transfer_timeout: Duration,
+    pub reverify_every: Duration,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -200,6 +203,9 @@ impl Settings {
             ),
             backup_transfer_timeout: Duration::from_secs(
                 parse_or(&var, "KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS", 60u64)?.max(1),
+            ),
+            reverify_every: Duration::from_secs(
+                3600 * parse_or(&var, "KEYHOLD_REVERIFY_HOURS", 24u64)?,
             ),
         })
     }

@@ -76,6 +76,9 @@ impl Application {
         if settings.page_cache {
             search_index::warm_up(pages.clone(), pool.clone());
         }
+        if settings.scheduler && !settings.reverify_every.is_zero() {
+            spawn_reverification(pool.clone(), pages.clone(), &settings);
+        }
         let server = serve(
             listener,
             pool.clone(),
@@ -222,6 +225,38 @@ fn serve(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Re-verifies credentials whose last check is older than `KEYHOLD_REVERIFY_HOURS`, a few at
+/// each scheduler interval (spread over the day; each claimed by one instance).
+fn spawn_reverification(pool: DbPool, pages: Arc<PageCache>, settings: &Settings) {
+    let (keyring, every, interval) = (
+        settings.keyring.clone(),
+        settings.reverify_every,
+        settings.scheduler_interval,
+    );
+    let outbound = Outbound::new(settings.outbound_timeout, settings.outbound_allow_private);
+    let endpoints = Endpoints {
+        aws_sts: settings.aws_sts_endpoint.clone(),
+        azure_authority: settings.azure_authority.clone(),
+    };
+    actix_web::rt::spawn(async move {
+        let mut timer = actix_web::rt::time::interval(interval);
+        loop {
+            timer.tick().await;
+            let context = crate::credentials::service::Context {
+                pool: &pool,
+                keyring: &keyring,
+                outbound: &outbound,
+                endpoints: &endpoints,
+                pages: &pages,
+            };
+            if let Err(error) = crate::credentials::service::reverify_due(&context, every, 5).await
+            {
+                tracing::warn!("re-verification pass failed: {error}");
+            }
+        }
+    });
 }
 
 /// Deletes expired sessions every ten minutes.

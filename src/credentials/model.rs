@@ -1113,6 +1113,39 @@ impl Credential {
         Ok(())
     }
 
+    /// Claims up to `limit` unlocked credentials last checked more than `every` ago (or never),
+    /// oldest first, by moving their check time to now; the rows are skipped by a concurrent
+    /// claim (`FOR UPDATE SKIP LOCKED`), so each is checked by one instance.
+    pub fn claim_reverification(
+        conn: &mut PgConnection,
+        every: std::time::Duration,
+        limit: i64,
+    ) -> QueryResult<Vec<Credential>> {
+        let cutoff = Utc::now() - chrono::Duration::from_std(every).unwrap_or_default();
+        conn.transaction(|conn| {
+            let ids: Vec<CredentialId> = credentials::table
+                .filter(credentials::is_locked.eq(false))
+                .filter(
+                    credentials::verified_at
+                        .lt(cutoff)
+                        .or(credentials::verified_at.is_null()),
+                )
+                .order(credentials::verified_at.asc().nulls_first())
+                .limit(limit)
+                .select(credentials::id)
+                .for_update()
+                .skip_locked()
+                .load(conn)?;
+            diesel::update(credentials::table.filter(credentials::id.eq_any(&ids)))
+                .set(credentials::verified_at.eq(Some(Utc::now())))
+                .execute(conn)?;
+            credentials::table
+                .filter(credentials::id.eq_any(&ids))
+                .select(Credential::as_select())
+                .load(conn)
+        })
+    }
+
     /// Stores the result of a verification.
     pub fn record_verification(
         &self,

@@ -867,3 +867,48 @@ mod tests {
         assert_eq!(Action::parse(""), None);
     }
 }
+
+/// Re-verifies up to `limit` credentials whose last check is older than `every` (unlocked,
+/// oldest first, never verified ones included), so a key revoked or expired at its provider
+/// shows before a backup fails. Each is claimed by moving its check time to now in one
+/// statement (`FOR UPDATE SKIP LOCKED`), so two instances never check the same one; a small
+/// `limit` per pass spreads the checks over the day. Returns how many were checked.
+pub async fn reverify_due(
+    context: &Context<'_>,
+    every: std::time::Duration,
+    limit: i64,
+) -> Result<usize, CredentialError> {
+    let due = run(context.pool, move |conn| {
+        Credential::claim_reverification(conn, every, limit).map_err(CredentialError::from)
+    })
+    .await?;
+    let mut checked = 0;
+    for credential in due {
+        let Some(provider) = credential.provider() else {
+            continue;
+        };
+        let outcome = match credential.all_values(context.keyring) {
+            Ok(values) => {
+                verify::run(
+                    context.outbound,
+                    context.endpoints,
+                    provider,
+                    &values,
+                    credential.expires_on,
+                )
+                .await
+            }
+            Err(_) => {
+                Outcome::Failed("the secret cannot be opened with the configured keys".to_string())
+            }
+        };
+        run(context.pool, move |conn| {
+            credential
+                .record_verification(conn, &outcome)
+                .map_err(CredentialError::from)
+        })
+        .await?;
+        checked += 1;
+    }
+    Ok(checked)
+}

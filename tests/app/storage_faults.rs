@@ -456,3 +456,48 @@ async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
     );
     assert_eq!(unfinished_uploads(&world), Vec::<String>::new(), "aborted");
 }
+
+#[actix_web::test]
+async fn credentials_are_verified_again_when_their_last_check_is_old() {
+    let world = world_with(&[
+        ("KEYHOLD_SCHEDULER", "true"),
+        ("KEYHOLD_SCHEDULER_INTERVAL_SECONDS", "1"),
+        ("KEYHOLD_REVERIFY_HOURS", "1"),
+    ])
+    .await;
+    let state = || {
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT verify_state || ' ' || (verified_at > now() - interval '1 minute')::text
+                     AS value FROM credentials WHERE id = {}",
+                world.credential
+            ),
+        )
+    };
+    assert_eq!(state(), "ok true", "verified when it was saved");
+    // A day later the storage refuses the key: the next pass finds out, without a backup.
+    world.s3.failing.store(true, Ordering::SeqCst);
+    world.app.query(|conn| {
+        diesel::sql_query("UPDATE credentials SET verified_at = now() - interval '2 hours'")
+            .execute(conn)
+    });
+    let mut found = String::new();
+    for _ in 0..100 {
+        found = state();
+        if found == "failed true" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found, "failed true");
+    // Claimed once: a second claim right after finds nothing due.
+    let claimed = world.app.query(|conn| {
+        keyhold::credentials::model::Credential::claim_reverification(
+            conn,
+            Duration::from_secs(3600),
+            10,
+        )
+    });
+    assert!(claimed.is_empty());
+}
