@@ -847,27 +847,6 @@ pub async fn page(
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actions_are_parsed_from_their_path_segment_and_nothing_else() {
-        for action in [
-            Action::Lock,
-            Action::Unlock,
-            Action::Default,
-            Action::Verify,
-            Action::Delete,
-        ] {
-            assert_eq!(Action::parse(action.key()), Some(action));
-        }
-        assert_eq!(Action::parse("Lock"), None);
-        assert_eq!(Action::parse("archive"), None);
-        assert_eq!(Action::parse(""), None);
-    }
-}
-
 /// Re-verifies up to `limit` credentials whose last check is older than `every` (unlocked,
 /// oldest first, never verified ones included), so a key revoked or expired at its provider
 /// shows before a backup fails. Each is claimed by moving its check time to now in one
@@ -911,4 +890,25 @@ pub async fn reverify_due(
         checked += 1;
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_parsed_from_their_path_segment_and_nothing_else() {
+        for action in [
+            Action::Lock,
+            Action::Unlock,
+            Action::Default,
+            Action::Verify,
+            Action::Delete,
+        ] {
+            assert_eq!(Action::parse(action.key()), Some(action));
+        }
+        assert_eq!(Action::parse("Lock"), None);
+        assert_eq!(Action::parse("archive"), None);
+        assert_eq!(Action::parse(""), None);
+    }
 }
