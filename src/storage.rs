@@ -30,6 +30,30 @@ const LARGEST_PART: usize = 5 * 1024 * 1024 * 1024;
 pub const MAX_PARTS: u32 = 10_000;
 /// Attempts of a request S3 answered 500, 502, 503 (SlowDown) or 504, or that failed to connect.
 const ATTEMPTS: u32 = 3;
+/// The most of an error answer keyhold reads (the endpoint is a Manager's to choose).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The most of a listing or small object keyhold reads into memory.
+const SMALL_BODY_LIMIT: usize = 1024 * 1024;
+/// The longest a streamed body may take whole (its chunks have deadlines of their own).
+const STREAM_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Up to `limit` bytes of a response's body.
+async fn capped_bytes(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    body
+}
+
+/// Up to `limit` bytes of a response's body, as text.
+async fn capped_text(response: reqwest::Response, limit: usize) -> String {
+    String::from_utf8_lossy(&capped_bytes(response, limit).await).into_owned()
+}
 
 /// Why an S3 request failed: what keyhold was doing, and S3's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,25 +260,40 @@ impl Storage {
         };
         let url = request.url().map_err(unsigned)?;
         let body = request.request_body().map_err(unsigned)?;
-        self.client
+        // An object's body may take longer than any one deadline: a GetObject has `timeout` to
+        // answer, and its reader a deadline per chunk (`download`); other requests have
+        // `timeout` for the whole exchange.
+        let streaming = matches!(request.command, Command::GetObject);
+        let builder = self
+            .client
             .request(method, url.as_str())
             .headers(headers)
             .body(body)
-            .timeout(timeout)
-            .send()
+            .timeout(if streaming { STREAM_LIMIT } else { timeout });
+        let answered = tokio::time::timeout(timeout, builder.send())
             .await
-            .map_err(|error| {
-                let reason = if error.is_timeout() {
+            .map_err(|_| {
+                Failure::transport(
+                    doing,
                     format!(
                         "{} did not answer within {} s",
                         self.origin,
                         timeout.as_secs()
-                    )
-                } else {
-                    format!("could not reach {}: {}", self.origin, reason(&error))
-                };
-                Failure::transport(doing, reason)
-            })
+                    ),
+                )
+            })?;
+        answered.map_err(|error| {
+            let reason = if error.is_timeout() {
+                format!(
+                    "{} did not answer within {} s",
+                    self.origin,
+                    timeout.as_secs()
+                )
+            } else {
+                format!("could not reach {}: {}", self.origin, reason(&error))
+            };
+            Failure::transport(doing, reason)
+        })
     }
 
     /// Sends `command` (built anew for each attempt), retrying transient failures with
@@ -268,9 +307,15 @@ impl Storage {
         doing: &str,
         accept: &[u16],
     ) -> Result<reqwest::Response, Failure> {
+        // A request that creates state (a new upload, a completion) is sent once: its retry
+        // could open a second upload or fail a completion that succeeded.
+        let retry_safe = !matches!(
+            command(),
+            Command::InitiateMultipartUpload { .. } | Command::CompleteMultipartUpload { .. }
+        );
         let mut attempt = 1;
         loop {
-            let last = attempt >= ATTEMPTS;
+            let last = attempt >= ATTEMPTS || !retry_safe;
             match self.send_once(path, command(), timeout, doing).await {
                 Ok(response)
                     if response.status().is_success()
@@ -281,7 +326,7 @@ impl Storage {
                 Ok(response) if !last && transient(response.status().as_u16()) => {}
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let body = response.text().await.unwrap_or_default();
+                    let body = capped_text(response, ERROR_BODY_LIMIT).await;
                     return Err(Failure {
                         doing: doing.to_string(),
                         status: Some(status),
@@ -308,7 +353,7 @@ impl Storage {
                 &[],
             )
             .await?;
-        Ok(response.text().await.unwrap_or_default())
+        Ok(capped_text(response, SMALL_BODY_LIMIT).await)
     }
 
     /// Creates the bucket; `Ok(false)` when it already exists and is this key's. The
@@ -380,16 +425,14 @@ impl Storage {
         .map(|_| ())
     }
 
-    /// GetObject of a small object, whole.
+    /// GetObject of a small object, whole (1 MiB at most, within the timeout).
     pub async fn get(&self, key: &str, doing: &str) -> Result<Vec<u8>, Failure> {
         let response = self
             .send(key, || Command::GetObject, self.timeout, doing, &[])
             .await?;
-        response
-            .bytes()
+        tokio::time::timeout(self.timeout, capped_bytes(response, SMALL_BODY_LIMIT))
             .await
-            .map(|bytes| bytes.to_vec())
-            .map_err(|error| Failure::transport(doing, format!("the download broke off: {error}")))
+            .map_err(|_| Failure::transport(doing, "the download broke off".into()))
     }
 
     /// The size of an object, `None` when it does not exist.
@@ -490,7 +533,7 @@ impl Storage {
                 &[],
             )
             .await?;
-        let body = response.text().await.unwrap_or_default();
+        let body = capped_text(response, ERROR_BODY_LIMIT).await;
         let upload_id = element(&body, "UploadId");
         if upload_id.is_empty() {
             return Err(Failure::transport(doing, "S3 gave no upload id".into()).into());
@@ -545,17 +588,29 @@ impl Storage {
             number += 1;
         }
         let data = CompleteMultipartUploadData { parts };
-        self.send(
-            key,
-            || Command::CompleteMultipartUpload {
-                upload_id,
-                data: data.clone(),
-            },
-            self.part_timeout(0),
-            doing,
-            &[],
-        )
-        .await?;
+        let response = self
+            .send(
+                key,
+                || Command::CompleteMultipartUpload {
+                    upload_id,
+                    data: data.clone(),
+                },
+                self.part_timeout(0),
+                doing,
+                &[],
+            )
+            .await?;
+        // S3 may answer 200 and still fail the completion, in the body.
+        let body = capped_text(response, ERROR_BODY_LIMIT).await;
+        if body.contains("<Error>") {
+            return Err(Failure {
+                doing: doing.to_string(),
+                status: Some(200),
+                code: element(&body, "Code"),
+                message: element(&body, "Message"),
+            }
+            .into());
+        }
         Ok(total)
     }
 
@@ -631,7 +686,7 @@ impl Storage {
                 &[],
             )
             .await?;
-        let body = response.text().await.unwrap_or_default();
+        let body = capped_text(response, SMALL_BODY_LIMIT).await;
         let mut aborted = 0;
         for upload in body.split("<Upload>").skip(1) {
             let (key, id) = (element(upload, "Key"), element(upload, "UploadId"));

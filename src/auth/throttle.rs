@@ -29,7 +29,10 @@ impl Attempt {
     /// An attempt from `client` for `email`.
     pub fn new(client: &str, email: &str, limits: &LoginLimits) -> Attempt {
         Attempt {
-            client: (format!("client:{client}"), limits.client_failures),
+            client: (
+                format!("client:{}", network_of(client)),
+                limits.client_failures,
+            ),
             account: (
                 format!("account:{}", email.trim().to_lowercase()),
                 limits.account_failures,
@@ -98,4 +101,32 @@ fn count(
     .bind::<Integer, _>(block.as_secs() as i32)
     .get_result(conn)?;
     Ok(counted.blocked_until)
+}
+
+/// The client key of an address: an IPv6 client is its /64 (one host holds a whole /64, so
+/// counting its single addresses would let it rotate past the limit); IPv4 stays itself.
+fn network_of(client: &str) -> String {
+    match client.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let segments = v6.segments();
+            format!(
+                "{:x}:{:x}:{:x}:{:x}::/64",
+                segments[0], segments[1], segments[2], segments[3]
+            )
+        }
+        _ => client.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        assert_eq!(network_of("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(network_of("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(network_of("192.0.2.7"), "192.0.2.7");
+        assert_eq!(network_of("::ffff:192.0.2.7"), "::ffff:192.0.2.7");
+    }
 }

@@ -35,11 +35,11 @@ impl std::fmt::Debug for DataSource {
     }
 }
 
+/// A URL part, percent-decoded (`+` stays a plus: URLs are not forms).
 fn decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// What a data source must satisfy, from the settings and keyhold's own database.
@@ -95,7 +95,9 @@ impl Identity {
 /// A data source that passed the rules: its address pinned, its identity and schemas known.
 pub struct Checked {
     source: DataSource,
-    addresses: Vec<IpAddr>,
+    /// The one address the check connected to: the tools connect there and nowhere else
+    /// (a list would let libpq fall through to an address nobody checked).
+    address: IpAddr,
     pub identity: Identity,
     pub schemas: Vec<String>,
 }
@@ -104,6 +106,13 @@ pub struct Checked {
 /// second keyword.
 fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Why one address of a source was not taken: refused (the answer), or not reachable (the
+/// next address is tried).
+enum Refusal {
+    Refused(String),
+    Unreachable(String),
 }
 
 /// A password file that does not exist: libpq must not find keyhold's own `~/.pgpass`.
@@ -177,19 +186,21 @@ impl DataSource {
         Ok(addresses)
     }
 
-    /// The connection string of this source at `addresses` (the host name kept beside each,
-    /// for TLS); the password only when given.
-    fn conninfo(&self, addresses: &[IpAddr], password: Option<&str>) -> String {
-        let hosts = vec![self.host(); addresses.len()];
-        let addresses: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
+    /// The connection string of this source at `address` (the host name kept beside it, for
+    /// TLS). What libpq could otherwise take from keyhold's own files is set: no password file,
+    /// no client certificate or key. `password` is the password to send; `None` leaves it out
+    /// (the tools, whose environment holds only the URL's `PGPASSWORD`).
+    fn conninfo(&self, address: IpAddr, password: Option<&str>) -> String {
         let mut values = vec![
-            ("host", hosts.join(",")),
-            ("hostaddr", addresses.join(",")),
+            ("host", self.host()),
+            ("hostaddr", address.to_string()),
             ("port", self.port().to_string()),
             ("dbname", self.database()),
             ("connect_timeout", "10".to_string()),
             ("application_name", "keyhold".to_string()),
             ("passfile", NO_PASSFILE.to_string()),
+            ("sslcert", NO_PASSFILE.to_string()),
+            ("sslkey", NO_PASSFILE.to_string()),
         ];
         if !self.url.username().is_empty() {
             values.push(("user", decode(self.url.username())));
@@ -220,44 +231,65 @@ impl DataSource {
         self.url.password().map(decode)
     }
 
+    /// The password keyhold's own connections send: the URL's, or an empty one, never the
+    /// `PGPASSWORD` of keyhold's environment (libpq would read it for a URL without one).
+    fn in_process_password(&self) -> String {
+        self.password().unwrap_or_default()
+    }
+
     /// Applies the rules and connects: the address pinned, a server that lets keyhold in
     /// without checking its password refused (unless allowed), keyhold's own database refused.
     pub async fn check(&self, outbound: &Outbound, rules: &SourceRules) -> Result<Checked, String> {
         let addresses = self.addresses(outbound, rules).await?;
         let (source, rules) = (self.clone(), rules.clone());
-        tokio::task::spawn_blocking(move || source.inspect(addresses, &rules))
+        tokio::task::spawn_blocking(move || source.inspect(&addresses, &rules))
             .await
             .map_err(|_| "could not check the database".to_string())?
     }
 
-    /// The blocking part of `check`.
-    fn inspect(self, addresses: Vec<IpAddr>, rules: &SourceRules) -> Result<Checked, String> {
+    /// The blocking part of `check`: the host's addresses in turn, each checked alone, until
+    /// one answers; that one is the source's address from then on.
+    fn inspect(self, addresses: &[IpAddr], rules: &SourceRules) -> Result<Checked, String> {
+        let mut failure = String::new();
+        for &address in addresses {
+            match self.clone().inspect_at(address, rules) {
+                Ok(checked) => return Ok(checked),
+                Err(Refusal::Refused(message)) => return Err(message),
+                Err(Refusal::Unreachable(message)) => failure = message,
+            }
+        }
+        Err(failure)
+    }
+
+    /// Applies the rules to the server at `address` alone.
+    fn inspect_at(self, address: IpAddr, rules: &SourceRules) -> Result<Checked, Refusal> {
         let label = self.display();
         if !rules.allow_unauthenticated {
             // A password no server can expect: a server that accepts it checks none.
             let wrong = format!("keyhold-probe-{}", crate::crypto::random_token());
-            if PgConnection::establish(&self.conninfo(&addresses, Some(&wrong))).is_ok() {
-                return Err(format!(
+            if PgConnection::establish(&self.conninfo(address, Some(&wrong))).is_ok() {
+                return Err(Refusal::Refused(format!(
                     "{label} let keyhold in without checking its password (trust or peer \
                      authentication): keyhold only connects to databases that authenticate it"
-                ));
+                )));
             }
         }
         let mut conn =
-            PgConnection::establish(&self.conninfo(&addresses, self.password().as_deref()))
+            PgConnection::establish(&self.conninfo(address, Some(&self.in_process_password())))
                 .map_err(|error| {
                     let message = error.to_string();
-                    format!(
+                    Refusal::Unreachable(format!(
                         "could not connect to {label}: {}",
                         message.split_whitespace().collect::<Vec<_>>().join(" ")
-                    )
+                    ))
                 })?;
-        let identity = Identity::of(&mut conn)
-            .map_err(|error| format!("could not identify the database {label}: {error}"))?;
+        let identity = Identity::of(&mut conn).map_err(|error| {
+            Refusal::Refused(format!("could not identify the database {label}: {error}"))
+        })?;
         if identity == rules.own {
-            return Err(format!(
+            return Err(Refusal::Refused(format!(
                 "{label} is keyhold's own database: it is never a data source or restore target"
-            ));
+            )));
         }
         #[derive(QueryableByName)]
         struct Schema {
@@ -270,10 +302,12 @@ impl DataSource {
              ORDER BY nspname",
         )
         .load(&mut conn)
-        .map_err(|error| format!("could not list the schemas of {label}: {error}"))?;
+        .map_err(|error| {
+            Refusal::Refused(format!("could not list the schemas of {label}: {error}"))
+        })?;
         Ok(Checked {
             source: self,
-            addresses,
+            address,
             identity,
             schemas: schemas.into_iter().map(|schema| schema.nspname).collect(),
         })
@@ -298,7 +332,7 @@ impl Checked {
         let label = self.display();
         let conninfo = self
             .source
-            .conninfo(&self.addresses, self.source.password().as_deref());
+            .conninfo(self.address, Some(&self.source.in_process_password()));
         let mut conn = PgConnection::establish(&conninfo)
             .map_err(|error| format!("could not connect to {label}: {error}"))?;
         for namespace in missing {
@@ -332,7 +366,7 @@ impl Checked {
         }
         command.arg(format!(
             "--dbname={}",
-            self.source.conninfo(&self.addresses, None)
+            self.source.conninfo(self.address, None)
         ));
         command
     }
@@ -374,7 +408,7 @@ mod tests {
     fn checked(url: &str) -> Checked {
         Checked {
             source: DataSource::parse(url).unwrap(),
-            addresses: vec!["10.0.0.7".parse().unwrap()],
+            address: "10.0.0.7".parse().unwrap(),
             identity: Identity {
                 identity: "1/2".into(),
             },
@@ -437,6 +471,50 @@ mod tests {
             assert_eq!(args.iter().filter(|a| a.starts_with("--dbname")).count(), 1);
         }
         assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
+    }
+
+    /// The local test server (trust auth), as the suite uses it.
+    fn local(database: &str) -> DataSource {
+        DataSource::parse(&format!(
+            "postgres://postgres@127.0.0.1:5432/{database}?gssencmode=disable"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_tools_connect_only_to_the_address_that_was_checked() {
+        // A host with two addresses, one of which answers: the check settles on the one it
+        // reached, and pg_dump gets that one alone, so it cannot fall through to an address
+        // nobody checked (a decoy answering the check, then keyhold's server the dump).
+        let unchecked: IpAddr = "127.0.0.2".parse().unwrap(); // nothing listens there
+        let checked: IpAddr = "127.0.0.1".parse().unwrap();
+        let rules = SourceRules {
+            allow_unauthenticated: true,
+            networks: Vec::new(),
+            own: Identity {
+                identity: "not/this".into(),
+            },
+        };
+        for order in [[unchecked, checked], [checked, unchecked]] {
+            let found = local("postgres").inspect(&order, &rules).unwrap();
+            assert_eq!(found.address, checked);
+            let dump = found.pg_dump(&[]);
+            let args = args(&dump);
+            let dbname = args.iter().find(|a| a.starts_with("--dbname=")).unwrap();
+            assert!(
+                dbname.contains("hostaddr='127.0.0.1'") && !dbname.contains("127.0.0.2"),
+                "{dbname}"
+            );
+        }
+        let nowhere = local("postgres").inspect(&[unchecked], &rules);
+        assert!(nowhere.is_err_and(|message| message.starts_with("could not connect")));
+    }
+
+    #[test]
+    fn url_parts_are_percent_decoded_and_a_plus_stays_a_plus() {
+        let source = DataSource::parse("postgres://u%40x:a+b%2Bc@h/d+b").unwrap();
+        assert_eq!(source.password().as_deref(), Some("a+b+c"));
+        assert_eq!(source.database(), "d+b");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase};
 use crate::backup::runner::Runner;
 use crate::db;
 use crate::error::AppError;
+use crate::projects::model::Project;
 use crate::schema::{backup_policies, backups, restores};
 
 /// Policies claimed per transaction.
@@ -162,6 +163,27 @@ pub async fn abort_open_uploads(runner: &Runner) -> Result<usize, AppError> {
     Ok(aborted)
 }
 
+/// Identifies the data sources of projects keyhold has not identified yet (made before it
+/// recorded identities), so another organization cannot claim the same database; returns how
+/// many were identified. Once, when the scheduler starts (new projects are identified when
+/// they are created, and every run identifies its project again).
+pub async fn identify_sources(runner: &Runner) -> Result<usize, AppError> {
+    let projects = db::run(&runner.pool, |conn| Project::unidentified(conn, 10_000)).await?;
+    let mut identified = 0;
+    for project in projects {
+        match runner.check_project_source(&project).await {
+            Ok(_) => identified += 1,
+            Err(reason) => {
+                tracing::warn!(
+                    project = project.id.0,
+                    "data source not identified: {reason}"
+                )
+            }
+        }
+    }
+    Ok(identified)
+}
+
 /// One pass: reap, claim and start due runs (the runner runs as many at once as its
 /// concurrency allows; the others wait, beating), apply retention.
 pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
@@ -180,6 +202,12 @@ pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError
 
 /// Runs `tick` every `interval` until the process ends.
 pub fn spawn(runner: Runner, interval: Duration) {
+    let identifying = runner.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(error) = identify_sources(&identifying).await {
+            tracing::warn!("identifying data sources failed: {error}");
+        }
+    });
     actix_web::rt::spawn(async move {
         let mut timer = actix_web::rt::time::interval(interval);
         loop {

@@ -404,6 +404,19 @@ impl Project {
         Ok(())
     }
 
+    /// Projects whose data source keyhold has not identified yet (made before migration 8, or
+    /// never reached since), oldest first.
+    pub fn unidentified(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Project>> {
+        use crate::schema::project_data_sources as sources;
+        projects::table
+            .left_join(sources::table)
+            .filter(sources::project_id.nullable().is_null())
+            .order(projects::id)
+            .limit(limit)
+            .select(Project::as_select())
+            .load(conn)
+    }
+
     /// The schemas the data source had when keyhold last connected (none if it never did).
     pub fn known_schemas(conn: &mut PgConnection, project: ProjectId) -> QueryResult<Vec<String>> {
         use crate::schema::project_data_sources as sources;

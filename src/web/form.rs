@@ -112,7 +112,11 @@ pub async fn refuse_nul<B: MessageBody>(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if field.is_none() && form {
         let body = req.extract::<Bytes>().await?;
         field = field_with_nul(&body);

@@ -356,3 +356,35 @@ async fn data_sources_can_be_kept_to_listed_networks() {
     let (status, errors) = create_project(&partner, organization, "inside", &data.url).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
 }
+
+#[actix_web::test]
+async fn projects_made_before_identities_were_recorded_are_identified_at_start() {
+    let world = world().await;
+    // As if made by a version that recorded no identity.
+    world
+        .app
+        .query(|conn| diesel::sql_query("DELETE FROM project_data_sources").execute(conn));
+    let runner = crate::backups::test_runner(&world.app);
+    let identified = keyhold::backup::scheduler::identify_sources(&runner)
+        .await
+        .unwrap();
+    assert_eq!(identified, 1);
+    assert_eq!(
+        scalar_i64(&world.app, "SELECT count(*) AS n FROM project_data_sources"),
+        1
+    );
+    // Now another organization cannot take the same database.
+    let (_, errors) = {
+        let organization = world
+            .partner
+            .create_organization(&world.app, "Green Org")
+            .await;
+        create_project(&world.partner, organization, "twin", &world.data.url).await
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("another organization's project")),
+        "{errors:?}"
+    );
+}
