@@ -117,6 +117,7 @@ diesel::table! {
         project_id -> Int8,
         identity -> Text,
         schemas -> Array<Text>,
+        first_seen_at -> Timestamptz,
         checked_at -> Timestamptz,
     }
 }

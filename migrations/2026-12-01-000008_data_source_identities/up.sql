@@ -6,6 +6,8 @@ CREATE TABLE project_data_sources (
     project_id bigint PRIMARY KEY REFERENCES projects (id) ON DELETE CASCADE,
     identity text NOT NULL,
     schemas text[] NOT NULL DEFAULT '{}',
+    -- When this project was first seen on this database: the earlier claim keeps it.
+    first_seen_at timestamptz NOT NULL DEFAULT now(),
     checked_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX project_data_sources_identity ON project_data_sources (identity);

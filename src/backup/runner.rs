@@ -369,7 +369,13 @@ impl Runner {
         })?;
         let source = DataSource::parse(&url)?;
         let checked = self
-            .check_source(&source, SourceUse::DataSource(project.organization_id))
+            .check_source(
+                &source,
+                SourceUse::DataSource {
+                    organization: project.organization_id,
+                    project: Some(project.id),
+                },
+            )
             .await?;
         let (id, identity, schemas) = (
             project.id,

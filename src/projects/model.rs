@@ -336,8 +336,13 @@ impl Project {
 /// Which other projects a database may not also serve (SPEC §13).
 #[derive(Clone, Copy, Debug)]
 pub enum SourceUse {
-    /// A data source: no project of another organization may use the same database.
-    DataSource(OrganizationId),
+    /// A data source of a project of `organization` (`project` once it exists): no project of
+    /// another organization may use the same database, unless this project was there first
+    /// (a server claiming another's identity cannot lock its owner out).
+    DataSource {
+        organization: OrganizationId,
+        project: Option<ProjectId>,
+    },
     /// A restore target other than the project's own database: no other project may use it.
     RestoreTarget(ProjectId),
 }
@@ -350,10 +355,32 @@ impl SourceUse {
             .inner_join(projects::table)
             .filter(sources::identity.eq(identity));
         let count: i64 = match self {
-            SourceUse::DataSource(organization) => used
+            SourceUse::DataSource {
+                organization,
+                project: None,
+            } => used
                 .filter(projects::organization_id.ne(organization))
                 .count()
                 .get_result(conn)?,
+            SourceUse::DataSource {
+                organization,
+                project: Some(project),
+            } => {
+                let ours: Option<DateTime<Utc>> = sources::table
+                    .find(project)
+                    .filter(sources::identity.eq(identity))
+                    .select(sources::first_seen_at)
+                    .first(conn)
+                    .optional()?;
+                let others = used.filter(projects::organization_id.ne(organization));
+                match ours {
+                    Some(first) => others
+                        .filter(sources::first_seen_at.le(first))
+                        .count()
+                        .get_result(conn)?,
+                    None => others.count().get_result(conn)?,
+                }
+            }
             SourceUse::RestoreTarget(project) => used
                 .filter(projects::id.ne(project))
                 .count()
@@ -362,10 +389,19 @@ impl SourceUse {
         Ok(count > 0)
     }
 
+    /// Serializes the claims on one database until the transaction ends, so two projects of
+    /// different organizations created at the same moment cannot both pass `refused`.
+    pub fn lock(conn: &mut PgConnection, identity: &str) -> QueryResult<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind::<Text, _>(identity)
+            .execute(conn)?;
+        Ok(())
+    }
+
     /// The refusal shown for a database this use excludes.
     pub fn message(self, shown: &str) -> String {
         match self {
-            SourceUse::DataSource(_) => format!(
+            SourceUse::DataSource { .. } => format!(
                 "{shown} is the data source of another organization's project: keyhold does not \
                  back it up for this one"
             ),
@@ -396,6 +432,10 @@ impl Project {
             .on_conflict(sources::project_id)
             .do_update()
             .set((
+                sources::first_seen_at.eq(diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
+                    "CASE WHEN project_data_sources.identity = excluded.identity \
+                     THEN project_data_sources.first_seen_at ELSE now() END",
+                )),
                 sources::identity.eq(identity),
                 sources::schemas.eq(schemas),
                 sources::checked_at.eq(diesel::dsl::now),

@@ -298,7 +298,13 @@ pub async fn create(
         }
         Ok(source) => match state
             .runner
-            .check_source(&source, SourceUse::DataSource(organization.id))
+            .check_source(
+                &source,
+                SourceUse::DataSource {
+                    organization: organization.id,
+                    project: None,
+                },
+            )
             .await
         {
             Ok(checked) => Some((checked.identity.identity, checked.schemas)),
@@ -332,6 +338,18 @@ pub async fn create(
     let backup = backup_credential.map(|credential| (credential, bucket));
     let project = db::run(&state.pool, move |conn| {
         conn.build_transaction().run(|conn| {
+            // Checked again under a lock on the database's identity: another organization's
+            // project made meanwhile on the same database wins, this one is refused.
+            if let Some((identity, _)) = &identity {
+                let usage = SourceUse::DataSource {
+                    organization: organization.id,
+                    project: None,
+                };
+                SourceUse::lock(conn, identity)?;
+                if usage.refused(conn, identity)? {
+                    return Err(AppError::Invalid(usage.message("This database")));
+                }
+            }
             let project = Project::create(
                 conn,
                 &keyring,

@@ -388,3 +388,27 @@ async fn projects_made_before_identities_were_recorded_are_identified_at_start()
         "{errors:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_later_claim_on_a_database_cannot_lock_its_first_project_out() {
+    let world = world().await;
+    let (_, green_data) = green(&world).await;
+    // Green's source claims Blue's identity, later than Blue (a server answering with another
+    // server's identity, or two projects that once shared a database).
+    world.app.query(|conn| {
+        diesel::sql_query(
+            "UPDATE project_data_sources SET first_seen_at = now() + interval '1 minute',
+                 identity = (SELECT identity FROM project_data_sources s
+                             JOIN projects p ON p.id = s.project_id WHERE p.name = 'shop')
+             WHERE project_id = (SELECT id FROM projects WHERE name = 'green-shop')",
+        )
+        .execute(conn)
+    });
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (_, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(
+        phase, "Completed",
+        "the first project keeps its database: {reason}"
+    );
+    drop(green_data);
+}
