@@ -522,6 +522,19 @@ impl Storage {
             self.put(key, &first, doing).await?;
             return Ok(first.len() as u64);
         }
+        let upload_id = self.begin_upload(key, doing).await?;
+        opened(Some(upload_id.clone())).await;
+        let result = self
+            .upload_parts(key, &upload_id, first, reader, stall, doing)
+            .await;
+        if result.is_err() && self.abort(key, &upload_id).await {
+            opened(None).await;
+        }
+        result
+    }
+
+    /// Opens a multipart upload of `key`; its id.
+    pub async fn begin_upload(&self, key: &str, doing: &str) -> Result<String, Failure> {
         let response = self
             .send(
                 key,
@@ -536,16 +549,9 @@ impl Storage {
         let body = capped_text(response, ERROR_BODY_LIMIT).await;
         let upload_id = element(&body, "UploadId");
         if upload_id.is_empty() {
-            return Err(Failure::transport(doing, "S3 gave no upload id".into()).into());
+            return Err(Failure::transport(doing, "S3 gave no upload id".into()));
         }
-        opened(Some(upload_id.clone())).await;
-        let result = self
-            .upload_parts(key, &upload_id, first, reader, stall, doing)
-            .await;
-        if result.is_err() && self.abort(key, &upload_id).await {
-            opened(None).await;
-        }
-        result
+        Ok(upload_id)
     }
 
     async fn upload_parts(
@@ -667,9 +673,15 @@ impl Storage {
         true
     }
 
-    /// Aborts every unfinished multipart upload under `prefix` (parts a killed keyhold left
-    /// behind); returns how many.
-    pub async fn abort_uploads_under(&self, prefix: &str) -> Result<usize, Failure> {
+    /// Aborts the unfinished multipart uploads of the bucket that began more than `older_than`
+    /// ago and are not in `keep` (the uploads of runs still going): parts a killed keyhold
+    /// left behind before it could record them. Returns how many were aborted.
+    pub async fn abort_forgotten_uploads(
+        &self,
+        older_than: Duration,
+        keep: &[String],
+    ) -> Result<usize, Failure> {
+        let prefix = "";
         let doing = format!("listing unfinished uploads in bucket {}", self.name());
         let response = self
             .send(
@@ -687,11 +699,20 @@ impl Storage {
             )
             .await?;
         let body = capped_text(response, SMALL_BODY_LIMIT).await;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(older_than).unwrap_or_default();
         let mut aborted = 0;
         for upload in body.split("<Upload>").skip(1) {
             let (key, id) = (element(upload, "Key"), element(upload, "UploadId"));
-            if !key.is_empty() && !id.is_empty() {
-                self.abort(&key, &id).await;
+            // An upload of unknown age is left alone: it may be another instance's, going on.
+            let old = chrono::DateTime::parse_from_rfc3339(&element(upload, "Initiated"))
+                .is_ok_and(|initiated| initiated < cutoff);
+            if !key.is_empty()
+                && !id.is_empty()
+                && old
+                && !keep.contains(&id)
+                && self.abort(&key, &id).await
+            {
                 aborted += 1;
             }
         }

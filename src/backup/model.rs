@@ -412,6 +412,15 @@ impl Backup {
         Ok(())
     }
 
+    /// The ids of every multipart upload a run has recorded.
+    pub fn open_upload_ids(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+        let ids: Vec<Option<String>> = backups::table
+            .filter(backups::upload_id.is_not_null())
+            .select(backups::upload_id)
+            .load(conn)?;
+        Ok(ids.into_iter().flatten().collect())
+    }
+
     /// Ended runs that left a multipart upload open: (run, key, upload id), oldest first.
     pub fn open_uploads(
         conn: &mut PgConnection,

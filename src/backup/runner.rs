@@ -606,6 +606,40 @@ impl Runner {
         }
     }
 
+    /// Aborts, in every bucket projects back up to, the multipart uploads older than
+    /// `older_than` that no run of this database knows: what a keyhold killed between opening
+    /// an upload and recording it left behind. Returns how many were aborted.
+    pub async fn abort_forgotten_uploads(&self, older_than: Duration) -> Result<usize, String> {
+        let (buckets, keep) = db::run(&self.pool, |conn| {
+            Ok::<_, diesel::result::Error>((
+                Project::backup_buckets(conn)?,
+                Backup::open_upload_ids(conn)?,
+            ))
+        })
+        .await
+        .map_err(|error| error.to_string())?;
+        let mut aborted = 0;
+        for (credential, bucket) in buckets {
+            let found = db::run(&self.pool, move |conn| {
+                Credential::find_any(conn, credential)
+            })
+            .await;
+            let Ok(credential) = found else { continue };
+            let storage = match s3_settings(&credential, &self.keyring) {
+                Ok(settings) => self.storage(&settings, &bucket).await,
+                Err(reason) => Err(reason),
+            };
+            match storage {
+                Ok(storage) => match storage.abort_forgotten_uploads(older_than, &keep).await {
+                    Ok(n) => aborted += n,
+                    Err(failure) => tracing::warn!("{failure}"),
+                },
+                Err(reason) => tracing::warn!("bucket {bucket}: {reason}"),
+            }
+        }
+        Ok(aborted)
+    }
+
     /// Deletes a backup's object (one already gone counts as deleted).
     pub async fn delete_object(&self, backup: &Backup) -> Result<(), String> {
         let Some(key) = &backup.object_key else {

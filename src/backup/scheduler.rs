@@ -202,10 +202,20 @@ pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError
 
 /// Runs `tick` every `interval` until the process ends.
 pub fn spawn(runner: Runner, interval: Duration) {
-    let identifying = runner.clone();
+    let starting = runner.clone();
     actix_web::rt::spawn(async move {
-        if let Err(error) = identify_sources(&identifying).await {
+        if let Err(error) = identify_sources(&starting).await {
             tracing::warn!("identifying data sources failed: {error}");
+        }
+        // Uploads a killed keyhold opened but never recorded: old enough that no process
+        // still running could be sending them.
+        match starting
+            .abort_forgotten_uploads(starting.stale_after * 2)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("aborted {n} forgotten multipart uploads"),
+            Err(error) => tracing::warn!("looking for forgotten uploads failed: {error}"),
         }
     });
     actix_web::rt::spawn(async move {

@@ -444,6 +444,19 @@ impl Project {
         Ok(())
     }
 
+    /// The (credential, bucket) pairs projects back up to.
+    pub fn backup_buckets(conn: &mut PgConnection) -> QueryResult<Vec<(CredentialId, String)>> {
+        let pairs: Vec<(Option<CredentialId>, Option<String>)> = projects::table
+            .filter(projects::backup_enabled.eq(true))
+            .select((projects::backup_credential_id, projects::bucket))
+            .distinct()
+            .load(conn)?;
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(credential, bucket)| Some((credential?, bucket?)))
+            .collect())
+    }
+
     /// Projects whose data source keyhold has not identified yet (made before migration 8, or
     /// never reached since), oldest first.
     pub fn unidentified(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Project>> {

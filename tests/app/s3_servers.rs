@@ -397,6 +397,46 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(scalar_i64(&app, "SELECT count(*) AS n FROM backups"), 0);
+
+    // Uploads a killed keyhold opened but never recorded are aborted when the scheduler starts;
+    // one a run has recorded (another instance, uploading) is left alone.
+    let storage = keyhold::storage::Storage::open(
+        &keyhold::outbound::Outbound::new(Duration::from_secs(5), true),
+        &keyhold::storage::S3Settings {
+            endpoint: endpoint.clone(),
+            region: "us-east-1".into(),
+            access_key: moto.full.id.clone(),
+            secret_key: moto.full.secret.clone(),
+        },
+        "keyhold-blue-org-shop",
+    )
+    .await
+    .unwrap();
+    let _orphan = storage
+        .begin_upload("shop/nightly/orphan.dump", "t")
+        .await
+        .unwrap();
+    let running = storage
+        .begin_upload("shop/nightly/running.dump", "t")
+        .await
+        .unwrap();
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query(format!(
+            "INSERT INTO backups (project_id, policy_name, name, scheduled_for, phase, namespaces,
+                                  upload_key, upload_id)
+             VALUES ({project}, 'nightly', 'running', now(), 'InProgress', '{{}}',
+                     'shop/nightly/running.dump', '{running}')"
+        ))
+        .execute(conn)
+    });
+    let runner = crate::backups::test_runner(&app);
+    assert_eq!(runner.abort_forgotten_uploads(Duration::ZERO).await, Ok(1));
+    assert_eq!(
+        runner.abort_forgotten_uploads(Duration::ZERO).await,
+        Ok(0),
+        "the orphan is gone, the recorded upload stays"
+    );
 }
 
 /// A single-node Garage (crates.io `garage`, installed by `scripts/test`) in a temporary
