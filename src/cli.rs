@@ -105,7 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let pool = db::prepare(&settings.database_url, settings.db_pool_size)?;
-            let runner = crate::startup::runner(&pool, &settings)?;
+            let runner = crate::startup::runner(&pool, &settings).await?;
             crate::backup::scheduler::spawn(runner.clone(), settings.scheduler_interval);
             tracing::info!("keyhold worker running the backup scheduler");
             tokio::signal::ctrl_c().await?;

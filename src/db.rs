@@ -97,6 +97,37 @@ struct Count {
     n: i64,
 }
 
+/// Stores an enum as its word (`key()`), read back through `ALL`: the `ToSql`/`FromSql` of
+/// every state kept as text (`Role`, `Phase`, `VerifyState`). The type derives
+/// `AsExpression`/`FromSqlRow` with `sql_type = Text`.
+#[macro_export]
+macro_rules! stored_as_text {
+    ($type:ty, $what:literal) => {
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $type {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                std::io::Write::write_all(out, self.key().as_bytes())?;
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $type {
+            fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<
+                    diesel::sql_types::Text,
+                    diesel::pg::Pg,
+                >>::from_sql(bytes)?;
+                <$type>::ALL
+                    .into_iter()
+                    .find(|value| value.key() == text)
+                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), text).into())
+            }
+        }
+    };
+}
+
 /// Why `run` gave no answer: no connection (the database is unreachable, or the pool is
 /// exhausted), or the query's own error.
 #[derive(Debug)]

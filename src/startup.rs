@@ -68,7 +68,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {} (KEYHOLD_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let runner = runner(&pool, &settings)?;
+        let runner = runner(&pool, &settings).await?;
         if settings.scheduler {
             scheduler::spawn(runner.clone(), settings.scheduler_interval);
         }
@@ -121,13 +121,18 @@ impl Application {
 }
 
 /// The backup runner of this process.
-pub fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner> {
-    let sources = SourceRules::of(
-        pool,
+pub async fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner> {
+    // Identifying keyhold's own database is a query: off the async threads.
+    let (identifying, allow, networks) = (
+        pool.clone(),
         settings.data_source_allow_trust,
         settings.data_source_networks.clone(),
-    )
-    .context("cannot identify keyhold's own database")?;
+    );
+    let sources =
+        tokio::task::spawn_blocking(move || SourceRules::of(&identifying, allow, networks))
+            .await
+            .context("identifying keyhold's own database was interrupted")?
+            .context("cannot identify keyhold's own database")?;
     Ok(Runner::new(
         pool.clone(),
         settings.keyring.clone(),

@@ -219,11 +219,6 @@ impl Storage {
         self
     }
 
-    /// `scheme://host:port` of the endpoint, for messages.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
     pub fn name(&self) -> &str {
         &self.bucket.name
     }

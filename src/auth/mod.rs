@@ -9,16 +9,14 @@ pub mod session_store;
 pub mod throttle;
 
 use std::future::{Ready, ready};
-use std::io::Write;
 use std::time::Duration;
 
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use chrono::Utc;
-use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
-use diesel::pg::{Pg, PgValue};
-use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::pg::Pg;
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 
@@ -81,19 +79,7 @@ impl Role {
     }
 }
 
-impl ToSql<Text, Pg> for Role {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(self.key().as_bytes())?;
-        Ok(IsNull::No)
-    }
-}
-
-impl FromSql<Text, Pg> for Role {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-        Role::parse(&text).ok_or_else(|| format!("unknown role {text:?}").into())
-    }
-}
+crate::stored_as_text!(Role, "role");
 
 /// The organizations a person may reach: every one of a partner account, or exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,13 +1,8 @@
 //! Policies, backups and restores: rows and queries. A backup row is keyed by (policy, slot),
 //! so however many schedulers run, a slot produces one row.
 
-use std::io::Write;
-
 use chrono::{DateTime, Utc};
-use diesel::deserialize::{self, FromSql};
-use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
-use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
 use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
@@ -207,22 +202,7 @@ impl std::fmt::Display for Phase {
     }
 }
 
-impl ToSql<Text, Pg> for Phase {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(self.key().as_bytes())?;
-        Ok(IsNull::No)
-    }
-}
-
-impl FromSql<Text, Pg> for Phase {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-        Phase::ALL
-            .into_iter()
-            .find(|phase| phase.key() == text)
-            .ok_or_else(|| format!("unknown phase {text:?}").into())
-    }
-}
+crate::stored_as_text!(Phase, "phase");
 
 /// One run of a policy (scheduled or "backup now").
 #[derive(Queryable, Selectable, Debug, Clone)]

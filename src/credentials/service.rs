@@ -39,6 +39,18 @@ pub struct Context<'a> {
     pub pages: &'a Arc<PageCache>,
 }
 
+impl Context<'_> {
+    /// Runs `provider`'s check on complete values with this context's client and endpoints.
+    async fn verify(
+        &self,
+        provider: &Provider,
+        values: &Values,
+        expires_on: Option<NaiveDate>,
+    ) -> Outcome {
+        verify::run(self.outbound, self.endpoints, provider, values, expires_on).await
+    }
+}
+
 /// Who acts, and from where (for the audit row).
 pub struct Actor<'a> {
     pub user: &'a CurrentUser,
@@ -354,14 +366,9 @@ pub async fn create(
         return Err(CredentialError::Invalid(errors));
     };
 
-    let outcome = verify::run(
-        context.outbound,
-        context.endpoints,
-        provider,
-        &submission.values,
-        submission.expires_on,
-    )
-    .await;
+    let outcome = context
+        .verify(provider, &submission.values, submission.expires_on)
+        .await;
     if !outcome.passed() {
         return Err(CredentialError::Unverified(outcome));
     }
@@ -520,14 +527,9 @@ pub async fn update(
     if submission.expires_on != credential.expires_on {
         changed.push("expires_on");
     }
-    let outcome = verify::run(
-        context.outbound,
-        context.endpoints,
-        provider,
-        &merged,
-        submission.expires_on,
-    )
-    .await;
+    let outcome = context
+        .verify(provider, &merged, submission.expires_on)
+        .await;
     if !outcome.passed() {
         return Err(CredentialError::Unverified(outcome));
     }
@@ -633,14 +635,9 @@ pub async fn check(
     }
     let errors = validate(kind, provider, &submission, stored.is_some());
     let outcome = if errors.is_empty() {
-        verify::run(
-            context.outbound,
-            context.endpoints,
-            provider,
-            &submission.values,
-            submission.expires_on,
-        )
-        .await
+        context
+            .verify(provider, &submission.values, submission.expires_on)
+            .await
     } else {
         Outcome::Failed("Correct the highlighted fields first.".into())
     };
@@ -807,14 +804,9 @@ async fn verify_stored(
     let values = credential
         .all_values(context.keyring)
         .map_err(CredentialError::Sealing)?;
-    let outcome = verify::run(
-        context.outbound,
-        context.endpoints,
-        provider,
-        &values,
-        credential.expires_on,
-    )
-    .await;
+    let outcome = context
+        .verify(provider, &values, credential.expires_on)
+        .await;
     let event = actor
         .event("credential.verify")
         .in_organization(Some(credential.organization_id))
@@ -868,14 +860,9 @@ pub async fn reverify_due(
         };
         let outcome = match credential.all_values(context.keyring) {
             Ok(values) => {
-                verify::run(
-                    context.outbound,
-                    context.endpoints,
-                    provider,
-                    &values,
-                    credential.expires_on,
-                )
-                .await
+                context
+                    .verify(provider, &values, credential.expires_on)
+                    .await
             }
             Err(_) => {
                 Outcome::Failed("the secret cannot be opened with the configured keys".to_string())

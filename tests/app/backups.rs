@@ -183,6 +183,83 @@ pub async fn world_with(overrides: &[(&str, &str)]) -> World {
     }
 }
 
+/// Adds a policy to `project` through its form (time zone UTC).
+pub async fn add_policy(
+    client: &Client,
+    project: i64,
+    name: &str,
+    cron: &str,
+    retention: &str,
+    namespaces: &[&str],
+) -> reqwest::Response {
+    let mut fields = vec![
+        ("name", name),
+        ("cron", cron),
+        ("timezone", "UTC"),
+        ("retention", retention),
+    ];
+    for namespace in namespaces {
+        fields.push(("namespaces", namespace));
+    }
+    let page = format!("/projects/{project}");
+    client
+        .post_from(&page, &format!("{page}/policies"), &fields)
+        .await
+}
+
+/// Waits (60 s at most) until `sql`'s one text value no longer starts with New or InProgress;
+/// returns it.
+pub async fn ended(app: &TestApp, sql: &str) -> String {
+    for _ in 0..600 {
+        let value = scalar_text(app, sql);
+        if !value.starts_with("New") && !value.starts_with("InProgress") {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{sql} did not end");
+}
+
+/// Presses "Backup now" on `policy` of `project` and waits for the run to end; returns
+/// (id, phase, reason).
+pub async fn backup_now(
+    app: &TestApp,
+    client: &Client,
+    project: i64,
+    policy: i64,
+) -> (i64, String, String) {
+    let before = scalar_i64(app, "SELECT coalesce(max(id), 0) AS n FROM backups");
+    let page = format!("/projects/{project}");
+    let response = client
+        .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let id = scalar_i64(
+        app,
+        &format!("SELECT max(id) AS n FROM backups WHERE id > {before}"),
+    );
+    let outcome = ended(
+        app,
+        &format!(
+            "SELECT phase || ' ' || coalesce(reason, '') AS value FROM backups WHERE id = {id}"
+        ),
+    )
+    .await;
+    let (phase, reason) = outcome.split_once(' ').unwrap_or((&outcome, ""));
+    (id, phase.to_string(), reason.to_string())
+}
+
+/// Waits for restore `name` to end; returns "<phase> <warnings>".
+pub async fn restore_outcome(app: &TestApp, name: &str) -> String {
+    ended(
+        app,
+        &format!(
+            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = '{name}'"
+        ),
+    )
+    .await
+}
+
 #[derive(QueryableByName)]
 struct N {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -219,18 +296,15 @@ impl World {
         retention: &str,
         namespaces: &[&str],
     ) -> reqwest::Response {
-        let mut fields = vec![
-            ("name", name),
-            ("cron", cron),
-            ("timezone", "UTC"),
-            ("retention", retention),
-        ];
-        for namespace in namespaces {
-            fields.push(("namespaces", namespace));
-        }
-        self.partner
-            .post_from(&self.path(""), &self.path("/policies"), &fields)
-            .await
+        add_policy(
+            &self.partner,
+            self.project,
+            name,
+            cron,
+            retention,
+            namespaces,
+        )
+        .await
     }
 
     pub fn policy_id(&self, name: &str) -> i64 {
@@ -242,51 +316,12 @@ impl World {
 
     /// Presses "Backup now" and waits for the run to end; returns (id, phase, reason).
     pub async fn backup_now(&self, policy: i64) -> (i64, String, String) {
-        let before = scalar_i64(&self.app, "SELECT coalesce(max(id), 0) AS n FROM backups");
-        let response = self
-            .partner
-            .post_from(
-                &self.path(""),
-                &self.path(&format!("/policies/{policy}/run")),
-                &[],
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let id = scalar_i64(
-            &self.app,
-            &format!("SELECT max(id) AS n FROM backups WHERE id > {before}"),
-        );
-        for _ in 0..300 {
-            let phase = scalar_text(
-                &self.app,
-                &format!("SELECT phase AS value FROM backups WHERE id = {id}"),
-            );
-            if !matches!(phase.as_str(), "New" | "InProgress") {
-                let reason = scalar_text(
-                    &self.app,
-                    &format!("SELECT coalesce(reason, '') AS value FROM backups WHERE id = {id}"),
-                );
-                return (id, phase, reason);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("backup {id} did not finish");
+        backup_now(&self.app, &self.partner, self.project, policy).await
     }
 
     /// Waits for restore `name` to end; returns "<phase> <warnings>".
     pub async fn restore_outcome(&self, name: &str) -> String {
-        let sql = format!(
-            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = '{name}'"
-        );
-        let mut outcome = String::new();
-        for _ in 0..100 {
-            outcome = scalar_text(&self.app, &sql);
-            if !outcome.starts_with("New") && !outcome.starts_with("InProgress") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        outcome
+        restore_outcome(&self.app, name).await
     }
 
     pub fn object_path(&self, backup: i64) -> std::path::PathBuf {

@@ -265,20 +265,15 @@ async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_th
         "SELECT id AS n FROM projects WHERE name = 'big'",
     );
     let page = format!("/projects/{project}");
-    world
-        .partner
-        .post_from(
-            &page,
-            &format!("{page}/policies"),
-            &[
-                ("name", "nightly"),
-                ("cron", "daily"),
-                ("timezone", "UTC"),
-                ("retention", "720h"),
-                ("namespaces", "app"),
-            ],
-        )
-        .await;
+    crate::backups::add_policy(
+        &world.partner,
+        project,
+        "nightly",
+        "daily",
+        "720h",
+        &["app"],
+    )
+    .await;
     let policy = scalar_i64(
         &world.app,
         &format!("SELECT id AS n FROM backup_policies WHERE project_id = {project}"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::backups::{DataDb, scalar_i64, scalar_text};
+use crate::backups::{DataDb, add_policy, backup_now, restore_outcome, scalar_i64, scalar_text};
 use crate::helpers::{Client, TestApp, spawn_app_with, texts};
 
 /// An access key of a moto IAM user.
@@ -320,51 +320,14 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     // Backup now, restore into a fresh database, delete the backup.
     let project = scalar_i64(&app, "SELECT id AS n FROM projects WHERE name = 'shop'");
     let page = format!("/projects/{project}");
-    let response = partner
-        .post_from(
-            &page,
-            &format!("{page}/policies"),
-            &[
-                ("name", "nightly"),
-                ("cron", "daily"),
-                ("timezone", "UTC"),
-                ("retention", "720h"),
-                ("namespaces", "app"),
-            ],
-        )
-        .await;
+    let response = add_policy(&partner, project, "nightly", "daily", "720h", &["app"]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let policy = scalar_i64(
         &app,
         &format!("SELECT id AS n FROM backup_policies WHERE project_id = {project}"),
     );
-    let response = partner
-        .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let ended = |sql: &str| {
-        let sql = sql.to_string();
-        let app = &app;
-        async move {
-            for _ in 0..300 {
-                let value = scalar_text(app, &sql);
-                if !value.starts_with("New") && !value.starts_with("InProgress") {
-                    return value;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("{sql} did not end");
-        }
-    };
-    let outcome = ended(&format!(
-        "SELECT phase || ' ' || coalesce(reason, '') AS value FROM backups WHERE policy_id = {policy}"
-    ))
-    .await;
-    assert_eq!(outcome.trim(), "Completed");
-    let backup = scalar_i64(
-        &app,
-        &format!("SELECT id AS n FROM backups WHERE policy_id = {policy}"),
-    );
+    let (backup, phase, reason) = backup_now(&app, &partner, project, policy).await;
+    assert_eq!((phase.as_str(), reason.as_str()), ("Completed", ""));
 
     let fresh = DataDb::empty();
     let response = partner
@@ -378,10 +341,7 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let outcome = ended(
-        "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = 'to-fresh'",
-    )
-    .await;
+    let outcome = restore_outcome(&app, "to-fresh").await;
     assert!(outcome.starts_with("Completed"), "{outcome}");
     assert_eq!(
         fresh.scalar("SELECT count(*)::text AS value FROM app.orders"),
@@ -669,18 +629,7 @@ async fn garage_runs_the_whole_backup_scenario() {
     let project = scalar_i64(&app, "SELECT id AS n FROM projects WHERE name = 'shop'");
     let page = format!("/projects/{project}");
     for (name, namespaces) in [("all", vec!["app", "reporting"]), ("app", vec!["app"])] {
-        let mut fields = vec![
-            ("name", name),
-            ("cron", "daily"),
-            ("timezone", "UTC"),
-            ("retention", "720h"),
-        ];
-        for namespace in &namespaces {
-            fields.push(("namespaces", namespace));
-        }
-        let response = partner
-            .post_from(&page, &format!("{page}/policies"), &fields)
-            .await;
+        let response = add_policy(&partner, project, name, "daily", "720h", &namespaces).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
     }
     let policy = scalar_i64(
@@ -689,28 +638,10 @@ async fn garage_runs_the_whole_backup_scenario() {
             "SELECT id AS n FROM backup_policies WHERE project_id = {project} AND name = 'all'"
         ),
     );
-    let ended = async |sql: String| {
-        for _ in 0..600 {
-            let value = scalar_text(&app, &sql);
-            if !value.starts_with("New") && !value.starts_with("InProgress") {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{sql} did not end");
-    };
     let mut backups = Vec::new();
     for _ in 0..2 {
-        let response = partner
-            .post_from(&page, &format!("{page}/policies/{policy}/run"), &[])
-            .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let backup = scalar_i64(&app, "SELECT max(id) AS n FROM backups");
-        let outcome = ended(format!(
-            "SELECT phase || ' ' || coalesce(reason, '') AS value FROM backups WHERE id = {backup}"
-        ))
-        .await;
-        assert_eq!(outcome.trim(), "Completed");
+        let (backup, phase, reason) = backup_now(&app, &partner, project, policy).await;
+        assert_eq!((phase.as_str(), reason.as_str()), ("Completed", ""));
         backups.push(backup);
     }
     assert!(
@@ -734,10 +665,7 @@ async fn garage_runs_the_whole_backup_scenario() {
             )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
-        ended(format!(
-            "SELECT phase || ' ' || coalesce(warnings, '') AS value FROM restores WHERE name = '{name}'"
-        ))
-        .await
+        restore_outcome(&app, name).await
     };
     let everything = DataDb::empty();
     let outcome = restore("everything", &[("target_database_url", &everything.url)]).await;

@@ -7,14 +7,11 @@ pub mod sigv4;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::NaiveDate;
-use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
-use diesel::pg::{Pg, PgValue};
-use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
-use std::io::Write;
 
 use crate::credentials::provider::{Check, Provider, Values};
 use crate::outbound::{self, Outbound};
@@ -57,19 +54,7 @@ impl VerifyState {
     }
 }
 
-impl ToSql<Text, Pg> for VerifyState {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(self.key().as_bytes())?;
-        Ok(IsNull::No)
-    }
-}
-
-impl FromSql<Text, Pg> for VerifyState {
-    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-        VerifyState::parse(&text).ok_or_else(|| format!("unknown verify state {text:?}").into())
-    }
-}
+crate::stored_as_text!(VerifyState, "verify state");
 
 impl Outcome {
     /// Whether the credential may be saved and used.
