@@ -183,6 +183,36 @@ pub async fn world_with(overrides: &[(&str, &str)]) -> World {
     }
 }
 
+/// Posts the new-project form of `organization` (with backup on `credential` and `bucket`
+/// when given); the status and the field errors.
+pub async fn post_project(
+    client: &Client,
+    organization: i64,
+    name: &str,
+    database_url: &str,
+    backup: Option<(i64, &str)>,
+) -> (StatusCode, Vec<String>) {
+    let organization = organization.to_string();
+    let mut fields = vec![
+        ("organization_id", organization.as_str()),
+        ("name", name),
+        ("database_url", database_url),
+    ];
+    let credential = backup.map(|(credential, _)| credential.to_string());
+    if let (Some(credential), Some((_, bucket))) = (&credential, backup) {
+        fields.extend([
+            ("backup_enabled", "on"),
+            ("backup_credential_id", credential.as_str()),
+            ("bucket", bucket),
+        ]);
+    }
+    let response = client
+        .post_from("/projects/new", "/projects", &fields)
+        .await;
+    let status = response.status();
+    (status, texts(&response.text().await.unwrap(), "p.error"))
+}
+
 /// Adds a policy to `project` through its form (time zone UTC).
 pub async fn add_policy(
     client: &Client,

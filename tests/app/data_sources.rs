@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 use crate::backups::{DataDb, World, scalar_i64, scalar_text, world};
 use crate::faults::Cluster;
-use crate::helpers::{TestApp, spawn_app_with, texts};
+use crate::helpers::{TestApp, spawn_app_with};
 
 /// `url` with its host, port and database replaced.
 fn spelled(url: &str, host: &str, database: &str) -> String {
@@ -16,27 +16,14 @@ fn spelled(url: &str, host: &str, database: &str) -> String {
     url.to_string()
 }
 
-/// Posts a new project of `organization` with `database_url`; returns status and field errors.
+/// Posts a new project of `organization` with `database_url`, backup off; status and errors.
 async fn create_project(
-    world_client: &crate::helpers::Client,
+    client: &crate::helpers::Client,
     organization: i64,
     name: &str,
     database_url: &str,
 ) -> (StatusCode, Vec<String>) {
-    let response = world_client
-        .post_from(
-            "/projects/new",
-            "/projects",
-            &[
-                ("organization_id", &organization.to_string()),
-                ("name", name),
-                ("database_url", database_url),
-            ],
-        )
-        .await;
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    (status, texts(&body, "p.error"))
+    crate::backups::post_project(client, organization, name, database_url, None).await
 }
 
 /// The tables of keyhold's own database (to prove nothing was dropped).

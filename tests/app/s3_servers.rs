@@ -195,22 +195,14 @@ async fn add_project(
     credential: i64,
     bucket: &str,
 ) -> (StatusCode, Vec<String>) {
-    let response = partner
-        .post_from(
-            "/projects/new",
-            "/projects",
-            &[
-                ("organization_id", &organization.to_string()),
-                ("name", name),
-                ("database_url", database_url),
-                ("backup_enabled", "on"),
-                ("backup_credential_id", &credential.to_string()),
-                ("bucket", bucket),
-            ],
-        )
-        .await;
-    let status = response.status();
-    (status, texts(&response.text().await.unwrap(), "p.error"))
+    crate::backups::post_project(
+        partner,
+        organization,
+        name,
+        database_url,
+        Some((credential, bucket)),
+    )
+    .await
 }
 
 #[actix_web::test]
