@@ -44,6 +44,12 @@
 //!   dead and the run as Failed (interrupted); default 60.
 //! - `KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`: deadline of one S3 request during backups and
 //!   restores (a part upload gets a second more per MiB) and of a download that stalls; default 60.
+//! - `KEYHOLD_RESTORE_DIRECTORY`: where a restore downloads its object before checking it and
+//!   handing it to `pg_restore`; default the system's temporary directory.
+//! - `KEYHOLD_RESTORE_KEEP_FREE_MB`: free space a restore leaves on that disk beside the
+//!   download (refused with a message otherwise); default 64.
+//! - `KEYHOLD_RESTORE_JOBS`: `pg_restore --jobs` of restores into an empty database and of
+//!   parallel restores; default the number of cores, at most 4.
 //! - `KEYHOLD_REVERIFY_HOURS`: every credential is verified again when its last check is this
 //!   old (a few per scheduler pass, spread over the day); default 24, 0 turns it off.
 //! - `RUST_LOG`: log filter; default `info`.
@@ -91,6 +97,9 @@ pub struct Settings {
     pub backup_stale_after: Duration,
     pub backup_transfer_timeout: Duration,
     pub reverify_every: Duration,
+    pub restore_directory: PathBuf,
+    pub restore_keep_free_mb: u64,
+    pub restore_jobs: u32,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -207,6 +216,15 @@ impl Settings {
             reverify_every: Duration::from_secs(
                 3600 * parse_or(&var, "KEYHOLD_REVERIFY_HOURS", 24u64)?,
             ),
+            restore_directory: var("KEYHOLD_RESTORE_DIRECTORY")
+                .map_or_else(std::env::temp_dir, PathBuf::from),
+            restore_keep_free_mb: parse_or(&var, "KEYHOLD_RESTORE_KEEP_FREE_MB", 64u64)?,
+            restore_jobs: parse_or(
+                &var,
+                "KEYHOLD_RESTORE_JOBS",
+                default_workers().min(4) as u32,
+            )?
+            .clamp(1, 64),
         })
     }
 }

@@ -56,6 +56,7 @@ diesel::table! {
         created_at -> Timestamptz,
         upload_key -> Nullable<Text>,
         upload_id -> Nullable<Text>,
+        preflight -> Nullable<Text>,
     }
 }
 
@@ -157,6 +158,7 @@ diesel::table! {
         heartbeat_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         created_by -> Nullable<Int8>,
+        parallel -> Bool,
     }
 }
 

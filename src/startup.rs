@@ -20,7 +20,7 @@ use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
 use crate::auth::{SessionTimeouts, csrf, session_ttl};
 use crate::backup::database::SourceRules;
-use crate::backup::runner::Runner;
+use crate::backup::runner::{RestoreSettings, Runner};
 use crate::backup::scheduler;
 use crate::config::Settings;
 use crate::credentials::search_index;
@@ -141,7 +141,12 @@ pub async fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner
     )
     .with_stale_after(settings.backup_stale_after)
     .with_transfers(settings.backup_transfer_timeout, crate::storage::MAX_PARTS)
-    .with_concurrency(settings.backup_concurrency))
+    .with_concurrency(settings.backup_concurrency)
+    .with_restores(RestoreSettings {
+        directory: settings.restore_directory.clone(),
+        keep_free: settings.restore_keep_free_mb.saturating_mul(1024 * 1024),
+        jobs: settings.restore_jobs,
+    }))
 }
 
 fn serve(

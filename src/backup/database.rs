@@ -319,23 +319,35 @@ impl Checked {
         self.source.display()
     }
 
-    /// Creates the schemas of `namespaces` the database lacks (`pg_restore --schema` restores
-    /// what is in a schema, not the schema itself). Blocking: call off async threads.
-    pub fn create_schemas(&self, namespaces: &[String]) -> Result<(), String> {
-        let missing: Vec<&String> = namespaces
-            .iter()
-            .filter(|namespace| !self.schemas.contains(namespace))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
+    /// Prepares the database for a restore of `namespaces` (all when empty): counts the tables
+    /// it already holds there (a restore into a database holding data is one transaction unless
+    /// a parallel one was asked for), then creates the schemas it lacks (`pg_restore --schema`
+    /// restores what is in a schema, not the schema itself). Blocking: call off async threads.
+    pub fn prepare_restore(&self, namespaces: &[String]) -> Result<i64, String> {
         let label = self.display();
         let conninfo = self
             .source
             .conninfo(self.address, Some(&self.source.in_process_password()));
         let mut conn = PgConnection::establish(&conninfo)
             .map_err(|error| format!("could not connect to {label}: {error}"))?;
-        for namespace in missing {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            tables: i64,
+        }
+        let held: Count = diesel::sql_query(
+            "SELECT count(*) AS tables FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'm')
+               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+               AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1))",
+        )
+        .bind::<diesel::sql_types::Array<Text>, _>(namespaces)
+        .get_result(&mut conn)
+        .map_err(|error| format!("could not look into {label}: {error}"))?;
+        for namespace in namespaces
+            .iter()
+            .filter(|namespace| !self.schemas.contains(namespace))
+        {
             let quoted = format!("\"{}\"", namespace.replace('"', "\"\""));
             diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
                 .execute(&mut conn)
@@ -343,7 +355,7 @@ impl Checked {
                     format!("could not create schema {namespace} in {label}: {error}")
                 })?;
         }
-        Ok(())
+        Ok(held.tables)
     }
 
     /// A command for `program` connecting to this source: only PATH and the password in its
@@ -383,7 +395,14 @@ impl Checked {
 
     /// `pg_restore` of the custom-format dump in `file`, replacing what exists, in one
     /// transaction: a restore that fails leaves the target as it was.
-    pub fn pg_restore(&self, namespaces: &[String], file: &std::path::Path) -> Command {
+    /// `pg_restore` of `file` into this database: in one transaction (all or nothing), or with
+    /// `jobs` parallel connections (faster, but a failure leaves what was restored so far).
+    pub fn pg_restore(
+        &self,
+        namespaces: &[String],
+        file: &std::path::Path,
+        jobs: Option<u32>,
+    ) -> Command {
         let mut command = self.command("pg_restore");
         command.args([
             "--no-password",
@@ -392,8 +411,11 @@ impl Checked {
             "--no-owner",
             "--no-privileges",
             "--exit-on-error",
-            "--single-transaction",
         ]);
+        match jobs {
+            Some(jobs) => command.arg(format!("--jobs={}", jobs.max(1))),
+            None => command.arg("--single-transaction"),
+        };
         for namespace in namespaces {
             command.arg(format!("--schema={namespace}"));
         }
@@ -460,7 +482,7 @@ mod tests {
             "x'%20host%3D'0.0.0.0",
         ] {
             let source = checked(&format!("postgres://u@db.internal/{name}"));
-            let restore = source.pg_restore(&[], std::path::Path::new("/tmp/x"));
+            let restore = source.pg_restore(&[], std::path::Path::new("/tmp/x"), None);
             let args = args(&restore);
             let dbname = args.iter().find(|a| a.starts_with("--dbname=")).unwrap();
             let quoted = quote(&source.source.database());
@@ -471,6 +493,19 @@ mod tests {
             assert_eq!(args.iter().filter(|a| a.starts_with("--dbname")).count(), 1);
         }
         assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
+    }
+
+    #[test]
+    fn a_restore_is_one_transaction_unless_it_runs_jobs() {
+        let source = checked("postgres://u@db.internal/shop");
+        let file = std::path::Path::new("/tmp/x");
+        let single = args(&source.pg_restore(&["sales".into()], file, None));
+        assert!(single.contains(&"--single-transaction".to_string()));
+        assert!(single.contains(&"--schema=sales".to_string()));
+        assert!(!single.iter().any(|a| a.starts_with("--jobs")));
+        let parallel = args(&source.pg_restore(&[], file, Some(4)));
+        assert!(parallel.contains(&"--jobs=4".to_string()));
+        assert!(!parallel.contains(&"--single-transaction".to_string()));
     }
 
     /// The local test server (trust auth), as the suite uses it.

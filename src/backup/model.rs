@@ -228,6 +228,8 @@ pub struct Backup {
     pub heartbeat_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// What the check before `pg_dump` found: the bucket reached with the credential, or why not.
+    pub preflight: Option<String>,
 }
 
 impl Backup {
@@ -392,6 +394,14 @@ impl Backup {
         Ok(())
     }
 
+    /// Records what the run's pre-flight check found.
+    pub fn set_preflight(conn: &mut PgConnection, id: BackupId, found: &str) -> QueryResult<()> {
+        diesel::update(backups::table.find(id))
+            .set(backups::preflight.eq(Some(found)))
+            .execute(conn)?;
+        Ok(())
+    }
+
     /// The ids of every multipart upload a run has recorded.
     pub fn open_upload_ids(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
         let ids: Vec<Option<String>> = backups::table
@@ -499,6 +509,8 @@ pub struct Restore {
     pub heartbeat_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<UserId>,
+    /// `pg_restore --jobs` asked for: faster, not one transaction.
+    pub parallel: bool,
 }
 
 impl Restore {
@@ -544,6 +556,7 @@ impl Restore {
         name: &str,
         namespaces: &[String],
         target_url: Option<String>,
+        parallel: bool,
         by: UserId,
     ) -> QueryResult<Restore> {
         diesel::insert_into(restores::table)
@@ -558,6 +571,7 @@ impl Restore {
                 restores::started_at.eq(Some(Utc::now())),
                 restores::heartbeat_at.eq(Some(Utc::now())),
                 restores::created_by.eq(Some(by)),
+                restores::parallel.eq(parallel),
             ))
             .returning(Restore::as_returning())
             .get_result(conn)

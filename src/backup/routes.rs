@@ -408,5 +408,6 @@ fn restore_request(fields: Vec<(String, String)>) -> RestoreRequest {
         name: map.get("restore_name").cloned().unwrap_or_default(),
         namespaces,
         target_database_url: map.get("target_database_url").cloned().unwrap_or_default(),
+        parallel: map.get("parallel").is_some_and(|value| value == "on"),
     }
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use crate::backup::database::{Checked, DataSource, SourceRules};
 use crate::backup::model::{Backup, BackupId, Phase, Restore};
 use crate::credentials::model::Credential;
+use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::{Keyring, random_token};
 use crate::db::{self, DbPool};
 use crate::outbound::Outbound;
@@ -287,6 +288,28 @@ pub struct Runner {
     max_parts: u32,
     /// Silence after which a run counts as dead (`KEYHOLD_BACKUP_STALE_SECONDS`).
     pub stale_after: Duration,
+    /// Where restores download their object, and how they run `pg_restore`.
+    restores: RestoreSettings,
+}
+
+/// How restores run: where the object is downloaded (`KEYHOLD_RESTORE_DIRECTORY`), the free
+/// space left on that disk beside the download (`KEYHOLD_RESTORE_KEEP_FREE_MB`), and the
+/// `pg_restore --jobs` of a parallel restore (`KEYHOLD_RESTORE_JOBS`).
+#[derive(Clone, Debug)]
+pub struct RestoreSettings {
+    pub directory: std::path::PathBuf,
+    pub keep_free: u64,
+    pub jobs: u32,
+}
+
+impl Default for RestoreSettings {
+    fn default() -> RestoreSettings {
+        RestoreSettings {
+            directory: std::env::temp_dir(),
+            keep_free: 64 * 1024 * 1024,
+            jobs: 2,
+        }
+    }
 }
 
 /// Why a backup ended without completing: its phase and reason.
@@ -304,7 +327,14 @@ impl Runner {
             transfer_timeout: Duration::from_secs(60),
             max_parts: MAX_PARTS,
             stale_after: DEFAULT_STALE_AFTER,
+            restores: RestoreSettings::default(),
         }
+    }
+
+    /// The same runner, restoring with `settings`.
+    pub fn with_restores(mut self, settings: RestoreSettings) -> Runner {
+        self.restores = settings;
+        self
     }
 
     /// The same runner, giving S3 `timeout` per request and splitting objects into at most
@@ -493,6 +523,7 @@ impl Runner {
     ) -> Result<(String, u64, String), String> {
         let settings = s3_settings(credential, &self.keyring)?;
         let storage = self.storage(&settings, bucket_name).await?;
+        self.preflight(backup.id, &storage, credential).await?;
         let source = self.check_project_source(project).await?;
         let key = object_key(&project.name, &backup.policy_name, backup.scheduled_for);
         let mut child = source
@@ -569,6 +600,67 @@ impl Runner {
             ));
         }
         Ok((key, reader.bytes, reader.digest()))
+    }
+
+    /// Checks, before `pg_dump` starts, that the bucket is there and the key reaches it, and
+    /// records what it found on the backup. A key S3 refuses also marks its credential failed
+    /// (the Credentials tab tells before the next backup fails), and a failed credential that
+    /// works again is marked verified. A key that may write but not list goes on, noted.
+    async fn preflight(
+        &self,
+        id: BackupId,
+        storage: &Storage,
+        credential: &Credential,
+    ) -> Result<(), String> {
+        let bucket = storage.name().to_string();
+        let (found, verdict) = match storage.bucket_exists().await {
+            Ok(true) => {
+                let found = format!("bucket {bucket} reached with {}", credential.name);
+                let outcome = Outcome::Ok(format!("a backup's pre-flight check: {found}"));
+                (Ok(found), Some(outcome))
+            }
+            Ok(false) => (
+                Err(format!(
+                    "bucket {bucket} no longer exists: create it, or disable and enable backup \
+                     again so keyhold creates it"
+                )),
+                None,
+            ),
+            Err(failure) if failure.bad_credentials() => {
+                let outcome = Outcome::Failed(format!(
+                    "a backup's pre-flight check: {failure} ({})",
+                    failure.answer()
+                ));
+                (Err(failure.to_string()), Some(outcome))
+            }
+            Err(failure) if failure.denied() => (
+                Ok(format!(
+                    "listing bucket {bucket} is denied ({}); the backup goes on",
+                    failure.answer()
+                )),
+                None,
+            ),
+            Err(failure) => (Err(failure.to_string()), None),
+        };
+        let record = match &found {
+            Ok(found) => found.clone(),
+            Err(reason) => reason.clone(),
+        };
+        // Only a change of verdict is written: a passing check keeps a warning's words.
+        let verdict = verdict.filter(|outcome| {
+            let was_failed = credential.verification() == Some(VerifyState::Failed);
+            matches!(outcome, Outcome::Failed(_)) || was_failed
+        });
+        let credential = credential.clone();
+        let _ = db::run(&self.pool, move |conn| {
+            Backup::set_preflight(conn, id, &record)?;
+            if let Some(outcome) = &verdict {
+                credential.record_verification(conn, outcome)?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .await;
+        found.map(|_| ())
     }
 
     /// A handle on `bucket` with this runner's transfer deadline and part limit.
@@ -713,20 +805,21 @@ impl Runner {
             }
             None => self.check_project_source(project).await?,
         };
-        let directory = std::env::temp_dir();
-        let free = free_bytes(&directory);
-        let needed = size as u64 + 64 * 1024 * 1024;
+        let directory = &self.restores.directory;
+        let free = free_bytes(directory);
+        let needed = size as u64 + self.restores.keep_free;
         if free.is_some_and(|free| free < needed) {
             return Err(format!(
-                "not enough free disk in {} for the download: {} MiB needed, {} MiB free",
+                "not enough free disk in {} for the download: {} MiB needed, {} MiB free; \
+                 the target database was not changed",
                 directory.display(),
-                needed / (1024 * 1024),
+                needed.div_ceil(1024 * 1024),
                 free.unwrap_or_default() / (1024 * 1024)
             ));
         }
         let file = tempfile::Builder::new()
             .prefix("keyhold-restore-")
-            .tempfile_in(&directory)
+            .tempfile_in(directory)
             .map_err(|error| format!("could not create the download file: {error}"))?;
         let writer = file
             .reopen()
@@ -755,13 +848,18 @@ impl Runner {
             ));
         }
         let namespaces = restore.namespaces();
-        let source = tokio::task::spawn_blocking(move || {
-            source.create_schemas(&namespaces).map(|()| source)
+        let (source, held) = tokio::task::spawn_blocking(move || {
+            source
+                .prepare_restore(&namespaces)
+                .map(|held| (source, held))
         })
         .await
         .map_err(|_| "could not prepare the target database".to_string())??;
+        // Into a database that holds data: all or nothing, unless a parallel restore was asked
+        // for. Into an empty one, jobs speed it up and a failure leaves only part of a copy.
+        let jobs = (restore.parallel || held == 0).then_some(self.restores.jobs);
         let mut child = source
-            .pg_restore(&restore.namespaces(), file.path())
+            .pg_restore(&restore.namespaces(), file.path(), jobs)
             .spawn()
             .map_err(|error| format!("could not start pg_restore: {error}"))?;
         let stderr = child
@@ -780,7 +878,18 @@ impl Runner {
         } else if errors.contains("errors ignored on restore") {
             Ok(Some(errors))
         } else {
-            Err(format!("pg_restore failed ({status}): {errors}"))
+            let left = match (jobs, held) {
+                (None, _) => "nothing was changed (one transaction)",
+                (Some(_), 0) => {
+                    "the target held no tables before; what was restored before the \
+                                 failure is left in it"
+                }
+                (Some(_), _) => {
+                    "parallel restore: what was restored before the failure is left \
+                                 in the target"
+                }
+            };
+            Err(format!("pg_restore failed ({status}): {errors}; {left}"))
         }
     }
 

@@ -351,6 +351,8 @@ pub struct RestoreRequest {
     pub name: String,
     pub namespaces: Vec<String>,
     pub target_database_url: String,
+    /// `pg_restore --jobs` even into a database that holds data (not one transaction).
+    pub parallel: bool,
 }
 
 /// Starts a restore of `backup`; answers its name. Another database than the project's own is
@@ -394,6 +396,9 @@ pub async fn restore(
     if !request.namespaces.is_empty() {
         fields.push("namespaces");
     }
+    if request.parallel {
+        fields.push("parallel");
+    }
     let (action, into) = match &target {
         Some((_, shown)) => {
             fields.push("target_database_url");
@@ -410,10 +415,18 @@ pub async fn restore(
         )
         .fields(&fields);
     let (restore_backup, shown) = (backup.clone(), target.as_ref().map(|(_, s)| s.clone()));
-    let namespaces = request.namespaces.clone();
+    let (namespaces, parallel) = (request.namespaces.clone(), request.parallel);
     let restore = db::run(&runner.pool, move |conn| {
         conn.build_transaction().run(|conn| {
-            let restore = Restore::create(conn, &restore_backup, &name, &namespaces, shown, actor)?;
+            let restore = Restore::create(
+                conn,
+                &restore_backup,
+                &name,
+                &namespaces,
+                shown,
+                parallel,
+                actor,
+            )?;
             event.record(conn)?;
             Ok::<_, AppError>(restore)
         })

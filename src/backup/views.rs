@@ -53,6 +53,8 @@ pub struct BackupView {
     pub checksum: String,
     pub phase: Phase,
     pub reason: String,
+    /// What the check before `pg_dump` found.
+    pub preflight: String,
     pub restorable: bool,
     pub running: bool,
     pub deleted: bool,
@@ -67,6 +69,7 @@ pub struct RestoreView {
     pub finished: String,
     pub phase: Phase,
     pub warnings: String,
+    pub parallel: bool,
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {
@@ -316,6 +319,7 @@ pub async fn project_view(
             checksum: backup.sha256.clone().unwrap_or_default(),
             phase: backup.phase,
             reason: backup.reason.clone().unwrap_or_default(),
+            preflight: backup.preflight.clone().unwrap_or_default(),
             restorable: backup.restorable(),
             running: backup.running(),
             deleted: backup.deleted_at.is_some(),
@@ -334,6 +338,7 @@ pub async fn project_view(
             finished: when(restore.finished_at),
             phase: restore.phase,
             warnings: restore.warnings.clone().unwrap_or_default(),
+            parallel: restore.parallel,
         })
         .collect();
     Ok((

@@ -54,6 +54,12 @@ pub struct S3Server {
     /// Requests answered so far; from the `stall_from`-th on, none is answered (S3 died).
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub stall_from: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// While above zero, object downloads come in 1 KiB chunks this many milliseconds apart
+    /// (a slow link: steady, but slower than any one deadline for the whole body).
+    pub chunk_delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// While set, every request is refused as AWS refuses a deleted key (403
+    /// InvalidAccessKeyId).
+    pub revoked: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Where the objects live (kept for the server's lifetime; tests may look inside).
     #[allow(dead_code)]
     pub root: tempfile::TempDir,
@@ -102,17 +108,26 @@ pub async fn start_s3() -> S3Server {
     let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let stall_from = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
     let (counted, stall) = (requests.clone(), stall_from.clone());
+    let chunk_delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (delay, refused) = (chunk_delay_ms.clone(), revoked.clone());
     actix_web::rt::spawn(async move {
         let server = ConnBuilder::new(TokioExecutor::new());
         while let Ok((socket, _)) = listener.accept().await {
             let (service, flag) = (service.clone(), flag.clone());
             let (counted, stall) = (counted.clone(), stall.clone());
+            let (delay, refused) = (delay.clone(), refused.clone());
             let handler = hyper::service::service_fn(
                 move |request: hyper::Request<hyper::body::Incoming>| {
                     let (service, fail) = (
                         service.clone(),
                         flag.load(std::sync::atomic::Ordering::SeqCst),
                     );
+                    let delay = delay.load(std::sync::atomic::Ordering::SeqCst);
+                    let revoked = refused.load(std::sync::atomic::Ordering::SeqCst);
+                    let download = request.method() == hyper::Method::GET
+                        && request.uri().query().is_none()
+                        && request.uri().path().trim_matches('/').contains('/');
                     let number = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let stalled = number >= stall.load(std::sync::atomic::Ordering::SeqCst);
                     async move {
@@ -126,7 +141,18 @@ pub async fn start_s3() -> S3Server {
                             *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
                             return Ok::<_, s3s::HttpError>(response);
                         }
-                        hyper::service::Service::call(&service, request).await
+                        if revoked {
+                            let mut response = hyper::Response::new(s3s::Body::from(
+                                "<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>".to_string(),
+                            ));
+                            *response.status_mut() = hyper::StatusCode::FORBIDDEN;
+                            return Ok(response);
+                        }
+                        let response = hyper::service::Service::call(&service, request).await?;
+                        if !download || delay == 0 || !response.status().is_success() {
+                            return Ok(response);
+                        }
+                        Ok(slowed(response, Duration::from_millis(delay)).await)
                     }
                 },
             );
@@ -143,8 +169,37 @@ pub async fn start_s3() -> S3Server {
         failing,
         requests,
         stall_from,
+        chunk_delay_ms,
+        revoked,
         root,
     }
+}
+
+/// The same answer, its body sent in 1 KiB chunks `delay` apart.
+async fn slowed(
+    response: hyper::Response<s3s::Body>,
+    delay: Duration,
+) -> hyper::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let chunks: Vec<hyper::body::Bytes> = bytes.chunks(1024).map(|c| c.to_vec().into()).collect();
+    let stream = futures_util::stream::unfold(chunks.into_iter(), move |mut chunks| async move {
+        let chunk = chunks.next()?;
+        tokio::time::sleep(delay).await;
+        Some((
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk)),
+            chunks,
+        ))
+    });
+    hyper::Response::from_parts(
+        parts,
+        s3s::Body::http_body_unsync(http_body_util::StreamBody::new(stream)),
+    )
 }
 
 /// A real Prometheus (Debian package) with one basic-auth user, stopped when dropped.

@@ -13,6 +13,7 @@ mod instances;
 mod matrix;
 mod operations;
 mod page_cache;
+mod restores;
 mod routes;
 mod s3_servers;
 mod sessions;

@@ -743,4 +743,20 @@ async fn garage_runs_the_whole_backup_scenario() {
         0
     );
     assert_eq!(storage.size(&kept, "checking").await.unwrap(), None);
+
+    // The key is deleted at Garage: the next run stops at its pre-flight check, before
+    // pg_dump, and the credential reads failed at once (not at its daily check).
+    garage
+        .cli(&["key", "delete", "--yes", "keyhold-full"])
+        .unwrap();
+    let (_, phase, reason) = backup_now(&app, &partner, project, policy).await;
+    assert_eq!(phase, "Failed");
+    assert!(reason.contains("Invalid S3 credentials"), "{reason}");
+    assert_eq!(
+        scalar_text(
+            &app,
+            &format!("SELECT verify_state AS value FROM credentials WHERE id = {full}")
+        ),
+        "failed"
+    );
 }

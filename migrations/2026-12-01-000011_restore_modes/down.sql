@@ -1,0 +1,2 @@
+ALTER TABLE restores DROP COLUMN parallel;
+ALTER TABLE backups DROP COLUMN preflight;
