@@ -44,6 +44,9 @@
 //!   dead and the run as Failed (interrupted); default 60.
 //! - `KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`: deadline of one S3 request during backups and
 //!   restores (a part upload gets a second more per MiB) and of a download that stalls; default 60.
+//! - `KEYHOLD_BACKUP_MEMORY_PART_MB`: upload parts up to this size are held in memory, larger
+//!   ones (parts grow in dumps of more than about 24 GB) are spooled to a temporary file;
+//!   default 16 (memory stays at about two parts).
 //! - `KEYHOLD_RESTORE_DIRECTORY`: where a restore downloads its object before checking it and
 //!   handing it to `pg_restore`; default the system's temporary directory.
 //! - `KEYHOLD_RESTORE_KEEP_FREE_MB`: free space a restore leaves on that disk beside the
@@ -97,6 +100,7 @@ pub struct Settings {
     pub backup_stale_after: Duration,
     pub backup_transfer_timeout: Duration,
     pub reverify_every: Duration,
+    pub backup_memory_part: usize,
     pub restore_directory: PathBuf,
     pub restore_keep_free_mb: u64,
     pub restore_jobs: u32,
@@ -216,6 +220,10 @@ impl Settings {
             reverify_every: Duration::from_secs(
                 3600 * parse_or(&var, "KEYHOLD_REVERIFY_HOURS", 24u64)?,
             ),
+            backup_memory_part: parse_or(&var, "KEYHOLD_BACKUP_MEMORY_PART_MB", 16usize)?
+                .clamp(1, 5 * 1024)
+                * 1024
+                * 1024,
             restore_directory: var("KEYHOLD_RESTORE_DIRECTORY")
                 .map_or_else(std::env::temp_dir, PathBuf::from),
             restore_keep_free_mb: parse_or(&var, "KEYHOLD_RESTORE_KEEP_FREE_MB", 64u64)?,

@@ -28,6 +28,10 @@ pub const FIRST_PART: usize = 8 * 1024 * 1024;
 const LARGEST_PART: usize = 5 * 1024 * 1024 * 1024;
 /// S3's limit on the parts of one object.
 pub const MAX_PARTS: u32 = 10_000;
+/// Parts up to this size are held in memory; larger ones (parts grow past it only in dumps of
+/// more than about 24 GB) are spooled to a private temporary file and sent from there, so
+/// memory stays at about two of these whatever the dump's size.
+pub const MEMORY_PART: usize = 16 * 1024 * 1024;
 /// Attempts of a request S3 answered 500, 502, 503 (SlowDown) or 504, or that failed to connect.
 const ATTEMPTS: u32 = 3;
 /// The most of an error answer keyhold reads (the endpoint is a Manager's to choose).
@@ -130,6 +134,18 @@ fn element(xml: &str, tag: &str) -> String {
         .unwrap_or_default()
 }
 
+/// S3's refusal, with its code and message.
+async fn refusal(response: reqwest::Response, doing: &str) -> Failure {
+    let status = response.status().as_u16();
+    let body = capped_text(response, ERROR_BODY_LIMIT).await;
+    Failure {
+        doing: doing.to_string(),
+        status: Some(status),
+        code: element(&body, "Code"),
+        message: element(&body, "Message"),
+    }
+}
+
 /// Whether a request with this answer is worth trying again.
 fn transient(status: u16) -> bool {
     matches!(status, 500 | 502 | 503 | 504)
@@ -155,6 +171,18 @@ pub struct Storage {
     timeout: Duration,
     /// Parts of one object at most (S3's 10,000; lower in tests).
     max_parts: u32,
+    /// Parts larger than this are spooled to disk (`MEMORY_PART`; lower in tests).
+    memory_part: usize,
+    /// The signing region and keys, for the requests keyhold signs itself (spooled parts).
+    signing: Signing,
+}
+
+/// What SigV4 needs to sign a request.
+#[derive(Clone)]
+struct Signing {
+    region: String,
+    access_key: String,
+    secret_key: String,
 }
 
 /// The S3 settings of a backup credential.
@@ -208,6 +236,12 @@ impl Storage {
             origin: outbound::origin(&url),
             timeout: outbound.timeout,
             max_parts: MAX_PARTS,
+            memory_part: MEMORY_PART,
+            signing: Signing {
+                region: settings.signing_region(),
+                access_key: settings.access_key.clone(),
+                secret_key: settings.secret_key.clone(),
+            },
         })
     }
 
@@ -216,6 +250,12 @@ impl Storage {
     pub fn with_transfers(mut self, timeout: Duration, max_parts: u32) -> Storage {
         self.timeout = timeout;
         self.max_parts = max_parts.max(1);
+        self
+    }
+
+    /// The same storage, spooling parts larger than `bytes` to disk.
+    pub fn with_memory_part(mut self, bytes: usize) -> Storage {
+        self.memory_part = bytes;
         self
     }
 
@@ -319,16 +359,7 @@ impl Storage {
                     return Ok(response);
                 }
                 Ok(response) if !last && transient(response.status().as_u16()) => {}
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let body = capped_text(response, ERROR_BODY_LIMIT).await;
-                    return Err(Failure {
-                        doing: doing.to_string(),
-                        status: Some(status),
-                        code: element(&body, "Code"),
-                        message: element(&body, "Message"),
-                    });
-                }
+                Ok(response) => return Err(refusal(response, doing).await),
                 Err(failure) if !last && failure.message.starts_with("could not reach") => {}
                 Err(failure) => return Err(failure),
             }
@@ -512,9 +543,13 @@ impl Storage {
         doing: &str,
         opened: impl AsyncFn(Option<String>),
     ) -> Result<u64, UploadFailure> {
-        let first = read_part(reader, part_size(1, self.max_parts), stall).await?;
+        // The first part is always held in memory: it may be the whole (small) object.
+        let first = read_part(reader, part_size(1, self.max_parts), stall, usize::MAX).await?;
         if first.len() < part_size(1, self.max_parts) {
-            self.put(key, &first, doing).await?;
+            let PartBody::Memory(content) = &first else {
+                unreachable!("a part smaller than the first part size is held in memory")
+            };
+            self.put(key, content, doing).await?;
             return Ok(first.len() as u64);
         }
         let upload_id = self.begin_upload(key, doing).await?;
@@ -553,7 +588,7 @@ impl Storage {
         &self,
         key: &str,
         upload_id: &str,
-        first: Vec<u8>,
+        first: PartBody,
         reader: &mut (impl AsyncRead + Unpin),
         stall: Duration,
         doing: &str,
@@ -575,9 +610,9 @@ impl Storage {
             let size = part_size(number + 1, self.max_parts);
             let (uploaded, read) = tokio::join!(upload, async {
                 if content.len() < part_size(number, self.max_parts) {
-                    Ok(Vec::new())
+                    Ok(PartBody::Memory(Vec::new()))
                 } else {
-                    read_part(reader, size, stall).await
+                    read_part(reader, size, stall, self.memory_part).await
                 }
             });
             parts.push(uploaded?);
@@ -620,23 +655,30 @@ impl Storage {
         key: &str,
         upload_id: &str,
         number: u32,
-        content: &[u8],
+        content: &PartBody,
         doing: &str,
     ) -> Result<Part, Failure> {
-        let response = self
-            .send(
-                key,
-                || Command::PutObject {
-                    content,
-                    content_type: "application/octet-stream",
-                    custom_headers: None,
-                    multipart: Some(Multipart::new(number, upload_id)),
-                },
-                self.part_timeout(content.len()),
-                doing,
-                &[],
-            )
-            .await?;
+        let response = match content {
+            PartBody::Memory(content) => {
+                self.send(
+                    key,
+                    || Command::PutObject {
+                        content,
+                        content_type: "application/octet-stream",
+                        custom_headers: None,
+                        multipart: Some(Multipart::new(number, upload_id)),
+                    },
+                    self.part_timeout(content.len()),
+                    doing,
+                    &[],
+                )
+                .await?
+            }
+            PartBody::Spooled { file, len, sha256 } => {
+                self.send_spooled(key, upload_id, number, (file.path(), *len, sha256), doing)
+                    .await?
+            }
+        };
         let etag = response
             .headers()
             .get(reqwest::header::ETAG)
@@ -647,6 +689,82 @@ impl Storage {
             part_number: number,
             etag,
         })
+    }
+
+    /// UploadPart of a part spooled to a file (`path`, `len` bytes, `sha256` its hex SHA-256),
+    /// streamed from the file. rust-s3 signs only bodies it holds, so keyhold signs this one
+    /// itself (SigV4 with the part's SHA-256, so S3 checks the bytes it received), at the URL
+    /// rust-s3 builds for the part. Retried like `send`.
+    async fn send_spooled(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        (path, len, sha256): (&std::path::Path, usize, &str),
+        doing: &str,
+    ) -> Result<reqwest::Response, Failure> {
+        let timeout = self.part_timeout(len);
+        let unsigned = |error: s3::error::S3Error| {
+            Failure::transport(doing, format!("could not sign the request: {error}"))
+        };
+        let command = Command::PutObject {
+            content: &[],
+            content_type: "application/octet-stream",
+            custom_headers: None,
+            multipart: Some(Multipart::new(number, upload_id)),
+        };
+        let url = ReqwestRequest::new(&self.bucket, key, command)
+            .await
+            .map_err(unsigned)?
+            .url()
+            .map_err(unsigned)?;
+        let mut attempt = 1;
+        loop {
+            let last = attempt >= ATTEMPTS;
+            let headers = sign_put(&url, &self.signing, sha256, chrono::Utc::now());
+            let file = tokio::fs::File::open(path).await.map_err(|error| {
+                Failure::transport(doing, format!("could not read the spooled part: {error}"))
+            })?;
+            let body = reqwest::Body::wrap_stream(file_chunks(file));
+            let mut request = self.client.put(url.as_str());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let sent = tokio::time::timeout(
+                timeout,
+                request
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body)
+                    .timeout(timeout)
+                    .send(),
+            )
+            .await;
+            match sent {
+                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
+                Ok(Ok(response)) if !last && transient(response.status().as_u16()) => {}
+                Ok(Ok(response)) => return Err(refusal(response, doing).await),
+                Ok(Err(error)) if !last && error.is_connect() => {}
+                Ok(Err(error)) => {
+                    return Err(Failure::transport(
+                        doing,
+                        format!("could not reach {}: {}", self.origin, reason(&error)),
+                    ));
+                }
+                Err(_) => {
+                    return Err(Failure::transport(
+                        doing,
+                        format!(
+                            "{} did not answer within {} s",
+                            self.origin,
+                            timeout.as_secs()
+                        ),
+                    ));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+            attempt += 1;
+        }
     }
 
     /// Aborts a multipart upload; false (and logged) when S3 did not confirm it.
@@ -728,28 +846,167 @@ impl From<Failure> for UploadFailure {
     }
 }
 
-/// Reads up to `size` bytes (less only at the end), each read within `stall`.
+/// One part of an upload: in memory, or spooled to a private temporary file (removed when
+/// dropped) when it is larger than the storage's memory limit.
+enum PartBody {
+    Memory(Vec<u8>),
+    Spooled {
+        file: tempfile::NamedTempFile,
+        len: usize,
+        /// Hex SHA-256 of the part (its signature covers it).
+        sha256: String,
+    },
+}
+
+impl PartBody {
+    fn len(&self) -> usize {
+        match self {
+            PartBody::Memory(content) => content.len(),
+            PartBody::Spooled { len, .. } => *len,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A file's content as a stream of 256 KiB chunks.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = file.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        chunk.truncate(n);
+        Ok(Some((chunk, file)))
+    })
+}
+
+/// Reads up to `size` bytes (less only at the end), each read within `stall`: into memory
+/// when `size` is at most `memory`, else into a private temporary file.
 async fn read_part(
     reader: &mut (impl AsyncRead + Unpin),
     size: usize,
     stall: Duration,
-) -> Result<Vec<u8>, UploadFailure> {
-    let mut part = Vec::with_capacity(size.min(64 * 1024 * 1024));
+    memory: usize,
+) -> Result<PartBody, UploadFailure> {
     let mut buffer = vec![0u8; 256 * 1024];
-    while part.len() < size {
-        let want = buffer.len().min(size - part.len());
-        let n = tokio::time::timeout(stall, reader.read(&mut buffer[..want]))
+    let mut read = async |buffer: &mut [u8]| {
+        tokio::time::timeout(stall, reader.read(buffer))
             .await
             .map_err(|_| {
                 UploadFailure::Source(format!("the dump gave nothing for {} s", stall.as_secs()))
             })?
-            .map_err(|error| UploadFailure::Source(format!("could not read the dump: {error}")))?;
+            .map_err(|error| UploadFailure::Source(format!("could not read the dump: {error}")))
+    };
+    if size <= memory {
+        let mut part = Vec::with_capacity(size);
+        while part.len() < size {
+            let want = buffer.len().min(size - part.len());
+            let n = read(&mut buffer[..want]).await?;
+            if n == 0 {
+                break;
+            }
+            part.extend_from_slice(&buffer[..n]);
+        }
+        return Ok(PartBody::Memory(part));
+    }
+    let spool_failed =
+        |error: std::io::Error| UploadFailure::Source(format!("could not spool a part: {error}"));
+    let file = tempfile::Builder::new()
+        .prefix("keyhold-part-")
+        .tempfile()
+        .map_err(spool_failed)?;
+    let mut writer = tokio::fs::File::from_std(file.reopen().map_err(spool_failed)?);
+    let mut hasher = sha2::Sha256::default();
+    let mut len = 0;
+    while len < size {
+        let want = buffer.len().min(size - len);
+        let n = read(&mut buffer[..want]).await?;
         if n == 0 {
             break;
         }
-        part.extend_from_slice(&buffer[..n]);
+        writer.write_all(&buffer[..n]).await.map_err(spool_failed)?;
+        sha2::Digest::update(&mut hasher, &buffer[..n]);
+        len += n;
     }
-    Ok(part)
+    writer.flush().await.map_err(spool_failed)?;
+    Ok(PartBody::Spooled {
+        file,
+        len,
+        sha256: hex::encode(sha2::Digest::finalize(hasher)),
+    })
+}
+
+/// The headers of a SigV4-signed `PUT` of `url` whose body has the hex SHA-256 `sha256`.
+fn sign_put(
+    url: &url::Url,
+    signing: &Signing,
+    sha256: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(&'static str, String)> {
+    use hmac::Mac;
+    use sha2::Digest;
+    let hmac = |key: &[u8], data: &str| {
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    };
+    // AWS's URI encoding: unreserved characters kept, everything else %XX.
+    const AWS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let encode = |text: &str| percent_encoding::utf8_percent_encode(text, AWS).to_string();
+    let mut query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(name, value)| (encode(&name), encode(&value)))
+        .collect();
+    query.sort();
+    let query = query
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let date = now.format("%Y%m%d").to_string();
+    let canonical = format!(
+        "PUT\n{}\n{query}\nhost:{host}\nx-amz-content-sha256:{sha256}\nx-amz-date:{amz_date}\n\n\
+         host;x-amz-content-sha256;x-amz-date\n{sha256}",
+        url.path()
+    );
+    let scope = format!("{date}/{}/s3/aws4_request", signing.region);
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
+    );
+    let mut key = hmac(format!("AWS4{}", signing.secret_key).as_bytes(), &date);
+    for part in [signing.region.as_str(), "s3", "aws4_request"] {
+        key = hmac(&key, part);
+    }
+    let signature = hex::encode(hmac(&key, &to_sign));
+    vec![
+        ("x-amz-content-sha256", sha256.to_string()),
+        ("x-amz-date", amz_date),
+        (
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/{scope}, \
+                 SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}",
+                signing.access_key
+            ),
+        ),
+    ]
 }
 
 #[cfg(test)]

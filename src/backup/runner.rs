@@ -21,7 +21,7 @@ use crate::crypto::{Keyring, random_token};
 use crate::db::{self, DbPool};
 use crate::outbound::Outbound;
 use crate::projects::model::{Project, SourceUse};
-use crate::storage::{Failure, MAX_PARTS, S3Settings, Storage, UploadFailure};
+use crate::storage::{Failure, MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure};
 
 /// How long `pg_dump` may give nothing before the backup is treated as stuck (it may wait for
 /// a lock that long).
@@ -286,6 +286,8 @@ pub struct Runner {
     transfer_timeout: Duration,
     /// Parts of one object at most (S3's limit; lowered by tests).
     max_parts: u32,
+    /// Parts larger than this are spooled to disk (`storage::MEMORY_PART`; lowered by tests).
+    memory_part: usize,
     /// Silence after which a run counts as dead (`KEYHOLD_BACKUP_STALE_SECONDS`).
     pub stale_after: Duration,
     /// Where restores download their object, and how they run `pg_restore`.
@@ -326,6 +328,7 @@ impl Runner {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             transfer_timeout: Duration::from_secs(60),
             max_parts: MAX_PARTS,
+            memory_part: MEMORY_PART,
             stale_after: DEFAULT_STALE_AFTER,
             restores: RestoreSettings::default(),
         }
@@ -342,6 +345,12 @@ impl Runner {
     pub fn with_transfers(mut self, timeout: Duration, max_parts: u32) -> Runner {
         self.transfer_timeout = timeout.max(Duration::from_secs(1));
         self.max_parts = max_parts.max(1);
+        self
+    }
+
+    /// The same runner, spooling upload parts larger than `bytes` to disk.
+    pub fn with_memory_part(mut self, bytes: usize) -> Runner {
+        self.memory_part = bytes;
         self
     }
 
@@ -667,7 +676,8 @@ impl Runner {
     async fn storage(&self, settings: &S3Settings, bucket: &str) -> Result<Storage, String> {
         Ok(Storage::open(&self.outbound, settings, bucket)
             .await?
-            .with_transfers(self.transfer_timeout, self.max_parts))
+            .with_transfers(self.transfer_timeout, self.max_parts)
+            .with_memory_part(self.memory_part))
     }
 
     /// The storage a backup was written to, opened (its credential must still exist).

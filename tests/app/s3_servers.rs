@@ -208,7 +208,12 @@ async fn add_project(
 #[actix_web::test]
 async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     let moto = Moto::start().await;
-    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    // Parts above 4 MiB are spooled and signed by keyhold: that path meets this server too.
+    let app = spawn_app_with(&[
+        ("KEYHOLD_SCHEDULER", "false"),
+        ("KEYHOLD_BACKUP_MEMORY_PART_MB", "4"),
+    ])
+    .await;
     let (partner, organization) = partner_with_organization(&app).await;
     let data = DataDb::with_orders(100);
     let endpoint = moto.endpoint.clone();
@@ -309,7 +314,19 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{errors:?}");
 
-    // Backup now, restore into a fresh database, delete the backup.
+    // Backup now (a dump of two parts, the second spooled), restore into a fresh database,
+    // delete the backup.
+    {
+        use diesel::prelude::*;
+        let mut conn = diesel::PgConnection::establish(&data.url).unwrap();
+        diesel::sql_query(
+            "CREATE TABLE app.blobs AS SELECT n, md5(random()::text) || md5(random()::text)
+                 || md5(random()::text) || md5(random()::text) AS body
+             FROM generate_series(1, 150000) n",
+        )
+        .execute(&mut conn)
+        .unwrap();
+    }
     let project = scalar_i64(&app, "SELECT id AS n FROM projects WHERE name = 'shop'");
     let page = format!("/projects/{project}");
     let response = add_policy(&partner, project, "nightly", "daily", "720h", &["app"]).await;
@@ -320,6 +337,13 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     );
     let (backup, phase, reason) = backup_now(&app, &partner, project, policy).await;
     assert_eq!((phase.as_str(), reason.as_str()), ("Completed", ""));
+    assert!(
+        scalar_i64(
+            &app,
+            &format!("SELECT size_bytes AS n FROM backups WHERE id = {backup}")
+        ) > 8 * 1024 * 1024,
+        "the dump took two parts"
+    );
 
     let fresh = DataDb::empty();
     let response = partner
@@ -338,6 +362,10 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     assert_eq!(
         fresh.scalar("SELECT count(*)::text AS value FROM app.orders"),
         "100"
+    );
+    assert_eq!(
+        fresh.scalar("SELECT count(*)::text AS value FROM app.blobs"),
+        "150000"
     );
 
     let response = partner
@@ -547,7 +575,12 @@ api_bind_addr = "127.0.0.1:{admin}"
 #[actix_web::test]
 async fn garage_runs_the_whole_backup_scenario() {
     let garage = Garage::start().await;
-    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    // Parts above 4 MiB are spooled and signed by keyhold: that path meets this server too.
+    let app = spawn_app_with(&[
+        ("KEYHOLD_SCHEDULER", "false"),
+        ("KEYHOLD_BACKUP_MEMORY_PART_MB", "4"),
+    ])
+    .await;
     let (partner, organization) = partner_with_organization(&app).await;
     let endpoint = garage.endpoint.clone();
     let data = DataDb::with_orders(100);

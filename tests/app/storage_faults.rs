@@ -424,7 +424,7 @@ async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
     fill(&world, 275_000); // ~21 MB: three parts of 8 MiB, or two growing (8 + 16 MiB)
     world.add_policy("big", "daily", "720h", &["app"]).await;
     let (project, policy) = (ProjectId(world.project), PolicyId(world.policy_id("big")));
-    let run = async |max_parts: u32, minute: u32| {
+    let run = async |max_parts: u32, minute: u32, memory_part: usize| {
         let slot = chrono::Utc::now() + chrono::Duration::minutes(minute.into());
         let id = world
             .app
@@ -435,6 +435,7 @@ async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
             .expect("a new run");
         crate::backups::test_runner(&world.app)
             .with_transfers(Duration::from_secs(30), max_parts)
+            .with_memory_part(memory_part)
             .run_backup(id)
             .await;
         scalar_text(
@@ -447,9 +448,38 @@ async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
     };
     // Two parts hold it because they grow (fixed 8 MiB parts would need three); one cannot,
     // and the run says why.
-    let two = run(2, 1).await;
+    let memory = keyhold::storage::MEMORY_PART;
+    let two = run(2, 1, memory).await;
     assert_eq!(two.trim(), "Completed");
-    let one = run(1, 2).await;
+    // Parts above the memory limit go through a spool file: the same object comes out.
+    let spooled = run(2, 3, 4 * 1024 * 1024).await;
+    assert_eq!(spooled.trim(), "Completed");
+    let backup = scalar_text(
+        &world.app,
+        "SELECT id::text AS value FROM backups WHERE phase = 'Completed'
+         ORDER BY scheduled_for DESC LIMIT 1",
+    );
+    let fresh = crate::backups::DataDb::empty();
+    let response = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path(&format!("/backups/{backup}/restore")),
+            &[
+                ("restore_name", "spooled"),
+                ("target_database_url", &fresh.url),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let outcome = world.restore_outcome("spooled").await;
+    assert!(outcome.starts_with("Completed"), "{outcome}");
+    assert_eq!(
+        fresh.scalar("SELECT count(*)::text AS value FROM app.blobs"),
+        "275000",
+        "the spooled parts hold the whole dump, checksum checked"
+    );
+    let one = run(1, 2, memory).await;
     assert!(
         one.starts_with("Failed") && one.contains("more than 1 part"),
         "{one}"
