@@ -153,6 +153,7 @@ fn main() -> anyhow::Result<()> {
                             1_048_576 + day,
                             &format!("{:064x}", day),
                             slot + Duration::days(30),
+                            None,
                         )?;
                     }
                 }

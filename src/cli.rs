@@ -136,8 +136,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
             let credentials = reseal(&mut conn, false)?;
             let projects = reseal(&mut conn, true)?;
+            let mut identities = 0;
+            loop {
+                let done = crate::backup::encryption::Encryption::reseal_batch(
+                    &mut conn,
+                    &settings.keyring,
+                    batch.max(1),
+                )?;
+                if done == 0 {
+                    break;
+                }
+                identities += done;
+            }
             println!(
-                "re-sealed {credentials} credential(s) and {projects} project data source(s) under key {}; every secret now uses it",
+                "re-sealed {credentials} credential(s), {projects} project data source(s) and {identities} age identit(ies) under key {}; every secret now uses it",
                 settings.keyring.active_id()
             );
             Ok(())

@@ -70,6 +70,8 @@ pages: {
     "/projects/{id}" => { get: projects::routes::show },
     "/projects/{id}/backup/enable" => { post: backup::routes::enable },
     "/projects/{id}/backup/disable" => { post: backup::routes::disable },
+    "/projects/{id}/backup/encryption" => { post: backup::routes::encryption },
+    "/projects/{id}/backup/encryption/generate" => { post: backup::routes::generate_key },
     "/projects/{id}/policies" => { post: backup::routes::create_policy },
     "/projects/{id}/policies/preview" => { get: backup::routes::preview },
     "/projects/{id}/policies/{policy_id}/{action}" => { post: backup::routes::policy_action },

@@ -57,6 +57,7 @@ diesel::table! {
         upload_key -> Nullable<Text>,
         upload_id -> Nullable<Text>,
         preflight -> Nullable<Text>,
+        encrypted_to -> Nullable<Array<Nullable<Text>>>,
     }
 }
 
@@ -120,6 +121,17 @@ diesel::table! {
         schemas -> Array<Text>,
         first_seen_at -> Timestamptz,
         checked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    project_encryption (project_id) {
+        project_id -> Int8,
+        enabled -> Bool,
+        recipients -> Array<Nullable<Text>>,
+        identity -> Nullable<Text>,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Int8>,
     }
 }
 
@@ -199,6 +211,8 @@ diesel::joinable!(credentials -> organizations (organization_id));
 diesel::joinable!(organizations -> partners (partner_id));
 diesel::joinable!(project_data_sources -> projects (project_id));
 diesel::joinable!(projects -> organizations (organization_id));
+diesel::joinable!(project_encryption -> projects (project_id));
+diesel::joinable!(project_encryption -> users (updated_by));
 diesel::joinable!(restores -> backups (backup_id));
 diesel::joinable!(restores -> projects (project_id));
 diesel::joinable!(restores -> users (created_by));
@@ -214,6 +228,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     partners,
     project_data_sources,
+    project_encryption,
     projects,
     restores,
     sessions,

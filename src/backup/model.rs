@@ -230,11 +230,18 @@ pub struct Backup {
     pub created_at: DateTime<Utc>,
     /// What the check before `pg_dump` found: the bucket reached with the credential, or why not.
     pub preflight: Option<String>,
+    /// The age recipients the dump was encrypted to; `None` when it was not encrypted.
+    pub encrypted_to: Option<Vec<Option<String>>>,
 }
 
 impl Backup {
     pub fn namespaces(&self) -> Vec<String> {
         strings(&self.namespaces)
+    }
+
+    /// The age recipients the dump was encrypted to (`None`: stored unencrypted).
+    pub fn encrypted_to(&self) -> Option<Vec<String>> {
+        self.encrypted_to.as_deref().map(strings)
     }
 
     /// Whether the page should keep polling it.
@@ -362,10 +369,14 @@ impl Backup {
         size: i64,
         sha256: &str,
         expires_at: DateTime<Utc>,
+        encrypted_to: Option<&[String]>,
     ) -> QueryResult<()> {
+        let encrypted_to: Option<Vec<Option<String>>> =
+            encrypted_to.map(|recipients| recipients.iter().cloned().map(Some).collect());
         diesel::update(backups::table.find(id))
             .set((
                 backups::phase.eq(Phase::Completed),
+                backups::encrypted_to.eq(encrypted_to),
                 backups::reason.eq(None::<String>),
                 backups::object_key.eq(Some(object_key)),
                 backups::size_bytes.eq(Some(size)),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
 use crate::backup::model::{Backup, BackupId, BackupPolicy, PolicyId};
-use crate::backup::service::{self, BackupError, PolicyRequest, RestoreRequest};
+use crate::backup::service::{self, BackupError, EncryptionRequest, PolicyRequest, RestoreRequest};
 use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
 use crate::db;
 use crate::error::AppError;
@@ -156,6 +156,99 @@ pub async fn disable(
     .await
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EncryptionForm {
+    encrypt: String,
+    age_recipients: String,
+    age_identity: String,
+    confirm_off: String,
+}
+
+/// POST /projects/{id}/backup/encryption: age recipients, the kept identity, on or off.
+pub async fn encryption(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<EncryptionForm>,
+) -> Result<HttpResponse, AppError> {
+    let project = project_for(&state, &user, &id).await?;
+    let form = form.into_inner();
+    let request = EncryptionRequest {
+        encrypt: form.encrypt == "on",
+        recipients: form.age_recipients.clone(),
+        identity: form.age_identity,
+        confirm_off: form.confirm_off == "on",
+    };
+    let by = event(&state, &req, &user, &project);
+    match service::set_encryption(&state.runner, user.id(), &project, request, by).await {
+        Ok(message) => {
+            answer(
+                &req, &state, &session, &user, project.id, "backups", message,
+            )
+            .await
+        }
+        Err(BackupError::Form(errors)) => {
+            let draft = Draft {
+                errors,
+                recipients: Some(form.age_recipients),
+                ..Draft::default()
+            };
+            render_project(&req, &state, &session, &user, project.id, "backups", draft).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "backup/encryption_key.html")]
+struct KeyPage {
+    page: Page,
+    project_id: ProjectId,
+    project_name: String,
+    identity: String,
+    recipient: String,
+    kept: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct GenerateForm {
+    keep_identity: String,
+}
+
+/// POST /projects/{id}/backup/encryption/generate: a new key pair, its identity shown once.
+pub async fn generate_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<GenerateForm>,
+) -> Result<HttpResponse, AppError> {
+    let project = project_for(&state, &user, &id).await?;
+    let keep = form.keep_identity == "on";
+    let by = event(&state, &req, &user, &project);
+    let (identity, recipient) =
+        service::generate_key(&state.runner, user.id(), &project, keep, by).await?;
+    let mut response = html(&KeyPage {
+        page: Page::new(&user, &session, "projects", "Your age key"),
+        project_id: project.id,
+        project_name: project.name.clone(),
+        identity,
+        recipient,
+        kept: keep,
+    })?;
+    // The identity is shown once: never kept by a browser or a proxy.
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
 /// POST /projects/{id}/policies
 pub async fn create_policy(
     req: HttpRequest,
@@ -187,6 +280,7 @@ pub async fn create_policy(
                 preview: Some(Preview::of(&request.cron, &request.timezone)),
                 form: PolicyForm::from(request),
                 errors,
+                recipients: None,
             };
             render_project(
                 &req,
@@ -300,6 +394,9 @@ struct RestoreFormFragment {
     namespaces: Vec<String>,
     csrf: String,
     inline: bool,
+    /// The recipients an encrypted backup was sealed to, shortened (empty: not encrypted).
+    encrypted_to: String,
+    identity_kept: bool,
 }
 
 #[derive(Template)]
@@ -312,6 +409,8 @@ struct RestorePage {
     namespaces: Vec<String>,
     csrf: String,
     inline: bool,
+    encrypted_to: String,
+    identity_kept: bool,
 }
 
 /// GET /projects/{id}/backups/{backup_id}/restore: a backup's restore form, loaded into its
@@ -335,6 +434,22 @@ pub async fn backup_page(
     restorable(&backup)?;
     let csrf = crate::auth::csrf::token(&session);
     let namespaces = backup.namespaces();
+    let encrypted_to = backup
+        .encrypted_to()
+        .map(|recipients| {
+            recipients
+                .iter()
+                .map(|r| crate::backup::encryption::short(r))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        })
+        .unwrap_or_default();
+    let identity_kept = !encrypted_to.is_empty()
+        && db::run(&state.pool, move |conn| {
+            crate::backup::encryption::Encryption::find(conn, project_id)
+        })
+        .await?
+        .is_some_and(|saved| saved.identity.is_some());
     if is_htmx(&req) {
         return html(&RestoreFormFragment {
             project_id,
@@ -342,6 +457,8 @@ pub async fn backup_page(
             namespaces,
             csrf,
             inline: true,
+            encrypted_to,
+            identity_kept,
         });
     }
     html(&RestorePage {
@@ -357,6 +474,8 @@ pub async fn backup_page(
         namespaces,
         csrf,
         inline: false,
+        encrypted_to,
+        identity_kept,
     })
 }
 
@@ -409,5 +528,6 @@ fn restore_request(fields: Vec<(String, String)>) -> RestoreRequest {
         namespaces,
         target_database_url: map.get("target_database_url").cloned().unwrap_or_default(),
         parallel: map.get("parallel").is_some_and(|value| value == "on"),
+        age_identity: map.get("age_identity").cloned().unwrap_or_default(),
     }
 }

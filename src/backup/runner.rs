@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::backup::database::{Checked, DataSource, SourceRules};
+use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupId, Phase, Restore};
 use crate::credentials::model::Credential;
 use crate::credentials::verify::{Outcome, VerifyState};
@@ -454,14 +455,15 @@ impl Runner {
 
     async fn backup(&self, id: BackupId) -> Result<(), Ended> {
         let failed = |reason: String| Ended(Phase::Failed, reason);
-        let (backup, project, credential) = db::run(&self.pool, move |conn| {
+        let (backup, project, credential, encryption) = db::run(&self.pool, move |conn| {
             let backup = Backup::find_any(conn, id)?;
             let project = Project::find_any(conn, backup.project_id)?;
             let credential = match project.backup_credential_id {
                 Some(credential) => Some(Credential::find_any(conn, credential)?),
                 None => None,
             };
-            Ok::<_, crate::error::AppError>((backup, project, credential))
+            let encryption = Encryption::find(conn, project.id)?;
+            Ok::<_, crate::error::AppError>((backup, project, credential, encryption))
         })
         .await
         .map_err(|error| failed(format!("could not load the backup: {error}")))?;
@@ -491,16 +493,33 @@ impl Runner {
             return Ok(()); // another process runs it
         };
 
+        let recipients = encryption
+            .filter(|encryption| encryption.enabled)
+            .map(|encryption| encryption.recipients());
         let heartbeat = self.beat(move |conn| Backup::heartbeat(conn, id));
         let result = self
-            .dump_and_upload(&backup, &project, &credential, &bucket_name)
+            .dump_and_upload(
+                &backup,
+                &project,
+                &credential,
+                &bucket_name,
+                recipients.as_deref(),
+            )
             .await;
         heartbeat.abort();
         let (key, size, sha256) = result.map_err(failed)?;
         let expires_at = backup.started_at.unwrap_or_else(Utc::now)
             + chrono::Duration::seconds(self.retention_of(&backup).await);
         db::run(&self.pool, move |conn| {
-            Backup::complete(conn, id, &key, size as i64, &sha256, expires_at)
+            Backup::complete(
+                conn,
+                id,
+                &key,
+                size as i64,
+                &sha256,
+                expires_at,
+                recipients.as_deref(),
+            )
         })
         .await
         .map_err(|error| failed(format!("uploaded, but could not record it: {error}")))?;
@@ -529,12 +548,16 @@ impl Runner {
         project: &Project,
         credential: &Credential,
         bucket_name: &str,
+        recipients: Option<&[String]>,
     ) -> Result<(String, u64, String), String> {
         let settings = s3_settings(credential, &self.keyring)?;
         let storage = self.storage(&settings, bucket_name).await?;
         self.preflight(backup.id, &storage, credential).await?;
         let source = self.check_project_source(project).await?;
-        let key = object_key(&project.name, &backup.policy_name, backup.scheduled_for);
+        let mut key = object_key(&project.name, &backup.policy_name, backup.scheduled_for);
+        if recipients.is_some() {
+            key.push_str(".age");
+        }
         let mut child = source
             .pg_dump(&backup.namespaces())
             .spawn()
@@ -542,7 +565,20 @@ impl Runner {
         let stdout = child.stdout.take().ok_or("pg_dump has no output")?;
         let stderr = child.stderr.take().ok_or("pg_dump has no error output")?;
         let errors = actix_web::rt::spawn(tail(stderr));
-        let mut reader = Hashing::new(stdout);
+        // Encrypted, the dump passes through age on its own task into a pipe the upload reads;
+        // size and SHA-256 are of the stored (encrypted) bytes.
+        let (mut reader, sealing): (Hashing<Box<dyn AsyncRead + Unpin + Send>>, _) =
+            match recipients {
+                Some(recipients) => {
+                    let (writer, pipe) = tokio::io::duplex(256 * 1024);
+                    let recipients = recipients.to_vec();
+                    let sealing = actix_web::rt::spawn(async move {
+                        encryption::encrypt(&recipients, stdout, writer).await
+                    });
+                    (Hashing::new(Box::new(pipe)), Some(sealing))
+                }
+                None => (Hashing::new(Box::new(stdout)), None),
+            };
         let (pool, id, upload_key) = (&self.pool, backup.id, key.as_str());
         let opened = async |upload: Option<String>| {
             let key = upload_key.to_string();
@@ -564,6 +600,14 @@ impl Runner {
             // A failed upload ends the dump too (and its PostgreSQL backend with it).
             let _ = child.start_kill();
         }
+        let (bytes, digest) = (reader.bytes, reader.digest());
+        drop(reader); // an encryption still writing into the pipe stops
+        let sealed = match sealing {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|_| Err("the encryption stopped".into())),
+            None => Ok(()),
+        };
         let status = child
             .wait()
             .await
@@ -589,6 +633,10 @@ impl Runner {
             remove_partial().await;
             return Err(format!("pg_dump failed ({status}): {errors}"));
         }
+        if let Err(reason) = sealed {
+            remove_partial().await;
+            return Err(reason);
+        }
         let stored = storage
             .size(
                 &key,
@@ -601,14 +649,13 @@ impl Runner {
                     &format!("the uploaded object in {bucket_name} cannot be read back"),
                 )
             })?;
-        if stored != Some(reader.bytes) {
+        if stored != Some(bytes) {
             remove_partial().await;
             return Err(format!(
-                "the stored object has {stored:?} bytes where {} were sent",
-                reader.bytes
+                "the stored object has {stored:?} bytes where {bytes} were sent"
             ));
         }
-        Ok((key, reader.bytes, reader.digest()))
+        Ok((key, bytes, digest))
     }
 
     /// Checks, before `pg_dump` starts, that the bucket is there and the key reaches it, and
@@ -771,10 +818,13 @@ impl Runner {
         backup: Backup,
         project: Project,
         target: Option<String>,
+        identity: Option<String>,
     ) {
         let id = restore.id;
         let heartbeat = self.beat(move |conn| Restore::heartbeat(conn, id));
-        let outcome = self.restore(&restore, &backup, &project, target).await;
+        let outcome = self
+            .restore(&restore, &backup, &project, target, identity)
+            .await;
         heartbeat.abort();
         let (phase, warnings) = match outcome {
             Ok(warnings) => (Phase::Completed, warnings),
@@ -795,6 +845,7 @@ impl Runner {
         backup: &Backup,
         project: &Project,
         target: Option<String>,
+        identity: Option<String>,
     ) -> Result<Option<String>, String> {
         let (Some(key), Some(size)) = (backup.object_key.clone(), backup.size_bytes) else {
             return Err("the backup has no stored object".into());
@@ -815,9 +866,41 @@ impl Runner {
             }
             None => self.check_project_source(project).await?,
         };
+        // An encrypted backup is decrypted with the identity given for this restore, else the
+        // one the project keeps.
+        let identity = match (backup.encrypted_to(), identity) {
+            (None, _) => None,
+            (Some(_), Some(given)) => Some(given),
+            (Some(recipients), None) => {
+                let (project_id, organization) = (project.id, project.organization_id);
+                let kept = db::run(&self.pool, move |conn| Encryption::find(conn, project_id))
+                    .await
+                    .map_err(|error| format!("could not read the encryption settings: {error}"))?
+                    .map(|encryption| encryption.open_identity(&self.keyring, organization))
+                    .transpose()
+                    .map_err(|_| {
+                        "the project's age identity cannot be opened with the configured keys"
+                            .to_string()
+                    })?
+                    .flatten();
+                Some(kept.ok_or_else(|| {
+                    format!(
+                        "this backup is encrypted and keyhold keeps no key for it: paste the age \
+                         identity of {} on the restore form",
+                        recipients
+                            .iter()
+                            .map(|r| encryption::short(r))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )
+                })?)
+            }
+        };
         let directory = &self.restores.directory;
         let free = free_bytes(directory);
-        let needed = size as u64 + self.restores.keep_free;
+        // An encrypted download is decrypted into a second file beside it.
+        let copies = if identity.is_some() { 2 } else { 1 };
+        let needed = copies * size as u64 + self.restores.keep_free;
         if free.is_some_and(|free| free < needed) {
             return Err(format!(
                 "not enough free disk in {} for the download: {} MiB needed, {} MiB free; \
@@ -857,6 +940,26 @@ impl Runner {
                 writer.bytes
             ));
         }
+        // Decrypted wholly before anything touches the target: age authenticates every chunk,
+        // so a wrong key, a cut or a changed byte is refused here.
+        let file = match identity {
+            None => file,
+            Some(identity) => {
+                let plain = tempfile::Builder::new()
+                    .prefix("keyhold-restore-")
+                    .tempfile_in(directory)
+                    .map_err(|error| format!("could not create the decryption file: {error}"))?;
+                let (input, output) = (file.path().to_path_buf(), plain.path().to_path_buf());
+                tokio::task::spawn_blocking(move || {
+                    encryption::decrypt_file(&input, &output, &identity)
+                })
+                .await
+                .map_err(|_| "the decryption stopped".to_string())?
+                .map_err(|failure| format!("{failure}; the target database was not changed"))?;
+                drop(file);
+                plain
+            }
+        };
         let namespaces = restore.namespaces();
         let (source, held) = tokio::task::spawn_blocking(move || {
             source

@@ -12,6 +12,7 @@ use crate::accounts::model::{Organization, UserId};
 use crate::audit::NewEvent;
 use crate::auth::Scope;
 use crate::backup::database::DataSource;
+use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
 use crate::backup::runner::{
@@ -353,6 +354,8 @@ pub struct RestoreRequest {
     pub target_database_url: String,
     /// `pg_restore --jobs` even into a database that holds data (not one transaction).
     pub parallel: bool,
+    /// An age identity for this one restore of an encrypted backup (never stored).
+    pub age_identity: String,
 }
 
 /// Starts a restore of `backup`; answers its name. Another database than the project's own is
@@ -381,6 +384,26 @@ pub async fn restore(
     };
     crate::web::form::check_length(&name, 3, 40)
         .map_err(|m| BackupError::Refused(format!("Restore name: {m}")))?;
+    // A pasted identity is checked against the backup's recipients before anything runs.
+    let identity = match request.age_identity.trim() {
+        "" => None,
+        text => {
+            let (key, public) = encryption::parse_identity(text).map_err(BackupError::Refused)?;
+            match backup.encrypted_to() {
+                None => {
+                    return Err(BackupError::Refused(
+                        "This backup is not encrypted: leave the age identity empty.".into(),
+                    ));
+                }
+                Some(recipients) if !recipients.contains(&public) => {
+                    return Err(BackupError::Refused(
+                        "this backup was not encrypted to that key".into(),
+                    ));
+                }
+                Some(_) => Some(key),
+            }
+        }
+    };
     let target = match request.target_database_url.trim() {
         "" => None,
         url => {
@@ -398,6 +421,9 @@ pub async fn restore(
     }
     if request.parallel {
         fields.push("parallel");
+    }
+    if identity.is_some() {
+        fields.push("age_identity");
     }
     let (action, into) = match &target {
         Some((_, shown)) => {
@@ -434,6 +460,185 @@ pub async fn restore(
     .await?;
     let name = restore.name.clone();
     let (runner, target) = (runner.clone(), target.map(|(url, _)| url));
-    actix_web::rt::spawn(async move { runner.run_restore(restore, backup, project, target).await });
+    actix_web::rt::spawn(async move {
+        runner
+            .run_restore(restore, backup, project, target, identity)
+            .await
+    });
     Ok(name)
+}
+
+/// The encryption form as sent (SPEC §10).
+#[derive(Clone, Debug, Default)]
+pub struct EncryptionRequest {
+    pub encrypt: bool,
+    /// One `age1…` public key per line.
+    pub recipients: String,
+    /// `AGE-SECRET-KEY-1…` to keep sealed; blank keeps the kept one.
+    pub identity: String,
+    /// Turning encryption off must be confirmed.
+    pub confirm_off: bool,
+}
+
+/// Saves a project's encryption settings; answers what changed, for the flash message. New
+/// backups use them; old ones keep the recipients they were sealed to. A kept identity that
+/// matches none of the new recipients is forgotten (it could decrypt none of the new backups).
+pub async fn set_encryption(
+    runner: &Runner,
+    actor: UserId,
+    project: &Project,
+    request: EncryptionRequest,
+    by: NewEvent,
+) -> Result<String, BackupError> {
+    let mut errors = FieldErrors::default();
+    let recipients = encryption::parse_recipients(&request.recipients).unwrap_or_else(|message| {
+        errors.add("age_recipients", message);
+        Vec::new()
+    });
+    if request.encrypt && recipients.is_empty() && errors.is_empty() {
+        errors.add(
+            "age_recipients",
+            "Add at least one age1… public key to encrypt backups.",
+        );
+    }
+    let identity = match request.identity.trim() {
+        "" => None,
+        text => match encryption::parse_identity(text) {
+            Ok((key, public)) if recipients.contains(&public) => Some(key),
+            Ok(_) => {
+                errors.add(
+                    "age_identity",
+                    "This identity matches none of the recipients: it could decrypt none of the \
+                     backups.",
+                );
+                None
+            }
+            Err(message) => {
+                errors.add("age_identity", message);
+                None
+            }
+        },
+    };
+    let id = project.id;
+    let current = db::run(&runner.pool, move |conn| Encryption::find(conn, id)).await?;
+    let was_on = current.as_ref().is_some_and(|current| current.enabled);
+    if was_on && !request.encrypt && !request.confirm_off {
+        errors.add(
+            "confirm_off",
+            "Confirm that new backups will be stored unencrypted.",
+        );
+    }
+    if !errors.is_empty() {
+        return Err(BackupError::Form(errors));
+    }
+    // The kept identity stays only while it matches a recipient.
+    let kept_matches = match &current {
+        Some(current) => current
+            .open_identity(&runner.keyring, project.organization_id)
+            .ok()
+            .flatten()
+            .and_then(|kept| encryption::parse_identity(&kept).ok())
+            .is_some_and(|(_, public)| recipients.contains(&public)),
+        None => false,
+    };
+    let change = match (&identity, kept_matches) {
+        (Some(key), _) => Some(Some(key.clone())),
+        (None, true) => None,
+        (None, false) => Some(None),
+    };
+    let (action, message) = match (was_on, request.encrypt) {
+        (false, true) => (
+            "backup.encryption_on",
+            "Encryption on: new backups are sealed with age.",
+        ),
+        (true, false) => (
+            "backup.encryption_off",
+            "Encryption off: new backups are stored unencrypted.",
+        ),
+        _ => ("backup.encryption_change", "Encryption settings saved."),
+    };
+    let mut fields = vec!["encrypt", "age_recipients"];
+    if identity.is_some() {
+        fields.push("age_identity");
+    }
+    let event = by.action(action).fields(&fields);
+    let (keyring, organization, encrypt) = (
+        runner.keyring.clone(),
+        project.organization_id,
+        request.encrypt,
+    );
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            Encryption::save(
+                conn,
+                &keyring,
+                organization,
+                id,
+                encrypt,
+                &recipients,
+                change.as_ref().map(|identity| identity.as_deref()),
+                actor,
+            )
+            .map_err(AppError::Internal)?;
+            event.record(conn)?;
+            Ok::<_, AppError>(())
+        })
+    })
+    .await?;
+    Ok(message.to_string())
+}
+
+/// Makes a key pair for a project: its recipient added and encryption turned on, the identity
+/// kept sealed only when `keep` (else keyhold cannot restore without it being pasted).
+/// Answers the identity, to be shown once.
+pub async fn generate_key(
+    runner: &Runner,
+    actor: UserId,
+    project: &Project,
+    keep: bool,
+    by: NewEvent,
+) -> Result<(String, String), BackupError> {
+    let (identity, recipient) = encryption::generate();
+    let id = project.id;
+    let current = db::run(&runner.pool, move |conn| Encryption::find(conn, id)).await?;
+    let mut recipients = current
+        .as_ref()
+        .map(Encryption::recipients)
+        .unwrap_or_default();
+    recipients.push(recipient.clone());
+    let fields: &[&str] = if keep {
+        &["age_recipients", "keep_identity"]
+    } else {
+        &["age_recipients"]
+    };
+    let event = by.action("backup.encryption_generate").fields(fields);
+    let (keyring, organization, kept) = (
+        runner.keyring.clone(),
+        project.organization_id,
+        identity.clone(),
+    );
+    db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let identity = if keep {
+                Some(Some(kept.as_str()))
+            } else {
+                None
+            };
+            Encryption::save(
+                conn,
+                &keyring,
+                organization,
+                id,
+                true,
+                &recipients,
+                identity,
+                actor,
+            )
+            .map_err(AppError::Internal)?;
+            event.record(conn)?;
+            Ok::<_, AppError>(())
+        })
+    })
+    .await?;
+    Ok((identity, recipient))
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::CurrentUser;
 use crate::backup::database::DataSource;
+use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupPolicy, Phase, Restore};
 use crate::backup::policy::{self, Schedule};
 use crate::backup::runner::default_bucket;
@@ -55,6 +56,8 @@ pub struct BackupView {
     pub reason: String,
     /// What the check before `pg_dump` found.
     pub preflight: String,
+    /// The recipients it was encrypted to, shortened; empty when stored unencrypted.
+    pub encrypted_to: String,
     pub restorable: bool,
     pub running: bool,
     pub deleted: bool,
@@ -109,6 +112,19 @@ pub struct ProjectPage {
     pub default_bucket: String,
     pub form: PolicyForm,
     pub errors: FieldErrors,
+    pub encryption: EncryptionView,
+}
+
+/// A project's encryption settings as its page shows them.
+#[derive(Default)]
+pub struct EncryptionView {
+    pub enabled: bool,
+    /// The recipients, shortened.
+    pub recipients: Vec<String>,
+    /// What the recipients field holds: the saved keys, or what was typed.
+    pub recipients_text: String,
+    /// Whether keyhold keeps an identity (restores need none pasted).
+    pub identity_kept: bool,
 }
 
 /// A tab alone, for htmx (polling while something runs).
@@ -320,6 +336,16 @@ pub async fn project_view(
             phase: backup.phase,
             reason: backup.reason.clone().unwrap_or_default(),
             preflight: backup.preflight.clone().unwrap_or_default(),
+            encrypted_to: backup
+                .encrypted_to()
+                .map(|recipients| {
+                    recipients
+                        .iter()
+                        .map(|r| encryption::short(r))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
             restorable: backup.restorable(),
             running: backup.running(),
             deleted: backup.deleted_at.is_some(),
@@ -362,6 +388,8 @@ pub struct Draft {
     pub form: PolicyForm,
     pub errors: FieldErrors,
     pub preview: Option<Preview>,
+    /// The encryption form's recipients as typed, when it is shown again with its errors.
+    pub recipients: Option<String>,
 }
 
 /// Renders the project page (or, for htmx, its tab) with the policy form's draft.
@@ -378,6 +406,7 @@ pub async fn render_project(
         form,
         errors,
         preview,
+        recipients,
     } = draft;
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -426,9 +455,30 @@ pub async fn render_project(
         .and_then(|url| DataSource::parse(&url).ok())
         .map(|source| source.display())
         .unwrap_or_else(|| "(cannot be opened with the configured keys)".into());
+    let encryption = db::run(&state.pool, move |conn| Encryption::find(conn, id))
+        .await?
+        .map(|saved| EncryptionView {
+            enabled: saved.enabled,
+            recipients: saved
+                .recipients()
+                .iter()
+                .map(|r| encryption::short(r))
+                .collect(),
+            recipients_text: saved.recipients().join("\n"),
+            identity_kept: saved.identity.is_some(),
+        })
+        .unwrap_or_default();
+    let encryption = match recipients {
+        Some(typed) => EncryptionView {
+            recipients_text: typed,
+            ..encryption
+        },
+        None => encryption,
+    };
     html_with_status(
         status,
         &ProjectPage {
+            encryption,
             csrf: page.csrf.clone(),
             default_bucket: default_bucket(&project.organization_name, &project.project.name),
             page,

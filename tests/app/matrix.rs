@@ -88,6 +88,18 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
         Access::Managers,
         true,
     ),
+    (
+        "post",
+        "/projects/{id}/backup/encryption",
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
+        "/projects/{id}/backup/encryption/generate",
+        Access::Managers,
+        true,
+    ),
     ("post", "/projects/{id}/policies", Access::Managers, true),
     (
         "get",
@@ -167,7 +179,9 @@ fn fingerprint(app: &crate::helpers::TestApp) -> String {
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM projects t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM backup_policies t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM backups t),
-            (SELECT string_agg(t::text, ',' ORDER BY id) FROM restores t))) AS value",
+            (SELECT string_agg(t::text, ',' ORDER BY id) FROM restores t),
+            (SELECT string_agg(t::text, ',' ORDER BY project_id) FROM project_encryption t)))
+            AS value",
     )
 }
 
