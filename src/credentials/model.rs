@@ -41,7 +41,7 @@ impl std::fmt::Display for CredentialId {
 pub struct Credential {
     pub id: CredentialId,
     pub organization_id: OrganizationId,
-    pub kind: String,
+    pub kind: Kind,
     pub provider: String,
     pub name: String,
     pub public: Fields,
@@ -377,8 +377,8 @@ impl ListQuery {
     /// Whether a credential of `kind`, in `organization`, from `provider` is of what this query
     /// lists, scope and term aside (what `Filter::listing` asks of PostgreSQL, for rows held in
     /// memory).
-    pub fn lists(&self, kind: Option<Kind>, organization: i64, provider: &str) -> bool {
-        kind == Some(self.kind)
+    pub fn lists(&self, kind: Kind, organization: i64, provider: &str) -> bool {
+        kind == self.kind
             && self
                 .organization
                 .is_none_or(|wanted| wanted.0 == organization)
@@ -673,12 +673,8 @@ impl Page {
 }
 
 impl Credential {
-    pub fn kind(&self) -> Kind {
-        Kind::parse(&self.kind).unwrap_or(Kind::Cloud)
-    }
-
     pub fn provider(&self) -> Option<&'static Provider> {
-        crate::credentials::provider::find(self.kind(), Some(&self.provider))
+        crate::credentials::provider::find(self.kind, Some(&self.provider))
     }
 
     /// A public field's value.
@@ -932,7 +928,7 @@ impl Credential {
     ) -> QueryResult<Credential> {
         credentials::table
             .filter(credentials::id.eq(id))
-            .filter(credentials::kind.eq(kind.key()))
+            .filter(credentials::kind.eq(kind))
             .filter(credentials::organization_id.eq_any(scope.organization_ids()))
             .select(Credential::as_select())
             .for_update()
@@ -947,7 +943,7 @@ impl Credential {
         kind: Kind,
     ) -> QueryResult<Vec<CredentialOption>> {
         credentials::table
-            .filter(credentials::kind.eq(kind.key()))
+            .filter(credentials::kind.eq(kind))
             .filter(credentials::is_locked.eq(false))
             .filter(credentials::organization_id.eq_any(scope.organization_ids()))
             .order((credentials::is_default.desc(), credentials::name))
@@ -985,7 +981,7 @@ impl Credential {
             .values((
                 credentials::id.eq(id),
                 credentials::organization_id.eq(new.organization_id),
-                credentials::kind.eq(new.provider.kind.key()),
+                credentials::kind.eq(new.provider.kind),
                 credentials::provider.eq(new.provider.key),
                 credentials::name.eq(new.name),
                 credentials::public.eq(public_object(&new.public)),
@@ -1090,7 +1086,7 @@ impl Credential {
             .filter(credentials::kind.eq(&self.kind))
             .filter(credentials::is_default.eq(true))
             .into_boxed();
-        let siblings = if self.kind() == Kind::Cloud {
+        let siblings = if self.kind == Kind::Cloud {
             siblings.filter(credentials::provider.eq(&self.provider))
         } else {
             siblings
@@ -1180,7 +1176,7 @@ impl Credential {
     ) -> QueryResult<bool> {
         let query = credentials::table
             .filter(credentials::organization_id.eq(organization))
-            .filter(credentials::kind.eq(kind.key()))
+            .filter(credentials::kind.eq(kind))
             .filter(credentials::name.eq(name))
             .select(credentials::id)
             .into_boxed();

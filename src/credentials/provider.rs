@@ -5,10 +5,15 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use diesel::deserialize::FromSqlRow;
+use diesel::expression::AsExpression;
+use diesel::sql_types::Text;
+
 use crate::web::form::FieldErrors;
 
-/// The five tabs of the Credentials area.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The five tabs of the Credentials area, stored as their key (`credentials.kind`).
+#[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[diesel(sql_type = Text)]
 pub enum Kind {
     Cloud,
     Backup,
@@ -154,6 +159,8 @@ impl Kind {
         }
     }
 }
+
+crate::stored_as_text!(Kind, "credential kind");
 
 /// A table column: its heading and what it shows (and sorts by).
 #[derive(Clone, Copy, Debug)]

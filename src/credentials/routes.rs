@@ -205,11 +205,11 @@ impl<'a> RowView<'a> {
         };
         RowView {
             id: credential.id,
-            path: format!("/credentials/{}/{}", credential.kind, credential.id),
+            path: format!("/credentials/{}/{}", credential.kind.key(), credential.id),
             name: &credential.name,
             is_default: credential.is_default,
             is_locked: credential.is_locked,
-            has_default: credential.kind().has_default(),
+            has_default: credential.kind.has_default(),
             editable: provider.is_some_and(Provider::editable),
             verify_state,
             verify_message,
@@ -228,7 +228,7 @@ fn details<'a>(listed: &'a Listed, row: &RowView<'a>) -> Vec<(&'static str, Cow<
     let provider = credential.provider();
     let mut details: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(16);
     if let Some(provider) = provider {
-        if credential.kind() == Kind::Cloud {
+        if credential.kind == Kind::Cloud {
             details.push(("Provider", Cow::Borrowed(provider.label)));
         }
         for field in provider.fields {
@@ -598,7 +598,7 @@ impl FormPage {
                 "credentials",
                 &format!("Edit {}", credential.name),
             ),
-            kind: credential.kind(),
+            kind: credential.kind,
             provider,
             editing: Some(EditTarget {
                 id: credential.id,

@@ -139,7 +139,7 @@ impl ShownRows {
                 let credential = &row.credential;
                 query
                     .lists(
-                        Kind::parse(&credential.kind),
+                        credential.kind,
                         credential.organization_id.0,
                         &credential.provider,
                     )
@@ -345,7 +345,7 @@ struct Row {
     #[diesel(sql_type = BigInt)]
     partner_id: i64,
     #[diesel(sql_type = Text)]
-    kind: String,
+    kind: Kind,
     #[diesel(sql_type = Text)]
     provider: String,
     #[diesel(sql_type = Text)]
@@ -357,7 +357,7 @@ pub struct SearchIndex {
     ids: Vec<i64>,
     organizations: Vec<i64>,
     partners: Vec<i64>,
-    kinds: Vec<Option<Kind>>,
+    kinds: Vec<Kind>,
     /// Position in `provider_names`.
     providers: Vec<u16>,
     provider_names: Vec<String>,
@@ -409,7 +409,7 @@ impl SearchIndex {
             index.ids.push(row.id);
             index.organizations.push(row.organization_id);
             index.partners.push(row.partner_id);
-            index.kinds.push(Kind::parse(&row.kind));
+            index.kinds.push(row.kind);
             let provider = match index.provider_names.iter().position(|p| *p == row.provider) {
                 Some(known) => known,
                 None => {
@@ -541,7 +541,7 @@ mod tests {
             id,
             organization_id: organization,
             partner_id: partner,
-            kind: kind.into(),
+            kind: Kind::parse(kind).unwrap(),
             provider: "s3".into(),
             search_text: text.into(),
         }
@@ -662,7 +662,7 @@ mod tests {
             credential: Credential {
                 id: CredentialId(id),
                 organization_id: OrganizationId(organization),
-                kind: kind.into(),
+                kind: Kind::parse(kind).unwrap(),
                 provider: provider.into(),
                 name: format!("credential {id}"),
                 public: Fields::default(),

@@ -472,7 +472,7 @@ pub async fn update(
     let Editing { listed, provider } = editing;
     let provider = *provider;
     let credential = &listed.credential;
-    let (id, kind) = (credential.id, credential.kind());
+    let (id, kind) = (credential.id, credential.kind);
     let version = submission.version.ok_or(CredentialError::NoVersion)?;
     let mut errors = validate(kind, provider, submission, true);
     if errors.get("name").is_none() && submission.name != credential.name {
@@ -745,9 +745,9 @@ fn make_default(
     by: UserId,
 ) -> Result<String, CredentialError> {
     let name = credential.name.clone();
-    if !credential.kind().has_default() {
+    if !credential.kind.has_default() {
         return Err(CredentialError::NoDefault {
-            kind: credential.kind(),
+            kind: credential.kind,
         });
     }
     if credential.is_locked {

@@ -15,6 +15,7 @@ mod access;
 mod actions;
 mod editing;
 mod listing;
+mod registry;
 mod secrets;
 mod verification;
 
