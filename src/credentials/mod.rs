@@ -2,6 +2,7 @@
 //! verification of each protocol, and the pages of the five tabs.
 
 pub mod error;
+pub mod field;
 pub mod model;
 pub mod provider;
 pub mod routes;

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::{Organization, OrganizationId, UserId};
 use crate::auth::Scope;
-use crate::credentials::provider::{Kind, Provider, Values};
+use crate::credentials::field::Values;
+use crate::credentials::provider::{Kind, Provider};
 use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::{Keyring, Sealed};
 use crate::db::{Bind, Prepared, Tables};
@@ -172,31 +173,19 @@ impl Listed {
     }
 }
 
-/// The column of listing queries that names the projects using a credential of `kind`: a
-/// project refers to a credential of each kind by its own column (indexed), and billing and
-/// showback credentials are used by no project. The names are sorted by `Listed::projects`: an
-/// ordered aggregate would set up a sort for each row of a page, used by a project or not.
-fn associated(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Cloud => ASSOCIATED_CLOUD,
-        Kind::Ai => ASSOCIATED_AI,
-        Kind::Backup => ASSOCIATED_BACKUP,
-        Kind::Billing | Kind::Showback => "NULL::text AS associated_projects",
+/// The column of listing queries that names the projects using a credential of `kind`: those
+/// whose column of the kind (`KindSpec::used_by`, indexed) holds its id. The names are sorted
+/// by `Listed::projects`: an ordered aggregate would set up a sort for each row of a page, used
+/// by a project or not.
+fn associated(kind: Kind) -> String {
+    match kind.spec().used_by {
+        Some(column) => format!(
+            "(SELECT string_agg(p.name, E'\\n') FROM projects p WHERE p.{column} = c.id)
+             AS associated_projects"
+        ),
+        None => "NULL::text AS associated_projects".into(),
     }
 }
-
-macro_rules! associated_by {
-    ($column:literal) => {
-        concat!(
-            "(SELECT string_agg(p.name, E'\\n') FROM projects p WHERE p.",
-            $column,
-            " = c.id) AS associated_projects"
-        )
-    };
-}
-const ASSOCIATED_CLOUD: &str = associated_by!("cloud_credential_id");
-const ASSOCIATED_AI: &str = associated_by!("ai_credential_id");
-const ASSOCIATED_BACKUP: &str = associated_by!("backup_credential_id");
 
 /// A credential's columns, named (a prepared `SELECT c.*` would fail once a later migration adds
 /// a column while this version still runs), with `secrets` standing for its sealed secrets.
@@ -399,7 +388,7 @@ pub fn sort_expression(kind: Kind, key: &str) -> Option<String> {
         "lock" => "c.is_locked".into(),
         "verified" => "c.verify_ok".into(),
         public => {
-            let known = Provider::column_keys(kind).find(|known| *known == public)?;
+            let known = kind.spec().column_keys().find(|known| *known == public)?;
             format!("lower(c.public->>'{known}')")
         }
     })
@@ -1086,7 +1075,7 @@ impl Credential {
             .filter(credentials::kind.eq(&self.kind))
             .filter(credentials::is_default.eq(true))
             .into_boxed();
-        let siblings = if self.kind == Kind::Cloud {
+        let siblings = if self.kind.spec().by_provider {
             siblings.filter(credentials::provider.eq(&self.provider))
         } else {
             siblings
@@ -1157,6 +1146,25 @@ impl Credential {
             ))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// Names of the projects using this credential (by the column of its kind,
+    /// `KindSpec::used_by`), in name order.
+    pub fn projects_using(&self, conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct ProjectName {
+            #[diesel(sql_type = Text)]
+            name: String,
+        }
+        let Some(column) = self.kind.spec().used_by else {
+            return Ok(Vec::new());
+        };
+        let names = diesel::sql_query(format!(
+            "SELECT name FROM projects WHERE {column} = $1 ORDER BY name"
+        ))
+        .bind::<BigInt, _>(self.id.0)
+        .load::<ProjectName>(conn)?;
+        Ok(names.into_iter().map(|row| row.name).collect())
     }
 
     /// Deletes the credential (the service checks first that nothing uses it; the foreign

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::{Organization, OrganizationId};
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::error::CredentialError;
+use crate::credentials::field::{Field, Values};
 use crate::credentials::model::{CredentialId, ListQuery, Listed, Total};
-use crate::credentials::provider::{self, Column, Field, Kind, Provider, Value, Values};
+use crate::credentials::provider::{self, Column, Kind, Provider, Value};
 use crate::credentials::service::{self, Action, Checked, Checking, Created, Editing, Submission};
 use crate::credentials::verify::Outcome;
 use crate::error::AppError;
@@ -32,7 +33,7 @@ const PER_PAGE: i64 = 50;
 fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
     user.require(&[Role::Partner, Role::Manager])?;
     let kind = Kind::parse(kind).ok_or(AppError::NotFound)?;
-    if kind.partner_only() && user.role() != Role::Partner {
+    if kind.spec().partner_only && user.role() != Role::Partner {
         return Err(AppError::Forbidden);
     }
     Ok(kind)
@@ -42,7 +43,7 @@ fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
 fn tabs(user: &CurrentUser) -> Vec<Kind> {
     Kind::ALL
         .into_iter()
-        .filter(|kind| !kind.partner_only() || user.role() == Role::Partner)
+        .filter(|kind| !kind.spec().partner_only || user.role() == Role::Partner)
         .collect()
 }
 
@@ -84,7 +85,8 @@ impl ListParams {
 
     fn provider(&self, kind: Kind) -> Option<&'static Provider> {
         let key = ListParams::text(&self.provider)?;
-        (kind == Kind::Cloud)
+        kind.spec()
+            .by_provider
             .then(|| provider::find(kind, Some(key)))
             .flatten()
     }
@@ -209,7 +211,7 @@ impl<'a> RowView<'a> {
             name: &credential.name,
             is_default: credential.is_default,
             is_locked: credential.is_locked,
-            has_default: credential.kind.has_default(),
+            has_default: credential.kind.spec().has_default,
             editable: provider.is_some_and(Provider::editable),
             verify_state,
             verify_message,
@@ -228,7 +230,7 @@ fn details<'a>(listed: &'a Listed, row: &RowView<'a>) -> Vec<(&'static str, Cow<
     let provider = credential.provider();
     let mut details: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(16);
     if let Some(provider) = provider {
-        if credential.kind == Kind::Cloud {
+        if credential.kind.spec().by_provider {
             details.push(("Provider", Cow::Borrowed(provider.label)));
         }
         for field in provider.fields {
@@ -306,7 +308,8 @@ fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Valu
             kind: "text",
             text: one_line(credential.public_value(key)),
         },
-        Value::Summary => owned(
+        // `KindSpec::columns` puts the provider's own columns or the summary in its place.
+        Value::Summary | Value::ProviderColumns => owned(
             "text",
             provider
                 .map(|p| {
@@ -362,7 +365,7 @@ fn table<'a>(
     listed: &'a [Arc<Listed>],
     total: Total,
 ) -> Table<'a> {
-    let columns = kind.columns(params.provider(kind));
+    let columns = kind.spec().columns(params.provider(kind));
     let base = format!("/credentials/{}", kind.key());
     let column_views = columns
         .iter()
@@ -484,7 +487,7 @@ pub async fn list(
         &user,
         &session,
         "credentials",
-        &format!("{} credentials", kind.label()),
+        &format!("{} credentials", kind.spec().label),
     );
     if !whole_page {
         return html(&ResultsFragment {
@@ -517,7 +520,7 @@ impl<'a> ListPage<'a> {
             org: params.org.clone().unwrap_or_default(),
             provider: params.provider.clone().unwrap_or_default(),
             organizations,
-            providers: table.kind.providers().collect(),
+            providers: table.kind.spec().providers().collect(),
             is_partner: user.role() == Role::Partner,
             page,
             table,
@@ -567,7 +570,7 @@ impl FormPage {
                 user,
                 session,
                 "credentials",
-                &format!("Add {}", kind.noun()),
+                &format!("Add {}", kind.spec().noun),
             ),
             kind,
             provider,
@@ -646,6 +649,7 @@ impl FormPage {
 #[template(path = "credentials/providers.html")]
 struct ProvidersPage {
     page: Page,
+    kind: Kind,
     providers: Vec<&'static Provider>,
 }
 
@@ -681,11 +685,14 @@ pub async fn new(
     let kind = authorize(&user, &kind)?;
     let Some(provider) = provider_for_new(kind, query.provider.as_deref(), &user)? else {
         let providers = kind
+            .spec()
             .providers()
             .filter(|p| !p.partner_only_add || user.role() == Role::Partner)
             .collect();
+        let title = format!("Add a {}", kind.spec().noun);
         return html(&ProvidersPage {
-            page: Page::new(&user, &session, "credentials", "Add a cloud credential"),
+            page: Page::new(&user, &session, "credentials", &title),
+            kind,
             providers,
         });
     };
@@ -900,7 +907,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
     let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
-    let row = RowView::new(&listed, &kind.columns(None));
+    let row = RowView::new(&listed, &kind.spec().columns(None));
     if is_htmx(&req) {
         return html(&DetailFragment {
             details: details(&listed, &row),
@@ -1075,7 +1082,7 @@ async fn changed(
         }
         Action::Lock | Action::Unlock | Action::Verify => {
             let listed = service::find(context, user.scope(), kind, id).await?;
-            let columns = kind.columns(params.provider(kind));
+            let columns = kind.spec().columns(params.provider(kind));
             html(&RowFragment {
                 row: RowView::new(&listed, &columns),
                 flashes,

@@ -15,19 +15,19 @@ use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role, Scope};
 use crate::backup::model::Backup;
 use crate::credentials::error::{Attempt, CredentialError};
+use crate::credentials::field::{Field, Input, Values, check_field};
 use crate::credentials::model::{
     Credential, CredentialChanges, CredentialId, ListPage, ListQuery, Listed, NewCredential,
     StoreError, sort_expression,
 };
-use crate::credentials::provider::{Field, Input, Kind, Provider, Values, check_field, check_name};
+use crate::credentials::provider::{Kind, Provider, check_name};
 use crate::credentials::search_index::{AnsweredBy, Indexed};
-use crate::credentials::verify::{self, Endpoints, Outcome};
+use crate::credentials::verify::{self, Endpoints, Network, Outcome};
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
 use crate::outbound::Outbound;
 use crate::page_cache::{PageCache, PageKey};
-use crate::projects::model::Project;
 use crate::web::form::FieldErrors;
 
 /// What the use cases reach: the database, the keys, the network, the page cache.
@@ -47,7 +47,11 @@ impl Context<'_> {
         values: &Values,
         expires_on: Option<NaiveDate>,
     ) -> Outcome {
-        verify::run(self.outbound, self.endpoints, provider, values, expires_on).await
+        let network = Network {
+            outbound: self.outbound,
+            endpoints: self.endpoints,
+        };
+        verify::run(network, provider, values, expires_on).await
     }
 }
 
@@ -169,8 +173,8 @@ fn validate(
     errors
 }
 
-/// Splits form values into stored public fields (with derived values and secret hints) and
-/// secrets; only `fields` are taken.
+/// Splits form values into stored public fields (with the provider's derived values and secret
+/// hints) and secrets; only `fields` are taken.
 fn split_values<'a>(
     provider: &Provider,
     values: &Values,
@@ -203,15 +207,10 @@ fn split_values<'a>(
             public.insert(field.key.to_string(), value);
         }
     }
-    if provider.key == "gcp"
-        && let Ok(project) = verify::gcp_project_id(values.get("config_json"))
-    {
-        public.insert("project_id".into(), project);
-    }
-    if provider.key == "openshift"
-        && let Ok(server) = verify::kubeconfig_server(values.get("kubeconfig"))
-    {
-        public.insert("api_server".into(), server);
+    for derived in provider.derived {
+        if let Some(value) = (derived.value)(values) {
+            public.insert(derived.key.to_string(), value);
+        }
     }
     (public, secrets)
 }
@@ -745,7 +744,7 @@ fn make_default(
     by: UserId,
 ) -> Result<String, CredentialError> {
     let name = credential.name.clone();
-    if !credential.kind.has_default() {
+    if !credential.kind.spec().has_default {
         return Err(CredentialError::NoDefault {
             kind: credential.kind,
         });
@@ -776,7 +775,7 @@ fn delete(
             attempt: Attempt::Delete,
         });
     }
-    let projects = Project::names_using(conn, credential.id)?;
+    let projects = credential.projects_using(conn)?;
     if !projects.is_empty() {
         return Err(CredentialError::InUse {
             name,
