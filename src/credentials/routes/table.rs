@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::OrganizationId;
@@ -12,7 +13,7 @@ use crate::credentials::model::{CredentialId, ListQuery, Listed, Total};
 use crate::credentials::provider::{self, Column, Kind, Provider, Value};
 use crate::credentials::service::Action;
 use crate::web::form::Pagination;
-use crate::web::utc_minute;
+use crate::web::{ago, utc_minute, utc_second};
 
 const PER_PAGE: i64 = 50;
 
@@ -120,10 +121,33 @@ pub struct RowView<'a> {
     /// `ok`, `warning`, `failed`, or `never` before the first verification.
     pub verify_state: &'static str,
     pub verify_message: &'a str,
+    /// When it was last verified (none before the first verification).
+    pub verified_at: Option<VerifiedAt>,
     pub cells: Vec<Cell<'a>>,
     pub expires_soon: bool,
     /// Projects using it: while any do, it cannot be deleted.
     pub projects: Vec<&'a str>,
+}
+
+/// When a row was last verified, as its status cell shows it: how long ago, with the exact
+/// time for `<time>` and its title.
+pub struct VerifiedAt {
+    /// RFC 3339, to the second (`datetime`).
+    pub datetime: String,
+    /// `2026-11-22 14:26:05 UTC`.
+    pub exact: String,
+    /// `3 minutes ago`.
+    pub ago: String,
+}
+
+impl VerifiedAt {
+    fn new(at: DateTime<Utc>) -> VerifiedAt {
+        VerifiedAt {
+            datetime: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            exact: utc_second(at),
+            ago: ago(at),
+        }
+    }
 }
 
 /// A multi-line value on one line.
@@ -178,6 +202,11 @@ impl<'a> RowView<'a> {
             editable: provider.is_some_and(Provider::editable),
             verify_state,
             verify_message,
+            // A claimed re-verification moves the time before it has a result.
+            verified_at: credential
+                .verified_at
+                .filter(|_| credential.verification().is_some())
+                .map(VerifiedAt::new),
             cells,
             expires_soon: credential.expires_soon(),
             projects,
