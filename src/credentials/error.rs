@@ -43,7 +43,7 @@ pub enum CredentialError {
     AlreadyLocked { name: String },
     #[error("{name} is already unlocked")]
     AlreadyUnlocked { name: String },
-    #[error("{} credentials have no default", .kind.label())]
+    #[error("{} credentials have no default", .kind.spec().label)]
     NoDefault { kind: Kind },
     #[error("{name} is already the default")]
     AlreadyDefault { name: String },

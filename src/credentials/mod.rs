@@ -1,7 +1,9 @@
-//! Credentials of every kind: the provider registry, the model (with sealed secrets), the
-//! verification of each protocol, and the pages of the five tabs.
+//! Credentials of every kind: the registry of kinds and providers (`provider`, one file per
+//! provider), their form fields (`field`), the model (with sealed secrets), the search index,
+//! verification, the use cases (`service`) and the pages of the five tabs (`routes`).
 
 pub mod error;
+pub mod field;
 pub mod model;
 pub mod provider;
 pub mod routes;

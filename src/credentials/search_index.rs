@@ -15,20 +15,23 @@
 //! when a notice says either changed; searches read PostgreSQL meanwhile. Only name order is
 //! served from here (the default); other orders read PostgreSQL.
 
+mod shown_rows;
+
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::auth::Scope;
-use crate::credentials::model::{Credential, ListPage, ListQuery, Listed, SEARCH_COUNT_CAP, Total};
+use crate::credentials::model::{Credential, CredentialPage, ListQuery, SEARCH_COUNT_CAP, Total};
 use crate::credentials::provider::Kind;
 use crate::db::Tables;
 use crate::db::{self, DbPool};
-use crate::notices;
 use crate::page_cache::{PageCache, PageKey};
+
+pub use shown_rows::ShownRows;
 
 /// Where the index is kept in the page cache.
 const KEY: PageKey = PageKey::SearchIndex;
@@ -92,74 +95,6 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
     None
 }
 
-/// Where the rows searches showed lately are kept in the page cache.
-const SHOWN_KEY: PageKey = PageKey::SearchRows;
-/// At most this many shown rows are kept (forty pages; some 1 KB each); a full store is
-/// emptied and fills again.
-const SHOWN_CAPACITY: usize = 2_000;
-
-/// The rows searches showed lately, as `Credential::listed_by_ids` read them, by the scope they
-/// were read under and credential id. Kept in the page cache like a page (forgotten when a notice
-/// says credentials, organizations or projects changed, and a page's age at most), so a search
-/// whose page the index found and whose rows were shown lately under the same scope reads
-/// nothing from PostgreSQL; the others read their rows and keep them here.
-#[derive(Default)]
-pub struct ShownRows {
-    rows: Mutex<HashMap<(Scope, i64), Arc<Listed>>>,
-}
-
-impl ShownRows {
-    /// This process's store: the current one, or a new empty one, kept if the page cache keeps
-    /// anything now. A store dropped by a notice while a request still fills it is dropped for
-    /// every later request (the notice's rows may have been read before the change).
-    pub fn current(pages: &PageCache) -> Arc<ShownRows> {
-        match pages.get::<ShownRows>(SHOWN_KEY) {
-            Ok(rows) => rows,
-            Err(ticket) => {
-                let rows = Arc::new(ShownRows::default());
-                let read_from = Credential::LISTED_BY_IDS_READS;
-                pages.fill(ticket, SHOWN_KEY, read_from, rows.clone());
-                rows
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Scope, i64), Arc<Listed>>> {
-        notices::lock(&self.rows)
-    }
-
-    /// The rows of `ids`, in that order, if every one was shown under `scope` and is still of
-    /// what `query` lists (kind, organization, provider: the index found them by the term);
-    /// otherwise `None`.
-    pub fn get(&self, scope: &Scope, query: &ListQuery, ids: &[i64]) -> Option<Vec<Arc<Listed>>> {
-        let rows = self.lock();
-        ids.iter()
-            .map(|id| {
-                let row = rows.get(&(*scope, *id))?;
-                let credential = &row.credential;
-                query
-                    .lists(
-                        Kind::parse(&credential.kind),
-                        credential.organization_id.0,
-                        &credential.provider,
-                    )
-                    .then(|| row.clone())
-            })
-            .collect()
-    }
-
-    /// Keeps `rows`, read under `scope`.
-    pub fn keep(&self, scope: &Scope, rows: &[Arc<Listed>]) {
-        let mut kept = self.lock();
-        if kept.len() + rows.len() > SHOWN_CAPACITY {
-            kept.clear();
-        }
-        for row in rows {
-            kept.insert((*scope, row.credential.id.0), row.clone());
-        }
-    }
-}
-
 /// What answered a search (`/metrics`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnsweredBy {
@@ -184,7 +119,7 @@ impl AnsweredBy {
 /// A name-ordered search as this process's index found it.
 pub enum Indexed {
     /// The page is ready: nothing matches, or every row was shown lately under this scope.
-    Answered((ListPage, AnsweredBy)),
+    Answered((CredentialPage, AnsweredBy)),
     /// The page's rows are to be read by id, then kept for the next search.
     ToRead {
         found: Found,
@@ -205,7 +140,7 @@ impl Indexed {
     ) -> Option<Indexed> {
         let found = current(pages, pool)?.find(scope, query, term)?;
         if found.ids.is_empty() {
-            let page = ListPage {
+            let page = CredentialPage {
                 rows: Vec::new(),
                 total: found.total,
             };
@@ -214,7 +149,7 @@ impl Indexed {
         let shown = ShownRows::current(pages);
         Some(match shown.get(scope, query, &found.ids) {
             Some(rows) => {
-                let page = ListPage {
+                let page = CredentialPage {
                     rows,
                     total: found.total,
                 };
@@ -229,7 +164,7 @@ impl Indexed {
     }
 
     /// The page if it needs no database; otherwise itself.
-    pub fn answered(self) -> Result<(ListPage, AnsweredBy), Indexed> {
+    pub fn answered(self) -> Result<(CredentialPage, AnsweredBy), Indexed> {
         match self {
             Indexed::Answered(answer) => Ok(answer),
             to_read => Err(to_read),
@@ -245,7 +180,7 @@ impl Indexed {
         conn: &mut PgConnection,
         scope: &Scope,
         query: &ListQuery,
-    ) -> QueryResult<Option<(ListPage, AnsweredBy)>> {
+    ) -> QueryResult<Option<(CredentialPage, AnsweredBy)>> {
         let (found, term, shown) = match self {
             Indexed::Answered(answer) => return Ok(Some(answer)),
             Indexed::ToRead { found, term, shown } => (found, term, shown),
@@ -260,7 +195,7 @@ impl Indexed {
             return Ok(None);
         }
         shown.keep(scope, &rows);
-        let page = ListPage {
+        let page = CredentialPage {
             rows,
             total: found.total,
         };
@@ -345,7 +280,7 @@ struct Row {
     #[diesel(sql_type = BigInt)]
     partner_id: i64,
     #[diesel(sql_type = Text)]
-    kind: String,
+    kind: Kind,
     #[diesel(sql_type = Text)]
     provider: String,
     #[diesel(sql_type = Text)]
@@ -357,7 +292,7 @@ pub struct SearchIndex {
     ids: Vec<i64>,
     organizations: Vec<i64>,
     partners: Vec<i64>,
-    kinds: Vec<Option<Kind>>,
+    kinds: Vec<Kind>,
     /// Position in `provider_names`.
     providers: Vec<u16>,
     provider_names: Vec<String>,
@@ -409,7 +344,7 @@ impl SearchIndex {
             index.ids.push(row.id);
             index.organizations.push(row.organization_id);
             index.partners.push(row.partner_id);
-            index.kinds.push(Kind::parse(&row.kind));
+            index.kinds.push(row.kind);
             let provider = match index.provider_names.iter().position(|p| *p == row.provider) {
                 Some(known) => known,
                 None => {
@@ -541,7 +476,7 @@ mod tests {
             id,
             organization_id: organization,
             partner_id: partner,
-            kind: kind.into(),
+            kind: Kind::parse(kind).unwrap(),
             provider: "s3".into(),
             search_text: text.into(),
         }
@@ -653,137 +588,5 @@ mod tests {
         assert_eq!(found.total, Total::MoreThan(SEARCH_COUNT_CAP));
         assert_eq!(found.ids.len(), 50);
         assert_eq!(found.ids[0], 0);
-    }
-
-    fn shown(id: i64, organization: i64, kind: &str, provider: &str) -> Arc<Listed> {
-        use crate::credentials::model::{Credential, CredentialId, Fields};
-        let now = chrono::Utc::now();
-        Arc::new(Listed {
-            credential: Credential {
-                id: CredentialId(id),
-                organization_id: OrganizationId(organization),
-                kind: kind.into(),
-                provider: provider.into(),
-                name: format!("credential {id}"),
-                public: Fields::default(),
-                secrets: serde_json::Value::Null,
-                key_id: "k1".into(),
-                is_default: false,
-                is_locked: false,
-                expires_on: None,
-                verified_at: None,
-                verify_ok: None,
-                verify_message: None,
-                verify_state: None,
-                version: 1,
-                created_at: now,
-                created_by: None,
-                updated_at: now,
-                updated_by: None,
-            },
-            organization_name: format!("org {organization}"),
-            created_by_label: None,
-            updated_by_label: None,
-            associated_projects: None,
-        })
-    }
-
-    fn ids(rows: Option<Vec<Arc<Listed>>>) -> Option<Vec<i64>> {
-        rows.map(|rows| rows.iter().map(|row| row.credential.id.0).collect())
-    }
-
-    #[test]
-    fn shown_rows_answer_only_their_own_scope_and_only_when_all_are_there() {
-        let store = ShownRows::default();
-        let partner = Scope::Partner(PartnerId(10));
-        let manager = Scope::Organization(OrganizationId(1));
-        store.keep(
-            &partner,
-            &[shown(5, 1, "backup", "s3"), shown(9, 1, "backup", "s3")],
-        );
-        let listing = query("name", false, 1, 50);
-        assert_eq!(
-            ids(store.get(&partner, &listing, &[9, 5])),
-            Some(vec![9, 5])
-        );
-        assert_eq!(ids(store.get(&partner, &listing, &[])), Some(vec![]));
-        assert_eq!(store.get(&partner, &listing, &[5, 9, 4]).map(|_| ()), None);
-        // Read under a Partner's scope: a Manager of the same organization reads them again.
-        assert_eq!(store.get(&manager, &listing, &[5]).map(|_| ()), None);
-    }
-
-    #[test]
-    fn shown_rows_are_checked_against_the_listing() {
-        let store = ShownRows::default();
-        let partner = Scope::Partner(PartnerId(10));
-        store.keep(
-            &partner,
-            &[shown(5, 1, "backup", "s3"), shown(6, 2, "ai", "openai")],
-        );
-        let mut listing = query("name", false, 1, 50);
-        assert!(store.get(&partner, &listing, &[5]).is_some());
-        assert!(
-            store.get(&partner, &listing, &[6]).is_none(),
-            "another kind"
-        );
-        listing.organization = Some(OrganizationId(2));
-        assert!(
-            store.get(&partner, &listing, &[5]).is_none(),
-            "another organization"
-        );
-        listing.organization = Some(OrganizationId(1));
-        listing.provider = Some("azure_blob");
-        assert!(
-            store.get(&partner, &listing, &[5]).is_none(),
-            "another provider"
-        );
-        listing.provider = Some("s3");
-        assert!(store.get(&partner, &listing, &[5]).is_some());
-    }
-
-    #[test]
-    fn a_full_store_starts_again() {
-        let store = ShownRows::default();
-        let partner = Scope::Partner(PartnerId(10));
-        let page = |from: i64| -> Vec<Arc<Listed>> {
-            (from..from + 50)
-                .map(|id| shown(id, 1, "backup", "s3"))
-                .collect()
-        };
-        for from in (0..SHOWN_CAPACITY as i64).step_by(50) {
-            store.keep(&partner, &page(from));
-        }
-        let listing = query("name", false, 1, 50);
-        assert!(
-            store.get(&partner, &listing, &[0]).is_some(),
-            "exactly full"
-        );
-        store.keep(&partner, &page(1_000_000));
-        assert!(store.get(&partner, &listing, &[0]).is_none());
-        assert!(store.get(&partner, &listing, &[1_000_000]).is_some());
-        assert_eq!(store.lock().len(), 50);
-    }
-
-    #[test]
-    fn shown_rows_go_with_a_notice_of_any_table_they_came_from() {
-        use crate::notices::Listener;
-        let pages = Arc::new(PageCache::default());
-        pages.heard();
-        let store = ShownRows::current(&pages);
-        assert!(Arc::ptr_eq(&store, &ShownRows::current(&pages)), "kept");
-        pages.notice("backups");
-        assert!(Arc::ptr_eq(&store, &ShownRows::current(&pages)));
-        for table in ["credentials", "organizations", "projects"] {
-            let store = ShownRows::current(&pages);
-            pages.notice(table);
-            assert!(!Arc::ptr_eq(&store, &ShownRows::current(&pages)), "{table}");
-        }
-    }
-
-    #[test]
-    fn shown_rows_are_not_kept_while_the_listener_is_not_heard() {
-        let pages = Arc::new(PageCache::default());
-        let store = ShownRows::current(&pages);
-        assert!(!Arc::ptr_eq(&store, &ShownRows::current(&pages)));
     }
 }

@@ -9,12 +9,15 @@ use reqwest::StatusCode;
 use crate::fakes::{
     self, AWS_ACCESS_KEY, GOOD, MARKER, S3_ACCESS_KEY, S3_LIMITED_KEY, S3_MARKED_KEY, marked,
 };
+use keyhold::credentials::provider::{self, Kind};
+
 use crate::helpers::{Account, Client, TestApp, spawn_app_with, texts};
 
 mod access;
 mod actions;
 mod editing;
 mod listing;
+mod registry;
 mod secrets;
 mod verification;
 
@@ -280,6 +283,32 @@ fn cloud_forms(
     ]
 }
 
+/// The valid add form of every cloud provider the registry lists, in its order: a provider
+/// without a fixture in `cloud_forms` (or a fixture of no provider) fails the test.
+fn every_cloud_form(
+    fake: &str,
+    secret: &dyn Fn(&str) -> String,
+) -> Vec<(&'static str, Vec<(String, String)>)> {
+    let mut fixtures: HashMap<_, _> = cloud_forms(fake, secret).into_iter().collect();
+    let forms = Kind::Cloud
+        .spec()
+        .providers()
+        .map(|provider| match fixtures.remove(provider.key) {
+            Some(fields) => (provider.key, fields),
+            None => panic!(
+                "the cloud provider {} has no fixture in cloud_forms",
+                provider.key
+            ),
+        })
+        .collect();
+    assert!(
+        fixtures.is_empty(),
+        "fixtures of no provider: {:?}",
+        fixtures.keys()
+    );
+    forms
+}
+
 async fn add_cloud(
     client: &Client,
     organization: i64,
@@ -341,17 +370,11 @@ fn seed_ai(app: &TestApp, organization: i64, prefix: &str, count: usize) {
 
 /// AI credentials sealed with the old key only, straight through the model.
 fn seed_ai_at(app: &TestApp, organization: i64, prefix: &str, count: usize, base_url: &str) {
-    crate::helpers::seed_credentials(
-        app,
-        organization,
-        keyhold::credentials::provider::Kind::Ai,
-        count,
-        |n| {
-            (
-                format!("{prefix}-key-{n:02}"),
-                vec![("base_url", base_url.to_string())],
-                vec![("api_key", GOOD.to_string())],
-            )
-        },
-    );
+    crate::helpers::seed_credentials(app, organization, Kind::Ai, count, |n| {
+        (
+            format!("{prefix}-key-{n:02}"),
+            vec![("base_url", base_url.to_string())],
+            vec![("api_key", GOOD.to_string())],
+        )
+    });
 }

@@ -64,7 +64,7 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
     let blue = setup.blue.to_string();
     let partner = &setup.partner;
 
-    for (provider, fields) in cloud_forms(&setup.fake, &marked) {
+    for (provider, fields) in every_cloud_form(&setup.fake, &marked) {
         let response = add_cloud(
             partner,
             setup.blue,

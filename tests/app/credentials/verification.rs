@@ -202,78 +202,6 @@ async fn ai_keys_are_checked_and_redirects_and_metadata_addresses_are_refused() 
 }
 
 #[actix_web::test]
-async fn every_cloud_provider_can_be_added_and_is_checked_against_its_api() {
-    let setup = setup().await;
-    for (provider, fields) in cloud_forms(&setup.fake, &|_| GOOD.to_string()) {
-        let name = format!("{provider}-ok");
-        let response = add_cloud(&setup.partner, setup.blue, provider, &name, &fields).await;
-        let status = response.status();
-        let body = response.text().await.unwrap();
-        assert_eq!(
-            status,
-            StatusCode::SEE_OTHER,
-            "{provider}: {:?} {:?}",
-            texts(&body, ".verify-box"),
-            texts(&body, "p.error")
-        );
-
-        // The same values with a wrong secret are refused (except where only the structure
-        // can be checked).
-        let wrong: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| {
-                let secret_field = [
-                    "secret_access_key",
-                    "client_secret",
-                    "password",
-                    "token_secret",
-                    "api_token",
-                ]
-                .contains(&k.as_str());
-                (
-                    k.clone(),
-                    if secret_field {
-                        "wrong-value-123".to_string()
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
-            .collect();
-        if !["gcp", "zadara", "openshift"].contains(&provider) {
-            let response = add_cloud(
-                &setup.partner,
-                setup.blue,
-                provider,
-                &format!("{provider}-bad"),
-                &wrong,
-            )
-            .await;
-            assert_eq!(
-                response.status(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{provider} with a wrong secret"
-            );
-            let message = texts(&response.text().await.unwrap(), ".verify-box").join("");
-            assert!(message.starts_with("Invalid"), "{provider}: {message}");
-        }
-    }
-    let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
-    assert!(
-        page.contains("keyhold-demo"),
-        "GCP project id derived from the key"
-    );
-    let page = setup
-        .partner
-        .page("/credentials/cloud?provider=openshift")
-        .await;
-    assert!(
-        page.contains(&format!("{}/k8s", setup.fake)),
-        "API server derived from the kubeconfig"
-    );
-}
-
-#[actix_web::test]
 async fn a_key_whose_project_id_says_only_is_verified_without_a_warning() {
     let setup = setup().await;
     let mut fields = cloud_forms(&setup.fake, &|_| GOOD.to_string())
@@ -395,4 +323,98 @@ async fn an_expired_credential_reads_expired_and_fails_verification_with_its_dat
         "the reason carries the date"
     );
     assert_eq!(texts(&page, "span.verify"), vec!["✗ Expired".to_string()]);
+}
+
+/// The `<time>` of a row's status cell: its text, `datetime` and title.
+fn verified_time(page: &str, id: i64) -> Option<(String, String, String)> {
+    let html = scraper::Html::parse_document(page);
+    let selector = scraper::Selector::parse(&format!("#credential-{id} td time")).unwrap();
+    html.select(&selector).next().map(|time| {
+        let attr = |name: &str| time.value().attr(name).unwrap_or_default().to_string();
+        (
+            time.text().collect::<String>(),
+            attr("datetime"),
+            attr("title"),
+        )
+    })
+}
+
+#[actix_web::test]
+async fn the_tables_show_when_each_credential_was_last_verified() {
+    let setup = setup().await;
+    let id = add_ai(&setup, &setup.partner, setup.blue, "Timed key").await;
+    let page = setup.partner.page("/credentials/ai").await;
+    let (ago, datetime, title) = verified_time(&page, id).expect("a time in the status cell");
+    assert_eq!(ago, "just now");
+    let at = chrono::DateTime::parse_from_rfc3339(&datetime).expect("RFC 3339");
+    assert!((chrono::Utc::now() - at.to_utc()).num_seconds().abs() < 60);
+    assert_eq!(title, at.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+    assert_eq!(
+        texts(&page, &format!("#credential-{id} span.verify")),
+        vec!["✓ Verified".to_string()],
+        "in the same cell, beside the state"
+    );
+
+    // Checked three hours ago (behind keyhold's back): said so, with the exact time.
+    setup.app.query(move |conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "UPDATE credentials SET verified_at = now() - interval '3 hours 5 seconds'
+             WHERE id = {id}"
+        ))
+        .execute(conn)
+    });
+    let page = setup.partner.page("/credentials/ai").await;
+    let (ago, datetime, title) = verified_time(&page, id).unwrap();
+    assert_eq!(ago, "3 hours ago");
+    let at = chrono::DateTime::parse_from_rfc3339(&datetime)
+        .unwrap()
+        .to_utc();
+    assert_eq!(title, at.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+    let stored = text_column(
+        &setup.app,
+        &format!(
+            "SELECT to_char(verified_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS value
+             FROM credentials WHERE id = {id}"
+        ),
+    );
+    assert_eq!(
+        title,
+        format!("{stored} UTC"),
+        "the stored time, to the second"
+    );
+
+    // Verified again from the table (htmx): the row it answers with says so.
+    let token = setup.partner.token("/credentials/ai").await;
+    let row = setup
+        .partner
+        .http
+        .post(format!("{}/credentials/ai/{id}/verify", setup.partner.base))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token.as_str())
+        .form(&[("back", "")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // (A row parses as HTML only inside a table.)
+    let row = format!("<table>{row}</table>");
+    assert_eq!(verified_time(&row, id).unwrap().0, "just now");
+
+    // Never verified (a re-verification claimed it, no result yet): no time.
+    setup.app.query(move |conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "UPDATE credentials SET verify_ok = NULL, verify_state = NULL WHERE id = {id}"
+        ))
+        .execute(conn)
+    });
+    let page = setup.partner.page("/credentials/ai").await;
+    assert_eq!(
+        texts(&page, &format!("#credential-{id} span.verify")),
+        vec!["Not verified".to_string()]
+    );
+    assert_eq!(verified_time(&page, id), None);
 }
