@@ -180,6 +180,7 @@ impl Tables {
     pub const BACKUPS: Tables = Tables(1 << 3);
     pub const BACKUP_POLICIES: Tables = Tables(1 << 4);
     pub const RESTORES: Tables = Tables(1 << 5);
+    pub const DRILLS: Tables = Tables(1 << 6);
     pub const ALL: Tables = Tables(u8::MAX);
 
     /// The table a notice names; an unknown name stands for all of them.
@@ -191,6 +192,7 @@ impl Tables {
             "backups" => Tables::BACKUPS,
             "backup_policies" => Tables::BACKUP_POLICIES,
             "restores" => Tables::RESTORES,
+            "drills" => Tables::DRILLS,
             _ => Tables::ALL,
         }
     }

@@ -103,6 +103,7 @@ impl From<crate::backup::service::BackupError> for AppError {
             | BackupError::NotEnabled
             | BackupError::Busy(_)
             | BackupError::Running(_)
+            | BackupError::Checking(_)
             | BackupError::NotRestorable(_)
             | BackupError::Storage(_) => AppError::Conflict(error.to_string()),
         }

@@ -75,6 +75,7 @@ pages: {
     "/projects/{id}/policies" => { post: backup::routes::create_policy },
     "/projects/{id}/policies/preview" => { get: backup::routes::preview },
     "/projects/{id}/policies/{policy_id}/{action}" => { post: backup::routes::policy_action },
+    "/projects/{id}/backups/{backup_id}" => { get: backup::routes::backup_detail },
     "/projects/{id}/backups/{backup_id}/{action}" => {
         get: backup::routes::backup_page,
         post: backup::routes::backup_action,

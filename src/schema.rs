@@ -88,6 +88,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    backup_tables (backup_id, schema_name, table_name) {
+        backup_id -> Int8,
+        schema_name -> Text,
+        table_name -> Text,
+        row_count -> Int8,
+    }
+}
+
+diesel::table! {
+    drills (id) {
+        id -> Int8,
+        project_id -> Int8,
+        backup_id -> Nullable<Int8>,
+        backup_name -> Text,
+        phase -> Text,
+        reason -> Nullable<Text>,
+        scratch_database -> Nullable<Text>,
+        scratch_dropped_at -> Nullable<Timestamptz>,
+        tables_compared -> Int4,
+        rows_compared -> Int8,
+        mismatches -> Array<Nullable<Text>>,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        heartbeat_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     login_throttles (key) {
         key -> Text,
         failures -> Int4,
@@ -202,6 +232,10 @@ diesel::table! {
 diesel::joinable!(audit_events -> organizations (organization_id));
 diesel::joinable!(audit_events -> partners (partner_id));
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(backup_tables -> backups (backup_id));
+diesel::joinable!(drills -> backups (backup_id));
+diesel::joinable!(drills -> projects (project_id));
+diesel::joinable!(drills -> users (created_by));
 diesel::joinable!(backup_policies -> projects (project_id));
 diesel::joinable!(backup_policies -> users (created_by));
 diesel::joinable!(backups -> backup_policies (policy_id));
@@ -222,8 +256,10 @@ diesel::joinable!(users -> partners (partner_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     backup_policies,
+    backup_tables,
     backups,
     credentials,
+    drills,
     login_throttles,
     organizations,
     partners,

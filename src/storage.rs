@@ -192,9 +192,65 @@ pub struct S3Settings {
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
+    pub addressing: Addressing,
+}
+
+/// How a bucket is named in requests: in the path (`https://host/bucket/key`, what self-hosted
+/// servers expect) or in the host name (`https://bucket.host/key`, what AWS prefers and new
+/// AWS regions require).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addressing {
+    Path,
+    Virtual,
+}
+
+impl Addressing {
+    /// The style a credential chose (`path-style`, `virtual-hosted`), or for `auto` (and
+    /// nothing): virtual-hosted for AWS endpoints, path-style for any other.
+    pub fn of(choice: &str, endpoint: &str) -> Addressing {
+        match choice.trim() {
+            "path-style" => Addressing::Path,
+            "virtual-hosted" => Addressing::Virtual,
+            _ => {
+                let aws = url::Url::parse(endpoint).ok().is_some_and(|url| {
+                    url.host_str().is_some_and(|host| {
+                        host == "amazonaws.com" || host.ends_with(".amazonaws.com")
+                    })
+                });
+                if aws {
+                    Addressing::Virtual
+                } else {
+                    Addressing::Path
+                }
+            }
+        }
+    }
 }
 
 impl S3Settings {
+    /// rust-s3's handle on `bucket` with these settings (its URLs and signatures).
+    fn bucket(&self, bucket: &str) -> Result<Box<Bucket>, String> {
+        let region = Region::Custom {
+            region: self.signing_region(),
+            endpoint: self.endpoint.trim_end_matches('/').to_string(),
+        };
+        let credentials = Credentials::new(
+            Some(&self.access_key),
+            Some(&self.secret_key),
+            None,
+            None,
+            None,
+        )
+        .map_err(|error| format!("cannot use these S3 settings: {error}"))?;
+        let mut bucket = Bucket::new(bucket, region, credentials)
+            .map_err(|error| format!("cannot use these S3 settings: {error}"))?;
+        // Account-level calls (no bucket) always name the endpoint itself.
+        if self.addressing == Addressing::Path || bucket.name.is_empty() {
+            bucket = bucket.with_path_style();
+        }
+        Ok(bucket)
+    }
+
     /// The region requests are signed for (`us-east-1` when none is given).
     fn signing_region(&self) -> String {
         match self.region.trim() {
@@ -215,21 +271,7 @@ impl Storage {
         let url = url::Url::parse(&settings.endpoint)
             .map_err(|_| "the S3 endpoint is not a valid URL".to_string())?;
         outbound.check_target(&url).await?;
-        let region = Region::Custom {
-            region: settings.signing_region(),
-            endpoint: settings.endpoint.trim_end_matches('/').to_string(),
-        };
-        let credentials = Credentials::new(
-            Some(&settings.access_key),
-            Some(&settings.secret_key),
-            None,
-            None,
-            None,
-        )
-        .map_err(|error| format!("cannot use these S3 settings: {error}"))?;
-        let bucket = Bucket::new(bucket, region, credentials)
-            .map_err(|error| format!("cannot use these S3 settings: {error}"))?
-            .with_path_style();
+        let bucket = settings.bucket(bucket)?;
         Ok(Storage {
             bucket,
             client: outbound.client.clone(),
@@ -1012,6 +1054,54 @@ fn sign_put(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn buckets_are_addressed_in_the_host_for_aws_and_in_the_path_elsewhere() {
+        assert_eq!(
+            Addressing::of("auto", "https://s3.eu-central-1.amazonaws.com"),
+            Addressing::Virtual
+        );
+        assert_eq!(
+            Addressing::of("", "http://127.0.0.1:9000"),
+            Addressing::Path
+        );
+        assert_eq!(
+            Addressing::of("path-style", "https://s3.amazonaws.com"),
+            Addressing::Path
+        );
+        assert_eq!(
+            Addressing::of("virtual-hosted", "https://minio.example"),
+            Addressing::Virtual
+        );
+        assert_eq!(
+            Addressing::of("auto", "https://notamazonaws.com"),
+            Addressing::Path
+        );
+        let url_of = async |addressing: Addressing, bucket: &str| {
+            let settings = S3Settings {
+                endpoint: "https://s3.eu-central-1.amazonaws.com".into(),
+                region: "eu-central-1".into(),
+                access_key: "AKID".into(),
+                secret_key: "secret".into(),
+                addressing,
+            };
+            let bucket = settings.bucket(bucket).unwrap();
+            ReqwestRequest::new(&bucket, "shop/x.dump", Command::HeadObject)
+                .await
+                .unwrap()
+                .url()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            url_of(Addressing::Virtual, "keyhold-blue").await,
+            "https://keyhold-blue.s3.eu-central-1.amazonaws.com/shop/x.dump"
+        );
+        assert_eq!(
+            url_of(Addressing::Path, "keyhold-blue").await,
+            "https://s3.eu-central-1.amazonaws.com/keyhold-blue/shop/x.dump"
+        );
+    }
 
     #[test]
     fn s3_errors_keep_their_code_and_message() {

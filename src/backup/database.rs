@@ -92,7 +92,78 @@ impl Identity {
     }
 }
 
+/// One table and its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRows {
+    pub schema: String,
+    pub table: String,
+    pub rows: i64,
+}
+
+/// The tables of `namespaces` (every user schema when empty), each counted exactly.
+fn count_tables(
+    conn: &mut PgConnection,
+    namespaces: &[String],
+) -> diesel::QueryResult<Vec<TableRows>> {
+    #[derive(QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = Text)]
+        schema: String,
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows: i64,
+    }
+    let tables: Vec<Table> = diesel::sql_query(
+        "SELECT n.nspname AS schema, c.relname AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%'
+           AND n.nspname <> 'information_schema'
+           AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1))
+         ORDER BY 1, 2",
+    )
+    .bind::<diesel::sql_types::Array<Text>, _>(namespaces)
+    .load(conn)?;
+    let ident = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    tables
+        .into_iter()
+        .map(|table| {
+            let count: Count = diesel::sql_query(format!(
+                "SELECT count(*) AS rows FROM {}.{}",
+                ident(&table.schema),
+                ident(&table.name)
+            ))
+            .get_result(conn)?;
+            Ok(TableRows {
+                schema: table.schema,
+                table: table.name,
+                rows: count.rows,
+            })
+        })
+        .collect()
+}
+
+/// A transaction whose snapshot `pg_dump --snapshot=<id>` dumps; it must stay open until
+/// `pg_dump` has started (dropping it ends the transaction).
+pub struct Snapshot {
+    conn: PgConnection,
+    pub id: String,
+}
+
+impl Snapshot {
+    /// The rows of the tables of `namespaces` in this snapshot: exactly what the dump holds.
+    /// Blocking.
+    pub fn count(&mut self, namespaces: &[String]) -> Result<Vec<TableRows>, String> {
+        count_tables(&mut self.conn, namespaces)
+            .map_err(|error| format!("could not count the rows to back up: {error}"))
+    }
+}
+
 /// A data source that passed the rules: its address pinned, its identity and schemas known.
+#[derive(Clone)]
 pub struct Checked {
     source: DataSource,
     /// The one address the check connected to: the tools connect there and nowhere else
@@ -358,6 +429,90 @@ impl Checked {
         Ok(held.tables)
     }
 
+    /// A connection of keyhold's own to this database (address pinned). Blocking.
+    fn connect(&self) -> Result<PgConnection, String> {
+        let conninfo = self
+            .source
+            .conninfo(self.address, Some(&self.source.in_process_password()));
+        PgConnection::establish(&conninfo)
+            .map_err(|error| format!("could not connect to {}: {error}", self.display()))
+    }
+
+    /// Opens a read-only REPEATABLE READ transaction and exports its snapshot, for
+    /// `pg_dump --snapshot` and `Snapshot::count` to see the same data. Blocking.
+    pub fn snapshot(&self) -> Result<Snapshot, String> {
+        let mut conn = self.connect()?;
+        #[derive(QueryableByName)]
+        struct Exported {
+            #[diesel(sql_type = Text)]
+            id: String,
+        }
+        // Named apart from the tools, so an operator can tell the snapshot from a dump.
+        diesel::sql_query("SET application_name = 'keyhold-snapshot'")
+            .execute(&mut conn)
+            .and_then(|_| {
+                diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut conn)
+            })
+            .and_then(|_| {
+                diesel::sql_query("SELECT pg_export_snapshot() AS id")
+                    .get_result::<Exported>(&mut conn)
+            })
+            .map(|exported| Snapshot {
+                conn,
+                id: exported.id,
+            })
+            .map_err(|error| format!("could not take a snapshot of {}: {error}", self.display()))
+    }
+
+    /// The same server's database `name` (for scratch databases), checked like this one.
+    pub fn sibling(&self, name: &str) -> Checked {
+        let mut url = self.source.url.clone();
+        url.set_path(&format!("/{name}"));
+        Checked {
+            source: DataSource { url },
+            address: self.address,
+            identity: Identity {
+                identity: String::new(),
+            },
+            schemas: Vec::new(),
+        }
+    }
+
+    /// Creates database `name` on this server (the source's user needs CREATEDB). Blocking.
+    pub fn create_database(&self, name: &str) -> Result<(), String> {
+        let mut conn = self.connect()?;
+        diesel::sql_query(format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))
+            .execute(&mut conn)
+            .map(|_| ())
+            .map_err(|error| {
+                format!(
+                    "could not create the scratch database {name} on {}: {error}",
+                    self.display()
+                )
+            })
+    }
+
+    /// Drops database `name` on this server, ending its connections. Blocking.
+    pub fn drop_database(&self, name: &str) -> Result<(), String> {
+        let mut conn = self.connect()?;
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            name.replace('"', "\"\"")
+        ))
+        .execute(&mut conn)
+        .map(|_| ())
+        .map_err(|error| format!("could not drop {name} on {}: {error}", self.display()))
+    }
+
+    /// The exact row count of every table in `namespaces` (all user schemas when empty).
+    /// Blocking.
+    pub fn count_tables(&self, namespaces: &[String]) -> Result<Vec<TableRows>, String> {
+        let mut conn = self.connect()?;
+        count_tables(&mut conn, namespaces)
+            .map_err(|error| format!("could not count the rows of {}: {error}", self.display()))
+    }
+
     /// A command for `program` connecting to this source: only PATH and the password in its
     /// environment, everything else in one quoted connection string.
     fn command(&self, program: &str) -> Command {
@@ -384,17 +539,18 @@ impl Checked {
     }
 
     /// `pg_dump` in custom format of `namespaces`, to standard output.
-    pub fn pg_dump(&self, namespaces: &[String]) -> Command {
+    pub fn pg_dump(&self, namespaces: &[String], snapshot: Option<&str>) -> Command {
         let mut command = self.command("pg_dump");
         command.args(["--format=custom", "--no-password"]);
+        if let Some(snapshot) = snapshot {
+            command.arg(format!("--snapshot={snapshot}"));
+        }
         for namespace in namespaces {
             command.arg(format!("--schema={namespace}"));
         }
         command
     }
 
-    /// `pg_restore` of the custom-format dump in `file`, replacing what exists, in one
-    /// transaction: a restore that fails leaves the target as it was.
     /// `pg_restore` of `file` into this database: in one transaction (all or nothing), or with
     /// `jobs` parallel connections (faster, but a failure leaves what was restored so far).
     pub fn pg_restore(
@@ -450,7 +606,7 @@ mod tests {
     fn the_password_goes_to_the_environment_and_never_to_what_is_shown() {
         let source = checked("postgres://app%40x:p%40ss%20w@db.internal:6543/shop?sslmode=require");
         assert_eq!(source.display(), "db.internal:6543/shop");
-        let dump = source.pg_dump(&["app".into()]);
+        let dump = source.pg_dump(&["app".into()], None);
         let env: Vec<(String, String)> = dump
             .as_std()
             .get_envs()
@@ -533,7 +689,7 @@ mod tests {
         for order in [[unchecked, checked], [checked, unchecked]] {
             let found = local("postgres").inspect(&order, &rules).unwrap();
             assert_eq!(found.address, checked);
-            let dump = found.pg_dump(&[]);
+            let dump = found.pg_dump(&[], None);
             let args = args(&dump);
             let dbname = args.iter().find(|a| a.starts_with("--dbname=")).unwrap();
             assert!(

@@ -3,6 +3,7 @@
 //! claims due slots, and the pages of a project's Backup tabs.
 
 pub mod database;
+pub mod drill;
 pub mod encryption;
 pub mod model;
 pub mod policy;

@@ -479,7 +479,101 @@ pub async fn backup_page(
     })
 }
 
-/// POST /projects/{id}/backups/{backup_id}/{action}: restore, delete.
+/// A drill as the backup page lists it.
+struct DrillRow {
+    phase: String,
+    started: String,
+    duration: String,
+    compared: String,
+    reason: String,
+    mismatches: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "backup/detail.html")]
+struct BackupDetail {
+    page: Page,
+    project_id: ProjectId,
+    project_name: String,
+    backup: Backup,
+    can_manage: bool,
+    csrf: String,
+    size: String,
+    encrypted_to: Vec<String>,
+    tables: Vec<crate::backup::drill::BackupTable>,
+    drills: Vec<DrillRow>,
+    restores: Vec<crate::backup::model::Restore>,
+}
+
+/// GET /projects/{id}/backups/{backup_id}: a backup, what it holds (tables and rows at dump
+/// time), its drills and restores. Anyone who may see the project.
+pub async fn backup_detail(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    use crate::backup::drill::{BackupTable, Drill};
+    let (id, backup_id) = path.into_inner();
+    let id = ProjectId::from_path(&id)?;
+    let backup_id = backup_id
+        .parse()
+        .map(BackupId)
+        .map_err(|_| AppError::NotFound)?;
+    let scope = user.scope();
+    let (project, backup, tables, drills, restores) = db::run(&state.pool, move |conn| {
+        let project = Project::find(conn, &scope, id)?;
+        let backup = Backup::find(conn, project.id, backup_id)?;
+        let tables = BackupTable::of(conn, backup.id)?;
+        let drills = Drill::of(conn, backup.id)?;
+        let restores: Vec<_> = crate::backup::model::Restore::for_project(conn, project.id, 200)?
+            .into_iter()
+            .filter(|restore| restore.backup_id == Some(backup.id))
+            .collect();
+        Ok::<_, AppError>((project, backup, tables, drills, restores))
+    })
+    .await?;
+    let drills = drills
+        .iter()
+        .map(|drill| DrillRow {
+            phase: drill.phase.to_string(),
+            started: drill
+                .started_at
+                .map(crate::web::utc_second)
+                .unwrap_or_default(),
+            duration: drill
+                .duration()
+                .map(|d| format!("{:.1} s", d.num_milliseconds() as f64 / 1000.0))
+                .unwrap_or_default(),
+            compared: format!(
+                "{} tables, {} rows",
+                drill.tables_compared, drill.rows_compared
+            ),
+            reason: drill.reason.clone().unwrap_or_default(),
+            mismatches: drill.mismatches.iter().flatten().cloned().collect(),
+        })
+        .collect();
+    let size = backup
+        .size_bytes
+        .map(|bytes| format!("{bytes} bytes"))
+        .unwrap_or_default();
+    let encrypted_to = backup.encrypted_to().unwrap_or_default();
+    html(&BackupDetail {
+        page: Page::new(&user, &session, "projects", &backup.name),
+        project_id: project.id,
+        project_name: project.name.clone(),
+        can_manage: MANAGERS.contains(&user.role()),
+        csrf: crate::auth::csrf::token(&session),
+        size,
+        encrypted_to,
+        tables,
+        drills,
+        restores,
+        backup,
+    })
+}
+
+/// POST /projects/{id}/backups/{backup_id}/{action}: restore, verify (a drill), delete.
 pub async fn backup_action(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -509,6 +603,17 @@ pub async fn backup_action(
             let name =
                 service::restore(&state.runner, user.id(), project, backup, request, by).await?;
             ("restores", format!("Restore {name} started."))
+        }
+        "verify" => {
+            service::verify_backup(&state.runner, Some(user.id()), project, backup, Some(by))
+                .await?;
+            (
+                "backups",
+                format!(
+                    "Restore check of {name} started: it is restored into a scratch database \
+                     and its tables and rows compared."
+                ),
+            )
         }
         _ => return Err(AppError::NotFound),
     };

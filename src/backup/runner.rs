@@ -10,10 +10,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::Utc;
+use diesel::Connection as _;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use crate::backup::database::{Checked, DataSource, SourceRules};
+use crate::backup::database::{Checked, DataSource, SourceRules, TableRows};
+use crate::backup::drill::BackupTable;
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupId, Phase, Restore};
 use crate::credentials::model::Credential;
@@ -22,7 +24,9 @@ use crate::crypto::{Keyring, random_token};
 use crate::db::{self, DbPool};
 use crate::outbound::Outbound;
 use crate::projects::model::{Project, SourceUse};
-use crate::storage::{Failure, MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure};
+use crate::storage::{
+    Addressing, Failure, MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure,
+};
 
 /// How long `pg_dump` may give nothing before the backup is treated as stuck (it may wait for
 /// a lock that long).
@@ -41,6 +45,7 @@ pub fn s3_settings(credential: &Credential, keyring: &Keyring) -> Result<S3Setti
         region: values.get("region").to_string(),
         access_key: values.get("access_key_id").to_string(),
         secret_key: values.get("secret_access_key").to_string(),
+        addressing: Addressing::of(values.get("addressing"), values.get("endpoint")),
     })
 }
 
@@ -315,6 +320,14 @@ impl Default for RestoreSettings {
     }
 }
 
+/// What a run stored: the object's key, size and SHA-256, and the rows of each table in it.
+struct Dumped {
+    key: String,
+    size: u64,
+    sha256: String,
+    tables: Vec<TableRows>,
+}
+
 /// Why a backup ended without completing: its phase and reason.
 struct Ended(Phase, String);
 
@@ -362,7 +375,7 @@ impl Runner {
     }
 
     /// Beats for run `id` every quarter of the stale limit until the returned task is aborted.
-    fn beat<F>(&self, beat: F) -> actix_web::rt::task::JoinHandle<()>
+    pub(crate) fn beat<F>(&self, beat: F) -> actix_web::rt::task::JoinHandle<()>
     where
         F: Fn(&mut diesel::PgConnection) -> diesel::QueryResult<()> + Send + Clone + 'static,
     {
@@ -507,19 +520,27 @@ impl Runner {
             )
             .await;
         heartbeat.abort();
-        let (key, size, sha256) = result.map_err(failed)?;
+        let Dumped {
+            key,
+            size,
+            sha256,
+            tables,
+        } = result.map_err(failed)?;
         let expires_at = backup.started_at.unwrap_or_else(Utc::now)
             + chrono::Duration::seconds(self.retention_of(&backup).await);
         db::run(&self.pool, move |conn| {
-            Backup::complete(
-                conn,
-                id,
-                &key,
-                size as i64,
-                &sha256,
-                expires_at,
-                recipients.as_deref(),
-            )
+            conn.transaction(|conn| {
+                Backup::complete(
+                    conn,
+                    id,
+                    &key,
+                    size as i64,
+                    &sha256,
+                    expires_at,
+                    recipients.as_deref(),
+                )?;
+                BackupTable::record(conn, id, &tables)
+            })
         })
         .await
         .map_err(|error| failed(format!("uploaded, but could not record it: {error}")))?;
@@ -549,7 +570,7 @@ impl Runner {
         credential: &Credential,
         bucket_name: &str,
         recipients: Option<&[String]>,
-    ) -> Result<(String, u64, String), String> {
+    ) -> Result<Dumped, String> {
         let settings = s3_settings(credential, &self.keyring)?;
         let storage = self.storage(&settings, bucket_name).await?;
         self.preflight(backup.id, &storage, credential).await?;
@@ -558,10 +579,21 @@ impl Runner {
         if recipients.is_some() {
             key.push_str(".age");
         }
+        // pg_dump dumps the snapshot of a transaction of keyhold's, which counts the rows of
+        // every table in that same snapshot meanwhile: the counts describe the dump exactly.
+        let (source, mut snapshot) =
+            tokio::task::spawn_blocking(move || source.snapshot().map(|taken| (source, taken)))
+                .await
+                .map_err(|_| "could not take a snapshot".to_string())??;
         let mut child = source
-            .pg_dump(&backup.namespaces())
+            .pg_dump(&backup.namespaces(), Some(&snapshot.id))
             .spawn()
             .map_err(|error| format!("could not start pg_dump: {error}"))?;
+        let counted = backup.namespaces();
+        let counting = tokio::task::spawn_blocking(move || {
+            let tables = snapshot.count(&counted);
+            (snapshot, tables)
+        });
         let stdout = child.stdout.take().ok_or("pg_dump has no output")?;
         let stderr = child.stderr.take().ok_or("pg_dump has no error output")?;
         let errors = actix_web::rt::spawn(tail(stderr));
@@ -613,6 +645,14 @@ impl Runner {
             .await
             .map_err(|error| format!("pg_dump did not finish: {error}"))?;
         let errors = errors.await.unwrap_or_default();
+        // The snapshot's transaction ends only once pg_dump has ended.
+        let tables = match counting.await {
+            Ok((snapshot, tables)) => {
+                drop(snapshot);
+                tables
+            }
+            Err(_) => Err("the row count stopped".to_string()),
+        };
         let remove_partial = || async {
             let _ = storage.delete(&key, "removing a partial object").await;
         };
@@ -637,6 +677,13 @@ impl Runner {
             remove_partial().await;
             return Err(reason);
         }
+        let tables = match tables {
+            Ok(tables) => tables,
+            Err(reason) => {
+                remove_partial().await;
+                return Err(reason);
+            }
+        };
         let stored = storage
             .size(
                 &key,
@@ -655,7 +702,12 @@ impl Runner {
                 "the stored object has {stored:?} bytes where {bytes} were sent"
             ));
         }
-        Ok((key, bytes, digest))
+        Ok(Dumped {
+            key,
+            size: bytes,
+            sha256: digest,
+            tables,
+        })
     }
 
     /// Checks, before `pg_dump` starts, that the bucket is there and the key reaches it, and
@@ -837,8 +889,9 @@ impl Runner {
         .await;
     }
 
-    /// Downloads the object to a private file, checks its size and SHA-256, and only then
-    /// lets `pg_restore` read it: a corrupted or replaced object never touches the target.
+    /// Restores into the checked target: the object fetched and checked first
+    /// (`fetch_checked`), then applied (`apply`), so a corrupted or replaced object, a wrong
+    /// key or a short disk never touches the target.
     async fn restore(
         &self,
         restore: &Restore,
@@ -847,15 +900,6 @@ impl Runner {
         target: Option<String>,
         identity: Option<String>,
     ) -> Result<Option<String>, String> {
-        let (Some(key), Some(size)) = (backup.object_key.clone(), backup.size_bytes) else {
-            return Err("the backup has no stored object".into());
-        };
-        let Some((storage, credential)) = self.storage_of(backup).await? else {
-            return Err("the backup has no stored object".into());
-        };
-        if credential.is_locked {
-            return Err("credentials locked".into());
-        }
         let source = match target {
             Some(url) => {
                 self.check_source(
@@ -866,6 +910,29 @@ impl Runner {
             }
             None => self.check_project_source(project).await?,
         };
+        let file = self.fetch_checked(backup, project, identity).await?;
+        self.apply(source, restore.namespaces(), file, restore.parallel)
+            .await
+    }
+
+    /// Downloads a backup's object to a private file (free disk checked first), checks its
+    /// size and SHA-256 and decrypts an encrypted one wholly into a second file, with
+    /// `identity` or the one the project keeps: a file `pg_restore` may read.
+    pub(crate) async fn fetch_checked(
+        &self,
+        backup: &Backup,
+        project: &Project,
+        identity: Option<String>,
+    ) -> Result<tempfile::NamedTempFile, String> {
+        let (Some(key), Some(size)) = (backup.object_key.clone(), backup.size_bytes) else {
+            return Err("the backup has no stored object".into());
+        };
+        let Some((storage, credential)) = self.storage_of(backup).await? else {
+            return Err("the backup has no stored object".into());
+        };
+        if credential.is_locked {
+            return Err("credentials locked".into());
+        }
         // An encrypted backup is decrypted with the identity given for this restore, else the
         // one the project keeps.
         let identity = match (backup.encrypted_to(), identity) {
@@ -960,19 +1027,32 @@ impl Runner {
                 plain
             }
         };
-        let namespaces = restore.namespaces();
+        Ok(file)
+    }
+
+    /// `pg_restore` of a fetched and checked `file` into `source`: schemas of `namespaces`
+    /// created, one transaction into a database holding data unless `parallel`, `--jobs` into
+    /// an empty one. Answers pg_restore's warnings.
+    pub(crate) async fn apply(
+        &self,
+        source: Checked,
+        namespaces: Vec<String>,
+        file: tempfile::NamedTempFile,
+        parallel: bool,
+    ) -> Result<Option<String>, String> {
+        let preparing = namespaces.clone();
         let (source, held) = tokio::task::spawn_blocking(move || {
             source
-                .prepare_restore(&namespaces)
+                .prepare_restore(&preparing)
                 .map(|held| (source, held))
         })
         .await
         .map_err(|_| "could not prepare the target database".to_string())??;
         // Into a database that holds data: all or nothing, unless a parallel restore was asked
         // for. Into an empty one, jobs speed it up and a failure leaves only part of a copy.
-        let jobs = (restore.parallel || held == 0).then_some(self.restores.jobs);
+        let jobs = (parallel || held == 0).then_some(self.restores.jobs);
         let mut child = source
-            .pg_restore(&restore.namespaces(), file.path(), jobs)
+            .pg_restore(&namespaces, file.path(), jobs)
             .spawn()
             .map_err(|error| format!("could not start pg_restore: {error}"))?;
         let stderr = child

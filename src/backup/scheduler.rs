@@ -197,6 +197,8 @@ pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError
     }
     abort_open_uploads(runner).await?;
     apply_retention(runner, now).await?;
+    // Drills whose process stopped, and the scratch databases they left.
+    runner.clean_drills().await;
     Ok(started)
 }
 

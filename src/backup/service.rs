@@ -12,6 +12,7 @@ use crate::accounts::model::{Organization, UserId};
 use crate::audit::NewEvent;
 use crate::auth::Scope;
 use crate::backup::database::DataSource;
+use crate::backup::drill::Drill;
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
@@ -44,6 +45,8 @@ pub enum BackupError {
     Busy(String),
     #[error("{0} is still running")]
     Running(String),
+    #[error("A restore check of {0} is already running: wait for it to end.")]
+    Checking(String),
     #[error("{0} cannot be restored: only completed backups whose object still exists can")]
     NotRestorable(String),
     /// S3 refused to delete the object (409: the backup stays).
@@ -342,6 +345,44 @@ pub async fn delete_backup(
         })
     })
     .await?;
+    Ok(())
+}
+
+/// Starts a drill of `backup` ("Verify restore"): restored into a scratch database, compared
+/// with what the backup holds, dropped. One drill of a backup at a time.
+pub async fn verify_backup(
+    runner: &Runner,
+    actor: Option<UserId>,
+    project: Project,
+    backup: Backup,
+    by: Option<NewEvent>,
+) -> Result<(), BackupError> {
+    if !backup.restorable() {
+        return Err(BackupError::NotRestorable(backup.name));
+    }
+    let event = by.map(|by| {
+        by.action("backup.verify")
+            .object("backup", backup.id.0, &backup.name)
+    });
+    let drilled = backup.clone();
+    let drill = db::run(&runner.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            if Drill::any_running(conn, drilled.id)? {
+                return Ok(None);
+            }
+            let drill = Drill::create(conn, &drilled, actor)?;
+            if let Some(event) = event {
+                event.record(conn)?;
+            }
+            Ok::<_, AppError>(Some(drill))
+        })
+    })
+    .await?;
+    let Some(drill) = drill else {
+        return Err(BackupError::Checking(backup.name));
+    };
+    let runner = runner.clone();
+    actix_web::rt::spawn(async move { runner.run_drill(drill, backup, project).await });
     Ok(())
 }
 

@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::CurrentUser;
 use crate::backup::database::DataSource;
+use crate::backup::drill::{Drill, DrillPhase};
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, BackupPolicy, Phase, Restore};
+use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase, Restore};
 use crate::backup::policy::{self, Schedule};
 use crate::backup::runner::default_bucket;
 use crate::backup::service::PolicyRequest;
@@ -40,6 +41,8 @@ pub struct PolicyView {
     pub last_backup: String,
     pub last_phase: String,
     pub next_run: String,
+    /// When a restore of one of its backups last passed a drill (empty: never).
+    pub last_verified: String,
 }
 
 /// A backup as the Backups tab shows it.
@@ -58,6 +61,9 @@ pub struct BackupView {
     pub preflight: String,
     /// The recipients it was encrypted to, shortened; empty when stored unencrypted.
     pub encrypted_to: String,
+    /// Its latest drill: `verified`, `failed` or empty, and its time, duration or reason.
+    pub check: &'static str,
+    pub check_detail: String,
     pub restorable: bool,
     pub running: bool,
     pub deleted: bool,
@@ -73,6 +79,11 @@ pub struct RestoreView {
     pub phase: Phase,
     pub warnings: String,
     pub parallel: bool,
+}
+
+/// A duration in seconds, to a tenth.
+fn seconds(duration: chrono::Duration) -> String {
+    format!("{:.1} s", duration.num_milliseconds() as f64 / 1000.0)
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {
@@ -265,21 +276,33 @@ pub async fn project_view(
         } else {
             Vec::new()
         };
-        Ok::<_, AppError>((project, policies, backups, restores, polling, schemas))
+        let ids: Vec<BackupId> = backups.iter().map(|backup| backup.id).collect();
+        let drills = if name == "restores" {
+            Vec::new()
+        } else {
+            Drill::latest_of(conn, &ids)?
+        };
+        let polling = polling || Drill::any_running_in(conn, id)?;
+        Ok::<_, AppError>((
+            project, policies, backups, restores, polling, schemas, drills,
+        ))
     });
     // The backups tab, while nothing runs, is kept in memory until a table changes (the most
     // visited tab; the others check the data source or follow a restore).
     let loaded = match name {
         "backups" if from_memory => {
             let key = PageKey::BackupsTab { scope, project: id };
-            let read_from =
-                Project::LISTING_READS | Backup::FOR_PROJECT_READS | Restore::ANY_RUNNING_READS;
-            let nothing_runs = |loaded: &(_, _, _, _, bool, _)| !loaded.4;
+            let read_from = Project::LISTING_READS
+                | Backup::FOR_PROJECT_READS
+                | Restore::ANY_RUNNING_READS
+                | Drill::LATEST_READS;
+            let nothing_runs = |loaded: &(_, _, _, _, bool, _, _)| !loaded.4;
             state.pages.load(key, read_from, load, nothing_runs).await?
         }
         _ => Arc::new(load.await?),
     };
-    let (project, policies, backups, restores, polling, known) = &*loaded;
+    let (project, policies, backups, restores, polling, known, drills) = &*loaded;
+    let drill_of = |backup: BackupId| drills.iter().find(|d| d.backup_id == Some(backup));
     let (project, polling) = (project.clone(), *polling);
     let schemas = if known.is_empty()
         && name == "schedules"
@@ -306,6 +329,18 @@ pub async fn project_view(
                     .map(|b| when(b.finished_at.or(b.started_at)))
                     .unwrap_or_default(),
                 last_phase: last.map(|b| b.phase.to_string()).unwrap_or_default(),
+                last_verified: drills
+                    .iter()
+                    .filter(|d| d.phase == DrillPhase::Passed)
+                    .filter(|d| {
+                        backups
+                            .iter()
+                            .any(|b| Some(b.id) == d.backup_id && b.policy_id == Some(policy.id))
+                    })
+                    .filter_map(|d| d.finished_at)
+                    .max()
+                    .map(|at| when(Some(at)))
+                    .unwrap_or_default(),
                 next_run: policy
                     .schedule()
                     .map(|s| {
@@ -336,6 +371,23 @@ pub async fn project_view(
             phase: backup.phase,
             reason: backup.reason.clone().unwrap_or_default(),
             preflight: backup.preflight.clone().unwrap_or_default(),
+            check: match drill_of(backup.id).map(|d| d.phase) {
+                Some(DrillPhase::Passed) => "verified",
+                Some(DrillPhase::Failed) => "failed",
+                _ => "",
+            },
+            check_detail: drill_of(backup.id)
+                .map(|d| match d.phase {
+                    DrillPhase::Passed => format!(
+                        "restored and compared {} ({} tables, {} rows) in {}",
+                        when(d.finished_at),
+                        d.tables_compared,
+                        d.rows_compared,
+                        d.duration().map(seconds).unwrap_or_default()
+                    ),
+                    _ => d.reason.clone().unwrap_or_default(),
+                })
+                .unwrap_or_default(),
             encrypted_to: backup
                 .encrypted_to()
                 .map(|recipients| {

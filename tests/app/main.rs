@@ -4,6 +4,7 @@ mod accounts;
 mod backups;
 mod credentials;
 mod data_sources;
+mod drills;
 mod encryption;
 mod errors_and_headers;
 mod fakes;

@@ -115,6 +115,12 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
     ),
     (
         "get",
+        "/projects/{id}/backups/{backup_id}",
+        Access::Everyone,
+        true,
+    ),
+    (
+        "get",
         "/projects/{id}/backups/{backup_id}/{action}",
         Access::Managers,
         true,
@@ -180,7 +186,8 @@ fn fingerprint(app: &crate::helpers::TestApp) -> String {
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM backup_policies t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM backups t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM restores t),
-            (SELECT string_agg(t::text, ',' ORDER BY project_id) FROM project_encryption t)))
+            (SELECT string_agg(t::text, ',' ORDER BY project_id) FROM project_encryption t),
+            (SELECT string_agg(t::text, ',' ORDER BY id) FROM drills t)))
             AS value",
     )
 }

@@ -387,6 +387,7 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
             region: "us-east-1".into(),
             access_key: moto.full.id.clone(),
             secret_key: moto.full.secret.clone(),
+            addressing: keyhold::storage::Addressing::Path,
         },
         "keyhold-blue-org-shop",
     )
@@ -746,6 +747,7 @@ async fn garage_runs_the_whole_backup_scenario() {
             region: "garage".into(),
             access_key: garage.full.id.clone(),
             secret_key: garage.full.secret.clone(),
+            addressing: keyhold::storage::Addressing::Path,
         },
         "keyhold-blue-org-shop",
     )

@@ -2,11 +2,14 @@
 //! the endpoint. A key whose signature is accepted but which may not list buckets passes with a
 //! warning: backups need write and delete on their bucket, which enabling backup probes.
 
-use crate::credentials::field::{Values, secret, text, url};
+use crate::credentials::field::{Input, Values, field, secret, text, url};
 use crate::credentials::provider::{Kind, Provider, no_rules};
 use crate::credentials::verify::{self, Network, Outcome, Verification};
 use crate::outbound;
-use crate::storage::{Failure, S3Settings, Storage};
+use crate::storage::{Addressing, Failure, S3Settings, Storage};
+
+/// The addressing styles a backup credential may choose (`storage::Addressing`).
+const ADDRESSING: &[&str] = &["auto", "path-style", "virtual-hosted"];
 
 pub static PROVIDER: Provider = Provider {
     kind: Kind::Backup,
@@ -20,6 +23,14 @@ pub static PROVIDER: Provider = Provider {
         url("endpoint", "S3 Endpoint")
             .help("e.g. https://s3.eu-central-1.amazonaws.com or your MinIO address."),
         text("region", "S3 Region").default("us-east-1"),
+        field("addressing", "Addressing style", Input::Select(ADDRESSING))
+            .default("auto")
+            .optional()
+            .editable()
+            .help(
+                "auto: virtual-hosted (bucket.host) for AWS endpoints, path-style (host/bucket) \
+                 for any other; choose one if your service needs it.",
+            ),
     ],
     columns: &[
         ("S3 Access Key ID", "access_key_id"),
@@ -46,6 +57,7 @@ fn check<'a>(network: Network<'a>, values: &'a Values) -> Verification<'a> {
             region: values.get("region").to_string(),
             access_key: values.get("access_key_id").to_string(),
             secret_key: values.get("secret_access_key").to_string(),
+            addressing: Addressing::of(values.get("addressing"), endpoint),
         };
         let storage = match Storage::open(network.outbound, &settings, "").await {
             Ok(storage) => storage,

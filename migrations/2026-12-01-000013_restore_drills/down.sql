@@ -1,0 +1,2 @@
+DROP TABLE drills;
+DROP TABLE backup_tables;

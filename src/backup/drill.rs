@@ -1,0 +1,505 @@
+//! Restore drills (SPEC §8): what a backup holds (every table of its namespaces with its exact
+//! row count, counted in the snapshot `pg_dump` dumped), and drills that restore a completed
+//! backup into a scratch database on the project database's server, compare tables and rows
+//! with that record, drop the scratch database and record what they found. A drill whose
+//! process stopped is reaped by the scheduler, which drops its scratch database too.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use crate::accounts::model::UserId;
+use crate::backup::database::TableRows;
+use crate::backup::model::{Backup, BackupId};
+use crate::backup::runner::Runner;
+use crate::db::{self, Tables};
+use crate::projects::model::{Project, ProjectId, SourceUse};
+use crate::schema::{backup_tables, drills};
+
+/// A table of a backup and its rows at dump time.
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = backup_tables)]
+pub struct BackupTable {
+    pub schema_name: String,
+    pub table_name: String,
+    pub row_count: i64,
+}
+
+impl BackupTable {
+    /// Records what a backup holds.
+    pub fn record(
+        conn: &mut PgConnection,
+        backup: BackupId,
+        tables: &[TableRows],
+    ) -> QueryResult<()> {
+        let rows: Vec<_> = tables
+            .iter()
+            .map(|table| {
+                (
+                    backup_tables::backup_id.eq(backup),
+                    backup_tables::schema_name.eq(&table.schema),
+                    backup_tables::table_name.eq(&table.table),
+                    backup_tables::row_count.eq(table.rows),
+                )
+            })
+            .collect();
+        diesel::insert_into(backup_tables::table)
+            .values(rows)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// What a backup holds, by schema and table.
+    pub fn of(conn: &mut PgConnection, backup: BackupId) -> QueryResult<Vec<BackupTable>> {
+        backup_tables::table
+            .filter(backup_tables::backup_id.eq(backup))
+            .order((backup_tables::schema_name, backup_tables::table_name))
+            .select(BackupTable::as_select())
+            .load(conn)
+    }
+}
+
+/// Where a drill is.
+#[derive(diesel::AsExpression, diesel::FromSqlRow, Clone, Copy, Debug, PartialEq, Eq)]
+#[diesel(sql_type = Text)]
+pub enum DrillPhase {
+    New,
+    InProgress,
+    Passed,
+    Failed,
+}
+
+impl DrillPhase {
+    pub const ALL: [DrillPhase; 4] = [
+        DrillPhase::New,
+        DrillPhase::InProgress,
+        DrillPhase::Passed,
+        DrillPhase::Failed,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            DrillPhase::New => "New",
+            DrillPhase::InProgress => "InProgress",
+            DrillPhase::Passed => "Passed",
+            DrillPhase::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for DrillPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+crate::stored_as_text!(DrillPhase, "drill phase");
+
+#[derive(diesel_derive_newtype::DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DrillId(pub i64);
+
+/// One drill of a backup.
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = drills)]
+pub struct Drill {
+    pub id: DrillId,
+    pub project_id: ProjectId,
+    pub backup_id: Option<BackupId>,
+    pub backup_name: String,
+    pub phase: DrillPhase,
+    pub reason: Option<String>,
+    pub scratch_database: Option<String>,
+    pub scratch_dropped_at: Option<DateTime<Utc>>,
+    pub tables_compared: i32,
+    pub rows_compared: i64,
+    pub mismatches: Vec<Option<String>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<UserId>,
+}
+
+/// What a drill found.
+pub struct Found {
+    pub tables: i32,
+    pub rows: i64,
+    pub mismatches: Vec<String>,
+}
+
+impl Drill {
+    /// The tables `latest_of` reads.
+    pub const LATEST_READS: Tables = Tables::DRILLS;
+
+    pub fn running(&self) -> bool {
+        matches!(self.phase, DrillPhase::New | DrillPhase::InProgress)
+    }
+
+    /// The measured recovery time: from start to end.
+    pub fn duration(&self) -> Option<chrono::Duration> {
+        Some(self.finished_at? - self.started_at?)
+    }
+
+    /// Records a requested drill, started now.
+    pub fn create(
+        conn: &mut PgConnection,
+        backup: &Backup,
+        by: Option<UserId>,
+    ) -> QueryResult<Drill> {
+        diesel::insert_into(drills::table)
+            .values((
+                drills::project_id.eq(backup.project_id),
+                drills::backup_id.eq(Some(backup.id)),
+                drills::backup_name.eq(&backup.name),
+                drills::phase.eq(DrillPhase::InProgress),
+                drills::started_at.eq(Some(Utc::now())),
+                drills::heartbeat_at.eq(Some(Utc::now())),
+                drills::created_by.eq(by),
+            ))
+            .returning(Drill::as_returning())
+            .get_result(conn)
+    }
+
+    /// Whether a drill of `backup` is running.
+    pub fn any_running(conn: &mut PgConnection, backup: BackupId) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            drills::table
+                .filter(drills::backup_id.eq(backup))
+                .filter(drills::phase.eq_any([DrillPhase::New, DrillPhase::InProgress])),
+        ))
+        .get_result(conn)
+    }
+
+    /// Whether a drill of a backup of `project` is running.
+    pub fn any_running_in(conn: &mut PgConnection, project: ProjectId) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            drills::table
+                .filter(drills::project_id.eq(project))
+                .filter(drills::phase.eq_any([DrillPhase::New, DrillPhase::InProgress])),
+        ))
+        .get_result(conn)
+    }
+
+    pub fn heartbeat(conn: &mut PgConnection, id: DrillId) -> QueryResult<()> {
+        diesel::update(
+            drills::table
+                .find(id)
+                .filter(drills::phase.eq(DrillPhase::InProgress)),
+        )
+        .set(drills::heartbeat_at.eq(Some(Utc::now())))
+        .execute(conn)?;
+        Ok(())
+    }
+
+    /// Records the scratch database before it is created (so a crash leaves its name).
+    pub fn set_scratch(conn: &mut PgConnection, id: DrillId, name: &str) -> QueryResult<()> {
+        diesel::update(drills::table.find(id))
+            .set(drills::scratch_database.eq(Some(name)))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Records that the scratch database is gone.
+    pub fn scratch_dropped(conn: &mut PgConnection, id: DrillId) -> QueryResult<()> {
+        diesel::update(drills::table.find(id))
+            .set(drills::scratch_dropped_at.eq(Some(Utc::now())))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Ends a drill with what it found.
+    pub fn end(
+        conn: &mut PgConnection,
+        id: DrillId,
+        outcome: &Result<Found, String>,
+    ) -> QueryResult<()> {
+        let (phase, reason, tables, rows, mismatches) = match outcome {
+            Ok(found) if found.mismatches.is_empty() => (
+                DrillPhase::Passed,
+                None,
+                found.tables,
+                found.rows,
+                Vec::new(),
+            ),
+            Ok(found) => (
+                DrillPhase::Failed,
+                Some(format!(
+                    "{} mismatch(es) with what the backup holds",
+                    found.mismatches.len()
+                )),
+                found.tables,
+                found.rows,
+                found.mismatches.iter().cloned().map(Some).collect(),
+            ),
+            Err(reason) => (DrillPhase::Failed, Some(reason.clone()), 0, 0, Vec::new()),
+        };
+        diesel::update(drills::table.find(id))
+            .set((
+                drills::phase.eq(phase),
+                drills::reason.eq(reason),
+                drills::tables_compared.eq(tables),
+                drills::rows_compared.eq(rows),
+                drills::mismatches.eq(mismatches),
+                drills::finished_at.eq(Some(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The drills of a backup, newest first.
+    pub fn of(conn: &mut PgConnection, backup: BackupId) -> QueryResult<Vec<Drill>> {
+        drills::table
+            .filter(drills::backup_id.eq(backup))
+            .order(drills::id.desc())
+            .limit(20)
+            .select(Drill::as_select())
+            .load(conn)
+    }
+
+    /// The latest ended drill of each of `backups`.
+    pub fn latest_of(conn: &mut PgConnection, backups: &[BackupId]) -> QueryResult<Vec<Drill>> {
+        drills::table
+            .filter(drills::backup_id.eq_any(backups))
+            .filter(drills::phase.eq_any([DrillPhase::Passed, DrillPhase::Failed]))
+            .distinct_on(drills::backup_id)
+            .order((drills::backup_id, drills::id.desc()))
+            .select(Drill::as_select())
+            .load(conn)
+    }
+
+    /// Running drills that stopped beating before `cutoff`, and ended ones whose scratch
+    /// database may be left: what the scheduler cleans up.
+    pub fn left_behind(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> QueryResult<Vec<Drill>> {
+        drills::table
+            .filter(
+                drills::phase
+                    .eq(DrillPhase::InProgress)
+                    .and(drills::heartbeat_at.lt(cutoff))
+                    .or(drills::phase
+                        .eq_any([DrillPhase::Passed, DrillPhase::Failed])
+                        .and(drills::scratch_database.is_not_null())
+                        .and(drills::scratch_dropped_at.is_null())),
+            )
+            .order(drills::id)
+            .limit(20)
+            .select(Drill::as_select())
+            .load(conn)
+    }
+}
+
+/// The name of a drill's scratch database: its id and a random part, so drills of two
+/// keyhold databases on one server never meet.
+pub fn scratch_name(drill: DrillId) -> String {
+    format!(
+        "keyhold_drill_{}_{}",
+        drill.0,
+        hex::encode(crate::crypto::random_bytes(4))
+    )
+}
+
+/// Compares what a restored database holds with what the backup recorded.
+pub fn compare(recorded: &[BackupTable], restored: &[TableRows]) -> Found {
+    let mut mismatches = Vec::new();
+    let mut rows = 0;
+    for table in recorded {
+        let name = format!("{}.{}", table.schema_name, table.table_name);
+        match restored
+            .iter()
+            .find(|r| r.schema == table.schema_name && r.table == table.table_name)
+        {
+            None => mismatches.push(format!("{name}: missing after the restore")),
+            Some(found) if found.rows != table.row_count => mismatches.push(format!(
+                "{name}: {} rows restored, {} backed up",
+                found.rows, table.row_count
+            )),
+            Some(found) => rows += found.rows,
+        }
+    }
+    for extra in restored.iter().filter(|r| {
+        !recorded
+            .iter()
+            .any(|t| t.schema_name == r.schema && t.table_name == r.table)
+    }) {
+        mismatches.push(format!(
+            "{}.{}: restored, but not in the backup's record",
+            extra.schema, extra.table
+        ));
+    }
+    Found {
+        tables: recorded.len() as i32,
+        rows,
+        mismatches,
+    }
+}
+
+impl Runner {
+    /// Runs a drill of `backup` to its end, recording the outcome; never panics.
+    pub async fn run_drill(&self, drill: Drill, backup: Backup, project: Project) {
+        let id = drill.id;
+        let heartbeat = self.beat(move |conn| Drill::heartbeat(conn, id));
+        let outcome = self.drill(id, &backup, &project).await;
+        heartbeat.abort();
+        tracing::info!(
+            drill = id.0,
+            passed = matches!(&outcome, Ok(f) if f.mismatches.is_empty()),
+            "drill ended"
+        );
+        let _ = db::run(&self.pool, move |conn| Drill::end(conn, id, &outcome)).await;
+    }
+
+    async fn drill(
+        &self,
+        id: DrillId,
+        backup: &Backup,
+        project: &Project,
+    ) -> Result<Found, String> {
+        let backup_id = backup.id;
+        let recorded = db::run(&self.pool, move |conn| BackupTable::of(conn, backup_id))
+            .await
+            .map_err(|error| format!("could not read what the backup holds: {error}"))?;
+        if recorded.is_empty() {
+            return Err(
+                "this backup recorded no tables (made before drills existed): nothing to compare"
+                    .into(),
+            );
+        }
+        let source = self.check_project_source(project).await?;
+        let file = self.fetch_checked(backup, project, None).await?;
+        let name = scratch_name(id);
+        let recording = name.clone();
+        db::run(&self.pool, move |conn| {
+            Drill::set_scratch(conn, id, &recording)
+        })
+        .await
+        .map_err(|error| format!("could not record the scratch database: {error}"))?;
+        let scratch = source.sibling(&name);
+        let creating = name.clone();
+        let source =
+            tokio::task::spawn_blocking(move || source.create_database(&creating).map(|()| source))
+                .await
+                .map_err(|_| "could not create the scratch database".to_string())??;
+        let restored = self
+            .apply(scratch.clone(), backup.namespaces(), file, true)
+            .await;
+        let namespaces = backup.namespaces();
+        let counted = match restored {
+            Ok(_) => tokio::task::spawn_blocking(move || scratch.count_tables(&namespaces))
+                .await
+                .map_err(|_| "could not count the restored rows".to_string())
+                .and_then(|counted| counted),
+            Err(reason) => Err(format!("the restore failed: {reason}")),
+        };
+        self.drop_scratch(id, &source, &name).await;
+        Ok(compare(&recorded, &counted?))
+    }
+
+    /// Drops a drill's scratch database and forgets it.
+    async fn drop_scratch(
+        &self,
+        id: DrillId,
+        source: &crate::backup::database::Checked,
+        name: &str,
+    ) {
+        // Dropped from the project's database: a database cannot drop itself.
+        let (server, dropping) = (source.clone(), name.to_string());
+        let dropped = tokio::task::spawn_blocking(move || server.drop_database(&dropping)).await;
+        match dropped {
+            Ok(Ok(())) => {
+                let _ = db::run(&self.pool, move |conn| Drill::scratch_dropped(conn, id)).await;
+            }
+            Ok(Err(reason)) => tracing::warn!(drill = id.0, "{reason}"),
+            Err(_) => tracing::warn!(drill = id.0, "dropping the scratch database stopped"),
+        }
+    }
+
+    /// Ends drills whose process stopped beating and drops the scratch databases drills left
+    /// (keyhold killed mid-drill). Returns how many were cleaned.
+    pub async fn clean_drills(&self) -> usize {
+        let cutoff = Utc::now() - chrono::Duration::from_std(self.stale_after).unwrap_or_default();
+        let Ok(left) = db::run(&self.pool, move |conn| Drill::left_behind(conn, cutoff)).await
+        else {
+            return 0;
+        };
+        let mut cleaned = 0;
+        for drill in left {
+            let id = drill.id;
+            if drill.running() {
+                let outcome = Err("interrupted: keyhold stopped during the drill".to_string());
+                let _ = db::run(&self.pool, move |conn| Drill::end(conn, id, &outcome)).await;
+            }
+            let Some(name) = drill
+                .scratch_database
+                .clone()
+                .filter(|_| drill.scratch_dropped_at.is_none())
+            else {
+                cleaned += 1;
+                continue;
+            };
+            let project = drill.project_id;
+            let Ok(project) =
+                db::run(&self.pool, move |conn| Project::find_any(conn, project)).await
+            else {
+                continue;
+            };
+            let Ok(url) = project.open_database_url(&self.keyring) else {
+                continue;
+            };
+            let Ok(parsed) = crate::backup::database::DataSource::parse(&url) else {
+                continue;
+            };
+            let usage = SourceUse::DataSource {
+                organization: project.organization_id,
+                project: Some(project.id),
+            };
+            if let Ok(source) = self.check_source(&parsed, usage).await {
+                self.drop_scratch(id, &source, &name).await;
+                cleaned += 1;
+            }
+        }
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(schema: &str, name: &str, rows: i64) -> BackupTable {
+        BackupTable {
+            schema_name: schema.into(),
+            table_name: name.into(),
+            row_count: rows,
+        }
+    }
+
+    fn rows(schema: &str, table: &str, rows: i64) -> TableRows {
+        TableRows {
+            schema: schema.into(),
+            table: table.into(),
+            rows,
+        }
+    }
+
+    #[test]
+    fn a_drill_names_every_table_that_differs() {
+        let recorded = [table("app", "orders", 100), table("app", "notes", 5)];
+        let same = compare(
+            &recorded,
+            &[rows("app", "notes", 5), rows("app", "orders", 100)],
+        );
+        assert!(same.mismatches.is_empty());
+        assert_eq!((same.tables, same.rows), (2, 105));
+        let off = compare(
+            &recorded,
+            &[rows("app", "orders", 99), rows("app", "extra", 1)],
+        );
+        assert_eq!(
+            off.mismatches,
+            vec![
+                "app.orders: 99 rows restored, 100 backed up",
+                "app.notes: missing after the restore",
+                "app.extra: restored, but not in the backup's record",
+            ]
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Restore drills (issue 16, SPEC §8): each backup records its tables and exact row counts
+//! from the snapshot it was dumped from; "Verify restore" restores it into a scratch database,
+//! compares, drops the scratch database and records the outcome; a drill keyhold was killed
+//! in is cleaned up by the scheduler.
+
+use diesel::prelude::*;
+use reqwest::StatusCode;
+
+use crate::backups::{World, ended, scalar_i64, scalar_text, world};
+use crate::helpers::texts;
+
+fn execute(url: &str, sql: &str) {
+    let mut conn = PgConnection::establish(url).unwrap();
+    diesel::sql_query(sql).execute(&mut conn).unwrap();
+}
+
+/// Presses "Verify restore" on `backup` and waits for the drill to end: "<phase> <reason>".
+async fn verify(world: &World, backup: i64) -> String {
+    let response = world
+        .partner
+        .post_from(
+            &world.path("?tab=backups"),
+            &world.path(&format!("/backups/{backup}/verify")),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    ended(
+        &world.app,
+        &format!(
+            "SELECT phase || ' ' || coalesce(reason, '') AS value FROM drills
+             WHERE backup_id = {backup} ORDER BY id DESC LIMIT 1"
+        ),
+    )
+    .await
+}
+
+/// The scratch databases this app's drills made that still exist on the server.
+fn scratch_databases(world: &World) -> i64 {
+    let names = scalar_text(
+        &world.app,
+        "SELECT coalesce(string_agg(quote_literal(scratch_database), ','), 'NULL') AS value
+         FROM drills WHERE scratch_database IS NOT NULL",
+    );
+    scalar_i64(
+        &world.app,
+        &format!("SELECT count(*) AS n FROM pg_database WHERE datname IN ({names})"),
+    )
+}
+
+#[actix_web::test]
+async fn a_backup_records_what_it_holds_and_a_drill_proves_it_restores() {
+    let world = world().await;
+    execute(
+        &world.data.url,
+        "CREATE TABLE app.notes AS SELECT n FROM generate_series(1, 37) n",
+    );
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT string_agg(schema_name || '.' || table_name || '=' || row_count, ','
+                     ORDER BY table_name) AS value FROM backup_tables WHERE backup_id = {backup}"
+            )
+        ),
+        "app.notes=37,app.orders=100",
+        "every table of the namespace, counted exactly (reporting is not backed up)"
+    );
+    let detail = world
+        .partner
+        .page(&world.path(&format!("/backups/{backup}")))
+        .await;
+    let cells = texts(&detail, "#backup-tables td");
+    assert_eq!(cells, vec!["app", "notes", "37", "app", "orders", "100"]);
+
+    let outcome = verify(&world, backup).await;
+    assert_eq!(outcome.trim(), "Passed");
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT tables_compared || ' ' || rows_compared || ' '
+                     || (finished_at > started_at)::text AS value
+                 FROM drills WHERE backup_id = {backup}"
+            )
+        ),
+        "2 137 true"
+    );
+    assert_eq!(
+        scratch_databases(&world),
+        0,
+        "the scratch database is dropped"
+    );
+    let tab = world.partner.page(&world.path("?tab=backups")).await;
+    assert!(tab.contains("Restore verified"), "{tab}");
+    let schedules = world.partner.page(&world.path("?tab=schedules")).await;
+    assert!(schedules.contains("restore verified"));
+    let detail = world
+        .partner
+        .page(&world.path(&format!("/backups/{backup}")))
+        .await;
+    assert!(
+        texts(&detail, "#backup-drills td")
+            .iter()
+            .any(|c| c == "Passed")
+    );
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            "SELECT string_agg(action, ',') AS value FROM audit_events WHERE action = 'backup.verify'"
+        ),
+        "backup.verify"
+    );
+
+    // What was recorded disagrees with what comes back: the drill fails and names the table.
+    world.app.query(move |conn| {
+        diesel::sql_query(format!(
+            "UPDATE backup_tables SET row_count = 99 WHERE backup_id = {backup}
+                 AND table_name = 'orders'"
+        ))
+        .execute(conn)
+    });
+    let outcome = verify(&world, backup).await;
+    assert!(outcome.starts_with("Failed 1 mismatch"), "{outcome}");
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT array_to_string(mismatches, ';') AS value FROM drills
+                 WHERE backup_id = {backup} ORDER BY id DESC LIMIT 1"
+            )
+        ),
+        "app.orders: 100 rows restored, 99 backed up"
+    );
+    assert_eq!(scratch_databases(&world), 0);
+    let tab = world.partner.page(&world.path("?tab=backups")).await;
+    assert!(tab.contains("Restore check failed"));
+}
+
+#[actix_web::test]
+async fn an_encrypted_backup_is_drilled_with_the_kept_identity() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let response = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path("/backup/encryption/generate"),
+            &[("keep_identity", "on")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    assert_eq!(verify(&world, backup).await.trim(), "Passed");
+}
+
+#[actix_web::test]
+async fn a_drill_keyhold_was_killed_in_is_ended_and_its_scratch_database_dropped() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (backup, _, _) = world.backup_now(world.policy_id("nightly")).await;
+    // A drill whose process died: still InProgress, silent for ten minutes, its scratch
+    // database on the project's server.
+    let drill = scalar_i64(
+        &world.app,
+        &format!(
+            "INSERT INTO drills (project_id, backup_id, backup_name, phase, started_at,
+                 heartbeat_at)
+             VALUES ({}, {backup}, 'b', 'InProgress', now() - interval '10 minutes',
+                 now() - interval '10 minutes') RETURNING id AS n",
+            world.project
+        ),
+    );
+    let scratch = format!("keyhold_drill_{drill}_{}", std::process::id());
+    execute(&world.data.url, &format!("CREATE DATABASE {scratch}"));
+    world.app.query(move |conn| {
+        diesel::sql_query(format!(
+            "UPDATE drills SET scratch_database = '{scratch}' WHERE id = {drill}"
+        ))
+        .execute(conn)
+    });
+    assert_eq!(scratch_databases(&world), 1);
+    let runner = crate::backups::test_runner(&world.app);
+    keyhold::backup::scheduler::tick(&runner, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT phase || ' ' || reason || ' ' || (scratch_dropped_at IS NOT NULL)::text
+                     AS value FROM drills WHERE id = {drill}"
+            )
+        ),
+        "Failed interrupted: keyhold stopped during the drill true"
+    );
+    assert_eq!(scratch_databases(&world), 0, "dropped on the next pass");
+}
