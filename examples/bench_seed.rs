@@ -138,6 +138,7 @@ fn main() -> anyhow::Result<()> {
                         schedule: &schedule,
                         retention_secs: 720 * 3600,
                         namespaces: &["public".to_string()],
+                        drill: keyhold::backup::drill::DrillSchedule::Off,
                         created_by: admin.id,
                     },
                     Utc::now(),

@@ -19,6 +19,7 @@ diesel::table! {
 
 diesel::table! {
     backup_policies (id) {
+        drill -> Text,
         id -> Int8,
         project_id -> Int8,
         name -> Text,

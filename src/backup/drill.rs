@@ -59,6 +59,62 @@ impl BackupTable {
     }
 }
 
+/// When a policy's backups are restored for a check.
+#[derive(diesel::AsExpression, diesel::FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[diesel(sql_type = Text)]
+pub enum DrillSchedule {
+    #[default]
+    Off,
+    /// After every completed backup.
+    Each,
+    Daily,
+    Weekly,
+}
+
+impl DrillSchedule {
+    pub const ALL: [DrillSchedule; 4] = [
+        DrillSchedule::Off,
+        DrillSchedule::Each,
+        DrillSchedule::Daily,
+        DrillSchedule::Weekly,
+    ];
+
+    /// The stored and form value.
+    pub fn key(self) -> &'static str {
+        match self {
+            DrillSchedule::Off => "off",
+            DrillSchedule::Each => "each",
+            DrillSchedule::Daily => "daily",
+            DrillSchedule::Weekly => "weekly",
+        }
+    }
+
+    /// What the form and the Schedules tab say.
+    pub fn label(self) -> &'static str {
+        match self {
+            DrillSchedule::Off => "off",
+            DrillSchedule::Each => "after every backup",
+            DrillSchedule::Daily => "daily",
+            DrillSchedule::Weekly => "weekly",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<DrillSchedule> {
+        DrillSchedule::ALL.into_iter().find(|d| d.key() == value)
+    }
+
+    /// How long a passed or failed check holds before the next is due.
+    pub fn period(self) -> Option<chrono::Duration> {
+        match self {
+            DrillSchedule::Daily => Some(chrono::Duration::days(1)),
+            DrillSchedule::Weekly => Some(chrono::Duration::days(7)),
+            DrillSchedule::Off | DrillSchedule::Each => None,
+        }
+    }
+}
+
+crate::stored_as_text!(DrillSchedule, "drill schedule");
+
 /// Where a drill is.
 #[derive(diesel::AsExpression, diesel::FromSqlRow, Clone, Copy, Debug, PartialEq, Eq)]
 #[diesel(sql_type = Text)]
@@ -287,6 +343,47 @@ impl Drill {
     }
 }
 
+/// Claims up to `limit` drills that daily and weekly drill schedules owe: for each policy
+/// whose last check is older than its period (or that has none) and that has a completed
+/// backup, a drill of its newest one. The policy rows are locked (`SKIP LOCKED`) while the
+/// drill is inserted, so two instances never start the same one.
+pub fn claim_due(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<(Drill, Backup)>> {
+    #[derive(QueryableByName)]
+    struct Due {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        backup: i64,
+    }
+    conn.transaction(|conn| {
+        let due: Vec<Due> = diesel::sql_query(
+            "SELECT (SELECT b.id FROM backups b
+                     WHERE b.policy_id = p.id AND b.phase = 'Completed' AND b.deleted_at IS NULL
+                     ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1) AS backup
+             FROM backup_policies p
+             WHERE p.drill IN ('daily', 'weekly')
+               AND EXISTS (SELECT 1 FROM backups b WHERE b.policy_id = p.id
+                           AND b.phase = 'Completed' AND b.deleted_at IS NULL)
+               AND NOT EXISTS (
+                   SELECT 1 FROM drills d JOIN backups b ON b.id = d.backup_id
+                   WHERE b.policy_id = p.id
+                     AND (d.phase IN ('New', 'InProgress')
+                          OR d.created_at > now() - CASE p.drill WHEN 'daily'
+                              THEN interval '1 day' ELSE interval '7 days' END))
+             ORDER BY p.id
+             LIMIT $1
+             FOR UPDATE OF p SKIP LOCKED",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load(conn)?;
+        let mut claimed = Vec::new();
+        for due in due {
+            let backup = Backup::find_any(conn, BackupId(due.backup))?;
+            let drill = Drill::create(conn, &backup, None)?;
+            claimed.push((drill, backup));
+        }
+        Ok(claimed)
+    })
+}
+
 /// The name of a drill's scratch database: its id and a random part, so drills of two
 /// keyhold databases on one server never meet.
 pub fn scratch_name(drill: DrillId) -> String {
@@ -333,6 +430,52 @@ pub fn compare(recorded: &[BackupTable], restored: &[TableRows]) -> Found {
 }
 
 impl Runner {
+    /// Starts the drills that drill schedules owe (a few per pass); how many started.
+    pub async fn start_due_drills(&self) -> usize {
+        let Ok(claimed) = db::run(&self.pool, |conn| claim_due(conn, 5)).await else {
+            return 0;
+        };
+        let started = claimed.len();
+        for (drill, backup) in claimed {
+            self.spawn_drill(drill, backup).await;
+        }
+        started
+    }
+
+    /// After a completed backup of a policy that checks every backup: its drill.
+    pub async fn drill_after_backup(&self, backup: BackupId) {
+        let claimed = db::run(&self.pool, move |conn| {
+            conn.transaction(|conn| {
+                let backup = Backup::find_any(conn, backup)?;
+                let Some(policy) = backup.policy_id else {
+                    return Ok(None);
+                };
+                let policy =
+                    crate::backup::model::BackupPolicy::find(conn, backup.project_id, policy)?;
+                if policy.drill != DrillSchedule::Each || Drill::any_running(conn, backup.id)? {
+                    return Ok(None);
+                }
+                let drill = Drill::create(conn, &backup, None)?;
+                Ok::<_, diesel::result::Error>(Some((drill, backup)))
+            })
+        })
+        .await;
+        if let Ok(Some((drill, backup))) = claimed {
+            self.spawn_drill(drill, backup).await;
+        }
+    }
+
+    /// Runs `drill` of `backup` on its own task.
+    async fn spawn_drill(&self, drill: Drill, backup: Backup) {
+        let project = backup.project_id;
+        let Ok(project) = db::run(&self.pool, move |conn| Project::find_any(conn, project)).await
+        else {
+            return;
+        };
+        let runner = self.clone();
+        actix_web::rt::spawn(async move { runner.run_drill(drill, backup, project).await });
+    }
+
     /// Runs a drill of `backup` to its end, recording the outcome; never panics.
     pub async fn run_drill(&self, drill: Drill, backup: Backup, project: Project) {
         let id = drill.id;

@@ -8,6 +8,7 @@ use diesel_derive_newtype::DieselNewType;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::UserId;
+use crate::backup::drill::DrillSchedule;
 use crate::backup::policy::Schedule;
 use crate::credentials::model::CredentialId;
 use crate::db::Tables;
@@ -54,6 +55,8 @@ pub struct BackupPolicy {
     pub next_run_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<UserId>,
+    /// When its backups are restored for a check.
+    pub drill: DrillSchedule,
 }
 
 /// A policy about to be created.
@@ -63,6 +66,7 @@ pub struct NewPolicy<'a> {
     pub schedule: &'a Schedule,
     pub retention_secs: i64,
     pub namespaces: &'a [String],
+    pub drill: DrillSchedule,
     pub created_by: UserId,
 }
 
@@ -142,6 +146,7 @@ impl BackupPolicy {
                     .collect::<Vec<_>>()),
                 backup_policies::next_run_at.eq(next),
                 backup_policies::created_by.eq(Some(new.created_by)),
+                backup_policies::drill.eq(new.drill),
             ))
             .returning(BackupPolicy::as_returning())
             .get_result(conn)

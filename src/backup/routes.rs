@@ -315,6 +315,7 @@ fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
         timezone: get("timezone", "UTC"),
         retention: get("retention", "720h"),
         namespaces,
+        drill: get("drill", "off"),
     }
 }
 

@@ -545,6 +545,7 @@ impl Runner {
         .await
         .map_err(|error| failed(format!("uploaded, but could not record it: {error}")))?;
         tracing::info!(backup = id.0, bytes = size, "backup completed");
+        self.drill_after_backup(id).await;
         Ok(())
     }
 

@@ -197,8 +197,9 @@ pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError
     }
     abort_open_uploads(runner).await?;
     apply_retention(runner, now).await?;
-    // Drills whose process stopped, and the scratch databases they left.
+    // Drills whose process stopped, and the scratch databases they left; drills now due.
     runner.clean_drills().await;
+    runner.start_due_drills().await;
     Ok(started)
 }
 

@@ -12,7 +12,7 @@ use crate::accounts::model::{Organization, UserId};
 use crate::audit::NewEvent;
 use crate::auth::Scope;
 use crate::backup::database::DataSource;
-use crate::backup::drill::Drill;
+use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
@@ -168,6 +168,8 @@ pub struct PolicyRequest {
     pub timezone: String,
     pub retention: String,
     pub namespaces: Vec<String>,
+    /// `off`, `each`, `daily` or `weekly`.
+    pub drill: String,
 }
 
 /// Adds a policy after checking every field (namespaces against the database's schemas, over
@@ -201,6 +203,10 @@ pub async fn create_policy(
         errors.add("retention", message);
     }
     check_namespaces(runner, project, &request.namespaces, &mut errors).await;
+    let drill = DrillSchedule::parse(&request.drill).unwrap_or_else(|| {
+        errors.add("drill", "Choose off, each, daily or weekly.");
+        DrillSchedule::Off
+    });
     if errors.get("name").is_none() {
         let (id, name) = (project.id, request.name.clone());
         if db::run(&runner.pool, move |conn| {
@@ -215,9 +221,14 @@ pub async fn create_policy(
     else {
         return Err(BackupError::Form(errors));
     };
-    let event =
-        by.action("policy.create")
-            .fields(&["name", "cron", "timezone", "retention", "namespaces"]);
+    let event = by.action("policy.create").fields(&[
+        "name",
+        "cron",
+        "timezone",
+        "retention",
+        "namespaces",
+        "drill",
+    ]);
     let words = schedule.describe();
     let (project_id, request) = (project.id, request.clone());
     db::run(&runner.pool, move |conn| {
@@ -230,6 +241,7 @@ pub async fn create_policy(
                     schedule: &schedule,
                     retention_secs,
                     namespaces: &request.namespaces,
+                    drill,
                     created_by: actor,
                 },
                 Utc::now(),

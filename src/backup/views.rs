@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::CurrentUser;
 use crate::backup::database::DataSource;
-use crate::backup::drill::{Drill, DrillPhase};
+use crate::backup::drill::{Drill, DrillPhase, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase, Restore};
 use crate::backup::policy::{self, Schedule};
@@ -43,6 +43,8 @@ pub struct PolicyView {
     pub next_run: String,
     /// When a restore of one of its backups last passed a drill (empty: never).
     pub last_verified: String,
+    /// Its drill schedule, in words (`off` shows nothing).
+    pub drill: &'static str,
 }
 
 /// A backup as the Backups tab shows it.
@@ -210,6 +212,7 @@ pub struct PolicyForm {
     pub timezone: String,
     pub retention: String,
     pub namespaces: Vec<String>,
+    pub drill: String,
 }
 
 impl From<PolicyRequest> for PolicyForm {
@@ -220,6 +223,7 @@ impl From<PolicyRequest> for PolicyForm {
             timezone: request.timezone,
             retention: request.retention,
             namespaces: request.namespaces,
+            drill: request.drill,
         }
     }
 }
@@ -329,6 +333,10 @@ pub async fn project_view(
                     .map(|b| when(b.finished_at.or(b.started_at)))
                     .unwrap_or_default(),
                 last_phase: last.map(|b| b.phase.to_string()).unwrap_or_default(),
+                drill: match policy.drill {
+                    DrillSchedule::Off => "",
+                    other => other.label(),
+                },
                 last_verified: drills
                     .iter()
                     .filter(|d| d.phase == DrillPhase::Passed)

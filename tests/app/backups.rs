@@ -859,6 +859,7 @@ fn due_policies(world: &World, count: usize, cron: &str, zone: &str, since: chro
                     schedule: &schedule,
                     retention_secs: 3600,
                     namespaces: &["app".to_string()],
+                    drill: keyhold::backup::drill::DrillSchedule::Off,
                     created_by: keyhold::accounts::model::UserId(1),
                 },
                 since,

@@ -200,3 +200,82 @@ async fn a_drill_keyhold_was_killed_in_is_ended_and_its_scratch_database_dropped
     );
     assert_eq!(scratch_databases(&world), 0, "dropped on the next pass");
 }
+
+/// Adds a policy of `app` with drill schedule `drill`; the response.
+async fn policy_with_drill(world: &World, name: &str, drill: &str) -> reqwest::Response {
+    world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path("/policies"),
+            &[
+                ("name", name),
+                ("cron", "daily"),
+                ("timezone", "UTC"),
+                ("retention", "720h"),
+                ("namespaces", "app"),
+                ("drill", drill),
+            ],
+        )
+        .await
+}
+
+/// Waits for the latest drill of `backup` to end: "<phase> <reason>".
+async fn drill_outcome(world: &World, backup: i64) -> String {
+    ended(
+        &world.app,
+        &format!(
+            "SELECT coalesce((SELECT phase || ' ' || coalesce(reason, '') FROM drills
+                 WHERE backup_id = {backup} ORDER BY id DESC LIMIT 1), 'New') AS value"
+        ),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn drill_schedules_check_every_backup_or_the_newest_once_a_period() {
+    let world = world().await;
+    let response = policy_with_drill(&world, "checked", "sometimes").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        texts(&response.text().await.unwrap(), "p.error")
+            .iter()
+            .any(|e| e == "Choose off, each, daily or weekly.")
+    );
+
+    // After every backup: the completed backup is checked without anyone asking.
+    assert_eq!(
+        policy_with_drill(&world, "checked", "each").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let schedules = world.partner.page(&world.path("?tab=schedules")).await;
+    assert!(schedules.contains("restore check: after every backup"));
+    let (backup, phase, reason) = world.backup_now(world.policy_id("checked")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    assert_eq!(drill_outcome(&world, backup).await.trim(), "Passed");
+
+    // Daily: the scheduler checks the newest backup once, then not again within the day.
+    assert_eq!(
+        policy_with_drill(&world, "daily-check", "daily")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let (daily, _, _) = world.backup_now(world.policy_id("daily-check")).await;
+    let runner = crate::backups::test_runner(&world.app);
+    keyhold::backup::scheduler::tick(&runner, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(drill_outcome(&world, daily).await.trim(), "Passed");
+    keyhold::backup::scheduler::tick(&runner, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!("SELECT count(*) AS n FROM drills WHERE backup_id = {daily}")
+        ),
+        1,
+        "once per day"
+    );
+}

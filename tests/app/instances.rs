@@ -225,6 +225,7 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
                     schedule: &schedule,
                     retention_secs: 3600,
                     namespaces: &["app".to_string()],
+                    drill: keyhold::backup::drill::DrillSchedule::Off,
                     created_by: keyhold::accounts::model::UserId(1),
                 },
                 since,
