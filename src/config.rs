@@ -47,6 +47,8 @@
 //! - `KEYHOLD_BACKUP_MEMORY_PART_MB`: upload parts up to this size are held in memory, larger
 //!   ones (parts grow in dumps of more than about 24 GB) are spooled to a temporary file;
 //!   default 16 (memory stays at about two parts).
+//! - `KEYHOLD_MISSED_GRACE_MINUTES`: a policy whose slot passed this long ago without a run
+//!   (every instance down, the scheduler off or stuck) is shown as missed; default 15.
 //! - `KEYHOLD_RESTORE_DIRECTORY`: where a restore downloads its object before checking it and
 //!   handing it to `pg_restore`; default the system's temporary directory.
 //! - `KEYHOLD_RESTORE_KEEP_FREE_MB`: free space a restore leaves on that disk beside the
@@ -101,6 +103,7 @@ pub struct Settings {
     pub backup_transfer_timeout: Duration,
     pub reverify_every: Duration,
     pub backup_memory_part: usize,
+    pub missed_grace: Duration,
     pub restore_directory: PathBuf,
     pub restore_keep_free_mb: u64,
     pub restore_jobs: u32,
@@ -224,6 +227,9 @@ impl Settings {
                 .clamp(1, 5 * 1024)
                 * 1024
                 * 1024,
+            missed_grace: Duration::from_secs(
+                60 * parse_or(&var, "KEYHOLD_MISSED_GRACE_MINUTES", 15u64)?,
+            ),
             restore_directory: var("KEYHOLD_RESTORE_DIRECTORY")
                 .map_or_else(std::env::temp_dir, PathBuf::from),
             restore_keep_free_mb: parse_or(&var, "KEYHOLD_RESTORE_KEEP_FREE_MB", 64u64)?,

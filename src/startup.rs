@@ -122,6 +122,7 @@ impl Application {
 
 /// The backup runner of this process.
 pub async fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner> {
+    crate::projects::model::set_missed_grace(settings.missed_grace);
     // Identifying keyhold's own database is a query: off the async threads.
     let (identifying, allow, networks) = (
         pool.clone(),

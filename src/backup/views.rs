@@ -45,6 +45,8 @@ pub struct PolicyView {
     pub last_verified: String,
     /// Its drill schedule, in words (`off` shows nothing).
     pub drill: &'static str,
+    /// Its slot passed more than the grace period ago without a run.
+    pub missed: bool,
 }
 
 /// A backup as the Backups tab shows it.
@@ -333,6 +335,8 @@ pub async fn project_view(
                     .map(|b| when(b.finished_at.or(b.started_at)))
                     .unwrap_or_default(),
                 last_phase: last.map(|b| b.phase.to_string()).unwrap_or_default(),
+                missed: project.project.backup_enabled
+                    && policy.next_run_at < Utc::now() - crate::projects::model::missed_grace(),
                 drill: match policy.drill {
                     DrillSchedule::Off => "",
                     other => other.label(),

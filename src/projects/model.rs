@@ -69,13 +69,59 @@ pub struct ProjectListing {
     pub last_phase: Option<Phase>,
     #[diesel(sql_type = Nullable<Text>)]
     pub last_reason: Option<String>,
+    /// A policy whose slot passed more than the grace period ago without a run, and that slot.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub missed_policy: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Timestamptz>)]
+    pub missed_at: Option<DateTime<Utc>>,
+    /// Why the latest restore check failed, when it did.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub drill_failure: Option<String>,
 }
 
 impl ProjectListing {
-    /// Whether the project's latest scheduled run failed or was skipped.
+    /// Whether the project's latest scheduled run failed or was skipped, a schedule missed its
+    /// run, or the latest restore check failed.
     pub fn failing(&self) -> bool {
-        self.last_phase.is_some_and(Phase::failing)
+        !self.alerts().is_empty()
     }
+
+    /// What is wrong with the project's backups, one sentence each.
+    pub fn alerts(&self) -> Vec<String> {
+        let mut alerts = Vec::new();
+        if let Some(phase) = self.last_phase.filter(|phase| phase.failing()) {
+            alerts.push(format!(
+                "The latest backup {}: {}",
+                phase.key().to_lowercase(),
+                self.last_reason.clone().unwrap_or_default()
+            ));
+        }
+        if let (Some(policy), Some(at)) = (&self.missed_policy, self.missed_at) {
+            alerts.push(format!(
+                "Missed: policy {policy} was due at {} and has not run (is a keyhold scheduler \
+                 running?)",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+        if let Some(reason) = &self.drill_failure {
+            alerts.push(format!("Restore check failed: {reason}"));
+        }
+        alerts
+    }
+}
+
+/// How long after its slot a policy without a run counts as missed
+/// (`KEYHOLD_MISSED_GRACE_MINUTES`), in seconds.
+static MISSED_GRACE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(15 * 60);
+
+/// The grace period after which a slot without a run is "missed".
+pub fn missed_grace() -> chrono::Duration {
+    chrono::Duration::seconds(MISSED_GRACE.load(std::sync::atomic::Ordering::Relaxed) as i64)
+}
+
+/// Sets the grace period after which a slot without a run is "missed".
+pub fn set_missed_grace(grace: std::time::Duration) {
+    MISSED_GRACE.store(grace.as_secs(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// What it takes to create a project.
@@ -101,7 +147,9 @@ const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credentia
         p.version, p.created_at, p.created_by, p.updated_at, p.updated_by,
         o.name AS organization_name,
         cc.name AS cloud_credential_name, ac.name AS ai_credential_name,
-        bc.name AS backup_credential_name, last.phase AS last_phase, last.reason AS last_reason
+        bc.name AS backup_credential_name, last.phase AS last_phase, last.reason AS last_reason,
+        missed.name AS missed_policy, missed.next_run_at AS missed_at,
+        drill.reason AS drill_failure
      FROM projects p
      JOIN organizations o ON o.id = p.organization_id
      LEFT JOIN credentials cc ON cc.id = p.cloud_credential_id
@@ -111,13 +159,29 @@ const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credentia
          SELECT b.phase, b.reason FROM backups b
          WHERE b.project_id = p.id AND b.phase IN ('Completed', 'Failed', 'Skipped') -- Phase::key
          ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1
-     ) last ON true";
+     ) last ON true
+     LEFT JOIN LATERAL (
+         SELECT bp.name, bp.next_run_at FROM backup_policies bp
+         WHERE bp.project_id = p.id AND p.backup_enabled
+           AND bp.next_run_at < now() - interval '{GRACE} seconds'
+         ORDER BY bp.next_run_at LIMIT 1
+     ) missed ON true
+     LEFT JOIN LATERAL (
+         SELECT CASE WHEN d.phase = 'Failed' THEN coalesce(d.reason, 'failed') END AS reason
+         FROM drills d
+         WHERE d.project_id = p.id AND d.phase IN ('Passed', 'Failed')
+         ORDER BY d.id DESC LIMIT 1
+     ) drill ON true";
 
 /// The projects `scope` reaches (or the one of them with `id`), as a statement prepared once
 /// per connection with only the conditions that apply.
 fn listing(scope: &Scope, id: Option<ProjectId>) -> Prepared {
     let (condition, value) = scope.condition("p.organization_id");
-    let mut sql = format!("{LISTING} WHERE {condition}");
+    let grace = MISSED_GRACE.load(std::sync::atomic::Ordering::Relaxed);
+    let mut sql = format!(
+        "{} WHERE {condition}",
+        LISTING.replace("{GRACE}", &grace.to_string())
+    );
     let mut binds = vec![value];
     if let Some(id) = id {
         sql.push_str(" AND p.id = ?");
@@ -138,7 +202,9 @@ impl Project {
     pub const LISTING_READS: Tables = Tables::PROJECTS
         .with(Tables::ORGANIZATIONS)
         .with(Tables::CREDENTIALS)
-        .with(Tables::BACKUPS);
+        .with(Tables::BACKUPS)
+        .with(Tables::BACKUP_POLICIES)
+        .with(Tables::DRILLS);
 
     /// The projects `scope` reaches, with names and their latest backup outcome.
     pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<ProjectListing>> {

@@ -279,3 +279,64 @@ async fn drill_schedules_check_every_backup_or_the_newest_once_a_period() {
         "once per day"
     );
 }
+
+#[actix_web::test]
+async fn a_schedule_that_did_not_run_is_missed_and_a_failed_check_is_shown() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let policy = world.policy_id("nightly");
+    // Every instance was down: the slot passed 20 minutes ago (grace: 15).
+    world.app.query(move |conn| {
+        diesel::sql_query(format!(
+            "UPDATE backup_policies SET next_run_at = now() - interval '20 minutes'
+             WHERE id = {policy}"
+        ))
+        .execute(conn)
+    });
+    let page = world.partner.page(&world.path("?tab=schedules")).await;
+    assert!(
+        texts(&page, ".flash-error")
+            .iter()
+            .any(|a| a.starts_with("Missed: policy nightly was due at")),
+        "{page}"
+    );
+    assert!(page.contains(">Missed</span>"), "on the Schedules tab");
+    let dashboard = world.partner.page("/").await;
+    assert!(
+        dashboard.contains("Missed: policy nightly"),
+        "on the dashboard"
+    );
+    // Ten minutes late is within the grace period.
+    world.app.query(move |conn| {
+        diesel::sql_query(format!(
+            "UPDATE backup_policies SET next_run_at = now() - interval '10 minutes'
+             WHERE id = {policy}"
+        ))
+        .execute(conn)
+    });
+    let dashboard = world.partner.page("/").await;
+    assert!(!dashboard.contains("Missed:"));
+
+    // A failed restore check shows on the project and the dashboard until one passes.
+    world.app.query(move |conn| {
+        diesel::sql_query(format!(
+            "UPDATE backup_policies SET next_run_at = now() + interval '1 day' WHERE id = {policy}"
+        ))
+        .execute(conn)
+    });
+    let (backup, _, _) = world.backup_now(policy).await;
+    world.app.query(move |conn| {
+        diesel::sql_query(format!(
+            "UPDATE backup_tables SET row_count = 1 WHERE backup_id = {backup}"
+        ))
+        .execute(conn)
+    });
+    assert!(verify(&world, backup).await.starts_with("Failed"));
+    let dashboard = world.partner.page("/").await;
+    assert!(
+        dashboard.contains("Restore check failed: 1 mismatch"),
+        "{dashboard}"
+    );
+    let project = world.partner.page(&world.path("")).await;
+    assert!(project.contains("Restore check failed"));
+}
