@@ -2,11 +2,13 @@
 //! streamed into a multipart upload; pg_restore from a streamed download), the scheduler that
 //! claims due slots, and the pages of a project's Backup tabs.
 
+pub mod bucket;
 pub mod database;
 pub mod drill;
 pub mod encryption;
 pub mod model;
 pub mod policy;
+pub mod restore;
 pub mod routes;
 pub mod runner;
 pub mod scheduler;

@@ -1,6 +1,10 @@
-//! Running backups and restores. A backup streams `pg_dump` (custom format) through a SHA-256
+//! Running backups (restores: `restore.rs`, drills: `drill.rs`). A backup streams `pg_dump` (custom format) through a SHA-256
 //! counter into a bounded multipart upload, never holding the dump in memory, then checks the
-//! stored object's size. A restore streams the object into `pg_restore` and checks the hash.
+//! stored object's size.
+//!
+//! Over 600 lines because one backup run is one flow read top to bottom (slot, pre-flight,
+//! snapshot and row counts, pg_dump, encryption, upload, checks, completion) beside the
+//! runner's settings; restores, buckets and drills live in files of their own.
 
 use std::collections::HashSet;
 use std::io;
@@ -14,19 +18,19 @@ use diesel::Connection as _;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+pub(crate) use crate::backup::bucket::denied_or;
+pub use crate::backup::bucket::{check_bucket_name, default_bucket, prepare_bucket, s3_settings};
 use crate::backup::database::{Checked, DataSource, SourceRules, TableRows};
 use crate::backup::drill::BackupTable;
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, BackupId, Phase, Restore};
+use crate::backup::model::{Backup, BackupId, Phase};
 use crate::credentials::model::Credential;
 use crate::credentials::verify::{Outcome, VerifyState};
-use crate::crypto::{Keyring, random_token};
+use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::outbound::Outbound;
 use crate::projects::model::{Project, SourceUse};
-use crate::storage::{
-    Addressing, Failure, MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure,
-};
+use crate::storage::{MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure};
 
 /// How long `pg_dump` may give nothing before the backup is treated as stuck (it may wait for
 /// a lock that long).
@@ -35,145 +39,15 @@ const DUMP_SILENCE: Duration = Duration::from_secs(30 * 60);
 /// beats four times as often).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// The S3 settings of a backup credential, opened for use.
-pub fn s3_settings(credential: &Credential, keyring: &Keyring) -> Result<S3Settings, String> {
-    let values = credential.all_values(keyring).map_err(|_| {
-        "the backup credential's secret cannot be opened with the configured keys".to_string()
-    })?;
-    Ok(S3Settings {
-        endpoint: values.get("endpoint").to_string(),
-        region: values.get("region").to_string(),
-        access_key: values.get("access_key_id").to_string(),
-        secret_key: values.get("secret_access_key").to_string(),
-        addressing: Addressing::of(values.get("addressing"), values.get("endpoint")),
-    })
-}
-
-/// `what` denied (with S3's answer) when S3 refused this key's rights, else the failure.
-fn denied_or(failure: &Failure, what: &str) -> String {
-    if failure.denied() {
-        format!("{what} ({})", failure.answer())
-    } else {
-        failure.to_string()
-    }
-}
-
-/// The default bucket of a project: `keyhold-<organization>-<project>`, valid for S3.
-pub fn default_bucket(organization: &str, project: &str) -> String {
-    let slug = |text: &str| {
-        text.to_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect::<String>()
-            .split('-')
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("-")
-    };
-    let mut name = format!("keyhold-{}-{}", slug(organization), slug(project));
-    name.truncate(63);
-    name.trim_end_matches('-').to_string()
-}
-
-/// S3 bucket naming rules: 3–63 lower-case letters, digits, `-` and `.`, starting and ending
-/// with a letter or digit.
-pub fn check_bucket_name(name: &str) -> Result<(), String> {
-    let valid = (3..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if valid {
-        Ok(())
-    } else {
-        Err("Use 3 to 63 lower-case letters, digits, - and ., starting and ending with a letter or digit.".into())
-    }
-}
-
-/// Creates the bucket if needed, then proves write, read and delete with a probe object.
-pub async fn prepare_bucket(
-    outbound: &Outbound,
-    settings: &S3Settings,
-    name: &str,
-) -> Result<String, String> {
-    let storage = Storage::open(outbound, settings, name).await?;
-    // Without the right to create buckets the bucket may still exist: the probe decides.
-    let (created, create_refused) = match storage.create_bucket(&settings.region).await {
-        Ok(created) => (created, None),
-        Err(failure) if failure.status == Some(409) => (false, None),
-        Err(failure) if failure.denied() => (false, Some(failure)),
-        Err(failure) => return Err(failure.to_string()),
-    };
-    let key = format!(".keyhold-probe/{}", random_token());
-    let content = b"keyhold write probe";
-    if let Err(failure) = storage
-        .put(
-            &key,
-            content,
-            &format!("writing a probe object to bucket {name}"),
-        )
-        .await
-    {
-        return Err(match create_refused {
-            Some(refused) if failure.code == "NoSuchBucket" || failure.status == Some(404) => {
-                format!(
-                    "creating bucket {name} is denied ({}): create the bucket {name} first, or \
-                     use a key that may create buckets",
-                    refused.answer()
-                )
-            }
-            _ => denied_or(&failure, &format!("write denied on bucket {name}")),
-        });
-    }
-    match storage
-        .get(
-            &key,
-            &format!("reading the probe object from bucket {name}"),
-        )
-        .await
-    {
-        Ok(read) if read == content => {}
-        Ok(_) => {
-            return Err(format!(
-                "read denied on bucket {name}: the probe object came back different"
-            ));
-        }
-        Err(failure) => {
-            return Err(denied_or(
-                &failure,
-                &format!("read denied on bucket {name}"),
-            ));
-        }
-    }
-    if let Err(failure) = storage
-        .delete(
-            &key,
-            &format!("deleting the probe object from bucket {name}"),
-        )
-        .await
-    {
-        return Err(denied_or(
-            &failure,
-            &format!("delete denied on bucket {name}: retention needs it"),
-        ));
-    }
-    Ok(if created {
-        format!("created bucket {name}; write, read and delete work")
-    } else {
-        format!("bucket {name} is ready; write, read and delete work")
-    })
-}
-
 /// Counts and hashes what passes through.
-struct Hashing<T> {
+pub(crate) struct Hashing<T> {
     inner: T,
     hasher: Sha256,
-    bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 impl<T> Hashing<T> {
-    fn new(inner: T) -> Hashing<T> {
+    pub(crate) fn new(inner: T) -> Hashing<T> {
         Hashing {
             inner,
             hasher: Sha256::new(),
@@ -181,7 +55,7 @@ impl<T> Hashing<T> {
         }
     }
 
-    fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
     }
 }
@@ -227,7 +101,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Hashing<T> {
 }
 
 /// The last lines of a tool's error output, on one line.
-async fn tail(mut stderr: impl AsyncRead + Unpin) -> String {
+pub(crate) async fn tail(mut stderr: impl AsyncRead + Unpin) -> String {
     let mut text = String::new();
     let mut buffer = vec![0u8; 8192];
     while let Ok(n) = stderr.read(&mut buffer).await {
@@ -289,7 +163,7 @@ pub struct Runner {
     /// Backups running in this process (for graceful shutdown).
     in_flight: Arc<Mutex<HashSet<BackupId>>>,
     /// Deadline of one S3 request, and of a stalled download (`KEYHOLD_BACKUP_TRANSFER_TIMEOUT_SECONDS`).
-    transfer_timeout: Duration,
+    pub(crate) transfer_timeout: Duration,
     /// Parts of one object at most (S3's limit; lowered by tests).
     max_parts: u32,
     /// Parts larger than this are spooled to disk (`storage::MEMORY_PART`; lowered by tests).
@@ -297,7 +171,7 @@ pub struct Runner {
     /// Silence after which a run counts as dead (`KEYHOLD_BACKUP_STALE_SECONDS`).
     pub stale_after: Duration,
     /// Where restores download their object, and how they run `pg_restore`.
-    restores: RestoreSettings,
+    pub(crate) restores: RestoreSettings,
 }
 
 /// How restores run: where the object is downloaded (`KEYHOLD_RESTORE_DIRECTORY`), the free
@@ -781,7 +655,10 @@ impl Runner {
     }
 
     /// The storage a backup was written to, opened (its credential must still exist).
-    async fn storage_of(&self, backup: &Backup) -> Result<Option<(Storage, Credential)>, String> {
+    pub(crate) async fn storage_of(
+        &self,
+        backup: &Backup,
+    ) -> Result<Option<(Storage, Credential)>, String> {
         let (Some(credential_id), Some(bucket_name)) = (backup.credential_id, &backup.bucket)
         else {
             return Ok(None);
@@ -864,229 +741,6 @@ impl Runner {
             })
     }
 
-    /// Restores `backup` into `target` (the project database when `None`), recording the outcome.
-    pub async fn run_restore(
-        &self,
-        restore: Restore,
-        backup: Backup,
-        project: Project,
-        target: Option<String>,
-        identity: Option<String>,
-    ) {
-        let id = restore.id;
-        let heartbeat = self.beat(move |conn| Restore::heartbeat(conn, id));
-        let outcome = self
-            .restore(&restore, &backup, &project, target, identity)
-            .await;
-        heartbeat.abort();
-        let (phase, warnings) = match outcome {
-            Ok(warnings) => (Phase::Completed, warnings),
-            Err(reason) => (Phase::Failed, Some(reason)),
-        };
-        tracing::info!(restore = id.0, "restore {phase}");
-        let _ = db::run(&self.pool, move |conn| {
-            Restore::end(conn, id, phase, warnings.as_deref())
-        })
-        .await;
-    }
-
-    /// Restores into the checked target: the object fetched and checked first
-    /// (`fetch_checked`), then applied (`apply`), so a corrupted or replaced object, a wrong
-    /// key or a short disk never touches the target.
-    async fn restore(
-        &self,
-        restore: &Restore,
-        backup: &Backup,
-        project: &Project,
-        target: Option<String>,
-        identity: Option<String>,
-    ) -> Result<Option<String>, String> {
-        let source = match target {
-            Some(url) => {
-                self.check_source(
-                    &DataSource::parse(&url)?,
-                    SourceUse::RestoreTarget(project.id),
-                )
-                .await?
-            }
-            None => self.check_project_source(project).await?,
-        };
-        let file = self.fetch_checked(backup, project, identity).await?;
-        self.apply(source, restore.namespaces(), file, restore.parallel)
-            .await
-    }
-
-    /// Downloads a backup's object to a private file (free disk checked first), checks its
-    /// size and SHA-256 and decrypts an encrypted one wholly into a second file, with
-    /// `identity` or the one the project keeps: a file `pg_restore` may read.
-    pub(crate) async fn fetch_checked(
-        &self,
-        backup: &Backup,
-        project: &Project,
-        identity: Option<String>,
-    ) -> Result<tempfile::NamedTempFile, String> {
-        let (Some(key), Some(size)) = (backup.object_key.clone(), backup.size_bytes) else {
-            return Err("the backup has no stored object".into());
-        };
-        let Some((storage, credential)) = self.storage_of(backup).await? else {
-            return Err("the backup has no stored object".into());
-        };
-        if credential.is_locked {
-            return Err("credentials locked".into());
-        }
-        // An encrypted backup is decrypted with the identity given for this restore, else the
-        // one the project keeps.
-        let identity = match (backup.encrypted_to(), identity) {
-            (None, _) => None,
-            (Some(_), Some(given)) => Some(given),
-            (Some(recipients), None) => {
-                let (project_id, organization) = (project.id, project.organization_id);
-                let kept = db::run(&self.pool, move |conn| Encryption::find(conn, project_id))
-                    .await
-                    .map_err(|error| format!("could not read the encryption settings: {error}"))?
-                    .map(|encryption| encryption.open_identity(&self.keyring, organization))
-                    .transpose()
-                    .map_err(|_| {
-                        "the project's age identity cannot be opened with the configured keys"
-                            .to_string()
-                    })?
-                    .flatten();
-                Some(kept.ok_or_else(|| {
-                    format!(
-                        "this backup is encrypted and keyhold keeps no key for it: paste the age \
-                         identity of {} on the restore form",
-                        recipients
-                            .iter()
-                            .map(|r| encryption::short(r))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    )
-                })?)
-            }
-        };
-        let directory = &self.restores.directory;
-        let free = free_bytes(directory);
-        // An encrypted download is decrypted into a second file beside it.
-        let copies = if identity.is_some() { 2 } else { 1 };
-        let needed = copies * size as u64 + self.restores.keep_free;
-        if free.is_some_and(|free| free < needed) {
-            return Err(format!(
-                "not enough free disk in {} for the download: {} MiB needed, {} MiB free; \
-                 the target database was not changed",
-                directory.display(),
-                needed.div_ceil(1024 * 1024),
-                free.unwrap_or_default() / (1024 * 1024)
-            ));
-        }
-        let file = tempfile::Builder::new()
-            .prefix("keyhold-restore-")
-            .tempfile_in(directory)
-            .map_err(|error| format!("could not create the download file: {error}"))?;
-        let writer = file
-            .reopen()
-            .map_err(|error| format!("could not open the download file: {error}"))?;
-        let mut writer = Hashing::new(tokio::fs::File::from_std(writer));
-        storage
-            .download(
-                &key,
-                &mut writer,
-                self.transfer_timeout,
-                &format!("downloading {key} from bucket {}", storage.name()),
-            )
-            .await
-            .map_err(|failure| {
-                denied_or(
-                    &failure,
-                    &format!("read denied on bucket {}", storage.name()),
-                )
-            })?;
-        let digest = writer.digest();
-        if writer.bytes != size as u64 || backup.sha256.as_deref() != Some(digest.as_str()) {
-            return Err(format!(
-                "checksum mismatch: the stored object ({} bytes) differs from what was backed \
-                 up ({size} bytes); the target database was not changed",
-                writer.bytes
-            ));
-        }
-        // Decrypted wholly before anything touches the target: age authenticates every chunk,
-        // so a wrong key, a cut or a changed byte is refused here.
-        let file = match identity {
-            None => file,
-            Some(identity) => {
-                let plain = tempfile::Builder::new()
-                    .prefix("keyhold-restore-")
-                    .tempfile_in(directory)
-                    .map_err(|error| format!("could not create the decryption file: {error}"))?;
-                let (input, output) = (file.path().to_path_buf(), plain.path().to_path_buf());
-                tokio::task::spawn_blocking(move || {
-                    encryption::decrypt_file(&input, &output, &identity)
-                })
-                .await
-                .map_err(|_| "the decryption stopped".to_string())?
-                .map_err(|failure| format!("{failure}; the target database was not changed"))?;
-                drop(file);
-                plain
-            }
-        };
-        Ok(file)
-    }
-
-    /// `pg_restore` of a fetched and checked `file` into `source`: schemas of `namespaces`
-    /// created, one transaction into a database holding data unless `parallel`, `--jobs` into
-    /// an empty one. Answers pg_restore's warnings.
-    pub(crate) async fn apply(
-        &self,
-        source: Checked,
-        namespaces: Vec<String>,
-        file: tempfile::NamedTempFile,
-        parallel: bool,
-    ) -> Result<Option<String>, String> {
-        let preparing = namespaces.clone();
-        let (source, held) = tokio::task::spawn_blocking(move || {
-            source
-                .prepare_restore(&preparing)
-                .map(|held| (source, held))
-        })
-        .await
-        .map_err(|_| "could not prepare the target database".to_string())??;
-        // Into a database that holds data: all or nothing, unless a parallel restore was asked
-        // for. Into an empty one, jobs speed it up and a failure leaves only part of a copy.
-        let jobs = (parallel || held == 0).then_some(self.restores.jobs);
-        let mut child = source
-            .pg_restore(&namespaces, file.path(), jobs)
-            .spawn()
-            .map_err(|error| format!("could not start pg_restore: {error}"))?;
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or("pg_restore has no error output")?;
-        let errors = actix_web::rt::spawn(tail(stderr));
-        let status = child
-            .wait()
-            .await
-            .map_err(|error| format!("pg_restore did not finish: {error}"))?;
-        let errors = errors.await.unwrap_or_default();
-        drop(file);
-        if status.success() {
-            Ok((!errors.is_empty()).then_some(errors))
-        } else if errors.contains("errors ignored on restore") {
-            Ok(Some(errors))
-        } else {
-            let left = match (jobs, held) {
-                (None, _) => "nothing was changed (one transaction)",
-                (Some(_), 0) => {
-                    "the target held no tables before; what was restored before the \
-                                 failure is left in it"
-                }
-                (Some(_), _) => {
-                    "parallel restore: what was restored before the failure is left \
-                                 in the target"
-                }
-            };
-            Err(format!("pg_restore failed ({status}): {errors}; {left}"))
-        }
-    }
-
     /// Waits up to `grace` for running backups, then marks what is left as interrupted.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = tokio::time::Instant::now() + grace;
@@ -1118,29 +772,9 @@ impl Runner {
     }
 }
 
-/// Free bytes on the file system of `directory`, when the system says.
-fn free_bytes(directory: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a valid C string and `stat` a writable statvfs.
-    let answer = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
-    (answer == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_buckets_are_valid_s3_names() {
-        let name = default_bucket("Blue Org (EU)", "Shop-Prod");
-        assert_eq!(name, "keyhold-blue-org-eu-shop-prod");
-        assert!(check_bucket_name(&name).is_ok());
-        assert!(check_bucket_name(&default_bucket(&"x".repeat(80), "p")).is_ok());
-        assert!(check_bucket_name("Upper").is_err());
-        assert!(check_bucket_name("-dash").is_err());
-    }
 
     #[test]
     fn object_keys_follow_project_policy_and_slot() {
