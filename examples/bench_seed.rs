@@ -2,6 +2,7 @@
 //! 100,000 backup credentials with sealed secrets (10,000 in the first organization), 500
 //! projects with a policy and 100 completed backups each, and the baseline's `fortune` table.
 //! Used by `scripts/bench`; reads DATABASE_URL and KEYHOLD_DATA_KEYS like keyhold itself.
+//! `BENCH_SEED=accounts` seeds only the partner, the organizations and the Manager.
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -64,6 +65,12 @@ fn main() -> anyhow::Result<()> {
             created_by: Some(admin.id),
         },
     )?;
+    // `BENCH_SEED=accounts` (`BENCH_ONLY=backup bash scripts/bench`): the partner, the
+    // organizations and the Manager only; the backup measurements need nothing more.
+    if std::env::var("BENCH_SEED").is_ok_and(|only| only == "accounts") {
+        println!("accounts seeded in {:.1?}", started.elapsed());
+        return Ok(());
+    }
 
     let provider = provider::find(Kind::Backup, None).expect("the backup provider");
     let mut first_of = vec![None; ORGANIZATIONS];
