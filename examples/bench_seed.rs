@@ -146,6 +146,7 @@ fn main() -> anyhow::Result<()> {
                         retention_secs: 720 * 3600,
                         namespaces: &["public".to_string()],
                         drill: keyhold::backup::drill::DrillSchedule::Off,
+                        heartbeat_url: None,
                         created_by: admin.id,
                     },
                     Utc::now(),

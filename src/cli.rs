@@ -107,6 +107,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::prepare(&settings.database_url, settings.db_pool_size)?;
             let runner = crate::startup::runner(&pool, &settings).await?;
             crate::backup::scheduler::spawn(runner.clone(), settings.scheduler_interval);
+            crate::startup::deliverer(&pool, &settings)
+                .spawn(chrono::Duration::from_std(settings.missed_grace)?);
             tracing::info!("keyhold worker running the backup scheduler");
             tokio::signal::ctrl_c().await?;
             runner.shutdown(std::time::Duration::from_secs(60)).await;
@@ -148,8 +150,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 identities += done;
             }
+            let mut channels = 0;
+            loop {
+                let done = crate::notifications::model::Channel::reseal_batch(
+                    &mut conn,
+                    &settings.keyring,
+                    batch.max(1),
+                )?;
+                if done == 0 {
+                    break;
+                }
+                channels += done;
+            }
             println!(
-                "re-sealed {credentials} credential(s), {projects} project data source(s) and {identities} age identit(ies) under key {}; every secret now uses it",
+                "re-sealed {credentials} credential(s), {projects} project data source(s), {identities} age identit(ies) and {channels} notification channel(s) under key {}; every secret now uses it",
                 settings.keyring.active_id()
             );
             Ok(())

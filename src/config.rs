@@ -57,6 +57,8 @@
 //!   parallel restores; default the number of cores, at most 4.
 //! - `KEYHOLD_REVERIFY_HOURS`: every credential is verified again when its last check is this
 //!   old (a few per scheduler pass, spread over the day); default 24, 0 turns it off.
+//! - `KEYHOLD_NOTIFY_RETRY_SECONDS`: wait before a notification that was not taken is sent
+//!   again (doubling, at most 15 minutes, for an hour); default 10.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -107,6 +109,7 @@ pub struct Settings {
     pub restore_directory: PathBuf,
     pub restore_keep_free_mb: u64,
     pub restore_jobs: u32,
+    pub notify_retry: Duration,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -239,6 +242,9 @@ impl Settings {
                 default_workers().min(4) as u32,
             )?
             .clamp(1, 64),
+            notify_retry: Duration::from_secs(
+                parse_or(&var, "KEYHOLD_NOTIFY_RETRY_SECONDS", 10u64)?.max(1),
+            ),
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod db_errors;
 pub mod error;
 pub mod metrics;
 pub mod notices;
+pub mod notifications;
 pub mod ops;
 pub mod outbound;
 pub mod page_cache;

@@ -45,9 +45,15 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         }
         _ => {}
     }
+    let mut body = state.metrics.render(&state.pool, &state.pages);
+    // The backup series need the database; during an outage the process series still answer.
+    match crate::db::run(&state.pool, crate::backup::metrics::render).await {
+        Ok(backups) => body.push_str(&backups),
+        Err(error) => tracing::warn!("backup metrics unavailable: {error}"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state.pool, &state.pages))
+        .body(body)
 }
 
 /// Whether the request carries `Authorization: Bearer <token>`. The SHA-256 digests are

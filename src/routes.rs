@@ -5,7 +5,10 @@
 
 use actix_web::web;
 
-use crate::{accounts, audit, auth, backup, credentials, dashboard, ops, projects, web as pages};
+use crate::{
+    accounts, audit, auth, backup, credentials, dashboard, notifications, ops, projects,
+    web as pages,
+};
 
 macro_rules! routes {
     (
@@ -49,6 +52,15 @@ pages: {
     "/users" => { get: accounts::routes::users, post: accounts::routes::create_user },
     "/users/{id}/{action}" => { post: accounts::routes::set_disabled },
     "/audit" => { get: audit::routes::list },
+    "/notifications" => {
+        get: notifications::routes::list,
+        post: notifications::routes::create,
+    },
+    "/notifications/{id}" => {
+        get: notifications::routes::show,
+        post: notifications::routes::update,
+    },
+    "/notifications/{id}/{action}" => { post: notifications::routes::action },
     "/credentials" => { get: credentials::routes::index },
     "/credentials/{kind}" => {
         get: credentials::routes::list,

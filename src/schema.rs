@@ -30,6 +30,7 @@ diesel::table! {
         next_run_at -> Timestamptz,
         created_at -> Timestamptz,
         created_by -> Nullable<Int8>,
+        heartbeat_url -> Nullable<Text>,
     }
 }
 
@@ -230,6 +231,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credential_uses (credential_id) {
+        credential_id -> Int8,
+        used_at -> Timestamptz,
+        used_for -> Text,
+    }
+}
+
+diesel::table! {
+    notification_channels (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        name -> Text,
+        kind -> Text,
+        url -> Nullable<Text>,
+        url_origin -> Nullable<Text>,
+        secret -> Nullable<Text>,
+        smtp_host -> Nullable<Text>,
+        smtp_port -> Nullable<Int4>,
+        smtp_tls -> Nullable<Text>,
+        smtp_username -> Nullable<Text>,
+        smtp_password -> Nullable<Text>,
+        email_from -> Nullable<Text>,
+        email_to -> Nullable<Text>,
+        events -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Int8>,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    notification_deliveries (id) {
+        id -> Int8,
+        delivery_key -> Text,
+        event_id -> Int8,
+        channel_id -> Int8,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_events (id) {
+        id -> Int8,
+        organization_id -> Int8,
+        kind -> Text,
+        dedup_key -> Nullable<Text>,
+        message -> Text,
+        body -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(audit_events -> organizations (organization_id));
 diesel::joinable!(audit_events -> partners (partner_id));
 diesel::joinable!(audit_events -> users (actor_id));
@@ -242,7 +303,12 @@ diesel::joinable!(backup_policies -> users (created_by));
 diesel::joinable!(backups -> backup_policies (policy_id));
 diesel::joinable!(backups -> projects (project_id));
 diesel::joinable!(backups -> credentials (credential_id));
+diesel::joinable!(credential_uses -> credentials (credential_id));
 diesel::joinable!(credentials -> organizations (organization_id));
+diesel::joinable!(notification_channels -> organizations (organization_id));
+diesel::joinable!(notification_deliveries -> notification_channels (channel_id));
+diesel::joinable!(notification_deliveries -> notification_events (event_id));
+diesel::joinable!(notification_events -> organizations (organization_id));
 diesel::joinable!(organizations -> partners (partner_id));
 diesel::joinable!(project_data_sources -> projects (project_id));
 diesel::joinable!(projects -> organizations (organization_id));
@@ -256,6 +322,10 @@ diesel::joinable!(users -> partners (partner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    credential_uses,
+    notification_channels,
+    notification_deliveries,
+    notification_events,
     backup_policies,
     backup_tables,
     backups,

@@ -28,6 +28,7 @@ use crate::credentials::verify::Endpoints;
 use crate::db::{self, DbPool};
 use crate::error::AppError;
 use crate::metrics::{self, Metrics};
+use crate::notifications::deliver::Deliverer;
 use crate::outbound::Outbound;
 use crate::page_cache::{self, PageCache};
 use crate::routes;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub outbound: Outbound,
     pub endpoints: Endpoints,
     pub runner: Runner,
+    /// Sends notifications (and "Send test").
+    pub deliverer: Deliverer,
     /// The sessions this process keeps in memory (see `auth::session_cache`).
     pub sessions: Arc<SessionCache>,
     /// What the busiest pages read, kept in memory (see `page_cache`).
@@ -76,6 +79,7 @@ impl Application {
         if settings.page_cache {
             search_index::warm_up(pages.clone(), pool.clone());
         }
+        deliverer(&pool, &settings).spawn(chrono::Duration::from_std(settings.missed_grace)?);
         if settings.scheduler && !settings.reverify_every.is_zero() {
             spawn_reverification(pool.clone(), pages.clone(), &settings);
         }
@@ -151,6 +155,16 @@ pub async fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner
     }))
 }
 
+/// The notification sender of this process.
+pub fn deliverer(pool: &DbPool, settings: &Settings) -> Deliverer {
+    Deliverer {
+        pool: pool.clone(),
+        keyring: settings.keyring.clone(),
+        outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
+        first_retry: settings.notify_retry,
+    }
+}
+
 fn serve(
     listener: TcpListener,
     pool: DbPool,
@@ -168,6 +182,7 @@ fn serve(
         hasher: PasswordHasher::new(settings.hash_concurrency),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
         runner,
+        deliverer: deliverer(&pool, &settings),
         endpoints: Endpoints {
             aws_sts: settings.aws_sts_endpoint.clone(),
             azure_authority: settings.azure_authority.clone(),

@@ -202,6 +202,10 @@ impl Drill {
         backup: &Backup,
         by: Option<UserId>,
     ) -> QueryResult<Drill> {
+        if let Some(credential) = backup.credential_id {
+            let used_for = format!("restore check of {}", backup.described(conn)?);
+            crate::credentials::model::Credential::record_use(conn, credential, &used_for)?;
+        }
         diesel::insert_into(drills::table)
             .values((
                 drills::project_id.eq(backup.project_id),
@@ -289,17 +293,21 @@ impl Drill {
             ),
             Err(reason) => (DrillPhase::Failed, Some(reason.clone()), 0, 0, Vec::new()),
         };
-        diesel::update(drills::table.find(id))
-            .set((
-                drills::phase.eq(phase),
-                drills::reason.eq(reason),
-                drills::tables_compared.eq(tables),
-                drills::rows_compared.eq(rows),
-                drills::mismatches.eq(mismatches),
-                drills::finished_at.eq(Some(Utc::now())),
-            ))
-            .execute(conn)?;
-        Ok(())
+        conn.transaction(|conn| {
+            diesel::update(drills::table.find(id))
+                .set((
+                    drills::phase.eq(phase),
+                    drills::reason.eq(&reason),
+                    drills::tables_compared.eq(tables),
+                    drills::rows_compared.eq(rows),
+                    drills::mismatches.eq(mismatches),
+                    drills::finished_at.eq(Some(Utc::now())),
+                ))
+                .execute(conn)?;
+            let failure = reason.as_deref().filter(|_| phase == DrillPhase::Failed);
+            crate::notifications::drill_ended(conn, id, failure)?;
+            Ok(())
+        })
     }
 
     /// The drills of a backup, newest first.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::UserId;
 use crate::backup::drill::DrillSchedule;
 use crate::backup::policy::Schedule;
-use crate::credentials::model::CredentialId;
+use crate::credentials::model::{Credential, CredentialId};
 use crate::db::Tables;
 use crate::projects::model::ProjectId;
 use crate::schema::{backup_policies, backups, restores};
@@ -57,6 +57,8 @@ pub struct BackupPolicy {
     pub created_by: Option<UserId>,
     /// When its backups are restored for a check.
     pub drill: DrillSchedule,
+    /// Called after each run (GET `<url>`, or `<url>/fail`).
+    pub heartbeat_url: Option<String>,
 }
 
 /// A policy about to be created.
@@ -67,12 +69,19 @@ pub struct NewPolicy<'a> {
     pub retention_secs: i64,
     pub namespaces: &'a [String],
     pub drill: DrillSchedule,
+    pub heartbeat_url: Option<&'a str>,
     pub created_by: UserId,
 }
 
 impl BackupPolicy {
     pub fn namespaces(&self) -> Vec<String> {
         strings(&self.namespaces)
+    }
+
+    /// Where its heartbeat goes, for people (the URL may carry a token: its origin only).
+    pub fn heartbeat_origin(&self) -> Option<String> {
+        let url = url::Url::parse(self.heartbeat_url.as_deref()?).ok()?;
+        Some(crate::outbound::origin(&url))
     }
 
     pub fn schedule(&self) -> Option<Schedule> {
@@ -147,6 +156,7 @@ impl BackupPolicy {
                 backup_policies::next_run_at.eq(next),
                 backup_policies::created_by.eq(Some(new.created_by)),
                 backup_policies::drill.eq(new.drill),
+                backup_policies::heartbeat_url.eq(new.heartbeat_url),
             ))
             .returning(BackupPolicy::as_returning())
             .get_result(conn)
@@ -332,7 +342,7 @@ impl Backup {
         credential: Option<CredentialId>,
         bucket: Option<&str>,
     ) -> QueryResult<Option<Backup>> {
-        diesel::update(
+        let claimed = diesel::update(
             backups::table
                 .find(id)
                 .filter(backups::phase.eq(Phase::New)),
@@ -346,7 +356,22 @@ impl Backup {
         ))
         .returning(Backup::as_returning())
         .get_result(conn)
-        .optional()
+        .optional()?;
+        if let (Some(backup), Some(credential)) = (&claimed, credential) {
+            let used_for = backup.described(conn)?;
+            Credential::record_use(conn, credential, &used_for)?;
+        }
+        Ok(claimed)
+    }
+
+    /// "backup <name> of project <project>", for "Last used".
+    pub fn described(&self, conn: &mut PgConnection) -> QueryResult<String> {
+        use crate::schema::projects;
+        let project: String = projects::table
+            .find(self.project_id)
+            .select(projects::name)
+            .first(conn)?;
+        Ok(format!("backup {} of project {project}", self.name))
     }
 
     /// Ends a backup that did not complete (Failed or Skipped) with its reason.
@@ -356,14 +381,19 @@ impl Backup {
         phase: Phase,
         reason: &str,
     ) -> QueryResult<()> {
-        diesel::update(backups::table.find(id))
-            .set((
-                backups::phase.eq(phase),
-                backups::reason.eq(Some(reason)),
-                backups::finished_at.eq(Some(Utc::now())),
-            ))
-            .execute(conn)?;
-        Ok(())
+        conn.transaction(|conn| {
+            diesel::update(backups::table.find(id))
+                .set((
+                    backups::phase.eq(phase),
+                    backups::reason.eq(Some(reason)),
+                    backups::finished_at.eq(Some(Utc::now())),
+                ))
+                .execute(conn)?;
+            if phase.failing() {
+                crate::notifications::backup_ended(conn, id, phase == Phase::Skipped, reason)?;
+            }
+            Ok(())
+        })
     }
 
     /// Marks a backup Completed with what was uploaded.
@@ -575,6 +605,10 @@ impl Restore {
         parallel: bool,
         by: UserId,
     ) -> QueryResult<Restore> {
+        if let Some(credential) = backup.credential_id {
+            let used_for = format!("restore {name} of {}", backup.described(conn)?);
+            Credential::record_use(conn, credential, &used_for)?;
+        }
         diesel::insert_into(restores::table)
             .values((
                 restores::project_id.eq(backup.project_id),
@@ -612,13 +646,17 @@ impl Restore {
         phase: Phase,
         warnings: Option<&str>,
     ) -> QueryResult<()> {
-        diesel::update(restores::table.find(id))
-            .set((
-                restores::phase.eq(phase),
-                restores::warnings.eq(warnings),
-                restores::finished_at.eq(Some(Utc::now())),
-            ))
-            .execute(conn)?;
-        Ok(())
+        conn.transaction(|conn| {
+            diesel::update(restores::table.find(id))
+                .set((
+                    restores::phase.eq(phase),
+                    restores::warnings.eq(warnings),
+                    restores::finished_at.eq(Some(Utc::now())),
+                ))
+                .execute(conn)?;
+            let failure = warnings.filter(|_| phase != Phase::Completed);
+            crate::notifications::restore_ended(conn, id, failure)?;
+            Ok(())
+        })
     }
 }

@@ -316,6 +316,7 @@ fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
         retention: get("retention", "720h"),
         namespaces,
         drill: get("drill", "off"),
+        heartbeat_url: get("heartbeat_url", ""),
     }
 }
 

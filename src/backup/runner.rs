@@ -328,19 +328,28 @@ impl Runner {
         waiting.abort();
         let outcome = self.backup(id).await;
         drop(permit);
-        if let Err(Ended(phase, reason)) = outcome {
-            tracing::warn!(backup = id.0, "backup {phase}: {reason}");
-            let _ = db::run(&self.pool, move |conn| {
-                Backup::end(conn, id, phase, &reason)
-            })
-            .await;
+        let ended = match outcome {
+            Ok(completed) => completed.then_some(true),
+            Err(Ended(phase, reason)) => {
+                tracing::warn!(backup = id.0, "backup {phase}: {reason}");
+                let _ = db::run(&self.pool, move |conn| {
+                    Backup::end(conn, id, phase, &reason)
+                })
+                .await;
+                Some(false)
+            }
+        };
+        if let Some(completed) = ended {
+            self.heartbeat(id, completed).await;
         }
         if let Ok(mut running) = self.in_flight.lock() {
             running.remove(&id);
         }
     }
 
-    async fn backup(&self, id: BackupId) -> Result<(), Ended> {
+    /// Runs the backup; `Ok(true)` when this process completed it, `Ok(false)` when it was not
+    /// this process's to run (another claimed it, or it had ended).
+    async fn backup(&self, id: BackupId) -> Result<bool, Ended> {
         let failed = |reason: String| Ended(Phase::Failed, reason);
         let (backup, project, credential, encryption) = db::run(&self.pool, move |conn| {
             let backup = Backup::find_any(conn, id)?;
@@ -355,7 +364,7 @@ impl Runner {
         .await
         .map_err(|error| failed(format!("could not load the backup: {error}")))?;
         if backup.phase != Phase::New {
-            return Ok(());
+            return Ok(false);
         }
         let Some(credential) = credential.filter(|_| project.backup_enabled) else {
             return Err(Ended(
@@ -377,7 +386,7 @@ impl Runner {
         .await
         .map_err(|error| failed(format!("could not start: {error}")))?;
         let Some(backup) = claimed else {
-            return Ok(()); // another process runs it
+            return Ok(false); // another process runs it
         };
 
         let recipients = encryption
@@ -420,7 +429,56 @@ impl Runner {
         .map_err(|error| failed(format!("uploaded, but could not record it: {error}")))?;
         tracing::info!(backup = id.0, bytes = size, "backup completed");
         self.drill_after_backup(id).await;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Calls the policy's heartbeat URL, if it has one: `<url>` after a completed backup,
+    /// `<url>/fail` after one that failed or was skipped. Through the outbound rules; a
+    /// heartbeat that does not answer is logged, never retried (the next run calls again).
+    async fn heartbeat(&self, id: BackupId, completed: bool) {
+        let url = db::run(&self.pool, move |conn| {
+            let backup = Backup::find_any(conn, id)?;
+            let Some(policy) = backup.policy_id else {
+                return Ok(None);
+            };
+            crate::backup::model::BackupPolicy::find(conn, backup.project_id, policy)
+                .map(|policy| policy.heartbeat_url)
+        })
+        .await;
+        let Ok(Some(url)) = url else {
+            return;
+        };
+        let url = if completed {
+            url
+        } else {
+            format!("{}/fail", url.trim_end_matches('/'))
+        };
+        let Ok(url) = url::Url::parse(&url) else {
+            return;
+        };
+        let called = match self.outbound.check_target(&url).await {
+            Ok(()) => self
+                .outbound
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|response| {
+                    response
+                        .error_for_status()
+                        .map(|_| ())
+                        .map_err(|error| error.to_string())
+                }),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = called {
+            tracing::warn!(
+                backup = id.0,
+                "heartbeat {} not taken: {reason}",
+                crate::outbound::origin(&url)
+            );
+        }
     }
 
     /// The retention of the backup's policy (a deleted policy's backups keep 720h).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase};
+use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase, RestoreId};
 use crate::backup::runner::Runner;
 use crate::db;
 use crate::error::AppError;
@@ -68,20 +68,26 @@ pub fn reap_stale(
     stale_after: Duration,
 ) -> QueryResult<usize> {
     let stale = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
-    let backups = diesel::update(
+    let interrupted = "interrupted: the keyhold process running it stopped";
+    let backups: Vec<BackupId> = diesel::update(
         backups::table
             .filter(backups::phase.eq(Phase::InProgress))
             .filter(backups::heartbeat_at.lt(stale)),
     )
     .set((
         backups::phase.eq(Phase::Failed),
-        backups::reason.eq(Some("interrupted: the keyhold process running it stopped")),
+        backups::reason.eq(Some(interrupted)),
         backups::finished_at.eq(Some(now)),
     ))
-    .execute(conn)?;
+    .returning(backups::id)
+    .get_results(conn)?;
+    for id in &backups {
+        crate::notifications::backup_ended(conn, *id, false, interrupted)?;
+    }
     // A run waiting for a slot beats too (`Runner::run_backup`): only one whose process
     // stopped is stale, not one that waits.
-    let never_started = diesel::update(
+    let not_started = "interrupted: keyhold stopped before the run started";
+    let never_started: Vec<BackupId> = diesel::update(
         backups::table.filter(backups::phase.eq(Phase::New)).filter(
             diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(heartbeat_at, created_at) < ")
                 .bind::<diesel::sql_types::Timestamptz, _>(stale),
@@ -89,12 +95,16 @@ pub fn reap_stale(
     )
     .set((
         backups::phase.eq(Phase::Failed),
-        backups::reason.eq(Some("interrupted: keyhold stopped before the run started")),
+        backups::reason.eq(Some(not_started)),
         backups::finished_at.eq(Some(now)),
     ))
-    .execute(conn)?;
+    .returning(backups::id)
+    .get_results(conn)?;
+    for id in &never_started {
+        crate::notifications::backup_ended(conn, *id, false, not_started)?;
+    }
     // Restores beat like backups (`Runner::run_restore`).
-    let restores = diesel::update(
+    let restores: Vec<RestoreId> = diesel::update(
         restores::table
             .filter(restores::phase.eq(Phase::InProgress))
             .filter(
@@ -106,11 +116,15 @@ pub fn reap_stale(
     )
     .set((
         restores::phase.eq(Phase::Failed),
-        restores::warnings.eq(Some("interrupted: the keyhold process running it stopped")),
+        restores::warnings.eq(Some(interrupted)),
         restores::finished_at.eq(Some(now)),
     ))
-    .execute(conn)?;
-    Ok(backups + never_started + restores)
+    .returning(restores::id)
+    .get_results(conn)?;
+    for id in &restores {
+        crate::notifications::restore_ended(conn, *id, Some(interrupted))?;
+    }
+    Ok(backups.len() + never_started.len() + restores.len())
 }
 
 /// Completed backups whose retention has passed (as of `now`) and whose object still exists.
@@ -188,7 +202,17 @@ pub async fn identify_sources(runner: &Runner) -> Result<usize, AppError> {
 /// concurrency allows; the others wait, beating), apply retention.
 pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
     let stale_after = runner.stale_after;
-    db::run(&runner.pool, move |conn| reap_stale(conn, now, stale_after)).await?;
+    db::run(&runner.pool, move |conn| {
+        conn.transaction(|conn| reap_stale(conn, now, stale_after))
+    })
+    .await?;
+    // A slot more than the grace period late is missed, even though it runs now: said
+    // before claiming moves its policy's next slot on.
+    let grace = crate::projects::model::missed_grace();
+    db::run(&runner.pool, move |conn| {
+        crate::notifications::deliver::record_missed(conn, now, grace)
+    })
+    .await?;
     let claimed = db::run(&runner.pool, move |conn| claim_due(conn, now)).await?;
     let started = claimed.len();
     for id in claimed {

@@ -170,6 +170,8 @@ pub struct PolicyRequest {
     pub namespaces: Vec<String>,
     /// `off`, `each`, `daily` or `weekly`.
     pub drill: String,
+    /// Optional http(s) URL called after each run.
+    pub heartbeat_url: String,
 }
 
 /// Adds a policy after checking every field (namespaces against the database's schemas, over
@@ -207,6 +209,23 @@ pub async fn create_policy(
         errors.add("drill", "Choose off, each, daily or weekly.");
         DrillSchedule::Off
     });
+    let heartbeat_url = request.heartbeat_url.trim();
+    if !heartbeat_url.is_empty() {
+        let checked = match url::Url::parse(heartbeat_url) {
+            Ok(url) => runner.outbound.check_target(&url).await,
+            Err(_) => Err(String::new()),
+        };
+        if let Err(reason) = checked {
+            errors.add(
+                "heartbeat_url",
+                if reason.is_empty() {
+                    "Enter an http or https URL, like https://hc-ping.com/<uuid>.".to_string()
+                } else {
+                    reason
+                },
+            );
+        }
+    }
     if errors.get("name").is_none() {
         let (id, name) = (project.id, request.name.clone());
         if db::run(&runner.pool, move |conn| {
@@ -228,6 +247,7 @@ pub async fn create_policy(
         "retention",
         "namespaces",
         "drill",
+        "heartbeat_url",
     ]);
     let words = schedule.describe();
     let (project_id, request) = (project.id, request.clone());
@@ -242,6 +262,7 @@ pub async fn create_policy(
                     retention_secs,
                     namespaces: &request.namespaces,
                     drill,
+                    heartbeat_url: Some(request.heartbeat_url.trim()).filter(|url| !url.is_empty()),
                     created_by: actor,
                 },
                 Utc::now(),

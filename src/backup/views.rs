@@ -47,6 +47,8 @@ pub struct PolicyView {
     pub drill: &'static str,
     /// Its slot passed more than the grace period ago without a run.
     pub missed: bool,
+    /// The origin its heartbeat goes to (empty: none).
+    pub heartbeat: String,
 }
 
 /// A backup as the Backups tab shows it.
@@ -215,6 +217,7 @@ pub struct PolicyForm {
     pub retention: String,
     pub namespaces: Vec<String>,
     pub drill: String,
+    pub heartbeat_url: String,
 }
 
 impl From<PolicyRequest> for PolicyForm {
@@ -226,6 +229,7 @@ impl From<PolicyRequest> for PolicyForm {
             retention: request.retention,
             namespaces: request.namespaces,
             drill: request.drill,
+            heartbeat_url: request.heartbeat_url,
         }
     }
 }
@@ -341,6 +345,7 @@ pub async fn project_view(
                     DrillSchedule::Off => "",
                     other => other.label(),
                 },
+                heartbeat: policy.heartbeat_origin().unwrap_or_default(),
                 last_verified: drills
                     .iter()
                     .filter(|d| d.phase == DrillPhase::Passed)

@@ -461,15 +461,71 @@ impl Credential {
         conn: &mut PgConnection,
         outcome: &Outcome,
     ) -> QueryResult<()> {
-        diesel::update(credentials::table.find(self.id))
+        conn.transaction(|conn| {
+            diesel::update(credentials::table.find(self.id))
+                .set((
+                    credentials::verified_at.eq(Some(Utc::now())),
+                    credentials::verify_ok.eq(Some(outcome.passed())),
+                    credentials::verify_message.eq(Some(outcome.message())),
+                    credentials::verify_state.eq(Some(outcome.state())),
+                ))
+                .execute(conn)?;
+            Credential::record_use(conn, self.id, "a verification")?;
+            // Only a change to failed is news: a credential failing every day says it once.
+            if !outcome.passed() && self.verify_ok != Some(false) {
+                let message = format!(
+                    "The {} credential {} failed verification: {}",
+                    self.kind.key(),
+                    self.name,
+                    outcome.message()
+                );
+                crate::notifications::Event {
+                    kind: crate::notifications::EventKind::CredentialVerifyFailed,
+                    subject: crate::notifications::Subject::credential(self.id),
+                    message: &message,
+                    once: None,
+                }
+                .record(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records what used the credential last (shown as "Last used").
+    pub fn record_use(
+        conn: &mut PgConnection,
+        id: CredentialId,
+        used_for: &str,
+    ) -> QueryResult<()> {
+        use crate::schema::credential_uses;
+        let now = Utc::now();
+        diesel::insert_into(credential_uses::table)
+            .values((
+                credential_uses::credential_id.eq(id),
+                credential_uses::used_at.eq(now),
+                credential_uses::used_for.eq(used_for),
+            ))
+            .on_conflict(credential_uses::credential_id)
+            .do_update()
             .set((
-                credentials::verified_at.eq(Some(Utc::now())),
-                credentials::verify_ok.eq(Some(outcome.passed())),
-                credentials::verify_message.eq(Some(outcome.message())),
-                credentials::verify_state.eq(Some(outcome.state())),
+                credential_uses::used_at.eq(now),
+                credential_uses::used_for.eq(used_for),
             ))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// When the credential was last used, and by what.
+    pub fn last_use(
+        conn: &mut PgConnection,
+        id: CredentialId,
+    ) -> QueryResult<Option<(DateTime<Utc>, String)>> {
+        use crate::schema::credential_uses;
+        credential_uses::table
+            .find(id)
+            .select((credential_uses::used_at, credential_uses::used_for))
+            .first(conn)
+            .optional()
     }
 
     /// Names of the projects using this credential (by the column of its kind,

@@ -210,16 +210,17 @@ pub async fn show(
     let (kind, id) = path.into_inner();
     let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
     let row = RowView::new(&listed, &kind.spec().columns(None));
+    let last_used = service::last_use(&context(&state), listed.credential.id).await?;
+    let mut details = details(&listed, &row);
+    details.push(("Last used", Cow::Owned(last_used)));
     if is_htmx(&req) {
-        return html(&DetailFragment {
-            details: details(&listed, &row),
-        });
+        return html(&DetailFragment { details });
     }
     html(&DetailPage {
         page: Page::new(&user, &session, "credentials", &listed.credential.name),
         kind,
         organization: listed.organization_name.clone(),
-        details: details(&listed, &row),
+        details,
         row,
     })
 }

@@ -114,6 +114,19 @@ pub async fn find(
     .await
 }
 
+/// When a credential was last used (a backup, restore, restore check or verification), and
+/// by what, in words: "5 minutes ago: backup nightly-… of project shop".
+pub async fn last_use(context: &Context<'_>, id: CredentialId) -> Result<String, CredentialError> {
+    let used = run(context.pool, move |conn| {
+        Ok(Credential::last_use(conn, id)?)
+    })
+    .await?;
+    Ok(match used {
+        Some((at, used_for)) => format!("{}: {used_for}", crate::web::ago(at)),
+        None => "never".to_string(),
+    })
+}
+
 /// What a tab shows: one page, the organizations of its filter (when asked for), and what
 /// answered a search.
 pub struct Listing {

@@ -67,6 +67,7 @@ impl Page {
         }
         entries.push(("projects", "/projects", "Projects"));
         if user.role != Role::User {
+            entries.push(("notifications", "/notifications", "Notifications"));
             entries.push(("audit", "/audit", "Audit"));
         }
         if user.role == Role::Partner {

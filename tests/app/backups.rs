@@ -860,6 +860,7 @@ fn due_policies(world: &World, count: usize, cron: &str, zone: &str, since: chro
                     retention_secs: 3600,
                     namespaces: &["app".to_string()],
                     drill: keyhold::backup::drill::DrillSchedule::Off,
+                    heartbeat_url: None,
                     created_by: keyhold::accounts::model::UserId(1),
                 },
                 since,

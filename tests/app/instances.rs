@@ -226,6 +226,7 @@ async fn two_instances_share_sessions_locks_defaults_and_schedules() {
                     retention_secs: 3600,
                     namespaces: &["app".to_string()],
                     drill: keyhold::backup::drill::DrillSchedule::Off,
+                    heartbeat_url: None,
                     created_by: keyhold::accounts::model::UserId(1),
                 },
                 since,

@@ -42,6 +42,16 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
     ("post", "/users", Access::Partners, false),
     ("post", "/users/{id}/{action}", Access::Partners, true),
     ("get", "/audit", Access::Managers, false),
+    ("get", "/notifications", Access::Managers, false),
+    ("post", "/notifications", Access::Managers, false),
+    ("get", "/notifications/{id}", Access::Managers, true),
+    ("post", "/notifications/{id}", Access::Managers, true),
+    (
+        "post",
+        "/notifications/{id}/{action}",
+        Access::Managers,
+        true,
+    ),
     ("get", "/credentials", Access::Managers, false),
     ("get", "/credentials/{kind}", Access::Managers, false),
     ("post", "/credentials/{kind}", Access::Managers, false),
@@ -187,7 +197,9 @@ fn fingerprint(app: &crate::helpers::TestApp) -> String {
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM backups t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM restores t),
             (SELECT string_agg(t::text, ',' ORDER BY project_id) FROM project_encryption t),
-            (SELECT string_agg(t::text, ',' ORDER BY id) FROM drills t)))
+            (SELECT string_agg(t::text, ',' ORDER BY id) FROM drills t),
+            (SELECT string_agg(t::text, ',' ORDER BY id) FROM notification_channels t),
+            (SELECT string_agg(t::text, ',' ORDER BY id) FROM notification_deliveries t)))
             AS value",
     )
 }
@@ -232,6 +244,23 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let backup = scalar_i64(&world.app, "SELECT id AS n FROM backups");
+    let organization = world.organization.to_string();
+    let channel_created = world
+        .partner
+        .post_from(
+            "/notifications",
+            "/notifications",
+            &[
+                ("organization_id", organization.as_str()),
+                ("name", "Blue hook"),
+                ("kind", "slack"),
+                ("url", "http://127.0.0.1:9/hook"),
+                ("events", "backup.failed"),
+            ],
+        )
+        .await;
+    assert_eq!(channel_created.status(), StatusCode::SEE_OTHER);
+    let channel = scalar_i64(&world.app, "SELECT id AS n FROM notification_channels");
     let green = world
         .partner
         .create_organization(&world.app, "Green Org")
@@ -303,6 +332,9 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
         path = if pattern.starts_with("/credentials") {
             path.replace("{id}", &credential)
                 .replace("{action}", "lock")
+        } else if pattern.starts_with("/notifications") {
+            path.replace("{id}", &channel.to_string())
+                .replace("{action}", "delete")
         } else if pattern.starts_with("/users") {
             path.replace("{id}", &manager_id.to_string())
                 .replace("{action}", "disable")
@@ -425,6 +457,11 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
             &other_manager,
             "/credentials/backup".to_string(),
         ),
+        (
+            Persona::Manager,
+            &manager,
+            format!("/notifications/{channel}"),
+        ),
     ] {
         assert_eq!(
             client.get(&path).await.status(),
@@ -437,4 +474,14 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
         !rival_view.contains("Blue storage"),
         "another partner account sees nothing of ours"
     );
+    for (client, outsider) in [
+        (&other_partner, "another partner"),
+        (&other_manager, "another organization"),
+    ] {
+        let channels = client.page("/notifications").await;
+        assert!(
+            !channels.contains("Blue hook"),
+            "{outsider} sees none of Blue's channels"
+        );
+    }
 }
