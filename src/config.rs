@@ -57,6 +57,9 @@
 //!   parallel restores; default the number of cores, at most 4.
 //! - `KEYHOLD_REVERIFY_HOURS`: every credential is verified again when its last check is this
 //!   old (a few per scheduler pass, spread over the day); default 24, 0 turns it off.
+//! - `KEYHOLD_DRILL_DATABASE_URL`: a database on the server where restore drills create and
+//!   drop their scratch databases (its user needs CREATEDB); default: the project database's
+//!   own server.
 //! - `KEYHOLD_NOTIFY_RETRY_SECONDS`: wait before a notification that was not taken is sent
 //!   again (doubling, at most 15 minutes, for an hour); default 10.
 //! - `RUST_LOG`: log filter; default `info`.
@@ -110,6 +113,7 @@ pub struct Settings {
     pub restore_keep_free_mb: u64,
     pub restore_jobs: u32,
     pub notify_retry: Duration,
+    pub drill_database_url: Option<String>,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -242,6 +246,7 @@ impl Settings {
                 default_workers().min(4) as u32,
             )?
             .clamp(1, 64),
+            drill_database_url: var("KEYHOLD_DRILL_DATABASE_URL"),
             notify_retry: Duration::from_secs(
                 parse_or(&var, "KEYHOLD_NOTIFY_RETRY_SECONDS", 10u64)?.max(1),
             ),

@@ -7,6 +7,7 @@ use askama::Template;
 use crate::accounts::model::{Organization, User};
 use crate::audit::Event;
 use crate::auth::{CurrentUser, Role};
+use crate::backup::health::ProjectHealth;
 use crate::db;
 use crate::error::AppError;
 use crate::projects::model::{Project, ProjectListing};
@@ -22,6 +23,8 @@ struct DashboardPage {
     recent: Vec<Event>,
     projects: usize,
     failing: Vec<ProjectListing>,
+    /// Each project with backup on, and what is wrong with its backups (empty: nothing).
+    health: Vec<(ProjectHealth, Vec<String>)>,
 }
 
 /// GET /
@@ -32,7 +35,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let scope = user.scope();
     let sees_audit = user.role() != Role::User;
-    let (organizations, people, recent, projects) = db::run(&state.pool, move |conn| {
+    let (organizations, people, recent, projects, health) = db::run(&state.pool, move |conn| {
         let organizations = Organization::list(conn, &scope)?;
         let people = User::count(conn, &scope)?;
         let recent = if sees_audit {
@@ -40,9 +43,26 @@ pub async fn show(
         } else {
             Vec::new()
         };
-        Ok::<_, AppError>((organizations, people, recent, Project::list(conn, &scope)?))
+        Ok::<_, AppError>((
+            organizations,
+            people,
+            recent,
+            Project::list(conn, &scope)?,
+            ProjectHealth::list(conn, &scope)?,
+        ))
     })
     .await?;
+    let health = health
+        .into_iter()
+        .map(|project| {
+            let alerts = projects
+                .iter()
+                .find(|listed| listed.project.id.0 == project.id)
+                .map(ProjectListing::alerts)
+                .unwrap_or_default();
+            (project, alerts)
+        })
+        .collect();
     html(&DashboardPage {
         page: Page::new(&user, &session, "dashboard", "Dashboard"),
         organizations,
@@ -53,5 +73,6 @@ pub async fn show(
             .into_iter()
             .filter(ProjectListing::failing)
             .collect(),
+        health,
     })
 }

@@ -148,6 +148,7 @@ pub async fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner
     .with_transfers(settings.backup_transfer_timeout, crate::storage::MAX_PARTS)
     .with_concurrency(settings.backup_concurrency)
     .with_memory_part(settings.backup_memory_part)
+    .with_drill_server(settings.drill_database_url.clone())
     .with_restores(RestoreSettings {
         directory: settings.restore_directory.clone(),
         keep_free: settings.restore_keep_free_mb.saturating_mul(1024 * 1024),

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use crate::accounts::model::UserId;
-use crate::backup::database::TableRows;
+use crate::backup::database::{Checked, TableRows};
 use crate::backup::model::{Backup, BackupId};
 use crate::backup::runner::Runner;
 use crate::db::{self, Tables};
@@ -514,7 +514,7 @@ impl Runner {
                     .into(),
             );
         }
-        let source = self.check_project_source(project).await?;
+        let source = self.drill_server(project).await?;
         let file = self.fetch_checked(backup, project, None).await?;
         let name = scratch_name(id);
         let recording = name.clone();
@@ -544,13 +544,35 @@ impl Runner {
         Ok(compare(&recorded, &counted?))
     }
 
+    /// The server a drill of `project` restores on, checked: `KEYHOLD_DRILL_DATABASE_URL`'s
+    /// when set (a database on it, through which scratch databases are created and dropped),
+    /// the project database's own server otherwise.
+    async fn drill_server(&self, project: &Project) -> Result<Checked, String> {
+        match &self.drill_server {
+            Some(url) => {
+                let parsed = crate::backup::database::DataSource::parse(url)
+                    .map_err(|reason| format!("KEYHOLD_DRILL_DATABASE_URL: {reason}"))?;
+                self.check_source(&parsed, SourceUse::RestoreTarget(project.id))
+                    .await
+                    .map_err(|reason| format!("the drill server: {reason}"))
+            }
+            None => {
+                let url = project.open_database_url(&self.keyring).map_err(|_| {
+                    "the project's database URL cannot be opened with the configured keys"
+                        .to_string()
+                })?;
+                let parsed = crate::backup::database::DataSource::parse(&url)?;
+                let usage = SourceUse::DataSource {
+                    organization: project.organization_id,
+                    project: Some(project.id),
+                };
+                self.check_source(&parsed, usage).await
+            }
+        }
+    }
+
     /// Drops a drill's scratch database and forgets it.
-    async fn drop_scratch(
-        &self,
-        id: DrillId,
-        source: &crate::backup::database::Checked,
-        name: &str,
-    ) {
+    async fn drop_scratch(&self, id: DrillId, source: &Checked, name: &str) {
         // Dropped from the project's database: a database cannot drop itself.
         let (server, dropping) = (source.clone(), name.to_string());
         let dropped = tokio::task::spawn_blocking(move || server.drop_database(&dropping)).await;
@@ -592,18 +614,8 @@ impl Runner {
             else {
                 continue;
             };
-            let Ok(url) = project.open_database_url(&self.keyring) else {
-                continue;
-            };
-            let Ok(parsed) = crate::backup::database::DataSource::parse(&url) else {
-                continue;
-            };
-            let usage = SourceUse::DataSource {
-                organization: project.organization_id,
-                project: Some(project.id),
-            };
-            if let Ok(source) = self.check_source(&parsed, usage).await {
-                self.drop_scratch(id, &source, &name).await;
+            if let Ok(server) = self.drill_server(&project).await {
+                self.drop_scratch(id, &server, &name).await;
                 cleaned += 1;
             }
         }

@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod database;
 pub mod drill;
 pub mod encryption;
+pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -172,6 +172,8 @@ pub struct Runner {
     pub stale_after: Duration,
     /// Where restores download their object, and how they run `pg_restore`.
     pub(crate) restores: RestoreSettings,
+    /// The server drills restore on (`KEYHOLD_DRILL_DATABASE_URL`); the project's own if unset.
+    pub(crate) drill_server: Option<String>,
 }
 
 /// How restores run: where the object is downloaded (`KEYHOLD_RESTORE_DIRECTORY`), the free
@@ -219,7 +221,14 @@ impl Runner {
             memory_part: MEMORY_PART,
             stale_after: DEFAULT_STALE_AFTER,
             restores: RestoreSettings::default(),
+            drill_server: None,
         }
+    }
+
+    /// The same runner, restoring drills on the server of `url` (a database on it).
+    pub fn with_drill_server(mut self, url: Option<String>) -> Runner {
+        self.drill_server = url;
+        self
     }
 
     /// The same runner, restoring with `settings`.

@@ -340,3 +340,28 @@ async fn a_schedule_that_did_not_run_is_missed_and_a_failed_check_is_shown() {
     let project = world.partner.page(&world.path("")).await;
     assert!(project.contains("Restore check failed"));
 }
+
+#[actix_web::test]
+async fn drills_restore_on_the_server_keyhold_drill_database_url_names() {
+    // A server that does not answer: the drill says so and the project's server is untouched.
+    let closed = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres",
+        crate::fakes::closed_port()
+    );
+    let world = crate::backups::world_with(&[("KEYHOLD_DRILL_DATABASE_URL", &closed)]).await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    let outcome = verify(&world, backup).await;
+    assert!(outcome.starts_with("Failed the drill server:"), "{outcome}");
+    assert_eq!(scratch_databases(&world), 0);
+
+    // The server of the test's own PostgreSQL, named by its maintenance database.
+    let server = crate::helpers::database_url("postgres");
+    let world = crate::backups::world_with(&[("KEYHOLD_DRILL_DATABASE_URL", &server)]).await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    assert_eq!(verify(&world, backup).await.trim(), "Passed");
+    assert_eq!(scratch_databases(&world), 0, "dropped after the comparison");
+}

@@ -612,3 +612,112 @@ async fn heartbeats_metrics_and_last_used_follow_each_run() {
         "{last_used}"
     );
 }
+
+#[actix_web::test]
+async fn the_dashboard_shows_backup_health_and_flags_a_dump_that_shrank() {
+    let world = world().await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    let (_, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
+    assert_eq!(phase, "Completed", "{reason}");
+    let dashboard = world.partner.page("/").await;
+    let row = texts(&dashboard, "#backup-health tbody td");
+    assert_eq!(row[0], "shopBlue Org", "{row:?}");
+    assert_eq!(row[1], "✓ OK");
+    assert_eq!(row[2], "just now");
+    assert_eq!(row[3], "never", "no restore verified yet");
+    assert!(row[4].starts_with("in "), "{row:?}");
+    assert!(row[5].starts_with("Sizes of the last 1 dumps"), "{row:?}");
+    assert!(!dashboard.contains("<polyline"));
+
+    // Ten dumps of about the real size, then one a fifth of it: the line is drawn and the
+    // short dump is flagged, though it "completed".
+    let real = scalar_i64(&world.app, "SELECT size_bytes AS n FROM backups");
+    let policy = world.policy_id("nightly");
+    world.app.query(move |conn| {
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!(
+                "INSERT INTO backups (project_id, policy_id, policy_name, name, scheduled_for,
+                     phase, namespaces, size_bytes, started_at, finished_at)
+                 SELECT project_id, policy_id, policy_name, 'old-' || n,
+                     now() - n * interval '1 day', 'Completed', namespaces,
+                     CASE WHEN n = 0 THEN {real} / 5 ELSE {real} END,
+                     now() - n * interval '1 day' - interval '1 minute',
+                     now() - n * interval '1 day' + interval '1 second'
+                 FROM backups, generate_series(0, 10) n WHERE policy_id = {policy} AND name NOT LIKE 'old-%'"
+            )),
+            conn,
+        )
+    });
+    let dashboard = world.partner.page("/").await;
+    let state = texts(&dashboard, "#backup-health tbody td")[1].clone();
+    assert!(state.contains("✗ Needs attention"), "{state}");
+    assert!(
+        state.contains("80 % smaller than the median of the 10 before it"),
+        "{state}"
+    );
+    assert!(
+        dashboard.contains("<polyline points=\"0.0,"),
+        "the sizes are drawn"
+    );
+    assert!(
+        texts(&dashboard, "#backup-health svg title")[0].starts_with("Sizes of the last 12 dumps")
+    );
+}
+
+#[actix_web::test]
+async fn an_event_storm_is_delivered_once_each_while_pages_stay_fast() {
+    let world = world().await;
+    let receiver = Peer::webhook(0).await;
+    let channel = add_channel(
+        &world,
+        &[
+            ("name", "Storm"),
+            ("kind", "webhook"),
+            ("url", &receiver.url("/storm")),
+            ("secret", SECRET),
+            ("events", "backup.failed"),
+        ],
+    )
+    .await;
+    // 100 failing projects at once, as the runner records them.
+    let organization = world.organization;
+    world.app.query(move |conn| {
+        for n in 0..100 {
+            let message = format!("Backup {n} of project p{n} failed: S3 answered 500");
+            keyhold::notifications::Event {
+                kind: keyhold::notifications::EventKind::BackupFailed,
+                subject: keyhold::notifications::Subject {
+                    organization: Some(keyhold::accounts::model::OrganizationId(organization)),
+                    ..Default::default()
+                },
+                message: &message,
+                once: None,
+            }
+            .record(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    });
+    let started = std::time::Instant::now();
+    let page = world
+        .partner
+        .get(&format!("/notifications/{channel}"))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let received = receiver.wait_for(100).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received_after = receiver.received();
+    assert_eq!(received_after.len(), 100, "nothing sent twice");
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|r| r["delivery"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100);
+    assert!(received.iter().all(|r| r["signature_valid"] == true));
+}
