@@ -79,6 +79,12 @@ enum UserCommand {
         #[arg(long, default_value = "My partner account")]
         partner_name: String,
     },
+    /// Remove a person's second factor and recovery codes (a lost phone) and end their
+    /// sessions; they sign in with their password and set it up again (audited).
+    ResetMfa {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// Runs one command.
@@ -166,6 +172,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "re-sealed {credentials} credential(s), {projects} project data source(s), {identities} age identit(ies) and {channels} notification channel(s) under key {}; every secret now uses it",
                 settings.keyring.active_id()
             );
+            Ok(())
+        }
+        Command::User(UserCommand::ResetMfa { email }) => {
+            let pool = db::prepare(&settings.database_url, 2)?;
+            let mut conn = pool.get()?;
+            let user = crate::accounts::model::User::find_by_email(&mut conn, &email)?
+                .ok_or_else(|| anyhow::anyhow!("nobody signs in as {email}"))?;
+            let conn: &mut diesel::PgConnection = &mut conn;
+            diesel::Connection::transaction(conn, |conn| {
+                crate::auth::mfa::remove(conn, user.id)?;
+                crate::auth::session_store::revoke_all_for(conn, user.id)?;
+                crate::audit::NewEvent {
+                    partner_id: Some(user.partner_id),
+                    organization_id: user.organization_id,
+                    ..crate::audit::NewEvent::system("mfa.reset")
+                }
+                .object("user", user.id.0, &user.email)
+                .record(conn)
+            })?;
+            println!("two-step sign-in of {email} removed and their sessions ended");
             Ok(())
         }
         Command::User(UserCommand::Create {

@@ -10,6 +10,12 @@ use actix_web::{HttpResponse, ResponseError};
 pub enum AppError {
     #[error("Please sign in to continue.")]
     SignInRequired,
+    /// The password was right; the second factor's code is still owed (303 to `/login/mfa`).
+    #[error("Enter the code of your second factor to finish signing in.")]
+    SecondFactorRequired,
+    /// A second factor is required and not yet set up (303 to `/account/mfa`).
+    #[error("Set up two-step sign-in to go on: your partner account requires it.")]
+    SecondFactorSetup,
     #[error("You do not have access to this page.")]
     Forbidden,
     #[error("The form has expired or was sent from another site. Reload the page and try again.")]
@@ -39,6 +45,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::SecondFactorRequired | AppError::SecondFactorSetup => StatusCode::SEE_OTHER,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -54,6 +61,17 @@ impl ResponseError for AppError {
             tracing::error!(error.cause_chain = ?cause, "request failed: {cause:#}");
         }
         let mut response = HttpResponse::build(self.status_code());
+        let second_step = match self {
+            AppError::SecondFactorRequired => Some("/login/mfa"),
+            AppError::SecondFactorSetup => Some("/account/mfa"),
+            _ => None,
+        };
+        if let Some(location) = second_step {
+            return response
+                .insert_header((header::LOCATION, location))
+                .insert_header(("HX-Redirect", location))
+                .finish();
+        }
         if let AppError::TooManyRequests { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }

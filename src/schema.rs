@@ -135,6 +135,7 @@ diesel::table! {
         name -> Text,
         created_at -> Timestamptz,
         created_by -> Nullable<Int8>,
+        mfa_required -> Bool,
     }
 }
 
@@ -143,6 +144,7 @@ diesel::table! {
         id -> Int8,
         name -> Text,
         created_at -> Timestamptz,
+        mfa_required -> Bool,
     }
 }
 
@@ -228,6 +230,19 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamptz,
         created_by -> Nullable<Int8>,
+        totp_secret -> Nullable<Text>,
+        totp_pending -> Nullable<Text>,
+        totp_enabled_at -> Nullable<Timestamptz>,
+        totp_last_step -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Int8,
+        user_id -> Int8,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -317,6 +332,7 @@ diesel::joinable!(project_encryption -> users (updated_by));
 diesel::joinable!(restores -> backups (backup_id));
 diesel::joinable!(restores -> projects (project_id));
 diesel::joinable!(restores -> users (created_by));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> partners (partner_id));
 
@@ -326,6 +342,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_channels,
     notification_deliveries,
     notification_events,
+    recovery_codes,
     backup_policies,
     backup_tables,
     backups,

@@ -265,6 +265,19 @@ impl User {
             .get_result(conn)
     }
 
+    /// One person, whatever the scope (the person signing in, or signed in).
+    pub fn find_any(conn: &mut PgConnection, id: UserId) -> QueryResult<User> {
+        users::table.find(id).select(User::as_select()).first(conn)
+    }
+
+    /// Sets a person's password hash.
+    pub fn set_password_hash(conn: &mut PgConnection, id: UserId, hash: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(hash))
+            .execute(conn)?;
+        Ok(())
+    }
+
     /// Disables or enables a person; a disabled person's sessions end at once.
     pub fn set_disabled(conn: &mut PgConnection, id: UserId, disabled: bool) -> QueryResult<()> {
         conn.transaction(|conn| {

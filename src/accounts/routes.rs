@@ -35,6 +35,9 @@ struct OrganizationsPage {
     organizations: Vec<Organization>,
     name: String,
     errors: FieldErrors,
+    /// Two-step sign-in required of everyone, and of these organizations.
+    mfa_everyone: bool,
+    mfa_organizations: Vec<OrganizationId>,
 }
 
 #[derive(Deserialize, Default)]
@@ -67,8 +70,14 @@ async fn render_organizations(
     name: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let scope = user.scope();
-    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let (scope, partner) = (user.scope(), user.identity.partner_id);
+    let (organizations, (mfa_everyone, mfa_organizations)) = db::run(&state.pool, move |conn| {
+        Ok::<_, diesel::result::Error>((
+            Organization::list(conn, &scope)?,
+            crate::auth::mfa::requirements(conn, partner)?,
+        ))
+    })
+    .await?;
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -81,6 +90,8 @@ async fn render_organizations(
             organizations,
             name,
             errors,
+            mfa_everyone,
+            mfa_organizations,
         },
     )
 }

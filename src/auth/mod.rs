@@ -1,7 +1,9 @@
 //! Who is asking and what they may reach: roles, the `Scope` every query takes, and the
 //! `CurrentUser` extractor built from the server-side session (no extra query per request).
 
+pub mod account;
 pub mod csrf;
+pub mod mfa;
 pub mod password;
 pub mod routes;
 pub mod session_cache;
@@ -203,7 +205,21 @@ impl FromRequest for CurrentUser {
     type Future = Ready<Result<CurrentUser, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(current_user(req))
+        ready(current_user(req, false))
+    }
+}
+
+/// A signed-in person who may still owe the second-factor setup their partner account
+/// requires: only the setup page and signing out take it.
+#[derive(Clone, Debug)]
+pub struct SettingUp(pub CurrentUser);
+
+impl FromRequest for SettingUp {
+    type Error = AppError;
+    type Future = Ready<Result<SettingUp, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(current_user(req, true).map(SettingUp))
     }
 }
 
@@ -215,12 +231,19 @@ pub struct SessionTimeouts {
     pub idle: Duration,
 }
 
-fn current_user(req: &HttpRequest) -> Result<CurrentUser, AppError> {
+fn current_user(req: &HttpRequest, setting_up: bool) -> Result<CurrentUser, AppError> {
     let session = req.get_session();
     let identity = match session.get::<Identity>(IDENTITY_KEY) {
         Ok(Some(identity)) => identity,
+        // Half signed in: the password was right, the code is owed. Nothing else opens.
+        _ if matches!(session.get::<mfa::Pending>(mfa::PENDING_KEY), Ok(Some(_))) => {
+            return Err(AppError::SecondFactorRequired);
+        }
         _ => return Err(AppError::SignInRequired),
     };
+    if !setting_up && matches!(session.get::<bool>(mfa::SETUP_KEY), Ok(Some(true))) {
+        return Err(AppError::SecondFactorSetup);
+    }
     let Some(timeouts) = req.app_data::<actix_web::web::Data<SessionTimeouts>>() else {
         return Err(AppError::internal(anyhow::anyhow!(
             "the app was built without its session timeouts"

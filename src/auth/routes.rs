@@ -122,6 +122,14 @@ pub async fn login(
     let attempt = Attempt::new(&ip, &form.email, &limits);
     match user {
         Some(user) if matches && !user.disabled => {
+            let next = safe_next(form.next.as_deref());
+            // A person with a second factor owes its code first (the throttle's count is
+            // cleared only once the code passes).
+            if let Some(code_page) =
+                crate::auth::account::after_password(&state, &session, &user, next.clone()).await?
+            {
+                return Ok(code_page);
+            }
             let event = NewEvent {
                 actor_id: Some(user.id),
                 actor_label: user.email.clone(),
@@ -140,7 +148,13 @@ pub async fn login(
             Identity::of(&user).store(&session)?;
             csrf::rotate(&session);
             state.metrics.count_login("success");
-            Ok(see_other(&safe_next(form.next.as_deref())))
+            if matches!(
+                session.get::<bool>(crate::auth::mfa::SETUP_KEY),
+                Ok(Some(true))
+            ) {
+                return Ok(see_other("/account/mfa"));
+            }
+            Ok(see_other(&next))
         }
         user => {
             // A disabled account's right password is answered like a wrong one: the answer
@@ -162,13 +176,21 @@ pub async fn login(
     }
 }
 
-/// POST /logout
+/// POST /logout (also half signed in, or while a required second factor is being set up)
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
-    user: CurrentUser,
+    user: Result<crate::auth::SettingUp, AppError>,
 ) -> Result<HttpResponse, AppError> {
+    let user = match user {
+        Ok(crate::auth::SettingUp(user)) => user,
+        Err(AppError::SecondFactorRequired) => {
+            session.purge();
+            return Ok(see_other("/login?signed_out=1"));
+        }
+        Err(error) => return Err(error),
+    };
     let event = NewEvent::by(
         &user,
         "session.sign_out",

@@ -13,6 +13,7 @@ mod helpers;
 mod injection;
 mod instances;
 mod matrix;
+mod mfa;
 mod notifications;
 mod operations;
 mod page_cache;

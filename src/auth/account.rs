@@ -1,0 +1,563 @@
+//! The signed-in person's own pages (SPEC §12): `/account` (their details, their password),
+//! `/account/mfa` (set up or turn off two-step sign-in), the second step of signing in
+//! (`/login/mfa`), and the Partner's requirement (`POST /organizations/mfa`).
+
+use actix_session::Session;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::accounts::model::{OrganizationId, User};
+use crate::audit::NewEvent;
+use crate::auth::mfa::{self, Enrolment, MfaError, Passed, Pending, Requirement};
+use crate::auth::throttle::Attempt;
+use crate::auth::{CurrentUser, Identity, Role, SettingUp, csrf, password};
+use crate::crypto::Secret;
+use crate::db;
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::web::form::{FieldErrors, safe_next};
+use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
+
+impl From<MfaError> for AppError {
+    fn from(error: MfaError) -> AppError {
+        match error {
+            MfaError::WrongCode => AppError::Invalid(error.to_string()),
+            MfaError::AlreadyOn | MfaError::NotOn => AppError::Conflict(error.to_string()),
+            MfaError::Database(error) => error.into(),
+            MfaError::Sealing(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account/show.html")]
+struct AccountPage {
+    page: Page,
+    email: String,
+    role: Role,
+    mfa_on: bool,
+    codes_left: i64,
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "account/mfa.html")]
+struct MfaPage {
+    page: Page,
+    /// The secret being set up (when two-step sign-in is off).
+    enrolment: Option<Enrolment>,
+    codes_left: i64,
+    required: bool,
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "account/recovery_codes.html")]
+struct RecoveryCodesPage {
+    page: Page,
+    codes: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/login_mfa.html")]
+struct LoginMfaPage {
+    page: Page,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CodeForm {
+    code: Secret,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DisableForm {
+    password: Secret,
+    code: Secret,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PasswordForm {
+    current_password: Secret,
+    new_password: Secret,
+}
+
+fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser, action: &str) -> NewEvent {
+    NewEvent::by(
+        user,
+        action,
+        &client_ip(req, &state.settings.trusted_proxies),
+    )
+    .object("user", user.id().0, &user.label())
+}
+
+async fn render_account(
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let id = user.id();
+    let (mfa_on, codes_left) = db::run(&state.pool, move |conn| {
+        Ok::<_, diesel::result::Error>((
+            mfa::enabled(conn, id)?,
+            mfa::recovery_codes_left(conn, id)?,
+        ))
+    })
+    .await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    html_with_status(
+        status,
+        &AccountPage {
+            page: Page::new(user, session, "account", "Your account"),
+            email: user.identity.email.clone(),
+            role: user.role(),
+            mfa_on,
+            codes_left,
+            errors,
+        },
+    )
+}
+
+/// GET /account
+pub async fn show(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    render_account(&state, &session, &user, FieldErrors::default()).await
+}
+
+/// POST /account/password
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let id = user.id();
+    let found = db::run(&state.pool, move |conn| User::find_any(conn, id)).await?;
+    let mut errors = FieldErrors::default();
+    if !state
+        .hasher
+        .verify(&form.current_password, Some(found.password_hash))
+        .await?
+    {
+        errors.add("current_password", "This is not your current password.");
+    }
+    errors.check("new_password", password::check_new(&form.new_password));
+    if !errors.is_empty() {
+        return render_account(&state, &session, &user, errors).await;
+    }
+    let hash = state.hasher.hash(&form.new_password).await?;
+    let event = event(&state, &req, &user, "user.password_change");
+    db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            User::set_password_hash(conn, id, &hash)?;
+            event.record(conn)
+        })
+    })
+    .await?;
+    flash::success(&session, "Your password was changed.");
+    Ok(see_other("/account"))
+}
+
+async fn render_mfa(
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let (id, partner, organization) = (
+        user.id(),
+        user.identity.partner_id,
+        user.identity.organization_id,
+    );
+    let keyring = state.settings.keyring.clone();
+    let (enrolment, codes_left, required) = db::run(&state.pool, move |conn| {
+        let enrolment = if mfa::enabled(conn, id)? {
+            None
+        } else {
+            Some(mfa::enrolment(conn, &keyring, id)?)
+        };
+        Ok::<_, MfaError>((
+            enrolment,
+            mfa::recovery_codes_left(conn, id)?,
+            mfa::required(conn, partner, organization)?,
+        ))
+    })
+    .await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut response = html_with_status(
+        status,
+        &MfaPage {
+            page: Page::new(user, session, "account", "Two-step sign-in"),
+            enrolment,
+            codes_left,
+            required,
+            errors,
+        },
+    )?;
+    // The page shows a secret while it is being set up.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// GET /account/mfa
+pub async fn mfa_page(
+    state: web::Data<AppState>,
+    session: Session,
+    user: SettingUp,
+) -> Result<HttpResponse, AppError> {
+    render_mfa(&state, &session, &user.0, FieldErrors::default()).await
+}
+
+/// POST /account/mfa: confirms the secret with a code; answers the recovery codes once.
+pub async fn mfa_enable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: SettingUp,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let user = user.0;
+    let (id, keyring) = (user.id(), state.settings.keyring.clone());
+    let code = form.code.expose().to_string();
+    let event = event(&state, &req, &user, "mfa.enable");
+    let confirmed = db::run(&state.pool, move |conn| {
+        let codes = mfa::confirm(conn, &keyring, id, &code)?;
+        event.record(conn)?;
+        Ok::<_, MfaError>(codes)
+    })
+    .await;
+    let codes = match confirmed {
+        Ok(codes) => codes,
+        Err(db::RunError::Failed(MfaError::WrongCode)) => {
+            let mut errors = FieldErrors::default();
+            errors.add("code", MfaError::WrongCode.to_string());
+            return render_mfa(&state, &session, &user, errors).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
+    session.remove(mfa::SETUP_KEY);
+    flash::success(&session, "Two-step sign-in is on.");
+    let mut response = html(&RecoveryCodesPage {
+        page: Page::new(&user, &session, "account", "Your recovery codes"),
+        codes,
+    })?;
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// POST /account/mfa/disable: needs the password and a current code (or a recovery code).
+pub async fn mfa_disable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<DisableForm>,
+) -> Result<HttpResponse, AppError> {
+    let (id, partner, organization) = (
+        user.id(),
+        user.identity.partner_id,
+        user.identity.organization_id,
+    );
+    let (found, required) = db::run(&state.pool, move |conn| {
+        Ok::<_, diesel::result::Error>((
+            User::find_any(conn, id)?,
+            mfa::required(conn, partner, organization)?,
+        ))
+    })
+    .await?;
+    if required {
+        return Err(AppError::Conflict(
+            "Your partner account requires two-step sign-in: it cannot be turned off.".into(),
+        ));
+    }
+    let mut errors = FieldErrors::default();
+    if !state
+        .hasher
+        .verify(&form.password, Some(found.password_hash))
+        .await?
+    {
+        errors.add("password", "This is not your password.");
+        return render_mfa(&state, &session, &user, errors).await;
+    }
+    let (keyring, code) = (
+        state.settings.keyring.clone(),
+        form.code.expose().to_string(),
+    );
+    let event = event(&state, &req, &user, "mfa.disable");
+    let removed = db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            mfa::check(conn, &keyring, id, &code)?;
+            mfa::remove(conn, id)?;
+            event.record(conn)?;
+            Ok::<_, MfaError>(())
+        })
+    })
+    .await;
+    match removed {
+        Ok(()) => {
+            flash::success(&session, "Two-step sign-in is off.");
+            Ok(see_other("/account"))
+        }
+        Err(db::RunError::Failed(MfaError::WrongCode)) => {
+            errors.add("code", MfaError::WrongCode.to_string());
+            render_mfa(&state, &session, &user, errors).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The sign-in waiting for its code, if it has not waited too long.
+fn pending(session: &Session) -> Option<Pending> {
+    session
+        .get::<Pending>(mfa::PENDING_KEY)
+        .ok()
+        .flatten()
+        .filter(|pending| Utc::now().timestamp() - pending.since <= mfa::PENDING_SECONDS)
+}
+
+/// GET /login/mfa
+pub async fn login_mfa_form(req: HttpRequest, session: Session) -> Result<HttpResponse, AppError> {
+    if pending(&session).is_none() {
+        session.remove(mfa::PENDING_KEY);
+        return Ok(see_other("/login"));
+    }
+    html(&LoginMfaPage {
+        page: Page::anonymous(&req, &session, "Two-step sign-in"),
+        error: None,
+    })
+}
+
+/// POST /login/mfa: a current code (once) or a recovery code finishes the sign-in; wrong
+/// codes count toward the same limits as wrong passwords.
+pub async fn login_mfa(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(waiting) = pending(&session) else {
+        session.remove(mfa::PENDING_KEY);
+        return Ok(see_other("/login"));
+    };
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let limits = state.settings.login;
+    let user_id = waiting.user_id;
+    let user = db::run(&state.pool, move |conn| User::find_any(conn, user_id)).await?;
+    let attempt = Attempt::new(&ip, &user.email, &limits);
+    let refuse = |status: StatusCode, message: String| {
+        html_with_status(
+            status,
+            &LoginMfaPage {
+                page: Page::anonymous(&req, &session, "Two-step sign-in"),
+                error: Some(message),
+            },
+        )
+    };
+    let blocked = db::run(&state.pool, move |conn| attempt.count(conn, &limits)).await?;
+    if let Some(seconds) = blocked {
+        state.metrics.count_login("throttled");
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-ins. Try again in {seconds} seconds."),
+        )?;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return Ok(response);
+    }
+    if user.disabled {
+        session.purge();
+        return Ok(see_other("/login"));
+    }
+    let (keyring, code) = (
+        state.settings.keyring.clone(),
+        form.code.expose().to_string(),
+    );
+    let checked = db::run(&state.pool, move |conn| {
+        mfa::check(conn, &keyring, user_id, &code)
+    })
+    .await;
+    let base = NewEvent {
+        actor_id: Some(user.id),
+        actor_label: user.email.clone(),
+        partner_id: Some(user.partner_id),
+        organization_id: user.organization_id,
+        client_ip: Some(ip.clone()),
+        ..NewEvent::system("")
+    }
+    .object("user", user.id.0, &user.email);
+    let attempt = Attempt::new(&ip, &user.email, &limits);
+    match checked {
+        Ok(passed) => {
+            let signed_in = base.clone().action("session.sign_in").fields(&["mfa"]);
+            let recovery = base.action("mfa.recovery_code_used");
+            db::run(&state.pool, move |conn| {
+                attempt.succeeded(conn)?;
+                signed_in.record(conn)?;
+                if matches!(passed, Passed::RecoveryCode { .. }) {
+                    recovery.record(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+            .await?;
+            session.renew();
+            session.remove(mfa::PENDING_KEY);
+            Identity::of(&user).store(&session)?;
+            csrf::rotate(&session);
+            state.metrics.count_login("success");
+            if let Passed::RecoveryCode { left } = passed {
+                flash::error(
+                    &session,
+                    format!(
+                        "You signed in with a recovery code; {left} left. If you did not, \
+                         change your password now. Set up two-step sign-in again to get new \
+                         codes."
+                    ),
+                );
+            }
+            Ok(see_other(&safe_next(Some(&waiting.next))))
+        }
+        Err(db::RunError::Failed(MfaError::WrongCode)) => {
+            let failed = base.action("session.sign_in_failed").fields(&["mfa"]);
+            db::run(&state.pool, move |conn| failed.record(conn)).await?;
+            state.metrics.count_login("failure");
+            refuse(StatusCode::UNAUTHORIZED, MfaError::WrongCode.to_string())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RequirementForm {
+    required: String,
+    organization_id: String,
+}
+
+/// POST /organizations/mfa: a Partner requires a second factor of everyone in the partner
+/// account (`partner`), of one organization (`organization`), or stops requiring it (`off`).
+pub async fn enforce(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<RequirementForm>,
+) -> Result<HttpResponse, AppError> {
+    user.require(&[Role::Partner])?;
+    let organization = match form.organization_id.trim() {
+        "" => None,
+        id => Some(
+            id.parse::<i64>()
+                .map(OrganizationId)
+                .map_err(|_| AppError::NotFound)?,
+        ),
+    };
+    let requirement = match (form.required.as_str(), organization) {
+        ("partner", _) => Requirement::Partner,
+        ("organization", Some(organization)) => Requirement::Organization(organization),
+        ("off", organization) => Requirement::Off(organization),
+        _ => {
+            return Err(AppError::Invalid(
+                "Choose partner, organization (with an organization) or off.".into(),
+            ));
+        }
+    };
+    let partner = user.identity.partner_id;
+    let scope = user.scope();
+    let event = NewEvent::by(
+        &user,
+        "mfa.enforcement",
+        &client_ip(&req, &state.settings.trusted_proxies),
+    )
+    .in_organization(organization)
+    .fields(&["required"]);
+    db::run(&state.pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            if let Some(organization) = organization {
+                // Another partner account's organization is not found.
+                crate::accounts::model::Organization::find(conn, &scope, organization)?;
+            }
+            mfa::set_required(conn, partner, requirement)?;
+            event.record(conn)?;
+            Ok::<_, AppError>(())
+        })
+    })
+    .await?;
+    flash::success(
+        &session,
+        match requirement {
+            Requirement::Partner => {
+                "Everyone in your partner account now needs two-step sign-in.".to_string()
+            }
+            Requirement::Organization(_) => {
+                "Everyone in that organization now needs two-step sign-in.".to_string()
+            }
+            Requirement::Off(_) => "Two-step sign-in is no longer required there.".to_string(),
+        },
+    );
+    Ok(see_other("/organizations"))
+}
+
+/// Where the sign-in goes once the password is right: the code page when the person has a
+/// second factor (the session holds only `Pending` until then), or the session itself, with
+/// the setup required first when the partner account requires a factor the person lacks.
+pub async fn after_password(
+    state: &AppState,
+    session: &Session,
+    user: &User,
+    next: String,
+) -> Result<Option<HttpResponse>, AppError> {
+    let (id, partner, organization) = (user.id, user.partner_id, user.organization_id);
+    let (has_factor, required) = db::run(&state.pool, move |conn| {
+        Ok::<_, diesel::result::Error>((
+            mfa::enabled(conn, id)?,
+            mfa::required(conn, partner, organization)?,
+        ))
+    })
+    .await?;
+    if has_factor {
+        session.renew();
+        session
+            .insert(
+                mfa::PENDING_KEY,
+                Pending {
+                    user_id: id,
+                    next,
+                    since: Utc::now().timestamp(),
+                },
+            )
+            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
+        return Ok(Some(see_other("/login/mfa")));
+    }
+    if required {
+        session
+            .insert(mfa::SETUP_KEY, true)
+            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
+    }
+    Ok(None)
+}

@@ -1,0 +1,334 @@
+//! Second factors (issue 20, SPEC §12) through the HTTP contract: TOTP set up from the secret
+//! the page shows, codes computed by Python's own HMAC (not keyhold's TOTP library), a code
+//! accepted once, recovery codes used once, wrong codes throttled like passwords, the
+//! half-signed-in state refused by every route, enforcement by a Partner, reset by the CLI.
+
+use reqwest::StatusCode;
+
+use crate::backups::{scalar_i64, scalar_text};
+use crate::helpers::{Account, Client, TestApp, spawn_app, spawn_app_with, texts};
+
+/// The RFC 6238 code of `secret` (base32) for the time step `offset` steps from now.
+fn code(secret: &str, offset: i64) -> String {
+    let script = "import base64,hmac,hashlib,struct,sys,time\n\
+        s=sys.argv[1]; key=base64.b32decode(s+'='*(-len(s)%8))\n\
+        step=int(time.time())//30+int(sys.argv[2])\n\
+        h=hmac.new(key,struct.pack('>Q',step),hashlib.sha1).digest(); o=h[-1]&15\n\
+        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, secret, &offset.to_string()])
+        .output()
+        .expect("python3 runs");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Turns two-step sign-in on for the signed-in `client`; answers the secret and the codes.
+async fn enable(client: &Client) -> (String, Vec<String>) {
+    let page = client.page("/account/mfa").await;
+    let secret = texts(&page, "#totp-secret")[0].clone();
+    assert_eq!(
+        secret,
+        texts(&client.page("/account/mfa").await, "#totp-secret")[0],
+        "the same secret on reload"
+    );
+    assert!(
+        page.contains("src=\"data:image/svg+xml;base64,"),
+        "a QR code without JavaScript"
+    );
+    let wrong = client
+        .post_from("/account/mfa", "/account/mfa", &[("code", "000000")])
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let confirmed = client
+        .post_from(
+            "/account/mfa",
+            "/account/mfa",
+            &[("code", &code(&secret, 0))],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(confirmed.headers()["cache-control"], "no-store");
+    let body = confirmed.text().await.unwrap();
+    let codes = texts(&body, "#recovery-codes code");
+    assert_eq!(codes.len(), 10, "{body}");
+    (secret, codes)
+}
+
+/// Signs in with the password only: the answer must send to the code page.
+async fn password_only(app: &TestApp, account: &Account) -> Client {
+    let client = app.client();
+    let response = client.login(&account.email, &account.password).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login/mfa");
+    client
+}
+
+async fn send_code(client: &Client, code: &str) -> reqwest::Response {
+    client
+        .post_from("/login/mfa", "/login/mfa", &[("code", code)])
+        .await
+}
+
+#[actix_web::test]
+async fn two_step_sign_in_takes_a_code_once_and_a_recovery_code_once() {
+    let app = spawn_app().await;
+    let (partner, account) = app.partner().await;
+    let (secret, codes) = enable(&partner).await;
+    assert!(
+        !scalar_text(&app, "SELECT totp_secret AS value FROM users").contains(&secret),
+        "sealed at rest"
+    );
+
+    // Half signed in: nothing opens but the code page.
+    let client = password_only(&app, &account).await;
+    for path in [
+        "/",
+        "/credentials/backup",
+        "/account",
+        "/account/mfa",
+        "/notifications",
+    ] {
+        let response = client.get(path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/login/mfa", "{path}");
+    }
+    let wrong = send_code(&client, "123456").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // The step the setup used was accepted already; the next one (within the window) passes.
+    let replayed = send_code(&client, &code(&secret, 0)).await;
+    assert_eq!(
+        replayed.status(),
+        StatusCode::UNAUTHORIZED,
+        "a code works once"
+    );
+    let next = code(&secret, 1);
+    let passed = send_code(&client, &next).await;
+    assert_eq!(passed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(client.get("/").await.status(), StatusCode::OK);
+
+    // The same code again, in another browser: refused.
+    let other = password_only(&app, &account).await;
+    assert_eq!(
+        send_code(&other, &next).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A recovery code signs in once, warns, and is audited.
+    let recovered = send_code(&other, &codes[3].to_uppercase()).await;
+    assert_eq!(recovered.status(), StatusCode::SEE_OTHER);
+    let home = other.page("/").await;
+    assert!(
+        texts(&home, ".flash-error")
+            .join(" ")
+            .contains("recovery code; 9 left")
+    );
+    let third = password_only(&app, &account).await;
+    assert_eq!(
+        send_code(&third, &codes[3]).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        scalar_i64(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'mfa.recovery_code_used'"
+        ),
+        1
+    );
+
+    // Turning it off takes the password and a current code.
+    let refused = client
+        .post_from(
+            "/account/mfa",
+            "/account/mfa/disable",
+            &[
+                ("password", "not-the-password"),
+                ("code", &code(&secret, 1)),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let off = client
+        .post_from(
+            "/account/mfa",
+            "/account/mfa/disable",
+            &[("password", &account.password), ("code", &codes[0])],
+        )
+        .await;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("recovery_codes"), 0);
+    assert_eq!(
+        scalar_text(
+            &app,
+            "SELECT string_agg(action, ',' ORDER BY id) AS value FROM audit_events
+             WHERE action LIKE 'mfa.%'"
+        ),
+        "mfa.enable,mfa.recovery_code_used,mfa.disable"
+    );
+    let plain = app.client();
+    assert_eq!(
+        location(&plain.login(&account.email, &account.password).await),
+        "/"
+    );
+}
+
+#[actix_web::test]
+async fn wrong_codes_are_throttled_like_wrong_passwords() {
+    let app = spawn_app_with(&[("KEYHOLD_LOGIN_ACCOUNT_LIMIT", "3")]).await;
+    let (partner, account) = app.partner().await;
+    let (secret, _) = enable(&partner).await;
+    let client = password_only(&app, &account).await;
+    for _ in 0..2 {
+        assert_eq!(
+            send_code(&client, "111111").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let blocked = send_code(&client, &code(&secret, 1)).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(blocked.headers().contains_key("retry-after"));
+}
+
+#[actix_web::test]
+async fn every_route_refuses_the_half_signed_in() {
+    let app = spawn_app().await;
+    let (partner, account) = app.partner().await;
+    enable(&partner).await;
+    let client = password_only(&app, &account).await;
+    let token = client.token("/login/mfa").await;
+    let mut checked = 0;
+    for (method, pattern) in keyhold::routes::TABLE {
+        let open = [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/static/{name}",
+            "/setup",
+            "/login",
+            "/login/mfa",
+            "/logout",
+        ];
+        if open.contains(pattern) {
+            continue;
+        }
+        let path = pattern
+            .replace("{kind}", "backup")
+            .replace("{action}", "lock")
+            .replace("{policy_id}", "1")
+            .replace("{backup_id}", "1")
+            .replace("{id}", "1");
+        let response = match *method {
+            "get" => client.get(&path).await,
+            _ => {
+                client
+                    .post(&path, &[("csrf_token", token.as_str()), ("name", "Half")])
+                    .await
+            }
+        };
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {path}");
+        assert_eq!(location(&response), "/login/mfa", "{method} {path}");
+        checked += 1;
+    }
+    assert!(checked > 30, "{checked}");
+    // Signing out works half signed in.
+    let out = client
+        .post("/logout", &[("csrf_token", token.as_str())])
+        .await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&client.get("/").await), "/login");
+}
+
+#[actix_web::test]
+async fn a_partner_can_require_a_second_factor_and_the_cli_resets_a_lost_one() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let manager = partner
+        .create_user("mia@blue.example", "manager", Some(organization))
+        .await;
+    let required = partner
+        .post_from(
+            "/organizations",
+            "/organizations/mfa",
+            &[
+                ("required", "organization"),
+                ("organization_id", &organization.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(required.status(), StatusCode::SEE_OTHER);
+
+    // The Manager is taken to the setup right after the password, and nothing else opens.
+    let client = app.client();
+    let signed = client.login(&manager.email, &manager.password).await;
+    assert_eq!(location(&signed), "/account/mfa");
+    for path in ["/", "/credentials/backup", "/projects"] {
+        assert_eq!(location(&client.get(path).await), "/account/mfa", "{path}");
+    }
+    let (secret, _) = enable(&client).await;
+    assert_eq!(
+        client.get("/credentials/backup").await.status(),
+        StatusCode::OK
+    );
+    let refused_off = client
+        .post_from(
+            "/account/mfa",
+            "/account/mfa/disable",
+            &[("password", &manager.password), ("code", &code(&secret, 1))],
+        )
+        .await;
+    assert_eq!(
+        refused_off.status(),
+        StatusCode::CONFLICT,
+        "required: it stays on"
+    );
+
+    // Lost phone: the CLI removes the factor and ends the sessions.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyhold"))
+        .args(["user", "reset-mfa", "--email", &manager.email])
+        .env("DATABASE_URL", &app.database_url)
+        .env("KEYHOLD_DATA_KEYS", crate::helpers::test_data_keys())
+        .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(location(&client.get("/").await), "/login", "signed out");
+    assert_eq!(
+        scalar_i64(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'mfa.reset'"
+        ),
+        1
+    );
+    // Still required: the next sign-in sets it up again.
+    let again = app.client();
+    assert_eq!(
+        location(&again.login(&manager.email, &manager.password).await),
+        "/account/mfa"
+    );
+
+    // Another partner account's organization cannot be touched; Managers cannot require.
+    let forbidden = again
+        .post_from(
+            "/account/mfa",
+            "/organizations/mfa",
+            &[("required", "partner")],
+        )
+        .await;
+    assert_eq!(
+        location(&forbidden),
+        "/account/mfa",
+        "setting up first, then 403"
+    );
+}
