@@ -236,27 +236,9 @@ pub fn drill_ended(
         .find(drill)
         .select((drills::project_id, drills::backup_id, drills::backup_name))
         .first(conn)?;
-    let (kind, message) = match failure {
-        Some(reason) => (
-            EventKind::DrillFailed,
-            format!("The restore check of backup {backup_name} failed: {reason}"),
-        ),
-        None => (
-            EventKind::DrillPassed,
-            format!("The restore check of backup {backup_name} passed"),
-        ),
-    };
-    Event {
-        kind,
-        subject: Subject {
-            project: Some(project),
-            backup,
-            ..Subject::default()
-        },
-        message: &message,
-        once: None,
-    }
-    .record(conn)
+    let what = format!("The restore check of backup {backup_name}");
+    let kinds = (EventKind::DrillPassed, EventKind::DrillFailed);
+    ended(conn, project, backup, &what, kinds, failure)
 }
 
 /// Records the end of a restore.
@@ -270,15 +252,25 @@ pub fn restore_ended(
         .find(restore)
         .select((restores::project_id, restores::backup_id, restores::name))
         .first(conn)?;
+    let what = format!("Restore {name}");
+    let kinds = (EventKind::RestoreFinished, EventKind::RestoreFailed);
+    ended(conn, project, backup, &what, kinds, failure)
+}
+
+/// Records that `what` (of `backup` in `project`) ended: the first kind when it passed, the
+/// second with its reason when it failed.
+fn ended(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    backup: Option<BackupId>,
+    what: &str,
+    (passed, failed): (EventKind, EventKind),
+    failure: Option<&str>,
+) -> QueryResult<usize> {
     let (kind, message) = match failure {
-        Some(reason) => (
-            EventKind::RestoreFailed,
-            format!("Restore {name} failed: {reason}"),
-        ),
-        None => (
-            EventKind::RestoreFinished,
-            format!("Restore {name} finished"),
-        ),
+        Some(reason) => (failed, format!("{what} failed: {reason}")),
+        None if passed == EventKind::DrillPassed => (passed, format!("{what} passed")),
+        None => (passed, format!("{what} finished")),
     };
     Event {
         kind,

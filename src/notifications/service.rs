@@ -345,11 +345,19 @@ pub async fn create(
         })
     })
     .await;
-    match created {
+    saved(created, &submission.name)
+}
+
+/// A saved channel, or why not: a name already used in the organization is a field error.
+fn saved(
+    result: Result<Channel, db::RunError<anyhow::Error>>,
+    name: &str,
+) -> Result<Channel, ChannelError> {
+    match result {
         Ok(channel) => Ok(channel),
         Err(db::RunError::Failed(error)) if name_taken(&error) => {
             let mut errors = FieldErrors::default();
-            errors.add("name", format!("{} already exists", submission.name));
+            errors.add("name", format!("{name} already exists"));
             Err(ChannelError::Form(errors))
         }
         Err(db::RunError::Failed(error)) => Err(ChannelError::Store(AppError::Internal(error))),
@@ -384,16 +392,7 @@ pub async fn update(
         })
     })
     .await;
-    match updated {
-        Ok(channel) => Ok(channel),
-        Err(db::RunError::Failed(error)) if name_taken(&error) => {
-            let mut errors = FieldErrors::default();
-            errors.add("name", format!("{} already exists", submission.name));
-            Err(ChannelError::Form(errors))
-        }
-        Err(db::RunError::Failed(error)) => Err(ChannelError::Store(AppError::Internal(error))),
-        Err(db::RunError::Unavailable(_)) => Err(ChannelError::Store(AppError::Unavailable)),
-    }
+    saved(updated, &submission.name)
 }
 
 /// Deletes a channel and its delivery log.
