@@ -119,6 +119,47 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
         StatusCode::SEE_OTHER
     );
 
+    // Notification channels keep secrets too: a URL carrying a token, a signing secret, an
+    // SMTP password.
+    for fields in [
+        vec![
+            ("kind", "webhook".to_string()),
+            (
+                "url",
+                format!("{}/hooks/{}", setup.fake, marked("webhook_url")),
+            ),
+            ("secret", marked("webhook_secret")),
+        ],
+        vec![
+            ("kind", "email".to_string()),
+            ("smtp_host", "127.0.0.1".to_string()),
+            ("smtp_port", "2525".to_string()),
+            ("smtp_tls", "none".to_string()),
+            ("smtp_username", "keyhold".to_string()),
+            ("smtp_password", marked("smtp_password")),
+            ("email_from", "keyhold@example.com".to_string()),
+            ("email_to", "ops@example.com".to_string()),
+        ],
+    ] {
+        let name = format!("Marked {}", fields[0].1);
+        let mut form: Vec<(&str, &str)> = vec![
+            ("organization_id", &blue),
+            ("name", &name),
+            ("events", "backup.failed"),
+        ];
+        form.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+        let response = partner
+            .post_from("/notifications", "/notifications", &form)
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
+    }
+    let channels: Vec<i64> = setup.app.query(|conn| {
+        use diesel::prelude::*;
+        keyhold::schema::notification_channels::table
+            .select(keyhold::schema::notification_channels::id)
+            .load(conn)
+    });
+
     let manager = setup.manager("mia@blue.example", setup.blue).await;
     let other = setup.manager("gus@green.example", setup.green).await;
     let user = setup
@@ -146,6 +187,9 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
         "kubeconfig",
         "api_token",
         "api_key",
+        "webhook_url",
+        "webhook_secret",
+        "smtp_password",
     ]
     .iter()
     .map(|field| marked(field))
@@ -175,7 +219,11 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
         "/users".into(),
         "/organizations".into(),
         "/credentials".into(),
+        "/notifications".into(),
     ];
+    for channel in &channels {
+        pages.push(format!("/notifications/{channel}"));
+    }
     for kind in ["cloud", "backup", "billing", "showback", "ai"] {
         pages.push(format!("/credentials/{kind}"));
         pages.push(format!("/credentials/{kind}?q=marked"));
