@@ -1,5 +1,6 @@
 // keyhold's only script of its own (htmx does the rest). Loads a chosen file (a service-account
 // JSON key, a kubeconfig) into its textarea in the browser; without JavaScript, paste instead.
+// Shows the part of the notification channel form that the chosen kind uses.
 document.addEventListener('change', function (event) {
   var input = event.target;
   if (!input.matches || !input.matches('input[type=file][data-fill]')) return;
@@ -16,4 +17,22 @@ document.addEventListener('change', function (event) {
     target.value = text;
     target.focus();
   });
+});
+
+// The new notification channel form shows only the part of the chosen kind; without
+// JavaScript every part shows, and the server reads the one the kind needs.
+function showChannelKind(select) {
+  var kind = select.value;
+  document.querySelectorAll('form [data-kinds]').forEach(function (part) {
+    part.hidden = part.getAttribute('data-kinds').split(' ').indexOf(kind) < 0;
+  });
+}
+document.addEventListener('change', function (event) {
+  if (event.target.id === 'kind' && event.target.form && event.target.form.querySelector('[data-kinds]')) {
+    showChannelKind(event.target);
+  }
+});
+document.addEventListener('DOMContentLoaded', function () {
+  var kind = document.getElementById('kind');
+  if (kind && kind.form && kind.form.querySelector('[data-kinds]')) showChannelKind(kind);
 });
