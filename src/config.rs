@@ -57,6 +57,8 @@
 //!   parallel restores; default the number of cores, at most 4.
 //! - `KEYHOLD_REVERIFY_HOURS`: every credential is verified again when its last check is this
 //!   old (a few per scheduler pass, spread over the day); default 24, 0 turns it off.
+//! - `KEYHOLD_API_REQUESTS_PER_MINUTE`: requests one API token may make per minute before it
+//!   is answered 429 with `Retry-After`; default 600.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -107,6 +109,7 @@ pub struct Settings {
     pub restore_directory: PathBuf,
     pub restore_keep_free_mb: u64,
     pub restore_jobs: u32,
+    pub api_requests_per_minute: i32,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -239,6 +242,7 @@ impl Settings {
                 default_workers().min(4) as u32,
             )?
             .clamp(1, 64),
+            api_requests_per_minute: parse_or(&var, "KEYHOLD_API_REQUESTS_PER_MINUTE", 600)?.max(1),
         })
     }
 }

@@ -14,6 +14,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::api;
 use crate::auth::csrf::SiteSecurity;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
@@ -213,6 +214,14 @@ fn serve(
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::new(256 * 1024))
             .configure(routes::probes)
+            // No session and no CSRF under the API: a bearer token is its only credential.
+            .service(
+                web::scope(api::PREFIX)
+                    .configure(routes::api)
+                    .app_data(web::JsonConfig::default().limit(256 * 1024))
+                    .default_service(web::to(api::not_found))
+                    .wrap(from_fn(page_cache::forget_after_writes)),
+            )
             .service(
                 web::scope("")
                     .configure(routes::pages)
