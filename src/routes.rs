@@ -110,5 +110,25 @@ api: {
         delete: api::credentials::delete,
     },
     "/api/v1/credentials/{kind}/{id}/{action}" => { post: api::credentials::action },
+    "/api/v1/projects" => { get: api::projects::list, post: api::projects::create },
+    "/api/v1/projects/{id}" => { get: api::projects::show },
+    "/api/v1/projects/{id}/backup/enable" => { post: api::projects::enable },
+    "/api/v1/projects/{id}/backup/disable" => { post: api::projects::disable },
+    "/api/v1/projects/{id}/policies" => {
+        get: api::projects::policies,
+        post: api::projects::create_policy,
+    },
+    "/api/v1/projects/{id}/policies/{policy_id}" => { delete: api::projects::delete_policy },
+    "/api/v1/projects/{id}/policies/{policy_id}/run" => { post: api::projects::run_policy },
+    "/api/v1/projects/{id}/backups" => { get: api::projects::backups },
+    "/api/v1/projects/{id}/backups/{backup_id}" => {
+        get: api::projects::backup,
+        delete: api::projects::delete_backup,
+    },
+    "/api/v1/projects/{id}/backups/{backup_id}/restore" => { post: api::projects::restore },
+    "/api/v1/projects/{id}/backups/{backup_id}/verify" => {
+        post: api::projects::verify_backup,
+    },
+    "/api/v1/projects/{id}/restores" => { get: api::projects::restores },
 },
 }

@@ -9,7 +9,7 @@ pub mod audit;
 pub mod credentials;
 pub mod openapi;
 mod problem;
-// pub mod projects;
+pub mod projects;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -93,50 +93,64 @@ pub fn json(status: actix_web::http::StatusCode, body: &impl Serialize) -> HttpR
     HttpResponse::build(status).json(body)
 }
 
-/// A JSON object's members as the form fields the use cases take: strings as they are,
-/// booleans as a checkbox (`on` or absent), numbers as their digits, arrays of strings one per
-/// line (the forms' list fields). NUL characters and nested objects are refused (422).
-pub fn form_of(
+/// A JSON object's members as the fields of a form post: strings as they are, booleans as a
+/// checkbox (`on` or absent), numbers as their digits, arrays as the field repeated (the
+/// forms' namespaces). NUL characters and nested objects are refused (422).
+pub fn fields_of(
     body: serde_json::Map<String, serde_json::Value>,
-) -> Result<HashMap<String, String>, ApiError> {
+) -> Result<Vec<(String, String)>, ApiError> {
     use serde_json::Value;
-    let mut form = HashMap::new();
-    let mut errors = FieldErrors::default();
-    for (key, value) in body {
-        let text = match value {
+    fn text(value: Value) -> Option<String> {
+        match value {
             Value::String(text) => Some(text),
             Value::Bool(true) => Some("on".to_string()),
-            Value::Bool(false) | Value::Null => None,
             Value::Number(number) => Some(number.to_string()),
-            Value::Array(items) => items
-                .into_iter()
-                .map(|item| match item {
-                    Value::String(text) => Some(text),
-                    Value::Number(number) => Some(number.to_string()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .map(|items| items.join("\n")),
-            Value::Object(_) => None,
+            _ => None,
+        }
+    }
+    let mut fields = Vec::new();
+    let mut errors = FieldErrors::default();
+    for (key, value) in body {
+        let values = match value {
+            Value::Array(items) => items.into_iter().filter_map(text).collect(),
+            Value::Object(_) => {
+                errors.add(field_name(&key), "Send a value, not an object.");
+                Vec::new()
+            }
+            value => text(value).into_iter().collect(),
         };
-        match text {
-            Some(text) if text.contains('\0') => {
-                errors.add(field_name(&key), "Remove the NUL character.")
+        for value in values {
+            if value.contains('\0') {
+                errors.add(field_name(&key), "Remove the NUL character.");
             }
-            Some(text) => {
-                form.insert(key, text);
-            }
-            None => {}
+            fields.push((key.clone(), value));
         }
     }
     if errors.is_empty() {
-        Ok(form)
+        Ok(fields)
     } else {
         Err(ApiError::invalid(
             "Some of what was sent is not valid.",
             errors,
         ))
     }
+}
+
+/// The same as one value per field, a repeated field's values one per line (the credential
+/// forms' list fields).
+pub fn form_of(
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<HashMap<String, String>, ApiError> {
+    let mut form: HashMap<String, String> = HashMap::new();
+    for (key, value) in fields_of(body)? {
+        form.entry(key)
+            .and_modify(|joined| {
+                joined.push('\n');
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    Ok(form)
 }
 
 /// A field name as the `'static` key `FieldErrors` takes (only names the forms know are kept

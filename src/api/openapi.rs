@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, credentials};
+use super::{audit, credentials, projects};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,21 @@ use super::{audit, credentials};
         credentials::update,
         credentials::delete,
         credentials::action,
+        projects::list,
+        projects::create,
+        projects::show,
+        projects::enable,
+        projects::disable,
+        projects::policies,
+        projects::create_policy,
+        projects::delete_policy,
+        projects::run_policy,
+        projects::backups,
+        projects::backup,
+        projects::delete_backup,
+        projects::restore,
+        projects::verify_backup,
+        projects::restores,
     ),
     components(schemas(super::Problem)),
     modifiers(&BearerToken)

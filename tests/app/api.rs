@@ -556,3 +556,163 @@ async fn the_openapi_document_lists_exactly_the_api_routes_of_the_table() {
         "bearer"
     );
 }
+
+/// Polls `path` until its `phase` has ended; answers the last answer.
+pub async fn until_ended(api: &Api, path: &str) -> Value {
+    for _ in 0..600 {
+        let (status, answer) = api.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        if !matches!(answer["phase"].as_str(), Some("New" | "InProgress")) {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} did not end");
+}
+
+#[actix_web::test]
+async fn projects_policies_backups_and_restores_work_through_the_api() {
+    let world = world().await;
+    let app = &world.app;
+    let secret = token(
+        &world.partner,
+        "ops",
+        &[
+            "projects:read",
+            "projects:write",
+            "backups:read",
+            "backups:write",
+        ],
+    )
+    .await;
+    let api = Api::new(app, &secret);
+    let (status, projects) = api.get("/api/v1/projects").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(projects["items"][0]["name"], "shop");
+    assert_eq!(projects["items"][0]["backup_enabled"], true);
+    assert!(
+        !projects.to_string().contains(&world.data.url),
+        "the database address stays"
+    );
+    let project = format!("/api/v1/projects/{}", world.project);
+    assert_eq!(
+        api.get(&project).await.1["backup_credential"],
+        "Blue storage"
+    );
+
+    // A project of the same database in the same organization, backup off, then on.
+    let (status, created) = api
+        .send(
+            "post",
+            "/api/v1/projects",
+            Some(json!({
+                "organization_id": world.organization,
+                "name": "api-shop",
+                "database_url": world.data.url,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["backup_enabled"], false);
+    let (status, problem) = api
+        .send(
+            "post",
+            "/api/v1/projects",
+            Some(json!({"organization_id": world.organization, "name": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(problem["errors"]["name"].is_string() && problem["errors"]["database_url"].is_string());
+    let other = format!("/api/v1/projects/{}", created["id"]);
+    let (status, enabled) = api
+        .send(
+            "post",
+            &format!("{other}/backup/enable"),
+            Some(json!({"backup_credential_id": world.credential, "bucket": ""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled["item"]["backup_enabled"], true);
+    let (status, _) = api
+        .send(
+            "post",
+            &format!("{other}/backup/enable"),
+            Some(json!({"backup_credential_id": world.credential})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Policies; backup now and poll; restore; delete.
+    let nightly = json!({"name": "nightly", "cron": "daily", "timezone": "UTC", "retention": "720h", "namespaces": ["app"]});
+    let (status, policy) = api
+        .send(
+            "post",
+            &format!("{project}/policies"),
+            Some(nightly.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{policy}");
+    let policy_id = policy["item"]["id"].as_i64().unwrap();
+    let (status, problem) = api
+        .send("post", &format!("{project}/policies"), Some(nightly))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"]["name"], "nightly already exists");
+    assert_eq!(api.get(&format!("{project}/policies")).await.1["total"], 1);
+    let (status, problem) = api
+        .send("post", &format!("{project}/backup/disable"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    let (status, started) = api
+        .send("post", &format!("{project}/policies/{policy_id}/run"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let backup_id = started["item"]["id"].as_i64().unwrap();
+    let backup = until_ended(&api, &format!("{project}/backups/{backup_id}")).await;
+    assert_eq!(backup["phase"], "Completed", "{backup}");
+    assert!(backup["size"].as_i64().unwrap() > 0);
+    assert_eq!(backup["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(api.get(&format!("{project}/backups")).await.1["total"], 1);
+
+    let (status, restore) = api
+        .send(
+            "post",
+            &format!("{project}/backups/{backup_id}/restore"),
+            Some(json!({"restore_name": "api-restore", "namespaces": ["app"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{restore}");
+    assert_eq!(restore["item"]["name"], "api-restore");
+    let mut restores = Value::Null;
+    for _ in 0..600 {
+        restores = api.get(&format!("{project}/restores")).await.1;
+        if !matches!(
+            restores["items"][0]["phase"].as_str(),
+            Some("New" | "InProgress")
+        ) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(restores["items"][0]["phase"], "Completed", "{restores}");
+
+    let (status, _) = api
+        .send("delete", &format!("{project}/backups/{backup_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .send("delete", &format!("{project}/policies/{policy_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let audit = scalar_text(
+        app,
+        "SELECT string_agg(DISTINCT actor_label, ',') AS value FROM audit_events
+         WHERE id > (SELECT id FROM audit_events WHERE action = 'token.create')
+           AND action NOT LIKE 'token.%'",
+    );
+    assert_eq!(
+        audit, "pat@partner.example (token ops)",
+        "every API change names its token"
+    );
+}
