@@ -41,7 +41,7 @@ pub struct AuditQuery {
 /// Events newest first, 50 a page.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     params(("page" = Option<i64>, Query)),
-    responses((status = 200, description = "`{items, total, page, next}`", body = Vec<EventView>),
+    responses((status = 200, description = "A page of the list", body = ListAnswer<EventView>),
         (status = 403, body = Problem)),
     security(("bearer" = ["audit:read"])))]
 pub async fn list(

@@ -160,7 +160,7 @@ fn parse_id(id: &str) -> Result<CredentialId, ApiError> {
         ("q" = Option<String>, Query), ("org" = Option<i64>, Query),
         ("provider" = Option<String>, Query), ("sort" = Option<String>, Query),
         ("dir" = Option<String>, Query, description = "asc or desc"), ("page" = Option<i64>, Query)),
-    responses((status = 200, description = "`{items, total, page, next}`: 50 credentials a page", body = Vec<CredentialView>),
+    responses((status = 200, description = "A page of the list", body = ListAnswer<CredentialView>),
         (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = ["credentials:read"])))]
 pub async fn list(

@@ -178,7 +178,7 @@ fn field_name(key: &str) -> &'static str {
 }
 
 /// A page of a list: its items, how many there are, and the address of the next page.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListAnswer<T: Serialize> {
     pub items: Vec<T>,
     pub total: i64,

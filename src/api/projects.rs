@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiUser, Problem, fields_of, json};
+use super::{ApiError, ApiUser, ListAnswer, Problem, fields_of, json};
 use crate::auth::CurrentUser;
 use crate::backup::model::{Backup, BackupId, BackupPolicy, PolicyId, Restore};
 use crate::backup::routes::{
@@ -221,7 +221,7 @@ async fn listing(
 
 /// Projects of the person's organizations.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
-    responses((status = 200, description = "`{items, total, page, next}`", body = Vec<ProjectView>)),
+    responses((status = 200, description = "A page of the list", body = ListAnswer<ProjectView>)),
     security(("bearer" = ["projects:read"])))]
 pub async fn list(state: web::Data<AppState>, api: ApiUser) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::ProjectsRead)?;
@@ -277,7 +277,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/api/v1/projects/{id}/backup/enable", tag = "projects",
     params(("id" = i64, Path)),
     request_body(description = "`backup_credential_id`, `bucket`", content_type = "application/json"),
-    responses((status = 200, body = ProjectView), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = Done<ProjectView>), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["projects:write"])))]
 pub async fn enable(
     state: web::Data<AppState>,
@@ -314,7 +314,7 @@ pub async fn enable(
 /// Turns backup off (refused while policies exist).
 #[utoipa::path(post, path = "/api/v1/projects/{id}/backup/disable", tag = "projects",
     params(("id" = i64, Path)),
-    responses((status = 200, body = ProjectView), (status = 409, body = Problem)),
+    responses((status = 200, body = Done<ProjectView>), (status = 409, body = Problem)),
     security(("bearer" = ["projects:write"])))]
 pub async fn disable(
     state: web::Data<AppState>,
@@ -337,7 +337,7 @@ pub async fn disable(
 /// The project's policies.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/policies", tag = "backups",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "`{items, total, page, next}`", body = Vec<PolicyView>), (status = 404, body = Problem)),
+    responses((status = 200, description = "A page of the list", body = ListAnswer<PolicyView>), (status = 404, body = Problem)),
     security(("bearer" = ["backups:read"])))]
 pub async fn policies(
     state: web::Data<AppState>,
@@ -369,7 +369,7 @@ fn list_answer<T: Serialize>(items: Vec<T>) -> HttpResponse {
 #[utoipa::path(post, path = "/api/v1/projects/{id}/policies", tag = "backups",
     params(("id" = i64, Path)),
     request_body(description = "`name`, `cron`, `timezone` (UTC), `retention` (720h), `namespaces` (array), `drill` (off)", content_type = "application/json"),
-    responses((status = 201, body = PolicyView), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Done<PolicyView>), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["backups:write"])))]
 pub async fn create_policy(
     state: web::Data<AppState>,
@@ -421,7 +421,7 @@ pub async fn delete_policy(
 /// Backup now: answers the new run (poll `GET …/backups/{backup_id}` for its phase).
 #[utoipa::path(post, path = "/api/v1/projects/{id}/policies/{policy_id}/run", tag = "backups",
     params(("id" = i64, Path), ("policy_id" = i64, Path)),
-    responses((status = 202, body = BackupView), (status = 409, body = Problem)),
+    responses((status = 202, body = Done<BackupView>), (status = 409, body = Problem)),
     security(("bearer" = ["backups:write"])))]
 pub async fn run_policy(
     state: web::Data<AppState>,
@@ -450,7 +450,7 @@ pub async fn run_policy(
 /// The newest backups of the project (200).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/backups", tag = "backups",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "`{items, total, page, next}`", body = Vec<BackupView>), (status = 404, body = Problem)),
+    responses((status = 200, description = "A page of the list", body = ListAnswer<BackupView>), (status = 404, body = Problem)),
     security(("bearer" = ["backups:read"])))]
 pub async fn backups(
     state: web::Data<AppState>,
@@ -525,7 +525,7 @@ pub async fn delete_backup(
 #[utoipa::path(post, path = "/api/v1/projects/{id}/backups/{backup_id}/restore", tag = "backups",
     params(("id" = i64, Path), ("backup_id" = i64, Path)),
     request_body(description = "`restore_name`, `namespaces` (array), `target_database_url`, `parallel`, `age_identity`", content_type = "application/json"),
-    responses((status = 202, body = RestoreView), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 202, body = Done<RestoreView>), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["backups:write"])))]
 pub async fn restore(
     state: web::Data<AppState>,
@@ -580,7 +580,7 @@ pub async fn verify_backup(
 /// The newest restores of the project, with their phase and warnings.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/restores", tag = "backups",
     params(("id" = i64, Path)),
-    responses((status = 200, description = "`{items, total, page, next}`", body = Vec<RestoreView>), (status = 404, body = Problem)),
+    responses((status = 200, description = "A page of the list", body = ListAnswer<RestoreView>), (status = 404, body = Problem)),
     security(("bearer" = ["backups:read"])))]
 pub async fn restores(
     state: web::Data<AppState>,

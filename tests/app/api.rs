@@ -58,7 +58,7 @@ impl Api {
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -74,11 +74,108 @@ impl Api {
         if status.is_client_error() || status.is_server_error() {
             assert_eq!(content_type, "application/problem+json", "{path}: {text}");
         }
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        documented(method.as_str(), path, status, &body);
+        (status, body)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.send("get", path, None).await
+    }
+}
+
+/// The OpenAPI document, as keyhold serves it.
+fn document() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        use utoipa::OpenApi;
+        serde_json::to_value(keyhold::api::openapi::ApiDoc::openapi()).unwrap()
+    })
+}
+
+/// Checks an API answer against the document: its operation exists, the status is one it
+/// documents, and a problem or a documented body's properties are those its schema names.
+pub fn documented(method: &str, path: &str, status: StatusCode, body: &Value) {
+    let document = document();
+    let path = path.split('?').next().unwrap();
+    let segments: Vec<&str> = path.split('/').collect();
+    let found = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(template, _)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part.starts_with('{') || part == segment)
+        });
+    let Some((template, item)) = found else {
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{path} is not in the OpenAPI document"
+        );
+        return;
+    };
+    let operation = &item[method.to_lowercase()];
+    if operation.is_null() {
+        // A method the route does not answer (405) is not an operation.
+        assert_eq!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {template}"
+        );
+        return;
+    }
+    let response = &operation["responses"][status.as_str()];
+    assert!(
+        !response.is_null(),
+        "{method} {template} answered {status}, which the document does not list"
+    );
+    let schema = response["content"]
+        .as_object()
+        .and_then(|content| content.values().next())
+        .map(|media| media["schema"].clone())
+        .unwrap_or(Value::Null);
+    conforms(&schema, body, &format!("{method} {template} {status}"));
+}
+
+/// The properties a schema names (following `$ref`s), if it is an object schema.
+fn properties(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return properties(&document()["components"]["schemas"][name]);
+    }
+    if let Some(variants) = schema["oneOf"].as_array() {
+        return variants.iter().find_map(properties);
+    }
+    schema["properties"].as_object()
+}
+
+/// Every member of `body` is a property of `schema`, one level into objects and arrays.
+fn conforms(schema: &Value, body: &Value, what: &str) {
+    let Some(properties) = properties(schema) else {
+        return;
+    };
+    let Some(object) = body.as_object() else {
+        return;
+    };
+    for (key, value) in object {
+        let property = properties
+            .get(key)
+            .unwrap_or_else(|| panic!("{what}: `{key}` is not in the document's schema"));
+        let inner = if property["items"].is_object() {
+            &property["items"]
+        } else {
+            property
+        };
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| conforms(inner, item, what)),
+            Value::Object(_) => conforms(inner, value, what),
+            _ => {}
+        }
     }
 }
 

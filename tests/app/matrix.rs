@@ -764,6 +764,8 @@ async fn every_api_route_refuses_every_token_it_must_and_changes_nothing_when_it
                 "{method} {path}: {text}"
             );
         }
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        crate::api::documented(method.as_str(), path, status, &body);
         (status, text)
     };
 
