@@ -4,7 +4,7 @@
 //! another organization's id is 404). A project's database address is never answered.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -23,6 +23,7 @@ use crate::projects::model::{Project, ProjectId, ProjectListing};
 use crate::projects::service::{self as projects, ProjectError, ProjectForm};
 use crate::startup::AppState;
 use crate::tokens::ApiScope;
+use crate::web::form::Pagination;
 
 type Body = web::Json<serde_json::Map<String, serde_json::Value>>;
 
@@ -353,6 +354,35 @@ pub async fn policies(
     Ok(list_answer(policies.iter().map(PolicyView::of).collect()))
 }
 
+const PER_PAGE: i64 = 50;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    page: Option<i64>,
+}
+
+/// One page of a list, with the address of the next page when there is one.
+fn paged<T: Serialize>(
+    req: &HttpRequest,
+    items: Vec<T>,
+    total: i64,
+    pagination: Pagination,
+) -> HttpResponse {
+    let next = (pagination.offset() + (items.len() as i64) < total)
+        .then(|| format!("{}?page={}", req.path(), pagination.page + 1));
+    json(
+        StatusCode::OK,
+        &super::ListAnswer {
+            items,
+            total,
+            page: pagination.page,
+            next,
+        },
+    )
+}
+
+/// A list that is one page: a project's policies, the projects of a scope.
 fn list_answer<T: Serialize>(items: Vec<T>) -> HttpResponse {
     json(
         StatusCode::OK,
@@ -447,23 +477,27 @@ pub async fn run_policy(
     ))
 }
 
-/// The newest backups of the project (200).
+/// The project's backups, newest first, 50 a page.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/backups", tag = "backups",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), ("page" = Option<i64>, Query)),
     responses((status = 200, description = "A page of the list", body = ListAnswer<BackupView>), (status = 404, body = Problem)),
     security(("bearer" = ["backups:read"])))]
 pub async fn backups(
+    req: HttpRequest,
     state: web::Data<AppState>,
     api: ApiUser,
     id: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsRead)?;
     let project = listing(&state, user, &id).await?.project.id;
-    let backups = db::run(&state.pool, move |conn| {
-        Backup::for_project(conn, project, 200)
+    let pagination = Pagination::new(query.page, PER_PAGE);
+    let (backups, total) = db::run(&state.pool, move |conn| {
+        Backup::page_for_project(conn, project, pagination)
     })
     .await?;
-    Ok(list_answer(backups.iter().map(BackupView::of).collect()))
+    let items = backups.iter().map(BackupView::of).collect();
+    Ok(paged(&req, items, total, pagination))
 }
 
 /// A backup any persona who sees the project may look at.
@@ -577,21 +611,25 @@ pub async fn verify_backup(
     Ok(done::<()>(StatusCode::ACCEPTED, message, None))
 }
 
-/// The newest restores of the project, with their phase and warnings.
+/// The project's restores, newest first, 50 a page, with their phase and warnings.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/restores", tag = "backups",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), ("page" = Option<i64>, Query)),
     responses((status = 200, description = "A page of the list", body = ListAnswer<RestoreView>), (status = 404, body = Problem)),
     security(("bearer" = ["backups:read"])))]
 pub async fn restores(
+    req: HttpRequest,
     state: web::Data<AppState>,
     api: ApiUser,
     id: web::Path<String>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsRead)?;
     let project = listing(&state, user, &id).await?.project.id;
-    let restores = db::run(&state.pool, move |conn| {
-        Restore::for_project(conn, project, 200)
+    let pagination = Pagination::new(query.page, PER_PAGE);
+    let (restores, total) = db::run(&state.pool, move |conn| {
+        Restore::page_for_project(conn, project, pagination)
     })
     .await?;
-    Ok(list_answer(restores.iter().map(RestoreView::of).collect()))
+    let items = restores.iter().map(RestoreView::of).collect();
+    Ok(paged(&req, items, total, pagination))
 }

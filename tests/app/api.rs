@@ -813,3 +813,42 @@ async fn projects_policies_backups_and_restores_work_through_the_api() {
         "every API change names its token"
     );
 }
+
+#[actix_web::test]
+async fn lists_are_paged_with_a_total_and_the_next_page() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    crate::helpers::seed_credentials(
+        &app,
+        organization,
+        keyhold::credentials::provider::Kind::Ai,
+        60,
+        |n| {
+            (
+                format!("key-{n:03}"),
+                vec![("base_url", "https://ai.example".to_string())],
+                vec![("api_key", format!("secret-{n}"))],
+            )
+        },
+    );
+    let secret = token(&partner, "pager", &["credentials:read"]).await;
+    let api = Api::new(&app, &secret);
+    let (status, first) = api.get("/api/v1/credentials/ai?sort=name&dir=desc").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["total"], 60);
+    assert_eq!(first["items"].as_array().unwrap().len(), 50);
+    assert_eq!(first["items"][0]["name"], "key-059");
+    let next = first["next"].as_str().unwrap();
+    assert!(
+        next.starts_with("/api/v1/credentials/ai?") && next.contains("page=2"),
+        "{next}"
+    );
+    assert!(next.contains("dir=desc"), "the query is kept: {next}");
+    let (_, second) = api.get(next).await;
+    assert_eq!(second["page"], 2);
+    assert_eq!(second["items"].as_array().unwrap().len(), 10);
+    assert_eq!(second["items"][9]["name"], "key-000");
+    assert_eq!(second["next"], Value::Null);
+    assert!(!first.to_string().contains("secret-"));
+}
