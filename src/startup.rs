@@ -47,6 +47,8 @@ pub struct AppState {
     pub sessions: Arc<SessionCache>,
     /// What the busiest pages read, kept in memory (see `page_cache`).
     pub pages: Arc<PageCache>,
+    /// API requests counted and not yet written (see `tokens::service::TokenUses`).
+    pub token_uses: crate::tokens::service::TokenUses,
 }
 
 /// A bound, not yet running keyhold server.
@@ -164,6 +166,7 @@ fn serve(
     let blocking_threads = (settings.db_pool_size as usize + settings.hash_concurrency).max(4);
     let sessions = SessionCache::start(&settings.database_url);
     let state = web::Data::new(AppState {
+        token_uses: Default::default(),
         sessions,
         pages,
         hasher: PasswordHasher::new(settings.hash_concurrency),

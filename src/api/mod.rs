@@ -70,7 +70,9 @@ impl FromRequest for ApiUser {
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("no app state")))?;
             let ip = client_ip(&req, &state.settings.trusted_proxies);
             let per_minute = state.settings.api_requests_per_minute;
-            let bearer = tokens::authenticate(&state.pool, &presented, &ip, per_minute).await?;
+            let bearer =
+                tokens::authenticate(&state.pool, &state.token_uses, &presented, &ip, per_minute)
+                    .await?;
             Ok(ApiUser {
                 user: bearer.user,
                 scopes: bearer.scopes,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Text};
 use diesel_derive_newtype::DieselNewType;
 
 use crate::accounts::model::{PartnerId, User, UserId};
@@ -35,6 +35,9 @@ pub struct ApiToken {
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The minute its rate is counted in, and the requests written for it so far.
+    pub window_started_at: DateTime<Utc>,
+    pub window_requests: i32,
 }
 
 /// What it takes to store a token.
@@ -64,12 +67,6 @@ pub enum Owners {
 pub struct TokenListing {
     pub token: ApiToken,
     pub owner: String,
-}
-
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    limited_until: Option<DateTime<Utc>>,
 }
 
 impl ApiToken {
@@ -178,33 +175,28 @@ impl ApiToken {
             .optional()
     }
 
-    /// Records a use from `client` and counts it in the token's current minute; answers until
-    /// when the token must wait when this use is over `per_minute` (then it is not recorded as
-    /// a use). One statement, so concurrent requests on several instances count alike.
-    pub fn record_use(
+    /// Writes `requests` more uses, the last from `client` now, into the token's current
+    /// minute (a new minute when the last one is over).
+    pub fn record_uses(
         &self,
         conn: &mut PgConnection,
+        requests: i32,
         client: &str,
-        per_minute: i32,
-    ) -> QueryResult<Option<DateTime<Utc>>> {
-        let counted: Counted = diesel::sql_query(
+    ) -> QueryResult<()> {
+        diesel::sql_query(
             "UPDATE api_tokens AS t SET
                  window_started_at = CASE WHEN t.window_started_at <= now() - interval '1 minute'
                      THEN now() ELSE t.window_started_at END,
                  window_requests = CASE WHEN t.window_started_at <= now() - interval '1 minute'
-                     THEN 1 ELSE t.window_requests + 1 END,
-                 last_used_at = CASE WHEN t.window_started_at <= now() - interval '1 minute'
-                     OR t.window_requests < $3 THEN now() ELSE t.last_used_at END,
-                 last_used_ip = CASE WHEN t.window_started_at <= now() - interval '1 minute'
-                     OR t.window_requests < $3 THEN $2 ELSE t.last_used_ip END
-             WHERE t.id = $1
-             RETURNING CASE WHEN window_requests > $3
-                 THEN window_started_at + interval '1 minute' END AS limited_until",
+                     THEN $2 ELSE t.window_requests + $2 END,
+                 last_used_at = now(),
+                 last_used_ip = $3
+             WHERE t.id = $1",
         )
         .bind::<BigInt, _>(self.id.0)
+        .bind::<Integer, _>(requests)
         .bind::<Text, _>(client)
-        .bind::<Integer, _>(per_minute)
-        .get_result(conn)?;
-        Ok(counted.limited_until)
+        .execute(conn)?;
+        Ok(())
     }
 }

@@ -1,9 +1,12 @@
 //! The token use cases: create (shown once), list, revoke, and `authenticate`, which turns a
 //! presented bearer token into the person it acts as, counting the request for the rate limit.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use chrono::{Months, NaiveDate, Utc};
 
-use crate::accounts::model::User;
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Identity, Role};
 use crate::crypto::{Secret, sha256_hex};
@@ -239,28 +242,59 @@ pub struct Bearer {
     pub scopes: Vec<ApiScope>,
 }
 
+/// The API requests of each token counted by this process and not yet written. A token's rate
+/// is what its row says (every process writes there) plus what this process has not written:
+/// each process writes its count at a token's first request, then every tenth or after a
+/// second, so a request costs one read, and the limit holds across instances to within ten
+/// requests each.
+#[derive(Default)]
+pub struct TokenUses(Mutex<HashMap<TokenId, Unwritten>>);
+
+#[derive(Default)]
+struct Unwritten {
+    requests: i32,
+    written_at: Option<Instant>,
+}
+
+impl TokenUses {
+    /// Counts one request of `token` when it is within `per_minute` (with `written` already
+    /// counted in its row for this minute); answers whether it was counted and, when it is time
+    /// to write, how many requests to write.
+    fn count(&self, token: TokenId, written: i32, per_minute: i32) -> (bool, Option<i32>) {
+        let mut uses = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let unwritten = uses.entry(token).or_default();
+        if written + unwritten.requests >= per_minute {
+            return (false, None);
+        }
+        unwritten.requests += 1;
+        let due = unwritten
+            .written_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+            || unwritten.requests >= 10;
+        if !due {
+            return (true, None);
+        }
+        unwritten.written_at = Some(Instant::now());
+        (true, Some(std::mem::take(&mut unwritten.requests)))
+    }
+}
+
 /// The person `presented` acts as when it is a live token of an enabled person, used from an
-/// allowed address and within its rate (`per_minute`); records the use.
+/// allowed address and within its rate (`per_minute`); counts the use (`TokenUses`).
 pub async fn authenticate(
     pool: &DbPool,
+    uses: &TokenUses,
     presented: &str,
     client_ip: &str,
     per_minute: i32,
 ) -> Result<Bearer, AppError> {
     let hash = sha256_hex(presented);
-    let client = client_ip.to_string();
-    let (token, user, limited_until) = db::run(pool, move |conn| {
-        let Some((token, user)) = ApiToken::find_by_hash(conn, &hash)? else {
-            return Ok(None);
-        };
-        if !usable(&token, &user) || !crate::tokens::address_allowed(&token.allowed(), &client) {
-            return Ok(Some((token, user, None)));
-        }
-        let limited_until = token.record_use(conn, &client, per_minute)?;
-        diesel::QueryResult::Ok(Some((token, user, limited_until)))
-    })
-    .await?
-    .ok_or_else(|| AppError::TokenRefused("This token is not known.".into()))?;
+    let (token, user) = db::run(pool, move |conn| ApiToken::find_by_hash(conn, &hash))
+        .await?
+        .ok_or_else(|| AppError::TokenRefused("This token is not known.".into()))?;
     if token.revoked_at.is_some() {
         return Err(AppError::TokenRefused(
             "This token has been revoked.".into(),
@@ -282,9 +316,20 @@ pub async fn authenticate(
             "This token may not be used from {client_ip}."
         )));
     }
-    if let Some(until) = limited_until {
-        let retry_after_secs = (until - Utc::now()).num_seconds().max(1) as u64;
+    let window_ends = token.window_started_at + chrono::Duration::minutes(1);
+    let written = if window_ends > Utc::now() {
+        token.window_requests
+    } else {
+        0
+    };
+    let (counted, to_write) = uses.count(token.id, written, per_minute);
+    if !counted {
+        let retry_after_secs = (window_ends - Utc::now()).num_seconds().max(1) as u64;
         return Err(AppError::TooManyRequests { retry_after_secs });
+    }
+    if let Some(requests) = to_write {
+        let (client, token) = (client_ip.to_string(), token.clone());
+        db::run(pool, move |conn| token.record_uses(conn, requests, &client)).await?;
     }
     Ok(Bearer {
         scopes: token.scopes(),
@@ -292,6 +337,23 @@ pub async fn authenticate(
     })
 }
 
-fn usable(token: &ApiToken, user: &User) -> bool {
-    token.revoked_at.is_none() && !token.is_expired() && !user.disabled
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_are_written_at_the_first_request_then_every_tenth_and_held_to_the_limit() {
+        let uses = TokenUses::default();
+        let token = TokenId(7);
+        assert_eq!(uses.count(token, 0, 100), (true, Some(1)));
+        let written: Vec<Option<i32>> = (0..10).map(|_| uses.count(token, 1, 100).1).collect();
+        assert_eq!(written[..9], [None; 9]);
+        assert_eq!(written[9], Some(10));
+        // What the row says and what is unwritten count together.
+        // The 99th and 100th of the minute pass, the 101st waits.
+        assert_eq!(uses.count(token, 98, 100), (true, None));
+        assert_eq!(uses.count(token, 98, 100), (true, None));
+        assert_eq!(uses.count(token, 98, 100), (false, None));
+        assert_eq!(uses.count(TokenId(8), 98, 100), (true, Some(1)));
+    }
 }
