@@ -434,6 +434,21 @@ async fn credentials_are_listed_created_and_changed_through_the_api_like_on_the_
         StatusCode::OK
     );
 
+    let (status, made) = api.send("post", &format!("{path}/default"), None).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert_eq!(made["credential"]["is_default"], true);
+    let before = format!("/api/v1/credentials/backup/{}", world.credential);
+    assert_eq!(
+        api.get(&before).await.1["is_default"],
+        false,
+        "one default a kind"
+    );
+    let (status, problem) = api.send("post", &format!("{path}/default"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        api.send("post", &format!("{path}/delete"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
     let (status, updated) = api
         .send("patch", &path, Some(json!({"name": "Robot storage 2"})))
         .await;
