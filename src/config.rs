@@ -62,6 +62,8 @@
 //!   own server.
 //! - `KEYHOLD_NOTIFY_RETRY_SECONDS`: wait before a notification that was not taken is sent
 //!   again (doubling, at most 15 minutes, for an hour); default 10.
+//! - `KEYHOLD_API_REQUESTS_PER_MINUTE`: requests one API token may make per minute before it
+//!   is answered 429 with `Retry-After`; default 600.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -114,6 +116,7 @@ pub struct Settings {
     pub restore_jobs: u32,
     pub notify_retry: Duration,
     pub drill_database_url: Option<String>,
+    pub api_requests_per_minute: i32,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -250,6 +253,7 @@ impl Settings {
             notify_retry: Duration::from_secs(
                 parse_or(&var, "KEYHOLD_NOTIFY_RETRY_SECONDS", 10u64)?.max(1),
             ),
+            api_requests_per_minute: parse_or(&var, "KEYHOLD_API_REQUESTS_PER_MINUTE", 600)?.max(1),
         })
     }
 }

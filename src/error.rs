@@ -16,8 +16,14 @@ pub enum AppError {
     /// A second factor is required and not yet set up (303 to `/account/mfa`).
     #[error("Set up two-step sign-in to go on: your partner account requires it.")]
     SecondFactorSetup,
+    /// An API request's bearer token is missing, unknown, expired or revoked.
+    #[error("{0}")]
+    TokenRefused(String),
     #[error("You do not have access to this page.")]
     Forbidden,
+    /// Refused for a reason the answer names (an API token's missing scope or address).
+    #[error("{0}")]
+    Denied(String),
     #[error("The form has expired or was sent from another site. Reload the page and try again.")]
     Csrf,
     #[error("This page does not exist, or you do not have access to it.")]
@@ -44,9 +50,9 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::SignInRequired | AppError::TokenRefused(_) => StatusCode::UNAUTHORIZED,
             AppError::SecondFactorRequired | AppError::SecondFactorSetup => StatusCode::SEE_OTHER,
-            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Denied(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -160,6 +166,18 @@ impl From<crate::credentials::error::CredentialError> for AppError {
             | E::Unverified(_)
             | E::NameTaken { .. }) => AppError::Invalid(refused.to_string()),
             refused => AppError::Conflict(refused.to_string()),
+        }
+    }
+}
+
+impl From<crate::tokens::service::TokenError> for AppError {
+    fn from(error: crate::tokens::service::TokenError) -> AppError {
+        use crate::tokens::service::TokenError;
+        match error {
+            TokenError::Store(error) => error,
+            TokenError::NotFound => AppError::NotFound,
+            TokenError::Invalid(_) => AppError::Invalid(error.to_string()),
+            TokenError::AlreadyRevoked { .. } => AppError::Conflict(error.to_string()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! schedule backups of project data to S3-compatible storage.
 
 pub mod accounts;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod backup;
@@ -25,4 +26,5 @@ pub mod schema;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod tokens;
 pub mod web;

@@ -1,24 +1,27 @@
 //! The map of keyhold: every route, in one table that both registers the handlers and lists
 //! them (`TABLE`) for the authorization tests, so a route cannot be added without being tested.
 //! Probes (`probes`) are served without sessions or CSRF: they answer during a database outage
-//! whatever cookie is sent; every other route is a page (`pages`).
+//! whatever cookie is sent; the JSON API (`api`, under `api::PREFIX`) is served without
+//! sessions or CSRF too, for bearer tokens only; every other route is a page (`pages`).
 
 use actix_web::web;
 
 use crate::{
-    accounts, audit, auth, backup, credentials, dashboard, notifications, ops, projects,
-    web as pages,
+    accounts, api, audit, auth, backup, credentials, dashboard, notifications, ops, projects,
+    tokens, web as pages,
 };
 
 macro_rules! routes {
     (
         probes: { $($probe:literal => { $($probe_method:ident : $probe_handler:path),+ $(,)? }),+ $(,)? },
-        pages: { $($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)? } $(,)?
+        pages: { $($path:literal => { $($method:ident : $handler:path),+ $(,)? }),+ $(,)? },
+        api: { $($api_path:literal => { $($api_method:ident : $api_handler:path),+ $(,)? }),+ $(,)? } $(,)?
     ) => {
         /// Every (method, path pattern) keyhold answers.
         pub const TABLE: &[(&str, &str)] = &[
             $($((stringify!($probe_method), $probe)),+,)+
-            $($((stringify!($method), $path)),+),+
+            $($((stringify!($method), $path)),+,)+
+            $($((stringify!($api_method), $api_path)),+),+
         ];
 
         /// Registers the probes (no session, no CSRF).
@@ -29,6 +32,14 @@ macro_rules! routes {
         /// Registers every page.
         pub fn pages(cfg: &mut web::ServiceConfig) {
             $(cfg.service(web::resource($path)$(.route(web::$method().to($handler)))+);)+
+        }
+
+        /// Registers the API's routes, inside a scope at `api::PREFIX`.
+        pub fn api(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(
+                web::resource(&$api_path[api::PREFIX.len()..])
+                    $(.route(web::$api_method().to($api_handler)))+
+            );)+
         }
     };
 }
@@ -67,6 +78,8 @@ pages: {
         post: notifications::routes::update,
     },
     "/notifications/{id}/{action}" => { post: notifications::routes::action },
+    "/tokens" => { get: tokens::routes::list, post: tokens::routes::create },
+    "/tokens/{id}/revoke" => { post: tokens::routes::revoke },
     "/credentials" => { get: credentials::routes::index },
     "/credentials/{kind}" => {
         get: credentials::routes::list,
@@ -98,5 +111,40 @@ pages: {
         get: backup::routes::backup_page,
         post: backup::routes::backup_action,
     },
+},
+api: {
+    "/api/v1/openapi.json" => { get: api::openapi::document },
+    "/api/v1/audit" => { get: api::audit::list },
+    "/api/v1/credentials/{kind}" => {
+        get: api::credentials::list,
+        post: api::credentials::create,
+    },
+    "/api/v1/credentials/{kind}/verify" => { post: api::credentials::verify_values },
+    "/api/v1/credentials/{kind}/{id}" => {
+        get: api::credentials::show,
+        patch: api::credentials::update,
+        delete: api::credentials::delete,
+    },
+    "/api/v1/credentials/{kind}/{id}/{action}" => { post: api::credentials::action },
+    "/api/v1/projects" => { get: api::projects::list, post: api::projects::create },
+    "/api/v1/projects/{id}" => { get: api::projects::show },
+    "/api/v1/projects/{id}/backup/enable" => { post: api::projects::enable },
+    "/api/v1/projects/{id}/backup/disable" => { post: api::projects::disable },
+    "/api/v1/projects/{id}/policies" => {
+        get: api::projects::policies,
+        post: api::projects::create_policy,
+    },
+    "/api/v1/projects/{id}/policies/{policy_id}" => { delete: api::projects::delete_policy },
+    "/api/v1/projects/{id}/policies/{policy_id}/run" => { post: api::projects::run_policy },
+    "/api/v1/projects/{id}/backups" => { get: api::projects::backups },
+    "/api/v1/projects/{id}/backups/{backup_id}" => {
+        get: api::projects::backup,
+        delete: api::projects::delete_backup,
+    },
+    "/api/v1/projects/{id}/backups/{backup_id}/restore" => { post: api::projects::restore },
+    "/api/v1/projects/{id}/backups/{backup_id}/verify" => {
+        post: api::projects::verify_backup,
+    },
+    "/api/v1/projects/{id}/restores" => { get: api::projects::restores },
 },
 }

@@ -1,6 +1,26 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        partner_id -> Int8,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Text,
+        scopes -> Array<Nullable<Text>>,
+        allowed_ips -> Array<Nullable<Text>>,
+        expires_on -> Date,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        last_used_ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+        window_started_at -> Timestamptz,
+        window_requests -> Int4,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Int8,
         at -> Timestamptz,
@@ -306,6 +326,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(api_tokens -> partners (partner_id));
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(audit_events -> organizations (organization_id));
 diesel::joinable!(audit_events -> partners (partner_id));
 diesel::joinable!(audit_events -> users (actor_id));
@@ -337,6 +359,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> partners (partner_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
     audit_events,
     credential_uses,
     notification_channels,

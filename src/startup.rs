@@ -14,6 +14,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::api;
 use crate::auth::csrf::SiteSecurity;
 use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub sessions: Arc<SessionCache>,
     /// What the busiest pages read, kept in memory (see `page_cache`).
     pub pages: Arc<PageCache>,
+    /// API requests counted and not yet written (see `tokens::service::TokenUses`).
+    pub token_uses: crate::tokens::service::TokenUses,
 }
 
 /// A bound, not yet running keyhold server.
@@ -178,6 +181,7 @@ fn serve(
     let blocking_threads = (settings.db_pool_size as usize + settings.hash_concurrency).max(4);
     let sessions = SessionCache::start(&settings.database_url);
     let state = web::Data::new(AppState {
+        token_uses: Default::default(),
         sessions,
         pages,
         hasher: PasswordHasher::new(settings.hash_concurrency),
@@ -229,6 +233,14 @@ fn serve(
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::new(256 * 1024))
             .configure(routes::probes)
+            // No session and no CSRF under the API: a bearer token is its only credential.
+            .service(
+                web::scope(api::PREFIX)
+                    .configure(routes::api)
+                    .app_data(web::JsonConfig::default().limit(256 * 1024))
+                    .default_service(web::to(api::not_found))
+                    .wrap(from_fn(page_cache::forget_after_writes)),
+            )
             .service(
                 web::scope("")
                     .configure(routes::pages)

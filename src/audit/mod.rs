@@ -155,3 +155,17 @@ impl Event {
         .load(conn)
     }
 }
+
+impl Event {
+    /// How many events `scope` holds.
+    pub fn count(conn: &mut PgConnection, scope: &Scope) -> QueryResult<i64> {
+        let query = audit_events::table.count().into_boxed();
+        match scope {
+            Scope::Partner(partner) => query.filter(audit_events::partner_id.eq(partner)),
+            Scope::Organization(organization) => {
+                query.filter(audit_events::organization_id.eq(organization))
+            }
+        }
+        .get_result(conn)
+    }
+}

@@ -166,9 +166,19 @@ impl Identity {
 #[derive(Clone, Debug)]
 pub struct CurrentUser {
     pub identity: Identity,
+    /// The name of the API token acting for the person (`None` for a signed-in session).
+    pub token: Option<String>,
 }
 
 impl CurrentUser {
+    /// The person as an API token named `token` acts for them.
+    pub fn with_token(identity: Identity, token: String) -> CurrentUser {
+        CurrentUser {
+            identity,
+            token: Some(token),
+        }
+    }
+
     pub fn id(&self) -> UserId {
         self.identity.user_id
     }
@@ -194,9 +204,12 @@ impl CurrentUser {
         }
     }
 
-    /// The label audit rows use for this person.
+    /// The label audit rows use for this person (and the token acting for them).
     pub fn label(&self) -> String {
-        self.identity.email.clone()
+        match &self.token {
+            Some(token) => format!("{} (token {token})", self.identity.email),
+            None => self.identity.email.clone(),
+        }
     }
 }
 
@@ -262,5 +275,8 @@ fn current_user(req: &HttpRequest, setting_up: bool) -> Result<CurrentUser, AppE
     if now - seen >= extend_every(idle).as_secs() as i64 {
         let _ = session.insert(SEEN_KEY, now);
     }
-    Ok(CurrentUser { identity })
+    Ok(CurrentUser {
+        identity,
+        token: None,
+    })
 }

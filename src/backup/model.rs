@@ -14,6 +14,7 @@ use crate::credentials::model::{Credential, CredentialId};
 use crate::db::Tables;
 use crate::projects::model::ProjectId;
 use crate::schema::{backup_policies, backups, restores};
+use crate::web::form::Pagination;
 
 macro_rules! ids {
     ($($(#[$doc:meta])* $name:ident),*) => {$(
@@ -284,6 +285,22 @@ impl Backup {
             .limit(limit)
             .select(Backup::as_select())
             .load(conn)
+    }
+
+    /// A page of a project's backups, newest first, and how many it has.
+    pub fn page_for_project(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        pagination: Pagination,
+    ) -> QueryResult<(Vec<Backup>, i64)> {
+        let of_project = || backups::table.filter(backups::project_id.eq(project));
+        let rows = of_project()
+            .order((backups::scheduled_for.desc(), backups::id.desc()))
+            .offset(pagination.offset())
+            .limit(pagination.per_page)
+            .select(Backup::as_select())
+            .load(conn)?;
+        Ok((rows, of_project().count().get_result(conn)?))
     }
 
     /// Whether a backup of `project` is waiting or running.
@@ -580,6 +597,22 @@ impl Restore {
             .limit(limit)
             .select(Restore::as_select())
             .load(conn)
+    }
+
+    /// A page of a project's restores, newest first, and how many it has.
+    pub fn page_for_project(
+        conn: &mut PgConnection,
+        project: ProjectId,
+        pagination: Pagination,
+    ) -> QueryResult<(Vec<Restore>, i64)> {
+        let of_project = || restores::table.filter(restores::project_id.eq(project));
+        let rows = of_project()
+            .order((restores::created_at.desc(), restores::id.desc()))
+            .offset(pagination.offset())
+            .limit(pagination.per_page)
+            .select(Restore::as_select())
+            .load(conn)?;
+        Ok((rows, of_project().count().get_result(conn)?))
     }
 
     /// The tables `any_running` reads.

@@ -24,7 +24,11 @@ use crate::startup::AppState;
 use crate::web::{Page, client_ip, flash, html, is_htmx, see_other};
 
 /// The project of a backup action, checked for role and scope.
-async fn project_for(state: &AppState, user: &CurrentUser, id: &str) -> Result<Project, AppError> {
+pub async fn project_for(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+) -> Result<Project, AppError> {
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(id)?;
     let scope = user.scope();
@@ -33,7 +37,7 @@ async fn project_for(state: &AppState, user: &CurrentUser, id: &str) -> Result<P
 
 /// The project of an action on one of its policies or backups (checked for role and scope)
 /// and that policy or backup (`find` by the project and the id in the path), in one trip.
-async fn project_and<I, T>(
+pub async fn project_and<I, T>(
     state: &AppState,
     user: &CurrentUser,
     id: &str,
@@ -59,7 +63,16 @@ where
 
 /// The audit event of a request on `project` (the use case adds its action and fields).
 fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser, project: &Project) -> NewEvent {
-    NewEvent::by(user, "", &client_ip(req, &state.settings.trusted_proxies))
+    project_event(
+        user,
+        &client_ip(req, &state.settings.trusted_proxies),
+        project,
+    )
+}
+
+/// The audit event of a request on `project` from `client_ip`.
+pub fn project_event(user: &CurrentUser, client_ip: &str, project: &Project) -> NewEvent {
+    NewEvent::by(user, "", client_ip)
         .in_organization(Some(project.organization_id))
         .object("project", project.id.0, &project.name)
 }
@@ -298,7 +311,7 @@ pub async fn create_policy(
 }
 
 /// The policy form's fields (namespaces repeat; time zone and retention have defaults).
-fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
+pub fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
     let namespaces: Vec<String> = fields
         .iter()
         .filter(|(key, value)| key == "namespaces" && !value.trim().is_empty())
@@ -623,7 +636,7 @@ pub async fn backup_action(
 }
 
 /// The restore form's fields (namespaces repeat).
-fn restore_request(fields: Vec<(String, String)>) -> RestoreRequest {
+pub fn restore_request(fields: Vec<(String, String)>) -> RestoreRequest {
     let namespaces = fields
         .iter()
         .filter(|(key, value)| key == "namespaces" && !value.is_empty())

@@ -14,7 +14,7 @@ use crate::auth::Scope;
 use crate::backup::database::DataSource;
 use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
+use crate::backup::model::{Backup, BackupId, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
 use crate::backup::runner::{
     Runner, check_bucket_name, default_bucket, prepare_bucket, s3_settings,
@@ -330,11 +330,12 @@ pub async fn delete_policy(
 
 /// "Backup now": one waiting or running run per policy (the policy row serializes concurrent
 /// presses); the run starts in the background and waits for one of the process's slots.
+/// Answers the new run's id.
 pub async fn backup_now(
     runner: &Runner,
     policy: BackupPolicy,
     by: NewEvent,
-) -> Result<(), BackupError> {
+) -> Result<BackupId, BackupError> {
     let event = by
         .action("backup.run")
         .object("policy", policy.id.0, &policy.name);
@@ -352,7 +353,7 @@ pub async fn backup_now(
     .await?;
     let runner = runner.clone();
     actix_web::rt::spawn(async move { runner.run_backup(id).await });
-    Ok(())
+    Ok(id)
 }
 
 /// Deletes a backup and its object (refused while it runs, or when S3 refuses the delete).

@@ -13,8 +13,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-pub use forms::{create, edit, new, update, verify_form};
-use table::{ListParams, RowView, Table, details, table};
+pub use forms::{create, edit, new, provider_for_new, update, verify_form};
+pub use table::ListParams;
+use table::{RowView, Table, details, table};
 
 use crate::accounts::model::Organization;
 use crate::auth::{CurrentUser, Role};
@@ -26,7 +27,7 @@ use crate::startup::AppState;
 use crate::web::{Flash, Page, client_ip, flash, html, is_htmx, see_other};
 
 /// Opens a tab for `user`: Users never, Billing only for Partners.
-fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
+pub fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
     user.require(&[Role::Partner, Role::Manager])?;
     let kind = Kind::parse(kind).ok_or(AppError::NotFound)?;
     if kind.spec().partner_only && user.role() != Role::Partner {
@@ -338,7 +339,7 @@ async fn changed(
 }
 
 /// What the credential use cases reach, from the app's state.
-fn context(state: &AppState) -> service::Context<'_> {
+pub fn context(state: &AppState) -> service::Context<'_> {
     service::Context {
         pool: &state.pool,
         keyring: &state.settings.keyring,

@@ -5,6 +5,7 @@ use crate::auth::Role;
 
 pub mod model;
 pub mod routes;
+pub mod service;
 
 /// Who may change projects and their backups.
 pub const MANAGERS: [Role; 2] = [Role::Partner, Role::Manager];

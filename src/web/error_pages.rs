@@ -15,6 +15,7 @@ use tracing_actix_web::RequestId;
 
 use crate::auth::{Identity, session_store};
 use crate::error::AppError;
+use crate::web::problem::{PROBLEM_JSON, problem};
 use crate::web::{Page, SECURITY_HEADERS, is_htmx};
 
 #[derive(Template)]
@@ -39,6 +40,8 @@ struct ErrorFragment<'a> {
 /// clone of the request itself would stop actix from routing it).
 struct Facts {
     htmx: bool,
+    /// Under `/api/`: errors are problem+json, never pages.
+    api: bool,
     get: bool,
     path_and_query: String,
     request_id: String,
@@ -51,6 +54,7 @@ impl Facts {
     fn early(request: &HttpRequest) -> Facts {
         Facts {
             htmx: is_htmx(request),
+            api: request.path().starts_with("/api/"),
             get: request.method() == Method::GET,
             path_and_query: request
                 .uri()
@@ -113,6 +117,7 @@ pub async fn render(
     let early = Facts::early(req.request());
     let (result, outage) = session_store::noting_outage(next.call(req)).await;
     let response = match result {
+        Ok(response) if early.api => return Ok(as_problem(response.map_into_boxed_body())),
         Ok(response) => response.map_into_boxed_body(),
         Err(error) => {
             // Failed outside any handler (e.g. the session store): no request to answer with.
@@ -158,6 +163,33 @@ pub async fn render(
     Ok(ServiceResponse::new(request, new))
 }
 
+/// An API answer: an error no handler shaped (unknown route, wrong method, unreadable JSON)
+/// becomes problem+json; everything else is left alone.
+fn as_problem(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let shaped = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if shaped || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let message = match response.response().error() {
+        // What a JSON body got wrong helps whoever wrote it (and holds nothing of ours).
+        Some(error) if status == StatusCode::BAD_REQUEST => error.to_string(),
+        Some(error) => message_of(error, status),
+        None => default_message(status).to_string(),
+    };
+    let (request, old) = response.into_parts();
+    let mut new = problem(status, &message, &Default::default());
+    for name in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(value) = old.headers().get(&name) {
+            new.headers_mut().insert(name, value.clone());
+        }
+    }
+    ServiceResponse::new(request, new)
+}
+
 fn message_of(error: &actix_web::Error, status: StatusCode) -> String {
     error
         .as_error::<AppError>()
@@ -166,6 +198,9 @@ fn message_of(error: &actix_web::Error, status: StatusCode) -> String {
 }
 
 fn respond(facts: &Facts, status: StatusCode, message: &str) -> Result<HttpResponse, AppError> {
+    if facts.api {
+        return Ok(problem(status, message, &Default::default()));
+    }
     if status == StatusCode::UNAUTHORIZED {
         sign_in_redirect(facts, message)
     } else {

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod error_pages;
 pub mod flash;
 pub mod form;
+pub mod problem;
 
 use std::net::IpAddr;
 
@@ -74,6 +75,7 @@ impl Page {
             entries.push(("organizations", "/organizations", "Organizations"));
             entries.push(("users", "/users", "Users"));
         }
+        entries.push(("tokens", "/tokens", "API tokens"));
         entries
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0, a fresh PostgreSQL database per test.
 
 mod accounts;
+mod api;
 mod backups;
 mod credentials;
 mod data_sources;

@@ -60,6 +60,9 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
         Access::Managers,
         true,
     ),
+    ("get", "/tokens", Access::Everyone, false),
+    ("post", "/tokens", Access::Everyone, false),
+    ("post", "/tokens/{id}/revoke", Access::Everyone, true),
     ("get", "/credentials", Access::Managers, false),
     ("get", "/credentials/{kind}", Access::Managers, false),
     ("post", "/credentials/{kind}", Access::Managers, false),
@@ -207,20 +210,30 @@ fn fingerprint(app: &crate::helpers::TestApp) -> String {
             (SELECT string_agg(t::text, ',' ORDER BY project_id) FROM project_encryption t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM drills t),
             (SELECT string_agg(t::text, ',' ORDER BY id) FROM notification_channels t),
-            (SELECT string_agg(t::text, ',' ORDER BY id) FROM notification_deliveries t)))
+            (SELECT string_agg(t::text, ',' ORDER BY id) FROM notification_deliveries t),
+            (SELECT string_agg((t.id, t.name, t.scopes, t.expires_on, t.revoked_at)::text, ','
+                ORDER BY id) FROM api_tokens t)))
             AS value",
     )
 }
 
-#[actix_web::test]
-async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_does() {
-    // The table covers exactly the routes keyhold registers.
-    let mut registered: Vec<(&str, &str)> = keyhold::routes::TABLE.to_vec();
-    let mut listed: Vec<(&str, &str)> = ACCESS.iter().map(|(m, p, _, _)| (*m, *p)).collect();
-    registered.sort();
-    listed.sort();
-    assert_eq!(registered, listed, "every route needs its line in ACCESS");
+/// The world of the matrices: the first partner's Blue organization with a backup credential,
+/// a project, a policy and a completed backup; a Manager and a User of Blue, a Manager of
+/// another organization, a Partner of another partner account; a token of the Partner.
+struct Cast {
+    world: crate::backups::World,
+    policy: i64,
+    backup: i64,
+    manager_id: i64,
+    manager: Client,
+    user: Client,
+    other_manager: Client,
+    other_partner: Client,
+    partner_token: i64,
+    channel: i64,
+}
 
+async fn cast() -> Cast {
     let world = world().await;
     world
         .partner
@@ -321,6 +334,48 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
         password: "rival-password-1".into(),
     })
     .await;
+    crate::api::token(&world.partner, "matrix", &["audit:read"]).await;
+    let partner_token = scalar_i64(&world.app, "SELECT id AS n FROM api_tokens");
+    Cast {
+        world,
+        policy,
+        backup,
+        manager_id,
+        manager,
+        user,
+        other_manager,
+        other_partner,
+        partner_token,
+        channel,
+    }
+}
+
+#[actix_web::test]
+async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_does() {
+    // The table covers exactly the pages keyhold registers (the API has its own matrix,
+    // `api_matrix`).
+    let mut registered: Vec<(&str, &str)> = keyhold::routes::TABLE
+        .iter()
+        .filter(|(_, path)| !path.starts_with("/api/"))
+        .copied()
+        .collect();
+    let mut listed: Vec<(&str, &str)> = ACCESS.iter().map(|(m, p, _, _)| (*m, *p)).collect();
+    registered.sort();
+    listed.sort();
+    assert_eq!(registered, listed, "every route needs its line in ACCESS");
+
+    let Cast {
+        world,
+        policy,
+        backup,
+        manager_id,
+        manager,
+        user,
+        other_manager,
+        other_partner,
+        partner_token,
+        channel,
+    } = cast().await;
     let signed_out = world.app.client();
     let personas: [(Persona, &Client); 6] = [
         (Persona::SignedOut, &signed_out),
@@ -343,6 +398,8 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
         } else if pattern.starts_with("/notifications") {
             path.replace("{id}", &channel.to_string())
                 .replace("{action}", "delete")
+        } else if pattern.starts_with("/tokens") {
+            path.replace("{id}", &partner_token.to_string())
         } else if pattern.starts_with("/users") {
             path.replace("{id}", &manager_id.to_string())
                 .replace("{action}", "disable")
@@ -492,4 +549,427 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
             "{outsider} sees none of Blue's channels"
         );
     }
+}
+
+/// Every API route: (method, pattern, the scope it needs — `None`: no token needed —, who may
+/// use it, whether the path names an object of Blue).
+const API_ACCESS: &[(&str, &str, Option<&str>, Access, bool)] = &[
+    ("get", "/api/v1/openapi.json", None, Access::Public, false),
+    (
+        "get",
+        "/api/v1/audit",
+        Some("audit:read"),
+        Access::Managers,
+        false,
+    ),
+    (
+        "get",
+        "/api/v1/credentials/{kind}",
+        Some("credentials:read"),
+        Access::Managers,
+        false,
+    ),
+    (
+        "post",
+        "/api/v1/credentials/{kind}",
+        Some("credentials:write"),
+        Access::Managers,
+        false,
+    ),
+    (
+        "post",
+        "/api/v1/credentials/{kind}/verify",
+        Some("credentials:write"),
+        Access::Managers,
+        false,
+    ),
+    (
+        "get",
+        "/api/v1/credentials/{kind}/{id}",
+        Some("credentials:read"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "patch",
+        "/api/v1/credentials/{kind}/{id}",
+        Some("credentials:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "delete",
+        "/api/v1/credentials/{kind}/{id}",
+        Some("credentials:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/credentials/{kind}/{id}/{action}",
+        Some("credentials:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/projects",
+        Some("projects:read"),
+        Access::Everyone,
+        false,
+    ),
+    (
+        "post",
+        "/api/v1/projects",
+        Some("projects:write"),
+        Access::Managers,
+        false,
+    ),
+    (
+        "get",
+        "/api/v1/projects/{id}",
+        Some("projects:read"),
+        Access::Everyone,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/projects/{id}/backup/enable",
+        Some("projects:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/projects/{id}/backup/disable",
+        Some("projects:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/projects/{id}/policies",
+        Some("backups:read"),
+        Access::Everyone,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/projects/{id}/policies",
+        Some("backups:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{id}/policies/{policy_id}",
+        Some("backups:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/projects/{id}/policies/{policy_id}/run",
+        Some("backups:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/projects/{id}/backups",
+        Some("backups:read"),
+        Access::Everyone,
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/projects/{id}/backups/{backup_id}",
+        Some("backups:read"),
+        Access::Everyone,
+        true,
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{id}/backups/{backup_id}",
+        Some("backups:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/projects/{id}/backups/{backup_id}/restore",
+        Some("backups:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
+        "/api/v1/projects/{id}/backups/{backup_id}/verify",
+        Some("backups:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "get",
+        "/api/v1/projects/{id}/restores",
+        Some("backups:read"),
+        Access::Everyone,
+        true,
+    ),
+];
+
+/// What a token of `persona` must get from an API route needing `scope`: 403 without the
+/// scope (named), then the page rules; `None` when allowed.
+fn api_expected(
+    persona: Persona,
+    scope_held: bool,
+    access: Access,
+    blue_object: bool,
+) -> Option<StatusCode> {
+    if access == Access::Public {
+        return None;
+    }
+    if !scope_held {
+        return Some(StatusCode::FORBIDDEN);
+    }
+    expected(persona, access, blue_object, "")
+}
+
+#[actix_web::test]
+async fn every_api_route_refuses_every_token_it_must_and_changes_nothing_when_it_does() {
+    let mut registered: Vec<(&str, &str)> = keyhold::routes::TABLE
+        .iter()
+        .filter(|(_, path)| path.starts_with("/api/"))
+        .copied()
+        .collect();
+    let mut listed: Vec<(&str, &str)> = API_ACCESS.iter().map(|(m, p, ..)| (*m, *p)).collect();
+    registered.sort();
+    listed.sort();
+    assert_eq!(
+        registered, listed,
+        "every API route needs its line in API_ACCESS"
+    );
+
+    let Cast {
+        world,
+        policy,
+        backup,
+        manager,
+        user,
+        other_manager,
+        other_partner,
+        ..
+    } = cast().await;
+    let app = &world.app;
+    let read_only = [
+        "projects:read",
+        "backups:read",
+        "credentials:read",
+        "audit:read",
+    ];
+    let all = [
+        "credentials:read",
+        "credentials:write",
+        "projects:read",
+        "projects:write",
+        "backups:read",
+        "backups:write",
+        "audit:read",
+    ];
+    let personas: [(Persona, &Client); 5] = [
+        (Persona::User, &user),
+        (Persona::Manager, &manager),
+        (Persona::OtherManager, &other_manager),
+        (Persona::Partner, &world.partner),
+        (Persona::OtherPartner, &other_partner),
+    ];
+    let concrete = |pattern: &str| -> String {
+        let path = pattern.replace("{kind}", "backup");
+        if pattern.starts_with("/api/v1/credentials") {
+            path.replace("{id}", &world.credential.to_string())
+                .replace("{action}", "lock")
+        } else {
+            path.replace("{id}", &world.project.to_string())
+                .replace("{policy_id}", &policy.to_string())
+                .replace("{backup_id}", &backup.to_string())
+        }
+    };
+    let body = serde_json::json!({
+        "name": "Matrix",
+        "organization_id": world.organization,
+        "backup_credential_id": world.credential,
+        "cron": "daily",
+        "namespaces": ["app"],
+    });
+    let send = async |token: Option<&str>, method: &str, path: &str| {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request =
+            reqwest::Client::new().request(method.clone(), format!("{}{path}", app.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if matches!(method, reqwest::Method::POST | reqwest::Method::PATCH) {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let content_type = response.headers().get("content-type").cloned();
+        let text = response.text().await.unwrap();
+        if status.is_client_error() {
+            assert_eq!(
+                content_type.unwrap(),
+                "application/problem+json",
+                "{method} {path}: {text}"
+            );
+        }
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        crate::api::documented(method.as_str(), path, status, &body);
+        (status, text)
+    };
+
+    let mut checked = 0;
+    for (persona, client) in personas {
+        let scopes: &[&str] = if persona == Persona::User {
+            &read_only
+        } else {
+            &all
+        };
+        let full = crate::api::token(client, "full", scopes).await;
+        let audit_only = crate::api::token(client, "audit-only", &["audit:read"]).await;
+        let projects_only = crate::api::token(client, "projects-only", &["projects:read"]).await;
+        for (method, pattern, scope, access, blue_object) in API_ACCESS {
+            let path = concrete(pattern);
+            let Some(scope) = scope else {
+                assert_eq!(send(None, method, &path).await.0, StatusCode::OK, "{path}");
+                continue;
+            };
+            let narrow = if *scope == "audit:read" {
+                &projects_only
+            } else {
+                &audit_only
+            };
+            for (token, held) in [
+                (full.as_str(), scopes.contains(scope)),
+                (narrow.as_str(), false),
+            ] {
+                let expected = api_expected(persona, held, *access, *blue_object);
+                if expected.is_none() && *method != "get" {
+                    // What it may change is the business of the functional tests.
+                    continue;
+                }
+                let before = fingerprint(app);
+                let (status, text) = send(Some(token), method, &path).await;
+                match expected {
+                    Some(expected) => {
+                        assert_eq!(
+                            status, expected,
+                            "{persona:?} {method} {path} held={held}: {text}"
+                        );
+                        if !held {
+                            assert!(text.contains(scope), "the missing scope is named: {text}");
+                        }
+                        assert_eq!(
+                            fingerprint(app),
+                            before,
+                            "{persona:?} {method} {path} changed the database"
+                        );
+                        checked += 1;
+                    }
+                    // What it may read, it reads.
+                    None => {
+                        assert_eq!(
+                            status,
+                            StatusCode::OK,
+                            "{persona:?} {method} {path}: {text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // Tokens that answer nothing, on every route: none, unknown, expired, revoked, from an
+    // address outside the allowlist, of a disabled person.
+    let expired = crate::api::token(&world.partner, "expired", &all).await;
+    app.query(|conn| {
+        diesel::sql_query(
+            "UPDATE api_tokens SET expires_on = current_date - 1 WHERE name = 'expired'",
+        )
+        .execute(conn)
+    });
+    let revoked = crate::api::token(&world.partner, "revoked", &all).await;
+    let revoked_id = scalar_i64(app, "SELECT id AS n FROM api_tokens WHERE name = 'revoked'");
+    let response = world
+        .partner
+        .post_from("/tokens", &format!("/tokens/{revoked_id}/revoke"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let expires = crate::api::in_days(30);
+    let mut fenced_form = vec![
+        ("name", "fenced"),
+        ("expires_on", expires.as_str()),
+        ("allowed_ips", "198.51.100.0/24"),
+    ];
+    fenced_form.extend(all.iter().map(|scope| ("scopes", *scope)));
+    let (_, fenced, _) = crate::api::try_token(&world.partner, &fenced_form).await;
+    let disabled = crate::api::token(&manager, "disabled", &all).await;
+    let manager_id = scalar_i64(
+        app,
+        "SELECT id AS n FROM users WHERE email = 'mia@blue.example'",
+    );
+    let response = world
+        .partner
+        .post_from("/users", &format!("/users/{manager_id}/disable"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    for (method, pattern, scope, ..) in API_ACCESS {
+        if scope.is_none() {
+            continue;
+        }
+        let path = concrete(pattern);
+        for (token, status) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some("kh_unknown"), StatusCode::UNAUTHORIZED),
+            (Some(expired.as_str()), StatusCode::UNAUTHORIZED),
+            (Some(revoked.as_str()), StatusCode::UNAUTHORIZED),
+            (Some(fenced.as_str()), StatusCode::FORBIDDEN),
+            (Some(disabled.as_str()), StatusCode::UNAUTHORIZED),
+        ] {
+            let before = fingerprint(app);
+            let (answered, text) = send(token, method, &path).await;
+            assert_eq!(answered, status, "{method} {path} with {token:?}: {text}");
+            assert_eq!(
+                fingerprint(app),
+                before,
+                "{method} {path} changed the database"
+            );
+            checked += 1;
+        }
+    }
+    // A session cookie alone never authorizes the API, not even with a CSRF token.
+    for (method, pattern, scope, ..) in API_ACCESS {
+        if scope.is_none() {
+            continue;
+        }
+        let path = concrete(pattern);
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let token = world.partner.token("/").await;
+        let response = world
+            .partner
+            .http
+            .request(method.clone(), format!("{}{path}", world.partner.base))
+            .header("X-CSRF-Token", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a session"
+        );
+        checked += 1;
+    }
+    println!("{checked} API refusals checked");
+    assert!(checked > 300, "only {checked} API refusals checked");
 }

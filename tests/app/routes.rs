@@ -10,6 +10,7 @@ const PUBLIC: &[&str] = &[
     "/static/{name}",
     "/setup",
     "/login",
+    "/api/v1/openapi.json",
 ];
 
 fn concrete(pattern: &str) -> String {
@@ -40,6 +41,27 @@ async fn every_route_but_the_public_ones_requires_sign_in() {
             continue;
         }
         let path = concrete(pattern);
+        if pattern.starts_with("/api/") {
+            // The API answers 401 (problem+json), never a sign-in page, even to a session.
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = visitor
+                .http
+                .request(method.clone(), format!("{}{path}", visitor.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {pattern}"
+            );
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json",
+                "{method} {pattern}"
+            );
+            continue;
+        }
         let response = match *method {
             "get" => visitor.get(&path).await,
             "post" => visitor.post(&path, &[("csrf_token", token.as_str())]).await,

@@ -656,8 +656,8 @@ async fn managers_and_users_see_only_what_they_may_use() {
         .await;
     assert_eq!(
         nav,
-        serde_json::json!(["Dashboard", "Projects"]),
-        "no Credentials navigation for Users"
+        serde_json::json!(["Dashboard", "Projects", "API tokens"]),
+        "no Credentials navigation for Users (their read-only tokens are theirs to make)"
     );
     browser.close().await;
 }

@@ -155,7 +155,7 @@ pub struct NewQuery {
 }
 
 /// The provider of a new credential, refusing Partner-only providers to Managers.
-fn provider_for_new(
+pub fn provider_for_new(
     kind: Kind,
     key: Option<&str>,
     user: &CurrentUser,

@@ -35,11 +35,11 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    pub(super) fn parse(query: &str) -> ListParams {
+    pub fn parse(query: &str) -> ListParams {
         serde_urlencoded::from_str(query).unwrap_or_default()
     }
 
-    pub(super) fn to_query(&self) -> String {
+    pub fn to_query(&self) -> String {
         serde_urlencoded::to_string(self).unwrap_or_default()
     }
 
@@ -55,7 +55,7 @@ impl ListParams {
             .flatten()
     }
 
-    pub(super) fn query(&self, kind: Kind, user: &CurrentUser) -> ListQuery {
+    pub fn query(&self, kind: Kind, user: &CurrentUser) -> ListQuery {
         let organization = ListParams::text(&self.org)
             .filter(|_| user.role() == Role::Partner)
             .and_then(|org| org.parse().ok())
@@ -80,7 +80,7 @@ impl ListParams {
     }
 
     /// This query with one parameter changed (for sort and page links).
-    fn with(&self, key: &str, value: &str) -> String {
+    pub fn with(&self, key: &str, value: &str) -> String {
         let mut next = self.clone();
         let value = Some(value.to_string());
         match key {

@@ -285,6 +285,38 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
             );
         }
     }
+    // The same through the API, with tokens of every scope.
+    for client in [partner, &manager] {
+        let token = crate::api::token(
+            client,
+            "secrets",
+            &["credentials:read", "credentials:write", "audit:read"],
+        )
+        .await;
+        let api = crate::api::Api::new(&setup.app, &token);
+        let mut answers = vec![api.get("/api/v1/audit").await];
+        for kind in ["cloud", "backup", "billing", "showback", "ai"] {
+            answers.push(api.get(&format!("/api/v1/credentials/{kind}")).await);
+            answers.push(
+                api.get(&format!("/api/v1/credentials/{kind}?q=marked"))
+                    .await,
+            );
+        }
+        for (kind, id) in &ids {
+            let path = format!("/api/v1/credentials/{kind}/{id}");
+            answers.push(api.get(&path).await);
+            for action in ["verify", "lock", "unlock"] {
+                answers.push(api.send("post", &format!("{path}/{action}"), None).await);
+            }
+            let stored = serde_json::json!({ "credential_id": id });
+            let verify = format!("/api/v1/credentials/{kind}/verify");
+            answers.push(api.send("post", &verify, Some(stored)).await);
+        }
+        for (status, answer) in answers {
+            check(&format!("API answer {status}"), &answer.to_string());
+            fetched += 1;
+        }
+    }
     assert!(fetched > 200, "crawled {fetched} pages");
     let audit = text_column(
         &setup.app,
