@@ -433,7 +433,7 @@ pub async fn show(
             form,
             errors: FieldErrors::default(),
             preview,
-            recipients: None,
+            ..Draft::default()
         },
     )
     .await

@@ -47,6 +47,13 @@ impl FieldErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Each field's message, in the order found.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0
+            .iter()
+            .map(|(field, message)| (*field, message.as_str()))
+    }
 }
 
 /// A name of `min`–`max` characters (after trimming).

@@ -15,6 +15,7 @@ mod instances;
 mod matrix;
 mod operations;
 mod page_cache;
+mod refusals;
 mod restores;
 mod routes;
 mod s3_servers;
