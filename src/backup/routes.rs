@@ -387,6 +387,35 @@ pub async fn preview(
     })
 }
 
+/// POST /projects/{id}/policies/preview: the add-policy form again as typed, with its
+/// cron period in words and next runs (browsers without JavaScript; nothing is saved).
+pub async fn preview_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let project = project_for(&state, &user, &id).await?;
+    let request = policy_request(form.into_inner());
+    let draft = Draft {
+        preview: Some(Preview::of(&request.cron, &request.timezone)),
+        form: PolicyForm::from(request),
+        ..Draft::default()
+    };
+    render_project(
+        &req,
+        &state,
+        &session,
+        &user,
+        project.id,
+        "schedules",
+        draft,
+    )
+    .await
+}
+
 /// POST /projects/{id}/policies/{policy_id}/{action}: delete, run (backup now).
 pub async fn policy_action(
     req: HttpRequest,

@@ -174,3 +174,76 @@ async fn a_refused_restore_shows_its_form_again_with_the_reason_and_what_was_typ
     );
     assert_eq!(world.app.count("restores"), 0);
 }
+
+#[actix_web::test]
+async fn previewing_a_schedule_without_javascript_is_a_post_that_keeps_the_form() {
+    let world = world().await;
+    let page = world.partner.page(&world.path("")).await;
+    assert!(
+        present(
+            &page,
+            &format!(
+                "#policy-form button[formaction='/projects/{}/policies/preview']",
+                world.project
+            )
+        ) && !present(&page, "#policy-form button[formmethod=get]"),
+        "the preview button posts (no token or field in the address)"
+    );
+    let previewed = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path("/policies/preview"),
+            &[
+                ("name", "weekday-nights"),
+                ("cron", "30 2 * * 1-5"),
+                ("timezone", "Europe/Berlin"),
+                ("retention", "96h"),
+                ("namespaces", "app"),
+            ],
+        )
+        .await;
+    assert_eq!(previewed.status(), StatusCode::OK);
+    let body = previewed.text().await.unwrap();
+    assert_eq!(
+        value(&body, "#policy-name").as_deref(),
+        Some("weekday-nights")
+    );
+    assert_eq!(value(&body, "#retention").as_deref(), Some("96h"));
+    assert_eq!(value(&body, "#cron").as_deref(), Some("30 2 * * 1-5"));
+    assert!(present(
+        &body,
+        "#policy-form input[name=namespaces][value=app][checked]"
+    ));
+    assert!(
+        texts(&body, "#cron-preview").join("").contains("Next runs"),
+        "{:?}",
+        texts(&body, "#cron-preview")
+    );
+    assert_eq!(world.app.count("backup_policies"), 0, "nothing saved");
+}
+
+#[actix_web::test]
+async fn deleting_a_policy_asks_first_without_javascript_too() {
+    let world = world().await;
+    assert_eq!(
+        world
+            .add_policy("hourly", "hourly", "72h", &["app"])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = world.partner.page(&world.path("?tab=schedules")).await;
+    let policy = world.policy_id("hourly");
+    // The delete button is inside a closed details: a first click only asks.
+    assert!(present(
+        &page,
+        &format!(
+            "details.confirm:not([open]) form[action$='/policies/{policy}/delete'] button.danger"
+        )
+    ));
+    assert_eq!(
+        texts(&page, "details.confirm > summary"),
+        ["Delete… hourly"]
+    );
+}

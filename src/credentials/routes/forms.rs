@@ -133,6 +133,14 @@ impl FormPage {
         self.editing.is_none() || field.editable
     }
 
+    /// A secret typed into an add form that came back (refused or checked): it is never sent
+    /// back, so the person is asked for it again.
+    fn asks_again(&self, field: &Field) -> bool {
+        field.secret
+            && self.editing.is_none()
+            && (!self.errors.is_empty() || self.outcome.is_some() || self.refusal.is_some())
+    }
+
     fn can_change_name(&self) -> bool {
         self.editing.is_none() || self.provider.name_editable
     }

@@ -174,3 +174,27 @@ async fn the_edit_address_of_a_locked_credential_shows_its_page_with_the_way_out
     );
     assert!(texts(&body, ".error-code").is_empty(), "not an error page");
 }
+
+#[actix_web::test]
+async fn an_add_form_that_comes_back_asks_for_its_secret_again() {
+    let setup = setup().await;
+    let blue = setup.blue.to_string();
+    let refused = add(
+        &setup.partner,
+        "ai",
+        &[
+            ("organization_id", blue.as_str()),
+            ("name", "x"),
+            ("api_key", GOOD),
+            ("base_url", setup.fake.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(!body.contains(GOOD), "the secret is not sent back");
+    assert_eq!(
+        texts(&body, "#api_key-help .again"),
+        ["Enter it again: secrets are never sent back."]
+    );
+}
