@@ -135,9 +135,15 @@ fn new_page(
             .or(options.organizations.first())
             .map(|o| o.id),
     };
+    // The lists follow the organization: only its credentials, its default pre-selected.
     let choices = |list: &[CredentialOption], chosen: &str, none: &str| {
+        let own: Vec<CredentialOption> = list
+            .iter()
+            .filter(|option| Some(option.organization_id) == organization)
+            .cloned()
+            .collect();
         CredentialOption::choices(
-            list,
+            &own,
             &options.organizations,
             organization,
             chosen,
@@ -167,19 +173,31 @@ fn new_page(
     }
 }
 
-/// GET /projects/new
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NewQuery {
+    organization_id: String,
+}
+
+/// GET /projects/new (`?organization_id=`: the lists of that organization, which htmx takes
+/// from the page when a Partner changes the Organization).
 pub async fn new(
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
+    query: web::Query<NewQuery>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
     let options = options(&state, user.scope()).await?;
+    let form = ProjectForm {
+        organization_id: query.into_inner().organization_id,
+        ..ProjectForm::default()
+    };
     html(&new_page(
         &user,
         &session,
         &options,
-        &ProjectForm::default(),
+        &form,
         FieldErrors::default(),
     ))
 }

@@ -15,6 +15,7 @@ mod instances;
 mod matrix;
 mod operations;
 mod page_cache;
+mod project_form;
 mod refusals;
 mod restores;
 mod routes;
