@@ -140,10 +140,7 @@ pub async fn enable(
         }
         (Err(error), None) => return Err(error.into()),
     };
-    flash::info(
-        &session,
-        "After enabling backup, you must set up a backup policy.",
-    );
+    // (The empty Schedules tab says a policy is needed next: said once.)
     let message = format!("Backup enabled: {ready}.");
     answer(
         &req,

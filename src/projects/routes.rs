@@ -400,13 +400,8 @@ pub async fn create(
         })
     })
     .await?;
+    // (With backup on, the empty Schedules tab says a policy is needed next: said once.)
     flash::success(&session, format!("Project {} created.", project.name));
-    if project.backup_enabled {
-        flash::info(
-            &session,
-            "After enabling backup, you must set up a backup policy.",
-        );
-    }
     Ok(see_other(&format!("/projects/{}", project.id)))
 }
 

@@ -406,3 +406,38 @@ async fn an_origin_of_another_scheme_or_port_is_another_site() {
         .unwrap();
     assert_eq!(same.status(), StatusCode::SEE_OTHER, "the same site");
 }
+
+#[actix_web::test]
+async fn the_users_form_starts_at_manager_and_refuses_an_organization_for_a_partner() {
+    let app = crate::helpers::spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner
+        .create_organization(&app, "Blue Org")
+        .await
+        .to_string();
+    let page = partner.page("/users").await;
+    assert_eq!(texts(&page, "#role option[selected]"), ["Manager"]);
+    let users = app.count("users");
+    let refused = partner
+        .post_from(
+            "/users",
+            "/users",
+            &[
+                ("email", "pia@partner.example"),
+                ("display_name", "Pia"),
+                ("role", "partner"),
+                ("organization_id", &blue),
+                ("password", "partner-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(
+        texts(&body, "#organization_id-help")
+            .join("")
+            .contains("Partners reach every organization"),
+        "said, not ignored"
+    );
+    assert_eq!(app.count("users"), users);
+}
