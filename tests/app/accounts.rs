@@ -441,3 +441,26 @@ async fn the_users_form_starts_at_manager_and_refuses_an_organization_for_a_part
     );
     assert_eq!(app.count("users"), users);
 }
+
+#[actix_web::test]
+async fn the_dashboard_and_audit_say_what_happened_in_words_and_the_dashboard_skips_sign_ins() {
+    let app = crate::helpers::spawn_app().await;
+    let (partner, account) = app.partner().await;
+    partner.create_organization(&app, "Blue Org").await;
+    let again = app.client();
+    again.login(&account.email, &account.password).await;
+    let dashboard = partner.page("/").await;
+    let what = texts(&dashboard, "td[data-label=What]");
+    assert!(
+        what.contains(&"Created organization".to_string()),
+        "{what:?}"
+    );
+    assert!(
+        !what.iter().any(|w| w.starts_with("Signed")),
+        "sign-ins do not flood the dashboard: {what:?}"
+    );
+    let audit = partner.page("/audit").await;
+    let actions = texts(&audit, "td[data-label=Action]");
+    assert!(actions.contains(&"Signed in".to_string()), "{actions:?}");
+    assert!(actions.contains(&"Created organization".to_string()));
+}

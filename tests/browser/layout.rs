@@ -221,6 +221,13 @@ async fn fits(browser: &Browser, what: &str, shot: Option<&str>) -> Vec<String> 
             ));
         }
         if let Some(name) = shot {
+            // The part worth seeing: an opened menu, else a project's Backup tabs.
+            browser
+                .script(
+                    "const t = document.querySelector('details.menu[open]') || document.querySelector('#backup-tab');
+                     if (t) t.scrollIntoView({block: 'start'}); return true;",
+                )
+                .await;
             browser
                 .screenshot(&screenshots().join(format!("{name}-{size}.png")))
                 .await;

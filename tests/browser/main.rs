@@ -472,6 +472,21 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
 
     click_if_closed(&journey.browser, "#backup-tab details.menu").await;
     journey.browser.click("details.restore summary").await;
+    // A name too short is caught by the browser before anything asks or is sent.
+    journey
+        .browser
+        .fill("details.restore input[name=restore_name]", "ab")
+        .await;
+    journey
+        .browser
+        .click("details.restore button.primary")
+        .await;
+    let too_short = journey
+        .browser
+        .script("return document.querySelector('details.restore input[name=restore_name]').validity.tooShort;")
+        .await;
+    assert_eq!(too_short, Value::Bool(true), "the browser flags the name");
+    assert_eq!(app.count("restores"), 0, "nothing was sent");
     journey
         .browser
         .fill("details.restore input[name=restore_name]", "copy")
