@@ -313,8 +313,11 @@ pub async fn create_policy(
             .await
         }
         Err(BackupError::Form(errors)) => {
+            // A period that cannot be read is said once, beside its field, not again below.
+            let preview = Some(Preview::of(&request.cron, &request.timezone))
+                .filter(|preview| preview.error.is_none());
             let draft = Draft {
-                preview: Some(Preview::of(&request.cron, &request.timezone)),
+                preview,
                 form: PolicyForm::from(request),
                 errors,
                 ..Draft::default()

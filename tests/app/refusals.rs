@@ -247,3 +247,37 @@ async fn deleting_a_policy_asks_first_without_javascript_too() {
         ["Delete… hourly"]
     );
 }
+
+#[actix_web::test]
+async fn a_wrong_cron_and_a_wrong_zone_are_both_said_once_beside_their_fields() {
+    let world = world().await;
+    let refused = world
+        .partner
+        .post_from(
+            &world.path(""),
+            &world.path("/policies"),
+            &[
+                ("name", "nightly"),
+                ("cron", "not a cron"),
+                ("timezone", "Mars/Olympus"),
+                ("retention", "72h"),
+                ("namespaces", "app"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert_eq!(
+        texts(&body, "#cron-help.error"),
+        ["expected a valid cron period"]
+    );
+    assert_eq!(
+        texts(&body, "#timezone-help.error"),
+        ["expected an IANA time zone such as Europe/Berlin"]
+    );
+    assert_eq!(
+        body.matches("expected a valid cron period").count(),
+        1,
+        "said once"
+    );
+}
