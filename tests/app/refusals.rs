@@ -281,3 +281,33 @@ async fn a_wrong_cron_and_a_wrong_zone_are_both_said_once_beside_their_fields() 
         "said once"
     );
 }
+
+#[actix_web::test]
+async fn without_javascript_the_project_page_reloads_itself_while_something_runs() {
+    let world = world().await;
+    let page = world.partner.page(&world.path("?tab=backups")).await;
+    assert!(!page.contains("http-equiv=\"refresh\""), "nothing runs");
+    assert_eq!(
+        world
+            .add_policy("nightly", "daily", "72h", &["app"])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let policy = world.policy_id("nightly");
+    world.app.query(move |conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "INSERT INTO backups (project_id, policy_id, policy_name, name, scheduled_for, phase, \
+               namespaces, created_at) \
+             SELECT project_id, id, name, 'running-one', now(), 'InProgress', '{{app}}', now() \
+             FROM backup_policies WHERE id = {policy}"
+        ))
+        .execute(conn)
+    });
+    let page = world.partner.page(&world.path("?tab=backups")).await;
+    assert!(
+        page.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"),
+        "the page reloads itself without JavaScript"
+    );
+}
