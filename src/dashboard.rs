@@ -39,7 +39,7 @@ pub async fn show(
         let organizations = Organization::list(conn, &scope)?;
         let people = User::count(conn, &scope)?;
         let recent = if sees_audit {
-            Event::list(conn, &scope, 0, 10)?
+            Event::recent_changes(conn, &scope, 10)?
         } else {
             Vec::new()
         };

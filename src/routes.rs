@@ -104,7 +104,7 @@ pages: {
     "/projects/{id}/backup/encryption" => { post: backup::routes::encryption },
     "/projects/{id}/backup/encryption/generate" => { post: backup::routes::generate_key },
     "/projects/{id}/policies" => { post: backup::routes::create_policy },
-    "/projects/{id}/policies/preview" => { get: backup::routes::preview },
+    "/projects/{id}/policies/preview" => { get: backup::routes::preview, post: backup::routes::preview_form },
     "/projects/{id}/policies/{policy_id}/{action}" => { post: backup::routes::policy_action },
     "/projects/{id}/backups/{backup_id}" => { get: backup::routes::backup_detail },
     "/projects/{id}/backups/{backup_id}/{action}" => {

@@ -190,14 +190,12 @@ pub async fn users(
     user: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    render_users(
-        &state,
-        &session,
-        &user,
-        UserValues::default(),
-        FieldErrors::default(),
-    )
-    .await
+    // Most people added are an organization's Managers: the form starts there, not at Partner.
+    let blank = UserValues {
+        role: Role::Manager.key().to_string(),
+        ..UserValues::default()
+    };
+    render_users(&state, &session, &user, blank, FieldErrors::default()).await
 }
 
 async fn render_users(
@@ -261,7 +259,15 @@ pub async fn create_user(
         .filter(|id| !id.is_empty())
         .map(|id| id.parse::<i64>().map(OrganizationId));
     let organization = match (role, organization_id) {
-        (Some(Role::Partner), _) | (None, _) => None,
+        // A Partner reaches every organization: one chosen is a mistake, said, not ignored.
+        (Some(Role::Partner), Some(_)) => {
+            errors.add(
+                "organization_id",
+                "Partners reach every organization: leave the organization empty, or choose Manager or User.",
+            );
+            None
+        }
+        (Some(Role::Partner), None) | (None, _) => None,
         (Some(_), None) => {
             errors.add(
                 "organization_id",

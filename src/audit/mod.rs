@@ -122,6 +122,44 @@ impl Event {
             .join(", ")
     }
 
+    /// What happened, in words ("Signed in"); the stored code for an action without words.
+    pub fn action_label(&self) -> String {
+        let words = match self.action.as_str() {
+            "session.sign_in" => "Signed in",
+            "session.sign_in_failed" => "Sign-in failed",
+            "session.sign_out" => "Signed out",
+            "session.key" => "Session key",
+            "setup.complete" => "Set up keyhold",
+            "organization.create" => "Created organization",
+            "user.create" => "Added person",
+            "user.disable" => "Disabled person",
+            "user.enable" => "Enabled person",
+            "credential.create" => "Added credential",
+            "credential.update" => "Edited credential",
+            "credential.verify" => "Verified credential",
+            "credential.lock" => "Locked credential",
+            "credential.unlock" => "Unlocked credential",
+            "credential.default" => "Made credential the default",
+            "credential.delete" => "Deleted credential",
+            "project.create" => "Created project",
+            "project.backup_enable" => "Enabled backup",
+            "project.backup_disable" => "Disabled backup",
+            "policy.create" => "Added backup policy",
+            "policy.delete" => "Deleted backup policy",
+            "backup.run" => "Started a backup",
+            "backup.delete" => "Deleted backup",
+            "backup.verify" => "Started a restore check",
+            "backup.encryption_on" => "Turned encryption on",
+            "backup.encryption_off" => "Turned encryption off",
+            "backup.encryption_change" => "Changed encryption",
+            "backup.encryption_generate" => "Generated an encryption key",
+            "restore.create" => "Started a restore",
+            "restore.create_elsewhere" => "Started a restore into another database",
+            other => return other.replace(['.', '_'], " "),
+        };
+        words.to_string()
+    }
+
     /// Newest first, `limit` events from `offset`, inside `scope`.
     pub fn list(
         conn: &mut PgConnection,
@@ -129,7 +167,27 @@ impl Event {
         offset: i64,
         limit: i64,
     ) -> QueryResult<Vec<Event>> {
-        let query = audit_events::table
+        Event::load(conn, scope, offset, limit, false)
+    }
+
+    /// The latest `limit` changes inside `scope`: events other than sign-ins and sign-outs,
+    /// which would flood a dashboard.
+    pub fn recent_changes(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        limit: i64,
+    ) -> QueryResult<Vec<Event>> {
+        Event::load(conn, scope, 0, limit, true)
+    }
+
+    fn load(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        offset: i64,
+        limit: i64,
+        changes_only: bool,
+    ) -> QueryResult<Vec<Event>> {
+        let mut query = audit_events::table
             .left_join(organizations::table)
             .select((
                 audit_events::id,
@@ -146,6 +204,9 @@ impl Event {
             .offset(offset)
             .limit(limit)
             .into_boxed();
+        if changes_only {
+            query = query.filter(audit_events::action.not_like("session.%"));
+        }
         match scope {
             Scope::Partner(partner) => query.filter(audit_events::partner_id.eq(partner)),
             Scope::Organization(organization) => {

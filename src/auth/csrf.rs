@@ -148,12 +148,9 @@ async fn check<B: MessageBody>(
         None => None,
     };
     // A session's own token, or (signed out, no session token) the cookie's.
-    let expected = req
-        .get_session()
-        .get::<String>(SESSION_KEY)
-        .ok()
-        .flatten()
-        .or(Some(anonymous));
+    let session_token = req.get_session().get::<String>(SESSION_KEY).ok().flatten();
+    let signed_out = session_token.is_none();
+    let expected = session_token.or(Some(anonymous));
     match (submitted, expected) {
         (Some(submitted), Some(expected))
             if bool::from(submitted.as_bytes().ct_eq(expected.as_bytes())) =>
@@ -166,9 +163,34 @@ async fn check<B: MessageBody>(
                 req.method(),
                 req.path()
             );
+            if signed_out && had_session(&req, secure) {
+                let response = sign_in_again(&req);
+                return Ok(req.into_response(response).map_into_right_body());
+            }
             Ok(req.error_response(AppError::Csrf).map_into_right_body())
         }
     }
+}
+
+/// The browser brought a session cookie, but its session is gone (it expired, or ended
+/// elsewhere): the form it sent was opened while signed in.
+fn had_session(req: &ServiceRequest, secure: bool) -> bool {
+    let name = if secure {
+        "__Host-keyhold_session"
+    } else {
+        "keyhold_session"
+    };
+    req.cookie(name)
+        .is_some_and(|cookie| !cookie.value().is_empty())
+}
+
+/// A form sent after its session ended changes nothing and sends the person to sign in, then
+/// back to the page the form was on, not to a 403.
+fn sign_in_again(req: &ServiceRequest) -> actix_web::HttpResponse {
+    crate::web::form::sign_in_again(
+        crate::web::form::referring_page(req.headers()),
+        req.headers().contains_key("hx-request"),
+    )
 }
 
 fn header_token(req: &ServiceRequest) -> Option<String> {

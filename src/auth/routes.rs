@@ -28,12 +28,15 @@ struct LoginPage {
     email: String,
     next: String,
     error: Option<String>,
+    /// The person was sent here because their session ended while a form was open.
+    expired: bool,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct NextQuery {
     next: Option<String>,
+    expired: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -63,6 +66,7 @@ pub async fn login_form(
         email: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
+        expired: query.expired.is_some(),
     })
 }
 
@@ -85,6 +89,7 @@ pub async fn login(
                 email: form.email.clone(),
                 next: safe_next(form.next.as_deref()),
                 error: Some(message.to_string()),
+                expired: false,
             },
         )
     };

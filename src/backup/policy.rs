@@ -17,6 +17,7 @@ pub const PRESETS: [(&str, &str); 4] = [
 
 /// The message SPEC gives for a bad cron period.
 pub const BAD_CRON: &str = "expected a valid cron period";
+pub const BAD_ZONE: &str = "expected an IANA time zone such as Europe/Berlin";
 /// The message SPEC gives for a bad retention period.
 pub const BAD_RETENTION: &str =
     "The retention period must follow the HMS format, for example: 10h30m15s, 48h5s or 360h";
@@ -45,7 +46,7 @@ impl Schedule {
             return Err(BAD_CRON);
         }
         let parsed = Cron::from_str(&pattern).map_err(|_| BAD_CRON)?;
-        let zone = parse_zone(zone).ok_or("expected an IANA time zone such as Europe/Berlin")?;
+        let zone = parse_zone(zone).ok_or(BAD_ZONE)?;
         // A pattern that never fires (30 February) is as bad as one that does not parse.
         let schedule = Schedule {
             cron: parsed,

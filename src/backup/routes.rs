@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 
 use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use diesel::prelude::*;
@@ -21,7 +23,8 @@ use crate::error::AppError;
 use crate::projects::MANAGERS;
 use crate::projects::model::{Project, ProjectId};
 use crate::startup::AppState;
-use crate::web::{Page, client_ip, flash, html, is_htmx, see_other};
+use crate::web::form::FieldErrors;
+use crate::web::{Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
 
 /// The project of a backup action, checked for role and scope.
 pub async fn project_for(
@@ -118,7 +121,7 @@ pub async fn enable(
 ) -> Result<HttpResponse, AppError> {
     let project = project_for(&state, &user, &id).await?;
     let by = event(&state, &req, &user, &project);
-    let ready = service::enable(
+    let enabled = service::enable(
         &state.runner,
         user.scope(),
         user.id(),
@@ -127,11 +130,30 @@ pub async fn enable(
         &form.bucket,
         by,
     )
-    .await?;
-    flash::info(
-        &session,
-        "After enabling backup, you must set up a backup policy.",
-    );
+    .await;
+    // A refusal shows the page again, the reason beside the field, the choices kept.
+    let field = match &enabled {
+        Err(BackupError::NoSuchCredential) => Some("backup_credential_id"),
+        Err(BackupError::Refused(_)) => Some("bucket"),
+        _ => None,
+    };
+    let ready = match (enabled, field) {
+        (Ok(ready), _) => ready,
+        (Err(error), Some(field)) => {
+            let mut errors = FieldErrors::default();
+            errors.add(field, error.to_string());
+            let form = form.into_inner();
+            let draft = Draft {
+                errors,
+                enable: Some((form.backup_credential_id, form.bucket)),
+                ..Draft::default()
+            };
+            let tab = "schedules";
+            return render_project(&req, &state, &session, &user, project.id, tab, draft).await;
+        }
+        (Err(error), None) => return Err(error.into()),
+    };
+    // (The empty Schedules tab says a policy is needed next: said once.)
     let message = format!("Backup enabled: {ready}.");
     answer(
         &req,
@@ -155,7 +177,22 @@ pub async fn disable(
 ) -> Result<HttpResponse, AppError> {
     let project = project_for(&state, &user, &id).await?;
     let by = event(&state, &req, &user, &project);
-    service::disable(&state.runner, user.scope(), user.id(), &project, by).await?;
+    match service::disable(&state.runner, user.scope(), user.id(), &project, by).await {
+        Ok(()) => {}
+        // Refused (policies exist, already off): the page again, the reason beside the button.
+        Err(BackupError::Store(AppError::Conflict(reason))) => {
+            let mut errors = FieldErrors::default();
+            errors.add("disable", reason);
+            let draft = Draft {
+                errors,
+                status: Some(StatusCode::CONFLICT),
+                ..Draft::default()
+            };
+            let tab = "schedules";
+            return render_project(&req, &state, &session, &user, project.id, tab, draft).await;
+        }
+        Err(error) => return Err(error.into()),
+    }
     let message = "Backup disabled. To use it again, enable it with a credential.".to_string();
     answer(
         &req,
@@ -289,11 +326,14 @@ pub async fn create_policy(
             .await
         }
         Err(BackupError::Form(errors)) => {
+            // A period that cannot be read is said once, beside its field, not again below.
+            let preview = Some(Preview::of(&request.cron, &request.timezone))
+                .filter(|preview| preview.error.is_none());
             let draft = Draft {
-                preview: Some(Preview::of(&request.cron, &request.timezone)),
+                preview,
                 form: PolicyForm::from(request),
                 errors,
-                recipients: None,
+                ..Draft::default()
             };
             render_project(
                 &req,
@@ -361,6 +401,35 @@ pub async fn preview(
     })
 }
 
+/// POST /projects/{id}/policies/preview: the add-policy form again as typed, with its
+/// cron period in words and next runs (browsers without JavaScript; nothing is saved).
+pub async fn preview_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let project = project_for(&state, &user, &id).await?;
+    let request = policy_request(form.into_inner());
+    let draft = Draft {
+        preview: Some(Preview::of(&request.cron, &request.timezone)),
+        form: PolicyForm::from(request),
+        ..Draft::default()
+    };
+    render_project(
+        &req,
+        &state,
+        &session,
+        &user,
+        project.id,
+        "schedules",
+        draft,
+    )
+    .await
+}
+
 /// POST /projects/{id}/policies/{policy_id}/{action}: delete, run (backup now).
 pub async fn policy_action(
     req: HttpRequest,
@@ -401,6 +470,37 @@ fn restorable(backup: &Backup) -> Result<(), AppError> {
     }
 }
 
+/// What a restore form shows: blank, or again after a refusal with the values typed (never the
+/// secrets: a target URL holds a password, an identity is a key) and why it was refused.
+#[derive(Default)]
+struct RestoreDraft {
+    name: String,
+    namespaces: Vec<String>,
+    parallel: bool,
+    /// A target database URL was given: asked for again.
+    had_target: bool,
+    /// An age identity was given: asked for again.
+    had_identity: bool,
+    refusal: Option<String>,
+}
+
+impl RestoreDraft {
+    fn of(request: &RestoreRequest, refusal: String) -> RestoreDraft {
+        RestoreDraft {
+            name: request.name.clone(),
+            namespaces: request.namespaces.clone(),
+            parallel: request.parallel,
+            had_target: !request.target_database_url.trim().is_empty(),
+            had_identity: !request.age_identity.trim().is_empty(),
+            refusal: Some(refusal),
+        }
+    }
+
+    fn checked(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|n| n == namespace)
+    }
+}
+
 #[derive(Template)]
 #[template(path = "backup/_restore.html")]
 struct RestoreFormFragment {
@@ -412,6 +512,7 @@ struct RestoreFormFragment {
     /// The recipients an encrypted backup was sealed to, shortened (empty: not encrypted).
     encrypted_to: String,
     identity_kept: bool,
+    draft: RestoreDraft,
 }
 
 #[derive(Template)]
@@ -426,6 +527,7 @@ struct RestorePage {
     inline: bool,
     encrypted_to: String,
     identity_kept: bool,
+    draft: RestoreDraft,
 }
 
 /// GET /projects/{id}/backups/{backup_id}/restore: a backup's restore form, loaded into its
@@ -445,9 +547,32 @@ pub async fn backup_page(
     }
     let (project, backup) =
         project_and(&state, &user, &id, &backup_id, BackupId, Backup::find).await?;
-    let project_id = project.id;
     restorable(&backup)?;
-    let csrf = crate::auth::csrf::token(&session);
+    restore_form(
+        &req,
+        &state,
+        &session,
+        &user,
+        &project,
+        backup,
+        RestoreDraft::default(),
+    )
+    .await
+}
+
+/// The restore form of `backup`: in its row's dialog for htmx, else on its page; with a
+/// refusal, 422 and (for htmx) in place of the form that was sent.
+async fn restore_form(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    project: &Project,
+    backup: Backup,
+    draft: RestoreDraft,
+) -> Result<HttpResponse, AppError> {
+    let project_id = project.id;
+    let csrf = crate::auth::csrf::token(session);
     let namespaces = backup.namespaces();
     let encrypted_to = backup
         .encrypted_to()
@@ -465,33 +590,59 @@ pub async fn backup_page(
         })
         .await?
         .is_some_and(|saved| saved.identity.is_some());
-    if is_htmx(&req) {
-        return html(&RestoreFormFragment {
+    let status = if draft.refusal.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    if is_htmx(req) {
+        let form = format!("#restore-form-{}", backup.id.0);
+        let mut response = html_with_status(
+            status,
+            &RestoreFormFragment {
+                project_id,
+                backup,
+                namespaces,
+                csrf,
+                inline: true,
+                encrypted_to,
+                identity_kept,
+                draft,
+            },
+        )?;
+        if status != StatusCode::OK {
+            // The refused form is replaced where it is, not the tab its success would swap.
+            let headers = response.headers_mut();
+            if let Ok(target) = HeaderValue::from_str(&form) {
+                headers.insert(HeaderName::from_static("hx-retarget"), target);
+            }
+            headers.insert(
+                HeaderName::from_static("hx-reswap"),
+                HeaderValue::from_static("outerHTML"),
+            );
+        }
+        return Ok(response);
+    }
+    html_with_status(
+        status,
+        &RestorePage {
+            page: Page::new(
+                user,
+                session,
+                "projects",
+                &format!("Restore {}", backup.name),
+            ),
+            project_name: project.name.clone(),
             project_id,
             backup,
             namespaces,
             csrf,
-            inline: true,
+            inline: false,
             encrypted_to,
             identity_kept,
-        });
-    }
-    html(&RestorePage {
-        page: Page::new(
-            &user,
-            &session,
-            "projects",
-            &format!("Restore {}", backup.name),
-        ),
-        project_name: project.name.clone(),
-        project_id,
-        backup,
-        namespaces,
-        csrf,
-        inline: false,
-        encrypted_to,
-        identity_kept,
-    })
+            draft,
+        },
+    )
 }
 
 /// A drill as the backup page lists it.
@@ -615,9 +766,27 @@ pub async fn backup_action(
         }
         "restore" => {
             let request = restore_request(form.into_inner());
-            let name =
-                service::restore(&state.runner, user.id(), project, backup, request, by).await?;
-            ("restores", format!("Restore {name} started."))
+            let refused = (project.clone(), backup.clone());
+            match service::restore(
+                &state.runner,
+                user.id(),
+                project,
+                backup,
+                request.clone(),
+                by,
+            )
+            .await
+            {
+                Ok(name) => ("restores", format!("Restore {name} started.")),
+                // The form is shown again with the reason and what was typed.
+                Err(BackupError::Refused(reason)) => {
+                    let (project, backup) = refused;
+                    let draft = RestoreDraft::of(&request, reason);
+                    return restore_form(&req, &state, &session, &user, &project, backup, draft)
+                        .await;
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
         "verify" => {
             service::verify_backup(&state.runner, Some(user.id()), project, backup, Some(by))

@@ -197,6 +197,10 @@ pub async fn create_policy(
                 "timezone"
             };
             errors.add(field, message);
+            // A wrong cron period hides no wrong zone: both are said at once.
+            if policy::parse_zone(&request.timezone).is_none() {
+                errors.add("timezone", policy::BAD_ZONE);
+            }
             None
         }
     };

@@ -459,6 +459,10 @@ pub struct Draft {
     pub preview: Option<Preview>,
     /// The encryption form's recipients as typed, when it is shown again with its errors.
     pub recipients: Option<String>,
+    /// The enable form's credential and bucket as chosen, when it is shown again.
+    pub enable: Option<(String, String)>,
+    /// The status of a refusal other than invalid input (409 for a refused change).
+    pub status: Option<StatusCode>,
 }
 
 /// Renders the project page (or, for htmx, its tab) with the policy form's draft.
@@ -476,12 +480,15 @@ pub async fn render_project(
         errors,
         preview,
         recipients,
+        enable,
+        status,
     } = draft;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    let status = match status {
+        Some(status) => status,
+        None if errors.is_empty() => StatusCode::OK,
+        None => StatusCode::UNPROCESSABLE_ENTITY,
     };
+    let (chosen_credential, typed_bucket) = enable.unwrap_or_default();
     // A tab rendered as the answer to a change must not come from memory: this process forgets
     // its pages only once the request that made the change has ended.
     let (project, tab) =
@@ -513,7 +520,14 @@ pub async fn render_project(
             .into_iter()
             .filter(|o| o.organization_id == organization)
             .collect();
-        CredentialOption::choices(&own, &[], Some(organization), "", false, "— choose —")
+        CredentialOption::choices(
+            &own,
+            &[],
+            Some(organization),
+            &chosen_credential,
+            false,
+            "— choose —",
+        )
     } else {
         Vec::new()
     };
@@ -549,7 +563,11 @@ pub async fn render_project(
         &ProjectPage {
             encryption,
             csrf: page.csrf.clone(),
-            default_bucket: default_bucket(&project.organization_name, &project.project.name),
+            default_bucket: if typed_bucket.is_empty() {
+                default_bucket(&project.organization_name, &project.project.name)
+            } else {
+                typed_bucket
+            },
             page,
             tab,
             data_source: source,

@@ -9,6 +9,8 @@ mod table;
 use std::borrow::Cow;
 
 use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -19,12 +21,13 @@ use table::{RowView, Table, details, table};
 
 use crate::accounts::model::Organization;
 use crate::auth::{CurrentUser, Role};
+use crate::credentials::error::CredentialError;
 use crate::credentials::model::{CredentialId, Listed};
 use crate::credentials::provider::{Kind, Provider};
 use crate::credentials::service::{self, Action};
 use crate::error::AppError;
 use crate::startup::AppState;
-use crate::web::{Flash, Page, client_ip, flash, html, is_htmx, see_other};
+use crate::web::{Flash, Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
 
 /// Opens a tab for `user`: Users never, Billing only for Partners.
 pub fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
@@ -78,6 +81,8 @@ struct ResultsFragment<'a> {
 #[template(path = "credentials/_removed.html")]
 struct RemovedFragment {
     flashes: Vec<Flash>,
+    /// How many the list holds now, swapped into its count.
+    total: crate::credentials::model::Total,
 }
 
 #[derive(Template)]
@@ -173,6 +178,8 @@ struct DetailPage<'a> {
     row: RowView<'a>,
     details: Vec<(&'static str, Cow<'a, str>)>,
     organization: String,
+    /// Why the page asked for was refused (its edit form, while locked).
+    refusal: Option<String>,
 }
 
 #[derive(Template)]
@@ -210,20 +217,47 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
     let (kind, listed) = named_credential(&state, &user, &kind, &id).await?;
-    let row = RowView::new(&listed, &kind.spec().columns(None));
     let last_used = service::last_use(&context(&state), listed.credential.id).await?;
-    let mut details = details(&listed, &row);
-    details.push(("Last used", Cow::Owned(last_used)));
     if is_htmx(&req) {
+        let row = RowView::new(&listed, &kind.spec().columns(None));
+        let mut details = details(&listed, &row);
+        details.push(("Last used", Cow::Owned(last_used)));
         return html(&DetailFragment { details });
     }
-    html(&DetailPage {
-        page: Page::new(&user, &session, "credentials", &listed.credential.name),
-        kind,
-        organization: listed.organization_name.clone(),
-        details,
-        row,
-    })
+    detail_page(&user, &session, kind, &listed, None, Some(last_used))
+}
+
+/// A credential's page; with a refusal (its edit form asked for while it cannot be edited),
+/// 409 and the reason above its details and the way out.
+pub(super) fn detail_page(
+    user: &CurrentUser,
+    session: &Session,
+    kind: Kind,
+    listed: &Listed,
+    refusal: Option<String>,
+    last_used: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let row = RowView::new(listed, &kind.spec().columns(None));
+    let mut details = details(listed, &row);
+    if let Some(last_used) = last_used {
+        details.push(("Last used", Cow::Owned(last_used)));
+    }
+    let status = if refusal.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    html_with_status(
+        status,
+        &DetailPage {
+            page: Page::new(user, session, "credentials", &listed.credential.name),
+            kind,
+            organization: listed.organization_name.clone(),
+            details,
+            row,
+            refusal,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -280,8 +314,15 @@ pub async fn action(
     let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
     let action = Action::parse(&action).ok_or(AppError::NotFound)?;
     let context = context(&state);
-    let message = service::act(&context, &actor(&req, &state, &user), kind, id, action).await?;
+    let acted = service::act(&context, &actor(&req, &state, &user), kind, id, action).await;
     let params = ListParams::parse(&form.back);
+    let message = match acted {
+        Ok(message) => message,
+        Err(error) if is_htmx(&req) && !matches!(error, CredentialError::NotFound) => {
+            return refused_in_row(&context, &user, kind, id, &params, error).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
     if !is_htmx(&req) {
         flash::success(&session, message);
         let query = params.to_query();
@@ -304,6 +345,42 @@ pub async fn action(
     .await
 }
 
+/// An htmx row action refused: its row as it now stands (someone else may have changed it),
+/// its menu open and the reason in it, in place of the row whatever the action's target.
+async fn refused_in_row(
+    context: &service::Context<'_>,
+    user: &CurrentUser,
+    kind: Kind,
+    id: CredentialId,
+    params: &ListParams,
+    error: CredentialError,
+) -> Result<HttpResponse, AppError> {
+    let reason = error.to_string();
+    let status = actix_web::ResponseError::status_code(&AppError::from(error));
+    let listed = service::find(context, user.scope(), kind, id).await?;
+    let columns = kind.spec().columns(params.provider(kind));
+    let mut response = html_with_status(
+        status,
+        &RowFragment {
+            row: RowView {
+                menu_open: true,
+                refusal: Some(reason),
+                ..RowView::new(&listed, &columns)
+            },
+            flashes: Vec::new(),
+        },
+    )?;
+    let headers = response.headers_mut();
+    if let Ok(target) = HeaderValue::from_str(&format!("#credential-{id}")) {
+        headers.insert(HeaderName::from_static("hx-retarget"), target);
+    }
+    headers.insert(
+        HeaderName::from_static("hx-reswap"),
+        HeaderValue::from_static("outerHTML"),
+    );
+    Ok(response)
+}
+
 /// What htmx swaps after an action: nothing for a deleted row, the table after a new default
 /// (the previous default's row changed too), else the row.
 async fn changed(
@@ -316,8 +393,33 @@ async fn changed(
 ) -> Result<HttpResponse, AppError> {
     let csrf = crate::auth::csrf::token(session);
     match action {
-        // The row's target is swapped with nothing; only the message remains.
-        Action::Delete => html(&RemovedFragment { flashes }),
+        // The row's target is swapped with nothing; the message and the new count remain (the
+        // whole table when the page is now empty).
+        Action::Delete => {
+            let query = params.query(kind, user);
+            let page = service::page(context, user.scope(), query.clone()).await?;
+            if page.rows.is_empty() {
+                let mut response = html(&ResultsFragment {
+                    table: table(kind, params, &query, &page.rows, page.total),
+                    csrf,
+                    flashes,
+                })?;
+                let headers = response.headers_mut();
+                headers.insert(
+                    HeaderName::from_static("hx-retarget"),
+                    HeaderValue::from_static("#results"),
+                );
+                headers.insert(
+                    HeaderName::from_static("hx-reswap"),
+                    HeaderValue::from_static("innerHTML"),
+                );
+                return Ok(response);
+            }
+            html(&RemovedFragment {
+                flashes,
+                total: page.total,
+            })
+        }
         Action::Default => {
             let query = params.query(kind, user);
             let page = service::page(context, user.scope(), query.clone()).await?;
@@ -331,7 +433,10 @@ async fn changed(
             let listed = service::find(context, user.scope(), kind, id).await?;
             let columns = kind.spec().columns(params.provider(kind));
             html(&RowFragment {
-                row: RowView::new(&listed, &columns),
+                row: RowView {
+                    menu_open: true,
+                    ..RowView::new(&listed, &columns)
+                },
                 flashes,
             })
         }

@@ -74,9 +74,15 @@ fn new_page(
             .or(options.organizations.first())
             .map(|o| o.id),
     };
+    // The lists follow the organization: only its credentials, its default pre-selected.
     let choices = |list: &[CredentialOption], chosen: &str, none: &str| {
+        let own: Vec<CredentialOption> = list
+            .iter()
+            .filter(|option| Some(option.organization_id) == organization)
+            .cloned()
+            .collect();
         CredentialOption::choices(
-            list,
+            &own,
             &options.organizations,
             organization,
             chosen,
@@ -106,19 +112,31 @@ fn new_page(
     }
 }
 
-/// GET /projects/new
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NewQuery {
+    organization_id: String,
+}
+
+/// GET /projects/new (`?organization_id=`: the lists of that organization, which htmx takes
+/// from the page when a Partner changes the Organization).
 pub async fn new(
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
+    query: web::Query<NewQuery>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
     let options = service::options(&state.pool, user.scope()).await?;
+    let form = ProjectForm {
+        organization_id: query.into_inner().organization_id,
+        ..ProjectForm::default()
+    };
     html(&new_page(
         &user,
         &session,
         &options,
-        &ProjectForm::default(),
+        &form,
         FieldErrors::default(),
     ))
 }
@@ -147,12 +165,6 @@ pub async fn create(
             Err(ProjectError::Store(error)) => return Err(error),
         };
     flash::success(&session, format!("Project {} created.", project.name));
-    if project.backup_enabled {
-        flash::info(
-            &session,
-            "After enabling backup, you must set up a backup policy.",
-        );
-    }
     Ok(see_other(&format!("/projects/{}", project.id)))
 }
 
@@ -197,7 +209,7 @@ pub async fn show(
             form,
             errors: FieldErrors::default(),
             preview,
-            recipients: None,
+            ..Draft::default()
         },
     )
     .await

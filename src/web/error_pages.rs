@@ -47,6 +47,8 @@ struct Facts {
     request_id: String,
     user: Option<Identity>,
     csrf: String,
+    /// The page of this site the request was sent from.
+    referer: Option<String>,
 }
 
 impl Facts {
@@ -68,6 +70,7 @@ impl Facts {
                 .unwrap_or_default(),
             user: None,
             csrf: String::new(),
+            referer: crate::web::form::referring_page(request.headers()),
         }
     }
 
@@ -209,6 +212,13 @@ fn respond(facts: &Facts, status: StatusCode, message: &str) -> Result<HttpRespo
 }
 
 fn sign_in_redirect(facts: &Facts, message: &str) -> Result<HttpResponse, AppError> {
+    // A form or an htmx action sent from a page: sign in, then back to that page.
+    if (facts.htmx || !facts.get) && facts.referer.is_some() {
+        return Ok(crate::web::form::sign_in_again(
+            facts.referer.clone(),
+            facts.htmx,
+        ));
+    }
     if facts.htmx {
         return Ok(HttpResponse::Unauthorized()
             .insert_header(("HX-Redirect", "/login"))

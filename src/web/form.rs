@@ -96,6 +96,49 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// The page of this site a request was sent from (its `Referer`, when on the same host), as a
+/// path with its query; never the sign-in or setup page.
+pub fn referring_page(headers: &header::HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok())?;
+    let referer = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|referer| url::Url::parse(referer).ok())?;
+    let authority = match referer.port() {
+        Some(port) => format!("{}:{port}", referer.host_str()?),
+        None => referer.host_str()?.to_string(),
+    };
+    if !authority.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let page = match referer.query() {
+        Some(query) => format!("{}?{query}", referer.path()),
+        None => referer.path().to_string(),
+    };
+    Some(safe_next(Some(&page))).filter(|page| page != "/login" && page != "/setup")
+}
+
+/// Where a form sent while signed out (its session expired or ended elsewhere) sends the
+/// person: to sign in, then back to `page` (htmx: told with `HX-Redirect`).
+pub fn sign_in_again(page: Option<String>, htmx: bool) -> actix_web::HttpResponse {
+    let location = match page {
+        Some(page) => {
+            let next: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+            format!("/login?next={next}&expired=1")
+        }
+        None => "/login".to_string(),
+    };
+    if htmx {
+        return actix_web::HttpResponse::Unauthorized()
+            .insert_header(("HX-Redirect", location))
+            .content_type("text/plain; charset=utf-8")
+            .body("Please sign in to continue.");
+    }
+    actix_web::HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
 /// The first field of a form body or query string whose name or value holds a NUL character.
 pub fn field_with_nul(encoded: &[u8]) -> Option<String> {
     url::form_urlencoded::parse(encoded)

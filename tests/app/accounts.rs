@@ -406,3 +406,61 @@ async fn an_origin_of_another_scheme_or_port_is_another_site() {
         .unwrap();
     assert_eq!(same.status(), StatusCode::SEE_OTHER, "the same site");
 }
+
+#[actix_web::test]
+async fn the_users_form_starts_at_manager_and_refuses_an_organization_for_a_partner() {
+    let app = crate::helpers::spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let blue = partner
+        .create_organization(&app, "Blue Org")
+        .await
+        .to_string();
+    let page = partner.page("/users").await;
+    assert_eq!(texts(&page, "#role option[selected]"), ["Manager"]);
+    let users = app.count("users");
+    let refused = partner
+        .post_from(
+            "/users",
+            "/users",
+            &[
+                ("email", "pia@partner.example"),
+                ("display_name", "Pia"),
+                ("role", "partner"),
+                ("organization_id", &blue),
+                ("password", "partner-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(
+        texts(&body, "#organization_id-help")
+            .join("")
+            .contains("Partners reach every organization"),
+        "said, not ignored"
+    );
+    assert_eq!(app.count("users"), users);
+}
+
+#[actix_web::test]
+async fn the_dashboard_and_audit_say_what_happened_in_words_and_the_dashboard_skips_sign_ins() {
+    let app = crate::helpers::spawn_app().await;
+    let (partner, account) = app.partner().await;
+    partner.create_organization(&app, "Blue Org").await;
+    let again = app.client();
+    again.login(&account.email, &account.password).await;
+    let dashboard = partner.page("/").await;
+    let what = texts(&dashboard, "td[data-label=What]");
+    assert!(
+        what.contains(&"Created organization".to_string()),
+        "{what:?}"
+    );
+    assert!(
+        !what.iter().any(|w| w.starts_with("Signed")),
+        "sign-ins do not flood the dashboard: {what:?}"
+    );
+    let audit = partner.page("/audit").await;
+    let actions = texts(&audit, "td[data-label=Action]");
+    assert!(actions.contains(&"Signed in".to_string()), "{actions:?}");
+    assert!(actions.contains(&"Created organization".to_string()));
+}

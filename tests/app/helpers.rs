@@ -179,8 +179,10 @@ pub fn seed_credentials(
 ) {
     use keyhold::credentials::model::{Credential, NewCredential};
     let keyring = test_keyring();
-    let provider =
-        keyhold::credentials::provider::find(kind, None).expect("a provider of the kind");
+    // A kind of several providers (cloud) is seeded with its first.
+    let provider = keyhold::credentials::provider::find(kind, None)
+        .or_else(|| kind.spec().providers().next())
+        .expect("a provider of the kind");
     let mut conn = app.pool.get().expect("connection");
     let creator = keyhold::schema::users::table
         .select(diesel::dsl::min(keyhold::schema::users::id))

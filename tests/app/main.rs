@@ -18,6 +18,8 @@ mod mfa;
 mod notifications;
 mod operations;
 mod page_cache;
+mod project_form;
+mod refusals;
 mod restores;
 mod routes;
 mod s3_servers;

@@ -130,6 +130,12 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
     ),
     (
         "post",
+        "/projects/{id}/policies/preview",
+        Access::Managers,
+        true,
+    ),
+    (
+        "post",
         "/projects/{id}/policies/{policy_id}/{action}",
         Access::Managers,
         true,

@@ -364,7 +364,7 @@ async fn rows_searches_showed_are_kept_per_scope_until_a_table_they_came_from_ch
         ("UPDATE credentials SET is_locked = true", "badge-locked"),
         (
             "UPDATE organizations SET name = 'Navy Org'",
-            "<td>Navy Org</td>",
+            "data-label=\"Organization\">Navy Org</td>",
         ),
     ];
     for (sql, shown) in changes {

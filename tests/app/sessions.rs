@@ -345,3 +345,100 @@ async fn an_active_person_is_never_signed_out_before_the_idle_timeout() {
     let response = partner.get("/").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
+
+#[actix_web::test]
+async fn a_form_sent_after_its_session_expired_leads_to_sign_in_and_back_to_its_page() {
+    let app = spawn_app_with(&[("KEYHOLD_SESSION_ABSOLUTE_HOURS", "0")]).await;
+    let (partner, account) = app.partner().await;
+    let token = partner.token("/organizations").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let sent = partner
+        .http
+        .post(format!("{}/organizations", partner.base))
+        .header("Referer", format!("{}/organizations", partner.base))
+        .form(&[("csrf_token", token.as_str()), ("name", "Late Org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER, "not a 403");
+    assert_eq!(
+        sent.headers()["location"],
+        "/login?next=%2Forganizations&expired=1"
+    );
+    assert_eq!(app.count("organizations"), 0, "nothing changed");
+    let login = partner.page("/login?next=%2Forganizations&expired=1").await;
+    assert!(
+        crate::helpers::texts(&login, "#login-expired")
+            .join("")
+            .contains("Your session ended"),
+        "the sign-in page says why"
+    );
+    let signed_in = partner
+        .post_from(
+            "/login?next=%2Forganizations&expired=1",
+            "/login",
+            &[
+                ("email", account.email.as_str()),
+                ("password", account.password.as_str()),
+                ("next", "/organizations"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_in.headers()["location"],
+        "/organizations",
+        "and back"
+    );
+
+    // With htmx: told to go there.
+    let other = spawn_app_with(&[("KEYHOLD_SESSION_ABSOLUTE_HOURS", "0")]).await;
+    let (client, _) = other.partner().await;
+    let token = client.token("/credentials/ai").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let htmx = client
+        .http
+        .post(format!("{}/credentials/ai/1/lock", client.base))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token.as_str())
+        .header("Referer", format!("{}/credentials/ai?q=x", client.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(htmx.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        htmx.headers()["hx-redirect"],
+        "/login?next=%2Fcredentials%2Fai%3Fq%3Dx&expired=1"
+    );
+}
+
+#[actix_web::test]
+async fn a_form_sent_after_its_session_was_deleted_leads_to_sign_in_not_to_a_403() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let token = partner.token("/organizations").await;
+    // The session row is gone (ended elsewhere): the form's token matches nothing any more.
+    app.query(|conn| {
+        use diesel::prelude::*;
+        diesel::sql_query("DELETE FROM sessions").execute(conn)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let send = || {
+        partner
+            .http
+            .post(format!("{}/organizations", partner.base))
+            .header("Referer", format!("{}/organizations?x=1", partner.base))
+            .form(&[("csrf_token", token.as_str()), ("name", "Late Org")])
+            .send()
+    };
+    let mut sent = send().await.unwrap();
+    while sent.status() != StatusCode::SEE_OTHER && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        sent = send().await.unwrap();
+    }
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER, "not a 403");
+    assert_eq!(
+        sent.headers()["location"],
+        "/login?next=%2Forganizations%3Fx%3D1&expired=1"
+    );
+    assert_eq!(app.count("organizations"), 0, "nothing changed");
+}

@@ -8,6 +8,7 @@ mod fakes;
 #[allow(dead_code)]
 #[path = "../app/helpers.rs"]
 mod helpers;
+mod layout;
 mod webdriver;
 
 use std::path::PathBuf;
@@ -338,6 +339,11 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         &app,
         "SELECT id AS n FROM credentials WHERE name = 'Spare backups'",
     );
+    click_if_closed(
+        &journey.browser,
+        &format!("#credential-{blue_id} details.menu"),
+    )
+    .await;
     journey
         .browser
         .click(&format!(
@@ -348,6 +354,11 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .browser
         .wait_for_text(&format!("#credential-{blue_id}"), "Default", 5)
         .await;
+    click_if_closed(
+        &journey.browser,
+        &format!("#credential-{spare_id} details.menu"),
+    )
+    .await;
     journey
         .browser
         .click(&format!(
@@ -459,7 +470,23 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     journey.shot("project-backups").await;
     journey.accessible("backups").await;
 
+    click_if_closed(&journey.browser, "#backup-tab details.menu").await;
     journey.browser.click("details.restore summary").await;
+    // A name too short is caught by the browser before anything asks or is sent.
+    journey
+        .browser
+        .fill("details.restore input[name=restore_name]", "ab")
+        .await;
+    journey
+        .browser
+        .click("details.restore button.primary")
+        .await;
+    let too_short = journey
+        .browser
+        .script("return document.querySelector('details.restore input[name=restore_name]').validity.tooShort;")
+        .await;
+    assert_eq!(too_short, Value::Bool(true), "the browser flags the name");
+    assert_eq!(app.count("restores"), 0, "nothing was sent");
     journey
         .browser
         .fill("details.restore input[name=restore_name]", "copy")
@@ -523,6 +550,18 @@ fn scalar(app: &TestApp, sql: &str) -> i64 {
         .n
 }
 
+/// Opens the `details` element matching `details` (a row's actions menu) unless it is open.
+async fn click_if_closed(browser: &Browser, details: &str) {
+    let open = browser
+        .script(&format!(
+            "const d = document.querySelector({details:?}); return !!(d && d.open);"
+        ))
+        .await;
+    if open == Value::Bool(false) {
+        browser.click(&format!("{details} > summary")).await;
+    }
+}
+
 /// Signs in through the page.
 async fn sign_in(browser: &Browser, base: &str, email: &str, password: &str) {
     browser.goto(&format!("{base}/login")).await;
@@ -576,6 +615,7 @@ async fn without_javascript_every_key_action_is_a_form_post_with_a_message() {
         ("default", "is now the default"),
         ("verify", "verified"),
     ] {
+        click_if_closed(&browser, &format!("#credential-{id} details.menu")).await;
         browser
             .click(&format!("#credential-{id} button[formaction$='/{action}']"))
             .await;
@@ -593,6 +633,7 @@ async fn without_javascript_every_key_action_is_a_form_post_with_a_message() {
     );
 
     // Delete asks first, on a page of its own.
+    click_if_closed(&browser, &format!("#credential-{id} details.menu")).await;
     browser.click(&format!("#credential-{id} .delete")).await;
     browser
         .wait_for_text("h1", "Delete Plain backups?", 5)

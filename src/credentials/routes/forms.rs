@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{actor, authorize, context, parse_id};
+use super::{actor, authorize, context, detail_page, parse_id};
 use crate::accounts::model::Organization;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::error::CredentialError;
@@ -40,6 +40,8 @@ struct FormPage {
     is_partner: bool,
     errors: FieldErrors,
     outcome: Option<Outcome>,
+    /// Why saving was refused when no field is to blame (a stale edit).
+    refusal: Option<String>,
 }
 
 struct EditTarget {
@@ -76,6 +78,7 @@ impl FormPage {
             is_partner: user.role() == Role::Partner,
             errors: FieldErrors::default(),
             outcome: None,
+            refusal: None,
         }
     }
 
@@ -114,6 +117,7 @@ impl FormPage {
             is_partner: user.role() == Role::Partner,
             errors: FieldErrors::default(),
             outcome: None,
+            refusal: None,
         }
     }
 
@@ -127,6 +131,14 @@ impl FormPage {
     /// Whether this field can be changed on this form.
     fn can_change(&self, field: &Field) -> bool {
         self.editing.is_none() || field.editable
+    }
+
+    /// A secret typed into an add form that came back (refused or checked): it is never sent
+    /// back, so the person is asked for it again.
+    fn asks_again(&self, field: &Field) -> bool {
+        field.secret
+            && self.editing.is_none()
+            && (!self.errors.is_empty() || self.outcome.is_some() || self.refusal.is_some())
     }
 
     fn can_change_name(&self) -> bool {
@@ -278,6 +290,8 @@ fn capitalize(text: &str) -> String {
 #[template(path = "credentials/_verify.html")]
 struct VerifyFragment {
     outcome: Outcome,
+    /// Messages of wrong fields, swapped in beside them.
+    errors: FieldErrors,
 }
 
 impl VerifyFragment {
@@ -311,6 +325,7 @@ pub async fn verify_form(
     if is_htmx(&req) {
         return html(&VerifyFragment {
             outcome: checked.outcome,
+            errors: checked.errors,
         });
     }
     checked_form(&context, &user, &session, kind, checked).await
@@ -366,10 +381,27 @@ pub async fn edit(
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
     let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
-    let Editing { listed, provider } =
-        service::editing(&context(&state), user.scope(), kind, id).await?;
-    let version = listed.credential.version;
-    html(&FormPage::edit(&user, &session, provider, &listed, version))
+    let context = context(&state);
+    match service::editing(&context, user.scope(), kind, id).await {
+        Ok(Editing { listed, provider }) => {
+            let version = listed.credential.version;
+            html(&FormPage::edit(&user, &session, provider, &listed, version))
+        }
+        // Locked, or of a provider that cannot be edited: its page says so (409), with the
+        // way out.
+        Err(refused @ (CredentialError::Locked { .. } | CredentialError::NotEditable { .. })) => {
+            let listed = service::find(&context, user.scope(), kind, id).await?;
+            detail_page(
+                &user,
+                &session,
+                kind,
+                &listed,
+                Some(refused.to_string()),
+                None,
+            )
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// POST /credentials/{kind}/{id}: saves an edit after verifying the result.
@@ -387,28 +419,46 @@ pub async fn update(
     let editing = service::editing(&context, user.scope(), kind, id).await?;
     let submission = editing.submission(form.into_inner());
     let actor = actor(&req, &state, &user);
-    let (errors, outcome) = match service::update(&context, &actor, &editing, &submission).await {
+    let (mut status, mut version) = (StatusCode::UNPROCESSABLE_ENTITY, submission.version);
+    let (errors, outcome, refusal) = match service::update(&context, &actor, &editing, &submission)
+        .await
+    {
         Ok(outcome) => {
             let saved = capitalize(outcome.message());
             flash::success(&session, format!("{} saved. {saved}.", submission.name));
             return Ok(see_other(&format!("/credentials/{}", kind.key())));
         }
-        Err(error) => shown_on_form(error)?,
+        // Someone else saved it since the form was opened: the form again (409) with what
+        // this person typed, the reason, and the stored version, so saving again is a
+        // choice made knowingly.
+        Err(
+            refused @ (CredentialError::Stale { .. } | CredentialError::ChangedMeanwhile { .. }),
+        ) => {
+            status = StatusCode::CONFLICT;
+            let stored = service::find(&context, user.scope(), kind, id).await?;
+            version = Some(stored.credential.version);
+            (FieldErrors::default(), None, Some(refused.to_string()))
+        }
+        Err(error) => {
+            let (errors, outcome) = shown_on_form(error)?;
+            (errors, outcome, None)
+        }
     };
     let Editing { listed, provider } = &editing;
     let mut values = listed.credential.public_values();
     for field in provider.public_fields().filter(|f| f.editable) {
         values.set(field.key, submission.values.get(field.key).to_string());
     }
-    let version = submission.version.unwrap_or(listed.credential.version);
+    let version = version.unwrap_or(listed.credential.version);
     html_with_status(
-        StatusCode::UNPROCESSABLE_ENTITY,
+        status,
         &FormPage {
             values,
             name: submission.name.clone(),
             expires_on: submission.expires_text.clone(),
             errors,
             outcome,
+            refusal,
             ..FormPage::edit(&user, &session, provider, listed, version)
         },
     )

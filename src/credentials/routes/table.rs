@@ -105,6 +105,8 @@ pub struct ColumnView {
 pub struct Cell<'a> {
     pub kind: &'static str,
     pub text: Cow<'a, str>,
+    /// Its column's heading, which a phone shows beside the value (the table's head is hidden).
+    pub label: &'static str,
 }
 
 /// A credential as a table row, borrowing what it shows from the listed row (a page builds
@@ -127,6 +129,10 @@ pub struct RowView<'a> {
     pub expires_soon: bool,
     /// Projects using it: while any do, it cannot be deleted.
     pub projects: Vec<&'a str>,
+    /// Its actions menu is shown open (a row swapped after one of them).
+    pub menu_open: bool,
+    /// Why the action just tried on it was refused, shown in the row.
+    pub refusal: Option<String>,
 }
 
 /// When a row was last verified, as its status cell shows it: how long ago, with the exact
@@ -182,7 +188,10 @@ impl<'a> RowView<'a> {
         let provider = credential.provider();
         let cells = columns
             .iter()
-            .map(|column| cell(listed, provider, column.value))
+            .map(|column| Cell {
+                label: column.label,
+                ..cell(listed, provider, column.value)
+            })
             .collect();
         let projects = listed.projects();
         let message = credential.verify_message.as_deref().unwrap_or_default();
@@ -210,6 +219,8 @@ impl<'a> RowView<'a> {
             cells,
             expires_soon: credential.expires_soon(),
             projects,
+            menu_open: false,
+            refusal: None,
         }
     }
 }
@@ -286,10 +297,12 @@ fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Valu
     let borrowed = |kind: &'static str, text: &'a str| Cell {
         kind,
         text: Cow::Borrowed(text),
+        label: "",
     };
     let owned = |kind: &'static str, text: String| Cell {
         kind,
         text: Cow::Owned(text),
+        label: "",
     };
     match value {
         Value::Id => owned("text", credential.id.to_string()),
@@ -302,6 +315,7 @@ fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Valu
         Value::Public(key) => Cell {
             kind: "text",
             text: one_line(credential.public_value(key)),
+            label: "",
         },
         // `KindSpec::columns` puts the provider's own columns or the summary in its place.
         Value::Summary | Value::ProviderColumns => owned(

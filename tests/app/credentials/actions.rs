@@ -218,15 +218,101 @@ async fn htmx_actions_answer_with_the_changed_row_or_table() {
             && body.contains("Locked")
             && !body.contains("<html")
     );
+    // A refusal belongs in its row, the row shown as it now stands, its menu open.
     let conflict = post("lock").await.unwrap();
     assert_eq!(conflict.status(), StatusCode::CONFLICT);
-    assert_eq!(conflict.headers()["hx-retarget"], "#messages");
+    assert_eq!(
+        conflict.headers()["hx-retarget"],
+        format!("#credential-{id}").as_str()
+    );
+    assert_eq!(conflict.headers()["hx-reswap"], "outerHTML");
+    let refused = conflict.text().await.unwrap();
+    assert!(
+        refused
+            .trim_start()
+            .starts_with(&format!("<tr id=\"credential-{id}\"")),
+        "{refused}"
+    );
+    assert_eq!(
+        texts(&refused, &format!("#row-error-{id}")),
+        ["Htmx key is already locked"]
+    );
+    assert_eq!(texts(&refused, ".badge-locked"), ["Locked"]);
+    assert!(refused.contains("<details class=\"menu\" open>"));
     post("unlock").await.unwrap();
     let default = post("default").await.unwrap().text().await.unwrap();
     assert!(
         default.contains("<table") && default.contains("Default"),
         "the whole table when the default moves"
     );
-    let deleted = post("delete").await.unwrap().text().await.unwrap();
+    // A delete leaving other rows: the message and the new count, out of band.
+    let other = add_ai(&setup, &setup.partner, setup.blue, "Htmx other").await;
+    let deleted = setup
+        .partner
+        .http
+        .post(format!(
+            "{}/credentials/ai/{other}/delete",
+            setup.partner.base
+        ))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token.as_str())
+        .form(&[("back", "q=Htmx")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!deleted.contains("<tr") && deleted.contains("is deleted"));
+    assert!(
+        deleted.contains(
+            "<p class=\"muted small count\" id=\"count\" hx-swap-oob=\"true\">1 credential</p>"
+        ),
+        "{deleted}"
+    );
+    // The last row of the page: the whole table, saying it is empty (and no "Page 1").
+    let last = post("delete").await.unwrap();
+    assert_eq!(last.headers()["hx-retarget"], "#results");
+    let last = last.text().await.unwrap();
+    assert!(!last.contains("<tr") && last.contains("is deleted"));
+    assert_eq!(texts(&last, "p.count"), ["0 credentials"]);
+    assert!(
+        texts(&last, ".empty")
+            .join("")
+            .contains("No AI credentials here")
+    );
+    assert!(!last.contains("Page 1"));
+}
+
+#[actix_web::test]
+async fn verify_only_with_htmx_puts_each_fields_message_beside_it() {
+    let setup = setup().await;
+    let token = setup.partner.token("/credentials/ai/new").await;
+    let answer = setup
+        .partner
+        .http
+        .post(format!("{}/credentials/ai/verify", setup.partner.base))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", token.as_str())
+        .form(&[("provider", "openai"), ("name", "x"), ("api_key", "")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&answer, ".verify-box"),
+        ["Correct the highlighted fields first."]
+    );
+    let html = scraper::Html::parse_fragment(&answer);
+    let swapped = scraper::Selector::parse("p.error[hx-swap-oob=outerHTML]").unwrap();
+    let ids: Vec<&str> = html
+        .select(&swapped)
+        .filter_map(|p| p.value().attr("id"))
+        .collect();
+    assert!(
+        ids.contains(&"name-help") && ids.contains(&"api_key-help"),
+        "{answer}"
+    );
 }

@@ -299,6 +299,10 @@ async fn an_expired_credential_reads_expired_and_fails_verification_with_its_dat
     });
     let page = setup.partner.page("/credentials/cloud?provider=gcp").await;
     assert_eq!(texts(&page, "span.verify"), vec!["✗ Expired".to_string()]);
+    assert!(
+        !page.contains("Expires soon"),
+        "an expired credential does not expire soon"
+    );
     let id = setup.app.query(|conn| {
         use diesel::RunQueryDsl;
         use diesel::dsl::sql;
