@@ -201,6 +201,17 @@ async fn check(
             values.smtp_username = Some(submission.smtp_username.clone());
             if !submission.smtp_password.is_empty() {
                 values.smtp_password = Some(submission.smtp_password.clone());
+            } else if let Some(channel) = existing
+                && channel.smtp_password.is_some()
+                && moves_password(channel, &values)
+            {
+                // A kept password goes only to the server and encryption it was saved for:
+                // whoever could point it elsewhere would receive it at the next sign-in.
+                errors.add(
+                    "smtp_password",
+                    "Enter the password again: the saved one is only sent to the server and \
+                     encryption it was saved with.",
+                );
             }
             match check_email(&submission.email_from) {
                 Ok(()) => values.email_from = Some(submission.email_from.clone()),
@@ -240,6 +251,16 @@ async fn check(
     } else {
         Err(errors)
     }
+}
+
+/// Whether `values` send a channel's saved SMTP password somewhere else than it was saved
+/// for: another host or port, or a weaker encryption.
+fn moves_password(channel: &Channel, values: &ChannelValues) -> bool {
+    let same_host = match (&channel.smtp_host, &values.smtp_host) {
+        (Some(saved), Some(new)) => saved.eq_ignore_ascii_case(new),
+        _ => false,
+    };
+    !same_host || channel.smtp_port != values.smtp_port || channel.smtp_tls != values.smtp_tls
 }
 
 /// An http(s) URL keyhold may post to; answers its origin.

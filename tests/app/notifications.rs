@@ -364,6 +364,93 @@ async fn slack_gets_text_and_email_goes_through_a_real_smtp_server_that_checks_t
 }
 
 #[actix_web::test]
+async fn a_saved_smtp_password_is_not_sent_to_another_server_unless_typed_again() {
+    let world = world().await;
+    let saved_for = Peer::start("smtp_server.py", &["keyhold", "mail-pass-1"]).await;
+    // Another server, which would take the password it is given.
+    let elsewhere = Peer::start("smtp_server.py", &["keyhold", "mail-pass-1"]).await;
+    let (port, other_port) = (saved_for.port.to_string(), elsewhere.port.to_string());
+    let channel = add_channel(
+        &world,
+        &[
+            ("name", "Ops mail"),
+            ("kind", "email"),
+            ("smtp_host", "127.0.0.1"),
+            ("smtp_port", &port),
+            ("smtp_tls", "none"),
+            ("smtp_username", "keyhold"),
+            ("smtp_password", "mail-pass-1"),
+            ("email_from", "keyhold@example.com"),
+            ("email_to", "ops@example.com"),
+            ("events", "backup.skipped"),
+        ],
+    )
+    .await;
+    let page = format!("/notifications/{channel}");
+    let update = |port: String, password: &'static str, name: &'static str| {
+        let (world, page) = (&world, page.clone());
+        async move {
+            world
+                .partner
+                .post_from(
+                    &page,
+                    &page,
+                    &[
+                        ("name", name),
+                        ("smtp_host", "127.0.0.1"),
+                        ("smtp_port", &port),
+                        ("smtp_tls", "none"),
+                        ("smtp_username", "keyhold"),
+                        ("smtp_password", password),
+                        ("email_from", "keyhold@example.com"),
+                        ("email_to", "ops@example.com"),
+                        ("events", "backup.skipped"),
+                    ],
+                )
+                .await
+        }
+    };
+
+    // Pointing the channel at another server with the password left blank is refused: the
+    // saved password would be handed to that server at the next sign-in.
+    let moved = update(other_port.clone(), "", "Ops mail").await;
+    assert_eq!(moved.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = texts(&moved.text().await.unwrap(), "p.error").join(" | ");
+    assert!(errors.contains("Enter the password again"), "{errors}");
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            &format!(
+                "SELECT smtp_port::bigint AS n FROM notification_channels WHERE id = {channel}"
+            )
+        ),
+        i64::from(saved_for.port)
+    );
+    let tested = world
+        .partner
+        .post_from(&page, &format!("{page}/test"), &[])
+        .await;
+    assert_eq!(tested.status(), StatusCode::SEE_OTHER);
+    saved_for.wait_for(1).await;
+    assert!(
+        elsewhere.received().is_empty(),
+        "{:?}",
+        elsewhere.received()
+    );
+
+    // Other edits keep it when left blank; typed again, it may go to the new server.
+    let renamed = update(port.clone(), "", "Ops mail 2").await;
+    assert_eq!(renamed.status(), StatusCode::SEE_OTHER);
+    let retyped = update(other_port, "mail-pass-1", "Ops mail 2").await;
+    assert_eq!(retyped.status(), StatusCode::SEE_OTHER);
+    world
+        .partner
+        .post_from(&page, &format!("{page}/test"), &[])
+        .await;
+    elsewhere.wait_for(1).await;
+}
+
+#[actix_web::test]
 async fn send_test_reaches_the_channel_and_forms_refuse_what_they_must() {
     let world = world().await;
     let receiver = Peer::webhook(0).await;
