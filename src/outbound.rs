@@ -128,6 +128,21 @@ pub fn forbidden(ip: IpAddr, allow_private: bool) -> bool {
                 return forbidden_v4(v4, allow_private);
             }
             let segments = v6.segments();
+            // IPv4 inside IPv6: IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4
+            // (2002::/16) reach the IPv4 address they carry.
+            let embedded = |high: u16, low: u16| {
+                Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
+            };
+            let compatible = segments[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified();
+            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            if compatible || nat64 {
+                return forbidden_v4(embedded(segments[6], segments[7]), allow_private);
+            }
+            if segments[0] == 0x2002
+                && forbidden_v4(embedded(segments[1], segments[2]), allow_private)
+            {
+                return true;
+            }
             let link_local = segments[0] & 0xffc0 == 0xfe80;
             let metadata = v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
             let private = segments[0] & 0xfe00 == 0xfc00 || v6.is_loopback();
@@ -205,6 +220,9 @@ mod tests {
             "http://[fe80::1]/",
             "http://100.100.100.200/",
             "http://0.0.0.0/",
+            "http://[::a9fe:a9fe]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
         ] {
             assert!(refused(url), "{url} must be refused");
         }

@@ -97,6 +97,38 @@ fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser, action: &str) 
     .object("user", user.id().0, &user.label())
 }
 
+/// Whether `password` is the signed-in person's own, counted like a sign-in (a stolen session
+/// cannot guess the password at hashing speed): refused with 429 past the limits.
+async fn own_password(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &CurrentUser,
+    password: &Secret,
+) -> Result<bool, AppError> {
+    let ip = client_ip(req, &state.settings.trusted_proxies);
+    let limits = state.settings.login;
+    let (id, email) = (user.id(), user.identity.email.clone());
+    let attempt = Attempt::new(&ip, &email, &limits);
+    let (blocked, found) = db::run(&state.pool, move |conn| {
+        Ok::<_, diesel::result::Error>((attempt.count(conn, &limits)?, User::find_any(conn, id)?))
+    })
+    .await?;
+    if let Some(seconds) = blocked {
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: seconds,
+        });
+    }
+    let matches = state
+        .hasher
+        .verify(password, Some(found.password_hash))
+        .await?;
+    if matches {
+        let attempt = Attempt::new(&ip, &email, &limits);
+        db::run(&state.pool, move |conn| attempt.succeeded(conn)).await?;
+    }
+    Ok(matches)
+}
+
 async fn render_account(
     state: &AppState,
     session: &Session,
@@ -147,13 +179,8 @@ pub async fn change_password(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = user.id();
-    let found = db::run(&state.pool, move |conn| User::find_any(conn, id)).await?;
     let mut errors = FieldErrors::default();
-    if !state
-        .hasher
-        .verify(&form.current_password, Some(found.password_hash))
-        .await?
-    {
+    if !own_password(&state, &req, &user, &form.current_password).await? {
         errors.add("current_password", "This is not your current password.");
     }
     errors.check("new_password", password::check_new(&form.new_password));
@@ -165,11 +192,17 @@ pub async fn change_password(
     db::run(&state.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             User::set_password_hash(conn, id, &hash)?;
+            // Every other session of the person ends; this one goes on under a new key.
+            crate::auth::session_store::revoke_all_for(conn, id)?;
             event.record(conn)
         })
     })
     .await?;
-    flash::success(&session, "Your password was changed.");
+    session.renew();
+    flash::success(
+        &session,
+        "Your password was changed; you were signed out everywhere else.",
+    );
     Ok(see_other("/account"))
 }
 
@@ -283,11 +316,8 @@ pub async fn mfa_disable(
         user.identity.partner_id,
         user.identity.organization_id,
     );
-    let (found, required) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((
-            User::find_any(conn, id)?,
-            mfa::required(conn, partner, organization)?,
-        ))
+    let required = db::run(&state.pool, move |conn| {
+        mfa::required(conn, partner, organization)
     })
     .await?;
     if required {
@@ -296,11 +326,7 @@ pub async fn mfa_disable(
         ));
     }
     let mut errors = FieldErrors::default();
-    if !state
-        .hasher
-        .verify(&form.password, Some(found.password_hash))
-        .await?
-    {
+    if !own_password(&state, &req, &user, &form.password).await? {
         errors.add("password", "This is not your password.");
         return render_mfa(&state, &session, &user, errors).await;
     }
@@ -487,7 +513,7 @@ pub async fn enforce(
             ));
         }
     };
-    let partner = user.identity.partner_id;
+    let (partner, actor) = (user.identity.partner_id, user.id());
     let scope = user.scope();
     let event = NewEvent::by(
         &user,
@@ -496,15 +522,16 @@ pub async fn enforce(
     )
     .in_organization(organization)
     .fields(&["required"]);
-    db::run(&state.pool, move |conn| {
+    let actor_protected = db::run(&state.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             if let Some(organization) = organization {
                 // Another partner account's organization is not found.
                 crate::accounts::model::Organization::find(conn, &scope, organization)?;
             }
             mfa::set_required(conn, partner, requirement)?;
+            mfa::end_unprotected_access(conn, partner, requirement, actor)?;
             event.record(conn)?;
-            Ok::<_, AppError>(())
+            Ok::<_, AppError>(mfa::enabled(conn, actor)?)
         })
     })
     .await?;
@@ -520,6 +547,14 @@ pub async fn enforce(
             Requirement::Off(_) => "Two-step sign-in is no longer required there.".to_string(),
         },
     );
+    // People it now covers who have no factor were signed out; the Partner who set it is
+    // taken to the setup instead.
+    if requirement == Requirement::Partner && !actor_protected {
+        session
+            .insert(mfa::SETUP_KEY, true)
+            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
+        return Ok(see_other("/account/mfa"));
+    }
     Ok(see_other("/organizations"))
 }
 

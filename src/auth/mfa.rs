@@ -342,6 +342,43 @@ pub fn requirements(
     Ok((everyone, organizations))
 }
 
+/// Once a requirement is set, the people it covers who have no second factor lose what a
+/// password alone gave them: their sessions end (they set the factor up at their next sign-in)
+/// and their API tokens are revoked. `keep` (the Partner setting it) keeps the session.
+/// Returns the people signed out.
+pub fn end_unprotected_access(
+    conn: &mut PgConnection,
+    partner: PartnerId,
+    requirement: Requirement,
+    keep: UserId,
+) -> QueryResult<Vec<UserId>> {
+    use crate::schema::api_tokens;
+    let covered = users::table
+        .filter(users::totp_secret.is_null())
+        .filter(users::id.ne(keep))
+        .select(users::id)
+        .into_boxed();
+    let people: Vec<UserId> = match requirement {
+        Requirement::Partner => covered.filter(users::partner_id.eq(partner)).load(conn)?,
+        Requirement::Organization(organization) => covered
+            .filter(users::partner_id.eq(partner))
+            .filter(users::organization_id.eq(organization))
+            .load(conn)?,
+        Requirement::Off(_) => Vec::new(),
+    };
+    for person in &people {
+        crate::auth::session_store::revoke_all_for(conn, *person)?;
+    }
+    diesel::update(
+        api_tokens::table
+            .filter(api_tokens::user_id.eq_any(&people))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(Some(Utc::now())))
+    .execute(conn)?;
+    Ok(people)
+}
+
 /// What a Partner requires (`POST /organizations/mfa`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requirement {

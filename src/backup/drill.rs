@@ -294,18 +294,26 @@ impl Drill {
             Err(reason) => (DrillPhase::Failed, Some(reason.clone()), 0, 0, Vec::new()),
         };
         conn.transaction(|conn| {
-            diesel::update(drills::table.find(id))
-                .set((
-                    drills::phase.eq(phase),
-                    drills::reason.eq(&reason),
-                    drills::tables_compared.eq(tables),
-                    drills::rows_compared.eq(rows),
-                    drills::mismatches.eq(mismatches),
-                    drills::finished_at.eq(Some(Utc::now())),
-                ))
-                .execute(conn)?;
-            let failure = reason.as_deref().filter(|_| phase == DrillPhase::Failed);
-            crate::notifications::drill_ended(conn, id, failure)?;
+            // Only a drill still running ends: two instances cleaning the same stale drill
+            // end it once.
+            let ended = diesel::update(
+                drills::table
+                    .find(id)
+                    .filter(drills::phase.eq_any([DrillPhase::New, DrillPhase::InProgress])),
+            )
+            .set((
+                drills::phase.eq(phase),
+                drills::reason.eq(&reason),
+                drills::tables_compared.eq(tables),
+                drills::rows_compared.eq(rows),
+                drills::mismatches.eq(mismatches),
+                drills::finished_at.eq(Some(Utc::now())),
+            ))
+            .execute(conn)?;
+            if ended == 1 {
+                let failure = reason.as_deref().filter(|_| phase == DrillPhase::Failed);
+                crate::notifications::drill_ended(conn, id, failure)?;
+            }
             Ok(())
         })
     }

@@ -399,14 +399,20 @@ impl Backup {
         reason: &str,
     ) -> QueryResult<()> {
         conn.transaction(|conn| {
-            diesel::update(backups::table.find(id))
-                .set((
-                    backups::phase.eq(phase),
-                    backups::reason.eq(Some(reason)),
-                    backups::finished_at.eq(Some(Utc::now())),
-                ))
-                .execute(conn)?;
-            if phase.failing() {
+            // Only a run still going ends (a reaped run its process finishes later, a run that
+            // completed while keyhold stopped): one end, one event.
+            let ended = diesel::update(
+                backups::table
+                    .find(id)
+                    .filter(backups::phase.eq_any([Phase::New, Phase::InProgress])),
+            )
+            .set((
+                backups::phase.eq(phase),
+                backups::reason.eq(Some(reason)),
+                backups::finished_at.eq(Some(Utc::now())),
+            ))
+            .execute(conn)?;
+            if ended == 1 && phase.failing() {
                 crate::notifications::backup_ended(conn, id, phase == Phase::Skipped, reason)?;
             }
             Ok(())
@@ -680,15 +686,22 @@ impl Restore {
         warnings: Option<&str>,
     ) -> QueryResult<()> {
         conn.transaction(|conn| {
-            diesel::update(restores::table.find(id))
-                .set((
-                    restores::phase.eq(phase),
-                    restores::warnings.eq(warnings),
-                    restores::finished_at.eq(Some(Utc::now())),
-                ))
-                .execute(conn)?;
-            let failure = warnings.filter(|_| phase != Phase::Completed);
-            crate::notifications::restore_ended(conn, id, failure)?;
+            // Only a restore still running ends (one the scheduler reaped stays Failed).
+            let ended = diesel::update(
+                restores::table
+                    .find(id)
+                    .filter(restores::phase.eq_any([Phase::New, Phase::InProgress])),
+            )
+            .set((
+                restores::phase.eq(phase),
+                restores::warnings.eq(warnings),
+                restores::finished_at.eq(Some(Utc::now())),
+            ))
+            .execute(conn)?;
+            if ended == 1 {
+                let failure = warnings.filter(|_| phase != Phase::Completed);
+                crate::notifications::restore_ended(conn, id, failure)?;
+            }
             Ok(())
         })
     }

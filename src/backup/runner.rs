@@ -457,14 +457,14 @@ impl Runner {
         let Ok(Some(url)) = url else {
             return;
         };
-        let url = if completed {
-            url
-        } else {
-            format!("{}/fail", url.trim_end_matches('/'))
-        };
-        let Ok(url) = url::Url::parse(&url) else {
+        let Ok(mut url) = url::Url::parse(&url) else {
             return;
         };
+        if !completed {
+            // `/fail` goes on the path, before any query string.
+            let path = format!("{}/fail", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+        }
         let called = match self.outbound.check_target(&url).await {
             Ok(()) => self
                 .outbound

@@ -73,7 +73,13 @@ pub async fn send(
             post(outbound, opened.url.as_deref(), body, &request).await
         }
         ChannelKind::Slack => {
-            let text = format!("*keyhold* ({}): {}", event.kind.key(), event.message);
+            // Slack reads `<…>` as links and mentions (`<!channel>`): names and reasons are
+            // escaped as its documentation asks.
+            let text = format!(
+                "*keyhold* ({}): {}",
+                event.kind.key(),
+                slack_escaped(event.message)
+            );
             let body = serde_json::json!({ "text": text }).to_string().into_bytes();
             post(outbound, opened.url.as_deref(), body, &[]).await
         }
@@ -132,6 +138,13 @@ async fn post(
             root_cause(&error)
         )),
     }
+}
+
+/// Text for Slack: `&`, `<` and `>` escaped.
+fn slack_escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The innermost cause of an error, which says what actually happened.
@@ -254,6 +267,14 @@ mod tests {
         assert_eq!(
             signed,
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_or_link() {
+        assert_eq!(
+            slack_escaped("<!channel> & <https://evil|here>"),
+            "&lt;!channel&gt; &amp; &lt;https://evil|here&gt;"
         );
     }
 

@@ -361,3 +361,117 @@ async fn a_partner_can_require_a_second_factor_and_the_cli_resets_a_lost_one() {
         "setting up first, then 403"
     );
 }
+
+#[actix_web::test]
+async fn a_new_requirement_ends_what_a_password_alone_opened() {
+    let app = spawn_app().await;
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let manager = partner
+        .create_user("mia@blue.example", "manager", Some(organization))
+        .await;
+    // Signed in, with an API token, before anything was required.
+    let client = app.signed_in(&manager).await;
+    let token = crate::api::token(&client, "nightly-export", &["audit:read"]).await;
+    let api = reqwest::Client::new();
+    let audit = |token: String| {
+        let api = api.clone();
+        let url = format!("{}/api/v1/audit", app.address);
+        async move {
+            api.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(audit(token.clone()).await, StatusCode::OK);
+
+    let required = partner
+        .post_from(
+            "/organizations",
+            "/organizations/mfa",
+            &[
+                ("required", "organization"),
+                ("organization_id", &organization.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(location(&required), "/organizations");
+    // The session a password alone opened is gone, and so is the token made from it.
+    let mut signed_out = false;
+    for _ in 0..50 {
+        if location(&client.get("/credentials/backup").await).starts_with("/login") {
+            signed_out = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(signed_out, "the Manager's session ended");
+    assert_eq!(audit(token).await, StatusCode::UNAUTHORIZED);
+    // The next sign-in sets the factor up first.
+    let again = app.client();
+    assert_eq!(
+        location(&again.login(&manager.email, &manager.password).await),
+        "/account/mfa"
+    );
+    // The Partner who required it of the whole account, without a factor, sets one up next.
+    let everyone = partner
+        .post_from(
+            "/organizations",
+            "/organizations/mfa",
+            &[("required", "partner")],
+        )
+        .await;
+    assert_eq!(location(&everyone), "/account/mfa");
+    assert_eq!(location(&partner.get("/").await), "/account/mfa");
+}
+
+#[actix_web::test]
+async fn a_changed_password_ends_the_other_sessions_and_guesses_are_throttled() {
+    let app = spawn_app_with(&[("KEYHOLD_LOGIN_ACCOUNT_LIMIT", "3")]).await;
+    let (partner, account) = app.partner().await;
+    let elsewhere = app.signed_in(&account).await;
+    let changed = partner
+        .post_from(
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", &account.password),
+                ("new_password", "a-brand-new-password-2"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        partner.get("/account").await.status(),
+        StatusCode::OK,
+        "this session goes on"
+    );
+    let mut ended = false;
+    for _ in 0..50 {
+        if location(&elsewhere.get("/").await).starts_with("/login") {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the other session ended");
+    // A stolen session cannot guess the password at hashing speed.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let guess = partner
+            .post_from(
+                "/account",
+                "/account/password",
+                &[
+                    ("current_password", "guess-guess-1"),
+                    ("new_password", "another-new-pass-3"),
+                ],
+            )
+            .await;
+        statuses.push(guess.status().as_u16());
+    }
+    assert_eq!(statuses, vec![422, 422, 422, 429]);
+}

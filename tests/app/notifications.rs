@@ -646,7 +646,7 @@ async fn heartbeats_metrics_and_last_used_follow_each_run() {
                 ("timezone", "UTC"),
                 ("retention", "720h"),
                 ("namespaces", "app"),
-                ("heartbeat_url", &checks.url("/ping/abc-123")),
+                ("heartbeat_url", &checks.url("/ping/abc-123?rid=7")),
             ],
         )
         .await;
@@ -663,13 +663,13 @@ async fn heartbeats_metrics_and_last_used_follow_each_run() {
     let pinged = checks.wait_for(1).await;
     assert_eq!(
         (pinged[0]["method"].as_str(), pinged[0]["path"].as_str()),
-        (Some("GET"), Some("/ping/abc-123"))
+        (Some("GET"), Some("/ping/abc-123?rid=7"))
     );
     lock_storage(&world).await;
     let (_, phase, _) = world.backup_now(world.policy_id("nightly")).await;
     assert_eq!(phase, "Skipped");
     let pinged = checks.wait_for(2).await;
-    assert_eq!(pinged[1]["path"], "/ping/abc-123/fail");
+    assert_eq!(pinged[1]["path"], "/ping/abc-123/fail?rid=7");
 
     let metrics = world
         .app
