@@ -86,6 +86,8 @@ pub struct PolicyView {
     pub next_run_at: DateTime<Utc>,
     /// `off`, `each`, `daily` or `weekly`.
     pub drill: &'static str,
+    /// Where the policy's heartbeat goes: the URL's origin only (the URL may carry a token).
+    pub heartbeat_origin: Option<String>,
 }
 
 impl PolicyView {
@@ -99,6 +101,7 @@ impl PolicyView {
             namespaces: policy.namespaces(),
             next_run_at: policy.next_run_at,
             drill: policy.drill.key(),
+            heartbeat_origin: policy.heartbeat_origin(),
         }
     }
 }
@@ -398,7 +401,7 @@ fn list_answer<T: Serialize>(items: Vec<T>) -> HttpResponse {
 /// Adds a policy (namespaces are checked against the database's schemas).
 #[utoipa::path(post, path = "/api/v1/projects/{id}/policies", tag = "backups",
     params(("id" = i64, Path)),
-    request_body(description = "`name`, `cron`, `timezone` (UTC), `retention` (720h), `namespaces` (array), `drill` (off)", content_type = "application/json"),
+    request_body(description = "`name`, `cron`, `timezone` (UTC), `retention` (720h), `namespaces` (array), `drill` (off), `heartbeat_url` (optional)", content_type = "application/json"),
     responses((status = 201, body = Done<PolicyView>), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["backups:write"])))]
 pub async fn create_policy(

@@ -755,7 +755,7 @@ async fn projects_policies_backups_and_restores_work_through_the_api() {
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Policies; backup now and poll; restore; delete.
-    let nightly = json!({"name": "nightly", "cron": "daily", "timezone": "UTC", "retention": "720h", "namespaces": ["app"]});
+    let nightly = json!({"name": "nightly", "cron": "daily", "timezone": "UTC", "retention": "720h", "namespaces": ["app"], "heartbeat_url": "http://127.0.0.1:9/ping/hc-secret-uuid"});
     let (status, policy) = api
         .send(
             "post",
@@ -764,6 +764,9 @@ async fn projects_policies_backups_and_restores_work_through_the_api() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{policy}");
+    // The heartbeat's URL may carry a token: only its origin is answered.
+    assert_eq!(policy["item"]["heartbeat_origin"], "http://127.0.0.1:9");
+    assert!(!policy.to_string().contains("hc-secret-uuid"), "{policy}");
     let policy_id = policy["item"]["id"].as_i64().unwrap();
     let (status, problem) = api
         .send("post", &format!("{project}/policies"), Some(nightly))
