@@ -462,6 +462,18 @@ impl Credential {
         outcome: &Outcome,
     ) -> QueryResult<()> {
         conn.transaction(|conn| {
+            // Said once per change to failed, also when two checks end at once: the row, not
+            // what this process read earlier, decides (the second UPDATE waits and finds it
+            // failed already).
+            let newly_failed = !outcome.passed()
+                && diesel::update(
+                    credentials::table
+                        .find(self.id)
+                        .filter(credentials::verify_ok.is_distinct_from(false)),
+                )
+                .set(credentials::verify_ok.eq(Some(false)))
+                .execute(conn)?
+                    == 1;
             diesel::update(credentials::table.find(self.id))
                 .set((
                     credentials::verified_at.eq(Some(Utc::now())),
@@ -472,7 +484,7 @@ impl Credential {
                 .execute(conn)?;
             Credential::record_use(conn, self.id, "a verification")?;
             // Only a change to failed is news: a credential failing every day says it once.
-            if !outcome.passed() && self.verify_ok != Some(false) {
+            if newly_failed {
                 let message = format!(
                     "The {} credential {} failed verification: {}",
                     self.kind.key(),

@@ -815,3 +815,25 @@ async fn an_event_storm_is_delivered_once_each_by_three_instances_while_pages_st
     assert_eq!(ids.len(), 100);
     assert!(received.iter().all(|r| r["signature_valid"] == true));
 }
+
+#[actix_web::test]
+async fn a_credential_that_stops_verifying_is_said_once_even_by_two_checks_read_before_it() {
+    let world = world().await;
+    let id = keyhold::credentials::model::CredentialId(world.credential);
+    // Two checks that both read the credential while it still verified, ending one after the
+    // other: the second finds it failed already.
+    world.app.query(move |conn| {
+        let first = keyhold::credentials::model::Credential::find_any(conn, id)?;
+        let second = keyhold::credentials::model::Credential::find_any(conn, id)?;
+        let failed = keyhold::credentials::verify::Outcome::Failed("Invalid S3 credentials".into());
+        first.record_verification(conn, &failed)?;
+        second.record_verification(conn, &failed)
+    });
+    assert_eq!(
+        scalar_i64(
+            &world.app,
+            "SELECT count(*) AS n FROM notification_events WHERE kind = 'credential.verify_failed'"
+        ),
+        1
+    );
+}
