@@ -55,6 +55,10 @@
 //!   download (refused with a message otherwise); default 64.
 //! - `KEYHOLD_RESTORE_JOBS`: `pg_restore --jobs` of restores into an empty database and of
 //!   parallel restores; default the number of cores, at most 4.
+//! - `KEYHOLD_RESTORE_DOWNLOAD_STREAMS`: ranged GETs a restore's download runs at once, as
+//!   S3's own tools download large objects; default 4 (1: one stream).
+//! - `KEYHOLD_RESTORE_DOWNLOAD_PART_KB`: the size of each of those GETs; default 8192 (8 MiB).
+//!   Memory holds at most streams × part.
 //! - `KEYHOLD_REVERIFY_HOURS`: every credential is verified again when its last check is this
 //!   old (a few per scheduler pass, spread over the day); default 24, 0 turns it off.
 //! - `KEYHOLD_DRILL_DATABASE_URL`: a database on the server where restore drills create and
@@ -64,6 +68,9 @@
 //!   again (doubling, at most 15 minutes, for an hour); default 10.
 //! - `KEYHOLD_API_REQUESTS_PER_MINUTE`: requests one API token may make per minute before it
 //!   is answered 429 with `Retry-After`; default 600.
+//! - `KEYHOLD_PUBLIC_URL`: the address people open keyhold at (scheme, host, port). Passkeys
+//!   are bound to its host (WebAuthn's relying party: a domain name or `localhost`, never an IP
+//!   address); default `http://localhost:<the port of KEYHOLD_BIND>`.
 //! - `RUST_LOG`: log filter; default `info`.
 
 use std::net::IpAddr;
@@ -114,9 +121,12 @@ pub struct Settings {
     pub restore_directory: PathBuf,
     pub restore_keep_free_mb: u64,
     pub restore_jobs: u32,
+    pub restore_download_streams: usize,
+    pub restore_download_part_kb: u64,
     pub notify_retry: Duration,
     pub drill_database_url: Option<String>,
     pub api_requests_per_minute: i32,
+    pub public_url: url::Url,
 }
 
 /// How many failed sign-ins are tolerated before the client or account must wait.
@@ -164,9 +174,32 @@ impl Settings {
         let keyring = Keyring::parse(&keyring_text, var("KEYHOLD_DATA_KEY_ACTIVE").as_deref())
             .context("KEYHOLD_DATA_KEYS")?;
 
+        let bind = var("KEYHOLD_BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let public_url = match var("KEYHOLD_PUBLIC_URL") {
+            Some(text) => url::Url::parse(text.trim())
+                .ok()
+                .filter(|url| {
+                    matches!(url.scheme(), "http" | "https")
+                        && url.host_str().is_some()
+                        && url.path() == "/"
+                        && url.query().is_none()
+                })
+                .ok_or_else(|| {
+                    anyhow!(
+                        "KEYHOLD_PUBLIC_URL must be an http(s) address without a path, \
+                         e.g. https://keyhold.example.com, not {text:?}"
+                    )
+                })?,
+            None => {
+                let port = bind.rsplit(':').next().unwrap_or("8080");
+                url::Url::parse(&format!("http://localhost:{port}"))
+                    .context("KEYHOLD_BIND's port")?
+            }
+        };
+
         Ok(Settings {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            bind: var("KEYHOLD_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            bind,
             production,
             session_key,
             keyring,
@@ -249,11 +282,16 @@ impl Settings {
                 default_workers().min(4) as u32,
             )?
             .clamp(1, 64),
+            restore_download_streams: parse_or(&var, "KEYHOLD_RESTORE_DOWNLOAD_STREAMS", 4usize)?
+                .clamp(1, 16),
+            restore_download_part_kb: parse_or(&var, "KEYHOLD_RESTORE_DOWNLOAD_PART_KB", 8192u64)?
+                .clamp(4, 1024 * 1024),
             drill_database_url: var("KEYHOLD_DRILL_DATABASE_URL"),
             notify_retry: Duration::from_secs(
                 parse_or(&var, "KEYHOLD_NOTIFY_RETRY_SECONDS", 10u64)?.max(1),
             ),
             api_requests_per_minute: parse_or(&var, "KEYHOLD_API_REQUESTS_PER_MINUTE", 600)?.max(1),
+            public_url,
         })
     }
 }
@@ -388,6 +426,26 @@ mod tests {
         assert_eq!(first.bind, "127.0.0.1:8080");
         assert_eq!(first.database_url, DEFAULT_DATABASE_URL);
         assert!(!first.cookie_secure);
+        assert_eq!(first.public_url.as_str(), "http://localhost:8080/");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn the_public_url_follows_the_port_or_is_given_whole() {
+        let bound = settings(&[("KEYHOLD_BIND", "0.0.0.0:9000")]).expect("settings");
+        assert_eq!(bound.public_url.as_str(), "http://localhost:9000/");
+        let given =
+            settings(&[("KEYHOLD_PUBLIC_URL", "https://keyhold.example.com")]).expect("settings");
+        assert_eq!(given.public_url.as_str(), "https://keyhold.example.com/");
+        for wrong in [
+            "keyhold.example.com",
+            "ftp://x.example",
+            "https://x.example/app",
+        ] {
+            let error = settings(&[("KEYHOLD_PUBLIC_URL", wrong)])
+                .err()
+                .expect(wrong);
+            assert!(error.to_string().contains("KEYHOLD_PUBLIC_URL"), "{error}");
+        }
     }
 }

@@ -181,3 +181,34 @@ impl From<crate::tokens::service::TokenError> for AppError {
         }
     }
 }
+
+impl From<crate::auth::mfa::MfaError> for AppError {
+    fn from(error: crate::auth::mfa::MfaError) -> AppError {
+        match error {
+            crate::auth::mfa::MfaError::WrongCode => AppError::Invalid(error.to_string()),
+            crate::auth::mfa::MfaError::AlreadyOn | crate::auth::mfa::MfaError::NotOn => {
+                AppError::Conflict(error.to_string())
+            }
+            crate::auth::mfa::MfaError::Database(error) => error.into(),
+            crate::auth::mfa::MfaError::Sealing(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::auth::passkey::PasskeyError> for AppError {
+    fn from(error: crate::auth::passkey::PasskeyError) -> AppError {
+        use crate::auth::passkey::PasskeyError;
+        match error {
+            PasskeyError::Database(error) => error.into(),
+            PasskeyError::Stored(error) => AppError::internal(error),
+            PasskeyError::BadName | PasskeyError::Refused(_) => {
+                AppError::Invalid(error.to_string())
+            }
+            PasskeyError::Unavailable
+            | PasskeyError::NeedsTotp
+            | PasskeyError::TooMany
+            | PasskeyError::Duplicate
+            | PasskeyError::NoCeremony => AppError::Conflict(error.to_string()),
+        }
+    }
+}

@@ -80,6 +80,7 @@ diesel::table! {
         upload_id -> Nullable<Text>,
         preflight -> Nullable<Text>,
         encrypted_to -> Nullable<Array<Nullable<Text>>>,
+        progress_bytes -> Nullable<Int8>,
     }
 }
 
@@ -267,6 +268,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Int8,
+        user_id -> Int8,
+        name -> Text,
+        credential_id -> Text,
+        credential -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     credential_uses (credential_id) {
         credential_id -> Int8,
         used_at -> Timestamptz,
@@ -354,6 +367,7 @@ diesel::joinable!(project_encryption -> users (updated_by));
 diesel::joinable!(restores -> backups (backup_id));
 diesel::joinable!(restores -> projects (project_id));
 diesel::joinable!(restores -> users (created_by));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> partners (partner_id));
@@ -365,6 +379,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_channels,
     notification_deliveries,
     notification_events,
+    passkeys,
     recovery_codes,
     backup_policies,
     backup_tables,

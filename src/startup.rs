@@ -52,6 +52,9 @@ pub struct AppState {
     pub pages: Arc<PageCache>,
     /// API requests counted and not yet written (see `tokens::service::TokenUses`).
     pub token_uses: crate::tokens::service::TokenUses,
+    /// The WebAuthn relying party of `KEYHOLD_PUBLIC_URL`; `None` when its host is an IP
+    /// address (passkeys are then unavailable, and the account page says why).
+    pub passkeys: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// A bound, not yet running keyhold server.
@@ -65,7 +68,7 @@ pub struct Application {
 
 impl Application {
     /// Prepares the database (create, migrate), binds `settings.bind` and builds the server.
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let database_url = settings.database_url.clone();
         let pool_size = settings.db_pool_size;
         let pool = web::block(move || db::prepare(&database_url, pool_size))
@@ -74,6 +77,10 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("cannot listen on {} (KEYHOLD_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
+        // Bound to port 0 (tests): the default public address is at the port given.
+        if settings.public_url.port() == Some(0) {
+            let _ = settings.public_url.set_port(Some(port));
+        }
         let runner = runner(&pool, &settings).await?;
         if settings.scheduler {
             scheduler::spawn(runner.clone(), settings.scheduler_interval);
@@ -156,6 +163,8 @@ pub async fn runner(pool: &DbPool, settings: &Settings) -> anyhow::Result<Runner
         directory: settings.restore_directory.clone(),
         keep_free: settings.restore_keep_free_mb.saturating_mul(1024 * 1024),
         jobs: settings.restore_jobs,
+        download_streams: settings.restore_download_streams,
+        download_part: settings.restore_download_part_kb.saturating_mul(1024),
     }))
 }
 
@@ -182,6 +191,7 @@ fn serve(
     let sessions = SessionCache::start(&settings.database_url);
     let state = web::Data::new(AppState {
         token_uses: Default::default(),
+        passkeys: crate::auth::passkey::relying_party(&settings.public_url).map(Arc::new),
         sessions,
         pages,
         hasher: PasswordHasher::new(settings.hash_concurrency),

@@ -9,7 +9,8 @@
 //! Every refusal keeps S3's own `Code` and `Message` next to what keyhold was doing.
 //!
 //! Over 600 lines because every S3 request keyhold makes goes through `send` here (signing,
-//! deadlines, retries, S3's answers), with their tests; uploads are `storage/upload.rs`.
+//! deadlines, retries, S3's answers), with their tests; uploads are `storage/upload.rs`,
+//! downloads `storage/download.rs`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,12 +20,13 @@ use s3::creds::Credentials;
 use s3::request::Request as _;
 use s3::request::tokio_backend::ReqwestRequest;
 use s3::{Bucket, BucketConfiguration, Region};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::credentials::verify::reason;
 
+mod download;
 mod upload;
 use crate::outbound::{self, Outbound};
+pub use download::Transfer;
 pub use upload::UploadFailure;
 
 /// The smallest part S3 accepts (except the last), and the size keyhold starts with.
@@ -345,7 +347,10 @@ impl Storage {
         // An object's body may take longer than any one deadline: a GetObject has `timeout` to
         // answer, and its reader a deadline per chunk (`download`); other requests have
         // `timeout` for the whole exchange.
-        let streaming = matches!(request.command, Command::GetObject);
+        let streaming = matches!(
+            request.command,
+            Command::GetObject | Command::GetObjectRange { .. }
+        );
         let builder = self
             .client
             .request(method, url.as_str())
@@ -528,45 +533,6 @@ impl Storage {
         self.send(key, || Command::DeleteObject, self.timeout, doing, &[404])
             .await
             .map(|_| ())
-    }
-
-    /// Streams an object into `writer`, each chunk within `stall` of the last; returns the
-    /// bytes written.
-    pub async fn download(
-        &self,
-        key: &str,
-        writer: &mut (impl AsyncWrite + Unpin),
-        stall: Duration,
-        doing: &str,
-    ) -> Result<u64, Failure> {
-        let mut response = self
-            .send(key, || Command::GetObject, self.timeout, doing, &[])
-            .await?;
-        let mut written = 0u64;
-        loop {
-            let chunk = tokio::time::timeout(stall, response.chunk())
-                .await
-                .map_err(|_| {
-                    Failure::transport(
-                        doing,
-                        format!("{} sent nothing for {} s", self.origin, stall.as_secs()),
-                    )
-                })?
-                .map_err(|error| {
-                    Failure::transport(doing, format!("the download broke off: {error}"))
-                })?;
-            let Some(chunk) = chunk else {
-                break;
-            };
-            writer.write_all(&chunk).await.map_err(|error| {
-                Failure::transport(doing, format!("could not write the download: {error}"))
-            })?;
-            written += chunk.len() as u64;
-        }
-        writer.flush().await.map_err(|error| {
-            Failure::transport(doing, format!("could not write the download: {error}"))
-        })?;
-        Ok(written)
     }
 
     /// The deadline of a request carrying `bytes`: the timeout, plus a second per MiB (a link

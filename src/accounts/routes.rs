@@ -426,6 +426,7 @@ pub async fn set_disabled(
     .await?;
     if disable {
         state.sessions.forget_user(id);
+        state.token_uses.forget();
     }
     flash::success(
         &session,

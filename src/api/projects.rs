@@ -2,6 +2,9 @@
 //! the use cases the pages call (`projects::service`, `backup::service`) and the pages'
 //! authorization (`backup::routes::project_for`/`project_and`: Managers and Partners change,
 //! another organization's id is 404). A project's database address is never answered.
+//!
+//! Over 600 lines because it is the twin of fifteen page actions and lists, each with the OpenAPI
+//! annotation that documents it.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

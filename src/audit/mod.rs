@@ -155,6 +155,14 @@ impl Event {
             "backup.encryption_generate" => "Generated an encryption key",
             "restore.create" => "Started a restore",
             "restore.create_elsewhere" => "Started a restore into another database",
+            "user.password_change" => "Changed their password",
+            "mfa.enable" => "Turned on two-step sign-in",
+            "mfa.disable" => "Turned off two-step sign-in",
+            "mfa.recovery_code_used" => "Used a recovery code",
+            "mfa.enforcement" => "Changed the two-step sign-in requirement",
+            "mfa.reset" => "Reset two-step sign-in (command line)",
+            "mfa.passkey_add" => "Added a passkey",
+            "mfa.passkey_remove" => "Removed a passkey",
             other => return other.replace(['.', '_'], " "),
         };
         words.to_string()

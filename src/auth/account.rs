@@ -1,36 +1,25 @@
 //! The signed-in person's own pages (SPEC §12): `/account` (their details, their password),
-//! `/account/mfa` (set up or turn off two-step sign-in), the second step of signing in
-//! (`/login/mfa`), and the Partner's requirement (`POST /organizations/mfa`).
+//! `/account/mfa` (set up or turn off two-step sign-in, their passkeys), and the Partner's
+//! requirement (`POST /organizations/mfa`). The second step of signing in is `second_step.rs`.
 
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use serde::Deserialize;
 
 use crate::accounts::model::{OrganizationId, User};
 use crate::audit::NewEvent;
-use crate::auth::mfa::{self, Enrolment, MfaError, Passed, Pending, Requirement};
+use crate::auth::mfa::{self, Enrolment, MfaError, Requirement};
+use crate::auth::passkey::{self, PasskeyError};
 use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, Identity, Role, SettingUp, csrf, password};
+use crate::auth::{CurrentUser, Role, SettingUp, password};
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;
 use crate::startup::AppState;
-use crate::web::form::{FieldErrors, safe_next};
+use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
-
-impl From<MfaError> for AppError {
-    fn from(error: MfaError) -> AppError {
-        match error {
-            MfaError::WrongCode => AppError::Invalid(error.to_string()),
-            MfaError::AlreadyOn | MfaError::NotOn => AppError::Conflict(error.to_string()),
-            MfaError::Database(error) => error.into(),
-            MfaError::Sealing(cause) => AppError::Internal(cause),
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "account/show.html")]
@@ -52,6 +41,19 @@ struct MfaPage {
     codes_left: i64,
     required: bool,
     errors: FieldErrors,
+    /// The person's passkeys (only while two-step sign-in is on).
+    passkeys: Vec<PasskeyRow>,
+    /// Where passkeys work (`KEYHOLD_PUBLIC_URL`'s origin), or why they do not.
+    passkey_origin: Result<String, String>,
+}
+
+/// A passkey on the two-step sign-in page, with the refusal of its removal form.
+pub(super) struct PasskeyRow {
+    id: i64,
+    name: String,
+    created: String,
+    last_used: String,
+    error: Option<String>,
 }
 
 #[derive(Template)]
@@ -61,17 +63,10 @@ struct RecoveryCodesPage {
     codes: Vec<String>,
 }
 
-#[derive(Template)]
-#[template(path = "auth/login_mfa.html")]
-struct LoginMfaPage {
-    page: Page,
-    error: Option<String>,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct CodeForm {
-    code: Secret,
+    pub(super) code: Secret,
 }
 
 #[derive(Deserialize, Default)]
@@ -88,7 +83,12 @@ pub struct PasswordForm {
     new_password: Secret,
 }
 
-fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser, action: &str) -> NewEvent {
+pub(super) fn event(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &CurrentUser,
+    action: &str,
+) -> NewEvent {
     NewEvent::by(
         user,
         action,
@@ -99,7 +99,7 @@ fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser, action: &str) 
 
 /// Whether `password` is the signed-in person's own, counted like a sign-in (a stolen session
 /// cannot guess the password at hashing speed): refused with 429 past the limits.
-async fn own_password(
+pub(super) async fn own_password(
     state: &AppState,
     req: &HttpRequest,
     user: &CurrentUser,
@@ -206,11 +206,23 @@ pub async fn change_password(
     Ok(see_other("/account"))
 }
 
-async fn render_mfa(
+pub(super) async fn render_mfa(
     state: &AppState,
     session: &Session,
     user: &CurrentUser,
     errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    render_mfa_refusing(state, session, user, errors, None).await
+}
+
+/// The two-step sign-in page, with `refused` (a passkey's id and why its removal was refused)
+/// shown beside that passkey's form.
+pub(super) async fn render_mfa_refusing(
+    state: &AppState,
+    session: &Session,
+    user: &CurrentUser,
+    errors: FieldErrors,
+    refused: Option<(i64, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, partner, organization) = (
         user.id(),
@@ -218,7 +230,7 @@ async fn render_mfa(
         user.identity.organization_id,
     );
     let keyring = state.settings.keyring.clone();
-    let (enrolment, codes_left, required) = db::run(&state.pool, move |conn| {
+    let (enrolment, codes_left, required, passkeys) = db::run(&state.pool, move |conn| {
         let enrolment = if mfa::enabled(conn, id)? {
             None
         } else {
@@ -228,13 +240,33 @@ async fn render_mfa(
             enrolment,
             mfa::recovery_codes_left(conn, id)?,
             mfa::required(conn, partner, organization)?,
+            passkey::list(conn, id)?,
         ))
     })
     .await?;
-    let status = if errors.is_empty() {
+    let status = if errors.is_empty() && refused.is_none() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let passkeys = passkeys
+        .into_iter()
+        .map(|listed| PasskeyRow {
+            error: refused
+                .as_ref()
+                .filter(|(passkey, _)| *passkey == listed.id)
+                .map(|(_, message)| message.clone()),
+            id: listed.id,
+            name: listed.name,
+            created: crate::web::ago(listed.created_at),
+            last_used: listed
+                .last_used_at
+                .map_or_else(|| "never".to_string(), crate::web::ago),
+        })
+        .collect();
+    let passkey_origin = match state.passkeys {
+        Some(_) => Ok(state.settings.public_url.origin().ascii_serialization()),
+        None => Err(PasskeyError::Unavailable.to_string()),
     };
     let mut response = html_with_status(
         status,
@@ -244,6 +276,8 @@ async fn render_mfa(
             codes_left,
             required,
             errors,
+            passkeys,
+            passkey_origin,
         },
     )?;
     // The page shows a secret while it is being set up.
@@ -276,9 +310,13 @@ pub async fn mfa_enable(
     let code = form.code.expose().to_string();
     let event = event(&state, &req, &user, "mfa.enable");
     let confirmed = db::run(&state.pool, move |conn| {
-        let codes = mfa::confirm(conn, &keyring, id, &code)?;
-        event.record(conn)?;
-        Ok::<_, MfaError>(codes)
+        conn.build_transaction().run(|conn| {
+            let codes = mfa::confirm(conn, &keyring, id, &code)?;
+            // Sessions a password alone opened end; this one goes on under a new key.
+            crate::auth::session_store::revoke_all_for(conn, id)?;
+            event.record(conn)?;
+            Ok::<_, MfaError>(codes)
+        })
     })
     .await;
     let codes = match confirmed {
@@ -291,7 +329,11 @@ pub async fn mfa_enable(
         Err(error) => return Err(error.into()),
     };
     session.remove(mfa::SETUP_KEY);
-    flash::success(&session, "Two-step sign-in is on.");
+    session.renew();
+    flash::success(
+        &session,
+        "Two-step sign-in is on; you were signed out everywhere else.",
+    );
     let mut response = html(&RecoveryCodesPage {
         page: Page::new(&user, &session, "account", "Your recovery codes"),
         codes,
@@ -357,127 +399,6 @@ pub async fn mfa_disable(
     }
 }
 
-/// The sign-in waiting for its code, if it has not waited too long.
-fn pending(session: &Session) -> Option<Pending> {
-    session
-        .get::<Pending>(mfa::PENDING_KEY)
-        .ok()
-        .flatten()
-        .filter(|pending| Utc::now().timestamp() - pending.since <= mfa::PENDING_SECONDS)
-}
-
-/// GET /login/mfa
-pub async fn login_mfa_form(req: HttpRequest, session: Session) -> Result<HttpResponse, AppError> {
-    if pending(&session).is_none() {
-        session.remove(mfa::PENDING_KEY);
-        return Ok(see_other("/login"));
-    }
-    html(&LoginMfaPage {
-        page: Page::anonymous(&req, &session, "Two-step sign-in"),
-        error: None,
-    })
-}
-
-/// POST /login/mfa: a current code (once) or a recovery code finishes the sign-in; wrong
-/// codes count toward the same limits as wrong passwords.
-pub async fn login_mfa(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, AppError> {
-    let Some(waiting) = pending(&session) else {
-        session.remove(mfa::PENDING_KEY);
-        return Ok(see_other("/login"));
-    };
-    let ip = client_ip(&req, &state.settings.trusted_proxies);
-    let limits = state.settings.login;
-    let user_id = waiting.user_id;
-    let user = db::run(&state.pool, move |conn| User::find_any(conn, user_id)).await?;
-    let attempt = Attempt::new(&ip, &user.email, &limits);
-    let refuse = |status: StatusCode, message: String| {
-        html_with_status(
-            status,
-            &LoginMfaPage {
-                page: Page::anonymous(&req, &session, "Two-step sign-in"),
-                error: Some(message),
-            },
-        )
-    };
-    let blocked = db::run(&state.pool, move |conn| attempt.count(conn, &limits)).await?;
-    if let Some(seconds) = blocked {
-        state.metrics.count_login("throttled");
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many failed sign-ins. Try again in {seconds} seconds."),
-        )?;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, seconds.into());
-        return Ok(response);
-    }
-    if user.disabled {
-        session.purge();
-        return Ok(see_other("/login"));
-    }
-    let (keyring, code) = (
-        state.settings.keyring.clone(),
-        form.code.expose().to_string(),
-    );
-    let checked = db::run(&state.pool, move |conn| {
-        mfa::check(conn, &keyring, user_id, &code)
-    })
-    .await;
-    let base = NewEvent {
-        actor_id: Some(user.id),
-        actor_label: user.email.clone(),
-        partner_id: Some(user.partner_id),
-        organization_id: user.organization_id,
-        client_ip: Some(ip.clone()),
-        ..NewEvent::system("")
-    }
-    .object("user", user.id.0, &user.email);
-    let attempt = Attempt::new(&ip, &user.email, &limits);
-    match checked {
-        Ok(passed) => {
-            let signed_in = base.clone().action("session.sign_in").fields(&["mfa"]);
-            let recovery = base.action("mfa.recovery_code_used");
-            db::run(&state.pool, move |conn| {
-                attempt.succeeded(conn)?;
-                signed_in.record(conn)?;
-                if matches!(passed, Passed::RecoveryCode { .. }) {
-                    recovery.record(conn)?;
-                }
-                Ok::<_, diesel::result::Error>(())
-            })
-            .await?;
-            session.renew();
-            session.remove(mfa::PENDING_KEY);
-            Identity::of(&user).store(&session)?;
-            csrf::rotate(&session);
-            state.metrics.count_login("success");
-            if let Passed::RecoveryCode { left } = passed {
-                flash::error(
-                    &session,
-                    format!(
-                        "You signed in with a recovery code; {left} left. If you did not, \
-                         change your password now. Set up two-step sign-in again to get new \
-                         codes."
-                    ),
-                );
-            }
-            Ok(see_other(&safe_next(Some(&waiting.next))))
-        }
-        Err(db::RunError::Failed(MfaError::WrongCode)) => {
-            let failed = base.action("session.sign_in_failed").fields(&["mfa"]);
-            db::run(&state.pool, move |conn| failed.record(conn)).await?;
-            state.metrics.count_login("failure");
-            refuse(StatusCode::UNAUTHORIZED, MfaError::WrongCode.to_string())
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct RequirementForm {
@@ -535,6 +456,8 @@ pub async fn enforce(
         })
     })
     .await?;
+    // Tokens revoked by the requirement stop answering here at once.
+    state.token_uses.forget();
     flash::success(
         &session,
         match requirement {
@@ -556,43 +479,4 @@ pub async fn enforce(
         return Ok(see_other("/account/mfa"));
     }
     Ok(see_other("/organizations"))
-}
-
-/// Where the sign-in goes once the password is right: the code page when the person has a
-/// second factor (the session holds only `Pending` until then), or the session itself, with
-/// the setup required first when the partner account requires a factor the person lacks.
-pub async fn after_password(
-    state: &AppState,
-    session: &Session,
-    user: &User,
-    next: String,
-) -> Result<Option<HttpResponse>, AppError> {
-    let (id, partner, organization) = (user.id, user.partner_id, user.organization_id);
-    let (has_factor, required) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((
-            mfa::enabled(conn, id)?,
-            mfa::required(conn, partner, organization)?,
-        ))
-    })
-    .await?;
-    if has_factor {
-        session.renew();
-        session
-            .insert(
-                mfa::PENDING_KEY,
-                Pending {
-                    user_id: id,
-                    next,
-                    since: Utc::now().timestamp(),
-                },
-            )
-            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
-        return Ok(Some(see_other("/login/mfa")));
-    }
-    if required {
-        session
-            .insert(mfa::SETUP_KEY, true)
-            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
-    }
-    Ok(None)
 }

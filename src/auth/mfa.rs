@@ -218,6 +218,8 @@ fn normalized(code: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Passed {
     Code,
+    /// One of the person's passkeys (`passkey.rs`).
+    Passkey,
     /// A recovery code, now used; how many are left.
     RecoveryCode {
         left: i64,
@@ -282,8 +284,10 @@ pub fn check(
     })
 }
 
-/// Removes a person's second factor and recovery codes (turned off, or reset by the CLI).
+/// Removes a person's second factor, recovery codes and passkeys (turned off, or reset by the
+/// CLI).
 pub fn remove(conn: &mut PgConnection, user: UserId) -> QueryResult<()> {
+    crate::auth::passkey::remove_all(conn, user)?;
     diesel::update(users::table.find(user))
         .set((
             users::totp_secret.eq(None::<String>),

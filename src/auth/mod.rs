@@ -4,8 +4,11 @@
 pub mod account;
 pub mod csrf;
 pub mod mfa;
+pub mod passkey;
+pub mod passkey_pages;
 pub mod password;
 pub mod routes;
+pub mod second_step;
 pub mod session_cache;
 pub mod session_store;
 pub mod throttle;

@@ -131,7 +131,8 @@ pub async fn login(
             // A person with a second factor owes its code first (the throttle's count is
             // cleared only once the code passes).
             if let Some(code_page) =
-                crate::auth::account::after_password(&state, &session, &user, next.clone()).await?
+                crate::auth::second_step::after_password(&state, &session, &user, next.clone())
+                    .await?
             {
                 return Ok(code_page);
             }

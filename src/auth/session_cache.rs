@@ -54,7 +54,7 @@ struct Inner {
 /// What a load needs to know to fill the cache afterwards: the epoch it began in, and when
 /// (an entry's age counts from before its row was read).
 #[derive(Clone, Copy, Debug)]
-pub struct Ticket {
+pub struct SessionLoad {
     epoch: u64,
     began: Instant,
 }
@@ -80,10 +80,10 @@ impl SessionCache {
 
     /// The cached state of session `id`, if it is cached, fresh and not expired; otherwise a
     /// ticket for `fill` once the row is read.
-    pub fn get(&self, id: &str) -> Result<State, Ticket> {
+    pub fn get(&self, id: &str) -> Result<State, SessionLoad> {
         let mut inner = self.lock();
         let trusted = inner.heartbeat.trusted();
-        let ticket = Ticket {
+        let ticket = SessionLoad {
             epoch: inner.epoch,
             began: Instant::now(),
         };
@@ -107,7 +107,7 @@ impl SessionCache {
     /// Keeps the row read for session `id`, unless anything was forgotten since `ticket`.
     pub fn fill(
         &self,
-        ticket: Ticket,
+        ticket: SessionLoad,
         id: String,
         state: State,
         user_id: Option<i64>,

@@ -3,6 +3,10 @@
 //! backup into a scratch database on the project database's server, compare tables and rows
 //! with that record, drop the scratch database and record what they found. A drill whose
 //! process stopped is reaped by the scheduler, which drops its scratch database too.
+//!
+//! Over 600 lines because a drill is one flow read top to bottom (claim, restore into a scratch
+//! database, compare with the record, drop, record) beside the record it compares with and the
+//! clean-up of scratch databases, which must name them exactly as the drill does.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

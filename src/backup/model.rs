@@ -1,5 +1,9 @@
 //! Policies, backups and restores: rows and queries. A backup row is keyed by (policy, slot),
 //! so however many schedulers run, a slot produces one row.
+//!
+//! Over 600 lines because policies, backups and restores share one life (phases, beats,
+//! reaping, ends that record their notification event) and their queries are written once
+//! here for the pages, the API, the runner and the scheduler.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -248,6 +252,8 @@ pub struct Backup {
     pub preflight: Option<String>,
     /// The age recipients the dump was encrypted to; `None` when it was not encrypted.
     pub encrypted_to: Option<Vec<Option<String>>>,
+    /// What a running backup has stored so far, as of its last beat.
+    pub progress_bytes: Option<i64>,
 }
 
 impl Backup {
@@ -499,13 +505,20 @@ impl Backup {
     }
 
     /// Notes that the run is alive.
-    pub fn heartbeat(conn: &mut PgConnection, id: BackupId) -> QueryResult<()> {
+    pub fn heartbeat(
+        conn: &mut PgConnection,
+        id: BackupId,
+        progress: Option<i64>,
+    ) -> QueryResult<()> {
         diesel::update(
             backups::table
                 .find(id)
                 .filter(backups::phase.eq_any([Phase::New, Phase::InProgress])),
         )
-        .set(backups::heartbeat_at.eq(Some(Utc::now())))
+        .set((
+            backups::heartbeat_at.eq(Some(Utc::now())),
+            backups::progress_bytes.eq(progress),
+        ))
         .execute(conn)?;
         Ok(())
     }

@@ -58,9 +58,19 @@ impl Runner {
             }
             None => self.check_project_source(project).await?,
         };
+        let started = std::time::Instant::now();
         let file = self.fetch_checked(backup, project, identity).await?;
-        self.apply(source, restore.namespaces(), file, restore.parallel)
-            .await
+        let fetched = started.elapsed();
+        let applied = self
+            .apply(source, restore.namespaces(), file, restore.parallel)
+            .await;
+        tracing::info!(
+            restore = restore.id.0,
+            fetch_seconds = fetched.as_secs_f64(),
+            apply_seconds = (started.elapsed() - fetched).as_secs_f64(),
+            "restore steps timed"
+        );
+        applied
     }
 
     /// Downloads a backup's object to a private file (free disk checked first), checks its
@@ -138,11 +148,17 @@ impl Runner {
             1024 * 1024,
             tokio::fs::File::from_std(writer),
         ));
+        let transfer = crate::storage::Transfer {
+            streams: self.restores.download_streams,
+            part: self.restores.download_part,
+            stall: self.transfer_timeout,
+        };
         storage
-            .download(
+            .download_ranges(
                 &key,
+                size as u64,
                 &mut writer,
-                self.transfer_timeout,
+                transfer,
                 &format!("downloading {key} from bucket {}", storage.name()),
             )
             .await

@@ -2,6 +2,9 @@
 //! period, back up now, restore, delete a backup. Managers and Partners only; another
 //! organization's project, policy or backup is "not found". Each handler authorizes, calls one
 //! use case of `backup::service` and renders.
+//!
+//! Over 600 lines because each of its actions answers three ways (an htmx fragment, a
+//! redirect without JavaScript, a refusal re-rendered in place), written beside its handler.
 
 use std::collections::HashMap;
 

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,11 +40,13 @@ const DUMP_SILENCE: Duration = Duration::from_secs(30 * 60);
 /// beats four times as often).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// Counts and hashes what passes through.
+/// Counts and hashes what passes through (and adds the count to `progress`, when given, for
+/// the run's beats to record).
 pub(crate) struct Hashing<T> {
     inner: T,
     hasher: Sha256,
     pub(crate) bytes: u64,
+    progress: Option<Arc<AtomicU64>>,
 }
 
 impl<T> Hashing<T> {
@@ -52,7 +55,14 @@ impl<T> Hashing<T> {
             inner,
             hasher: Sha256::new(),
             bytes: 0,
+            progress: None,
         }
+    }
+
+    /// The same, adding what passes to `progress` too.
+    pub(crate) fn counting(mut self, progress: Arc<AtomicU64>) -> Hashing<T> {
+        self.progress = Some(progress);
+        self
     }
 
     pub(crate) fn digest(&self) -> String {
@@ -70,8 +80,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Hashing<T> {
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = poll {
             let new = &buf.filled()[before..];
+            let read = new.len() as u64;
             self.hasher.update(new);
-            self.bytes += new.len() as u64;
+            self.bytes += read;
+            if let Some(progress) = &self.progress {
+                progress.fetch_add(read, Ordering::Relaxed);
+            }
         }
         poll
     }
@@ -177,13 +191,17 @@ pub struct Runner {
 }
 
 /// How restores run: where the object is downloaded (`KEYHOLD_RESTORE_DIRECTORY`), the free
-/// space left on that disk beside the download (`KEYHOLD_RESTORE_KEEP_FREE_MB`), and the
-/// `pg_restore --jobs` of a parallel restore (`KEYHOLD_RESTORE_JOBS`).
+/// space left on that disk beside the download (`KEYHOLD_RESTORE_KEEP_FREE_MB`), the
+/// `pg_restore --jobs` of a parallel restore (`KEYHOLD_RESTORE_JOBS`), and how the download is
+/// spread: `download_streams` ranged GETs of `download_part` bytes at once
+/// (`KEYHOLD_RESTORE_DOWNLOAD_STREAMS`, `KEYHOLD_RESTORE_DOWNLOAD_PART_KB`).
 #[derive(Clone, Debug)]
 pub struct RestoreSettings {
     pub directory: std::path::PathBuf,
     pub keep_free: u64,
     pub jobs: u32,
+    pub download_streams: usize,
+    pub download_part: u64,
 }
 
 impl Default for RestoreSettings {
@@ -192,6 +210,8 @@ impl Default for RestoreSettings {
             directory: std::env::temp_dir(),
             keep_free: 64 * 1024 * 1024,
             jobs: 2,
+            download_streams: 4,
+            download_part: 8 * 1024 * 1024,
         }
     }
 }
@@ -263,7 +283,8 @@ impl Runner {
         F: Fn(&mut diesel::PgConnection) -> diesel::QueryResult<()> + Send + Clone + 'static,
     {
         let pool = self.pool.clone();
-        let every = self.stale_after / 4;
+        // At least every 5 s: a backup's beat also records its progress.
+        let every = (self.stale_after / 4).min(Duration::from_secs(5));
         actix_web::rt::spawn(async move {
             let mut interval = actix_web::rt::time::interval(every);
             loop {
@@ -332,7 +353,7 @@ impl Runner {
         if let Ok(mut running) = self.in_flight.lock() {
             running.insert(id);
         }
-        let waiting = self.beat(move |conn| Backup::heartbeat(conn, id));
+        let waiting = self.beat(move |conn| Backup::heartbeat(conn, id, None));
         let permit = self.permits.clone().acquire_owned().await;
         waiting.abort();
         let outcome = self.backup(id).await;
@@ -401,7 +422,12 @@ impl Runner {
         let recipients = encryption
             .filter(|encryption| encryption.enabled)
             .map(|encryption| encryption.recipients());
-        let heartbeat = self.beat(move |conn| Backup::heartbeat(conn, id));
+        // The beats record what is stored so far, for the Backups tab.
+        let progress = Arc::new(AtomicU64::new(0));
+        let stored = progress.clone();
+        let heartbeat = self.beat(move |conn| {
+            Backup::heartbeat(conn, id, Some(stored.load(Ordering::Relaxed) as i64))
+        });
         let result = self
             .dump_and_upload(
                 &backup,
@@ -409,6 +435,7 @@ impl Runner {
                 &credential,
                 &bucket_name,
                 recipients.as_deref(),
+                progress,
             )
             .await;
         heartbeat.abort();
@@ -512,6 +539,7 @@ impl Runner {
         credential: &Credential,
         bucket_name: &str,
         recipients: Option<&[String]>,
+        progress: Arc<AtomicU64>,
     ) -> Result<Dumped, String> {
         let settings = s3_settings(credential, &self.keyring)?;
         let storage = self.storage(&settings, bucket_name).await?;
@@ -549,9 +577,15 @@ impl Runner {
                     let sealing = actix_web::rt::spawn(async move {
                         encryption::encrypt(&recipients, stdout, writer).await
                     });
-                    (Hashing::new(Box::new(pipe)), Some(sealing))
+                    (
+                        Hashing::new(Box::new(pipe) as Box<_>).counting(progress),
+                        Some(sealing),
+                    )
                 }
-                None => (Hashing::new(Box::new(stdout)), None),
+                None => (
+                    Hashing::new(Box::new(stdout) as Box<_>).counting(progress),
+                    None,
+                ),
             };
         let (pool, id, upload_key) = (&self.pool, backup.id, key.as_str());
         let opened = async |upload: Option<String>| {

@@ -5,6 +5,10 @@
 //!
 //! `by` is the audit event of the request (actor, client address, the project as object),
 //! which each use case completes with its action, object and field names.
+//!
+//! Over 600 lines because it holds every backup use case (enable, disable, encryption,
+//! policies, backup now, restore, drill, delete) behind one error type, `BackupError`, which the
+//! pages and the API both map.
 
 use chrono::Utc;
 

@@ -72,7 +72,26 @@ pub struct BackupView {
     pub check_detail: String,
     pub restorable: bool,
     pub running: bool,
+    /// How long a running backup has been going ("running for 2 min 5 s"); empty otherwise.
+    pub elapsed: String,
     pub deleted: bool,
+}
+
+/// How long a run started at `started` has been going, in words.
+fn running_for(started: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(started) = started else {
+        return "waiting for a slot".into();
+    };
+    let seconds = (now - started).num_seconds().max(0);
+    match seconds {
+        0..60 => format!("running for {seconds} s"),
+        60..3600 => format!("running for {} min {} s", seconds / 60, seconds % 60),
+        _ => format!(
+            "running for {} h {} min",
+            seconds / 3600,
+            seconds % 3600 / 60
+        ),
+    }
 }
 
 /// A restore as the Restores tab shows it.
@@ -373,6 +392,7 @@ pub async fn project_view(
         .collect();
     // Only the shown tab's rows are built (the schedules tab loads backups for its policies'
     // last runs, not to list them).
+    let now = Utc::now();
     let backup_views = backups
         .iter()
         .filter(|_| name == "backups")
@@ -383,7 +403,10 @@ pub async fn project_view(
             scheduled_for: when(Some(backup.scheduled_for)),
             finished: when(backup.finished_at),
             expires: when(backup.expires_at),
-            size: human_size(backup.size_bytes),
+            size: match (backup.running(), backup.progress_bytes) {
+                (true, Some(stored)) => format!("{} so far", human_size(Some(stored))),
+                _ => human_size(backup.size_bytes),
+            },
             checksum: backup.sha256.clone().unwrap_or_default(),
             phase: backup.phase,
             reason: backup.reason.clone().unwrap_or_default(),
@@ -417,6 +440,11 @@ pub async fn project_view(
                 .unwrap_or_default(),
             restorable: backup.restorable(),
             running: backup.running(),
+            elapsed: if backup.running() {
+                running_for(backup.started_at, now)
+            } else {
+                String::new()
+            },
             deleted: backup.deleted_at.is_some(),
         })
         .collect();
@@ -578,4 +606,19 @@ pub async fn render_project(
             project,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_backup_says_how_long_it_has_run() {
+        let now = Utc::now();
+        let ago = |seconds| Some(now - chrono::Duration::seconds(seconds));
+        assert_eq!(running_for(None, now), "waiting for a slot");
+        assert_eq!(running_for(ago(42), now), "running for 42 s");
+        assert_eq!(running_for(ago(125), now), "running for 2 min 5 s");
+        assert_eq!(running_for(ago(7260), now), "running for 2 h 1 min");
+    }
 }

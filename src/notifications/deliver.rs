@@ -77,9 +77,12 @@ impl Deliverer {
                     error: Some(format!("the channel could not be read: {error}")),
                 },
             };
-        let retry_at = Some(Utc::now() + backoff(self.first_retry, delivery.attempts))
-            .filter(|at| {
-                *at < delivery.created_at + chrono::Duration::seconds(GIVE_UP_AFTER_SECONDS)
+        let wait = chrono::Duration::from_std(backoff(self.first_retry, delivery.attempts))
+            .unwrap_or_else(|_| chrono::Duration::seconds(LONGEST_WAIT_SECONDS as i64));
+        let retry_after = Some(wait)
+            .filter(|wait| {
+                Utc::now() + *wait
+                    < delivery.created_at + chrono::Duration::seconds(GIVE_UP_AFTER_SECONDS)
             })
             .filter(|_| !answer.delivered());
         if !answer.delivered() {
@@ -91,7 +94,13 @@ impl Deliverer {
         }
         let id = delivery.id;
         let _ = db::run(&self.pool, move |conn| {
-            Delivery::record(conn, id, answer.status, answer.error.as_deref(), retry_at)
+            Delivery::record(
+                conn,
+                id,
+                answer.status,
+                answer.error.as_deref(),
+                retry_after,
+            )
         })
         .await;
     }

@@ -518,11 +518,12 @@ impl Delivery {
         limit: i64,
         lease: chrono::Duration,
     ) -> QueryResult<Vec<Delivery>> {
+        // Times are the database's (`now()`), not this instance's clock: instances whose
+        // clocks differ still agree on what is due and on when a claim lapses.
         conn.transaction(|conn| {
-            let now = Utc::now();
             let ids: Vec<i64> = notification_deliveries::table
                 .filter(notification_deliveries::state.eq(DeliveryState::Pending))
-                .filter(notification_deliveries::next_attempt_at.le(now))
+                .filter(notification_deliveries::next_attempt_at.le(database_now()))
                 .order(notification_deliveries::next_attempt_at)
                 .limit(limit)
                 .select(notification_deliveries::id)
@@ -537,7 +538,7 @@ impl Delivery {
             )
             .set((
                 notification_deliveries::attempts.eq(notification_deliveries::attempts + 1),
-                notification_deliveries::next_attempt_at.eq(now + lease),
+                notification_deliveries::next_attempt_at.eq(database_now_plus(lease)),
             ))
             .execute(conn)?;
             notification_deliveries::table
@@ -548,15 +549,16 @@ impl Delivery {
         })
     }
 
-    /// Records an attempt's outcome: delivered, or retried at `retry_at`, or given up.
+    /// Records an attempt's outcome: delivered, or retried `retry_after` from now (the
+    /// database's), or given up.
     pub fn record(
         conn: &mut PgConnection,
         id: i64,
         status: Option<i32>,
         error: Option<&str>,
-        retry_at: Option<DateTime<Utc>>,
+        retry_after: Option<chrono::Duration>,
     ) -> QueryResult<()> {
-        let state = match (error, retry_at) {
+        let state = match (error, retry_after) {
             (None, _) => DeliveryState::Delivered,
             (Some(_), Some(_)) => DeliveryState::Pending,
             (Some(_), None) => DeliveryState::Failed,
@@ -571,11 +573,26 @@ impl Delivery {
                     .eq(Some(Utc::now()).filter(|_| state == DeliveryState::Delivered)),
             ))
             .execute(conn)?;
-        if let Some(at) = retry_at.filter(|_| state == DeliveryState::Pending) {
+        if let Some(wait) = retry_after.filter(|_| state == DeliveryState::Pending) {
             diesel::update(row)
-                .set(notification_deliveries::next_attempt_at.eq(at))
+                .set(notification_deliveries::next_attempt_at.eq(database_now_plus(wait)))
                 .execute(conn)?;
         }
         Ok(())
     }
+}
+
+/// The database's `now()`.
+fn database_now() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
+    diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()")
+}
+
+/// The database's `now()` plus `wait` (whole milliseconds).
+fn database_now_plus(
+    wait: chrono::Duration,
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
+    diesel::dsl::sql::<diesel::sql_types::Timestamptz>(&format!(
+        "now() + interval '{} milliseconds'",
+        wait.num_milliseconds()
+    ))
 }

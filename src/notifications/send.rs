@@ -60,7 +60,14 @@ pub async fn send(
 ) -> Answer {
     match channel.kind {
         ChannelKind::Webhook => {
-            let Ok(body) = serde_json::to_vec(event.body) else {
+            // The delivery id inside the signed body too: a receiver that keeps the ids it
+            // took (and refuses an `at` older than the retry hour) cannot be replayed to,
+            // whereas the header alone could be changed by whoever replays.
+            let mut body = event.body.clone();
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("delivery".into(), event.delivery_key.into());
+            }
+            let Ok(body) = serde_json::to_vec(&body) else {
                 return Answer::failed("the event could not be written as JSON");
             };
             let mut request = vec![

@@ -352,23 +352,6 @@ impl Project {
         Ok(())
     }
 
-    /// Names of the projects that use a credential (in any role), for the credentials pages.
-    pub fn names_using(
-        conn: &mut PgConnection,
-        credential: CredentialId,
-    ) -> QueryResult<Vec<String>> {
-        projects::table
-            .filter(
-                projects::cloud_credential_id
-                    .eq(credential)
-                    .or(projects::ai_credential_id.eq(credential))
-                    .or(projects::backup_credential_id.eq(credential)),
-            )
-            .order(projects::name)
-            .select(projects::name)
-            .load(conn)
-    }
-
     /// Re-seals up to `batch` data source URLs not under the active key; returns how many.
     pub fn reseal_batch(
         conn: &mut PgConnection,

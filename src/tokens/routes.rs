@@ -113,6 +113,7 @@ pub async fn revoke(
     let id = id.parse().map(TokenId).map_err(|_| AppError::NotFound)?;
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     let token = service::revoke(&state.pool, &user, &ip, id).await?;
+    state.token_uses.forget();
     flash::success(&session, format!("Token {} revoked.", token.name));
     Ok(see_other("/tokens"))
 }

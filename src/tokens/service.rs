@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Months, NaiveDate, Utc};
 
+use crate::accounts::model::User;
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Identity, Role};
 use crate::crypto::{Secret, sha256_hex};
@@ -242,13 +243,27 @@ pub struct Bearer {
     pub scopes: Vec<ApiScope>,
 }
 
-/// The API requests of each token counted by this process and not yet written. A token's rate
-/// is what its row says (every process writes there) plus what this process has not written:
-/// each process writes its count at a token's first request, then every tenth or after a
-/// second, so a request costs one read, and the limit holds across instances to within ten
-/// requests each.
+/// What this process keeps of tokens between requests: the requests of each token counted and
+/// not yet written, and the tokens read lately.
+///
+/// A token's rate is what its row says (every process writes there) plus what this process has
+/// not written: each process writes its count at a token's first request and then once a
+/// second, so the limit holds across instances to within a second's requests each.
+///
+/// A token's row (with its person) is read at most once a second (`READ_AGE`): a token revoked
+/// or a person disabled through another instance stops answering within that second; through
+/// this one at once (`forget`, called by those actions' handlers). A read that began before a
+/// `forget` is not kept.
 #[derive(Default)]
-pub struct TokenUses(Mutex<HashMap<TokenId, Unwritten>>);
+pub struct TokenUses {
+    uses: Mutex<HashMap<TokenId, Unwritten>>,
+    read: Mutex<Read>,
+}
+
+/// How long a token's row read by this process answers for it.
+const READ_AGE: Duration = Duration::from_secs(1);
+/// At most this many tokens are kept; a full map is emptied and fills again.
+const READ_CAPACITY: usize = 10_000;
 
 #[derive(Default)]
 struct Unwritten {
@@ -256,15 +271,33 @@ struct Unwritten {
     written_at: Option<Instant>,
 }
 
+/// Tokens read lately, by the SHA-256 of the token; `epoch` counts the `forget`s.
+#[derive(Default)]
+struct Read {
+    tokens: HashMap<String, ReadToken>,
+    epoch: u64,
+}
+
+/// A token's row as read, when, and the requests this process wrote to it since.
+struct ReadToken {
+    at: Instant,
+    token: ApiToken,
+    user: User,
+    written_since: i32,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl TokenUses {
     /// Counts one request of `token` when it is within `per_minute` (with `written` already
     /// counted in its row for this minute); answers whether it was counted and, when it is time
     /// to write, how many requests to write.
     fn count(&self, token: TokenId, written: i32, per_minute: i32) -> (bool, Option<i32>) {
-        let mut uses = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut uses = lock(&self.uses);
         let unwritten = uses.entry(token).or_default();
         if written + unwritten.requests >= per_minute {
             return (false, None);
@@ -272,13 +305,62 @@ impl TokenUses {
         unwritten.requests += 1;
         let due = unwritten
             .written_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-            || unwritten.requests >= 10;
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
         if !due {
             return (true, None);
         }
         unwritten.written_at = Some(Instant::now());
         (true, Some(std::mem::take(&mut unwritten.requests)))
+    }
+
+    /// The token of `hash` and its person, when read less than `READ_AGE` ago, with the
+    /// requests this process wrote to its row since.
+    fn recently_read(&self, hash: &str) -> Option<(ApiToken, User, i32)> {
+        let read = lock(&self.read);
+        read.tokens
+            .get(hash)
+            .filter(|kept| kept.at.elapsed() < READ_AGE)
+            .map(|kept| (kept.token.clone(), kept.user.clone(), kept.written_since))
+    }
+
+    /// Notes that `requests` were written to the row of `hash` after it was read.
+    fn wrote(&self, hash: &str, requests: i32) {
+        if let Some(kept) = lock(&self.read).tokens.get_mut(hash) {
+            kept.written_since += requests;
+        }
+    }
+
+    /// Where a read of a token begins: the `forget`s so far, and the time.
+    fn ticket(&self) -> (u64, Instant) {
+        (lock(&self.read).epoch, Instant::now())
+    }
+
+    /// Keeps what a read that began at `ticket` found, unless a `forget` came since.
+    fn keep(&self, hash: String, found: &(ApiToken, User), ticket: (u64, Instant)) {
+        let mut read = lock(&self.read);
+        if read.epoch != ticket.0 {
+            return;
+        }
+        if read.tokens.len() >= READ_CAPACITY {
+            read.tokens.clear();
+        }
+        read.tokens.insert(
+            hash,
+            ReadToken {
+                at: ticket.1,
+                token: found.0.clone(),
+                user: found.1.clone(),
+                written_since: 0,
+            },
+        );
+    }
+
+    /// Forgets every token read: a token was revoked, or a person disabled or changed, by this
+    /// process; the next request of each token reads its row.
+    pub fn forget(&self) {
+        let mut read = lock(&self.read);
+        read.tokens.clear();
+        read.epoch += 1;
     }
 }
 
@@ -292,9 +374,18 @@ pub async fn authenticate(
     per_minute: i32,
 ) -> Result<Bearer, AppError> {
     let hash = sha256_hex(presented);
-    let (token, user) = db::run(pool, move |conn| ApiToken::find_by_hash(conn, &hash))
-        .await?
-        .ok_or_else(|| AppError::TokenRefused("This token is not known.".into()))?;
+    let (token, user, written_since) = match uses.recently_read(&hash) {
+        Some(found) => found,
+        None => {
+            let ticket = uses.ticket();
+            let key = hash.clone();
+            let found = db::run(pool, move |conn| ApiToken::find_by_hash(conn, &key))
+                .await?
+                .ok_or_else(|| AppError::TokenRefused("This token is not known.".into()))?;
+            uses.keep(hash.clone(), &found, ticket);
+            (found.0, found.1, 0)
+        }
+    };
     if token.revoked_at.is_some() {
         return Err(AppError::TokenRefused(
             "This token has been revoked.".into(),
@@ -317,11 +408,13 @@ pub async fn authenticate(
         )));
     }
     let window_ends = token.window_started_at + chrono::Duration::minutes(1);
+    // The row's count for this minute (none when its minute is over), plus what this process
+    // wrote to it since it was read.
     let written = if window_ends > Utc::now() {
         token.window_requests
     } else {
         0
-    };
+    } + written_since;
     let (counted, to_write) = uses.count(token.id, written, per_minute);
     if !counted {
         let retry_after_secs = (window_ends - Utc::now()).num_seconds().max(1) as u64;
@@ -330,6 +423,7 @@ pub async fn authenticate(
     if let Some(requests) = to_write {
         let (client, token) = (client_ip.to_string(), token.clone());
         db::run(pool, move |conn| token.record_uses(conn, requests, &client)).await?;
+        uses.wrote(&hash, requests);
     }
     Ok(Bearer {
         scopes: token.scopes(),
@@ -342,18 +436,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uses_are_written_at_the_first_request_then_every_tenth_and_held_to_the_limit() {
+    fn uses_are_written_at_the_first_request_then_once_a_second_and_held_to_the_limit() {
         let uses = TokenUses::default();
         let token = TokenId(7);
         assert_eq!(uses.count(token, 0, 100), (true, Some(1)));
         let written: Vec<Option<i32>> = (0..10).map(|_| uses.count(token, 1, 100).1).collect();
-        assert_eq!(written[..9], [None; 9]);
-        assert_eq!(written[9], Some(10));
-        // What the row says and what is unwritten count together.
-        // The 99th and 100th of the minute pass, the 101st waits.
-        assert_eq!(uses.count(token, 98, 100), (true, None));
-        assert_eq!(uses.count(token, 98, 100), (true, None));
-        assert_eq!(uses.count(token, 98, 100), (false, None));
+        assert_eq!(written, [None; 10], "within the second nothing is written");
+        // What the row says (1) and what is unwritten (10) count together: 89 more pass, the
+        // 101st of the minute waits.
+        for _ in 0..89 {
+            assert!(uses.count(token, 1, 100).0);
+        }
+        assert_eq!(uses.count(token, 1, 100), (false, None));
         assert_eq!(uses.count(TokenId(8), 98, 100), (true, Some(1)));
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(
+            uses.count(TokenId(8), 0, 100),
+            (true, Some(1)),
+            "a second later"
+        );
     }
 }

@@ -41,6 +41,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../static/app.js"),
         ),
         asset(
+            "passkey.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../static/passkey.js"),
+        ),
+        asset(
             "favicon.svg",
             "image/svg+xml",
             include_bytes!("../../static/favicon.svg"),

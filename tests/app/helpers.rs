@@ -584,3 +584,18 @@ pub fn texts(body: &str, selector: &str) -> Vec<String> {
         .map(|element| element.text().collect::<String>().trim().to_string())
         .collect()
 }
+
+/// The RFC 6238 code of `secret` (base32) for the time step `offset` steps from now, computed
+/// by Python's own HMAC (not keyhold's TOTP library).
+pub fn totp_code(secret: &str, offset: i64) -> String {
+    let script = "import base64,hmac,hashlib,struct,sys,time\n\
+        s=sys.argv[1]; key=base64.b32decode(s+'='*(-len(s)%8))\n\
+        step=int(time.time())//30+int(sys.argv[2])\n\
+        h=hmac.new(key,struct.pack('>Q',step),hashlib.sha1).digest(); o=h[-1]&15\n\
+        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, secret, &offset.to_string()])
+        .output()
+        .expect("python3 runs");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}

@@ -6,21 +6,9 @@
 use reqwest::StatusCode;
 
 use crate::backups::{scalar_i64, scalar_text};
-use crate::helpers::{Account, Client, TestApp, spawn_app, spawn_app_with, texts};
-
-/// The RFC 6238 code of `secret` (base32) for the time step `offset` steps from now.
-fn code(secret: &str, offset: i64) -> String {
-    let script = "import base64,hmac,hashlib,struct,sys,time\n\
-        s=sys.argv[1]; key=base64.b32decode(s+'='*(-len(s)%8))\n\
-        step=int(time.time())//30+int(sys.argv[2])\n\
-        h=hmac.new(key,struct.pack('>Q',step),hashlib.sha1).digest(); o=h[-1]&15\n\
-        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
-    let output = std::process::Command::new("python3")
-        .args(["-c", script, secret, &offset.to_string()])
-        .output()
-        .expect("python3 runs");
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
+use crate::helpers::{
+    Account, Client, TestApp, spawn_app, spawn_app_with, texts, totp_code as code,
+};
 
 fn location(response: &reqwest::Response) -> String {
     response
@@ -212,6 +200,8 @@ async fn every_route_refuses_the_half_signed_in() {
             "/setup",
             "/login",
             "/login/mfa",
+            "/login/mfa/passkey/options",
+            "/login/mfa/passkey",
             "/logout",
         ];
         if open.contains(pattern) {
@@ -474,4 +464,233 @@ async fn a_changed_password_ends_the_other_sessions_and_guesses_are_throttled() 
         statuses.push(guess.status().as_u16());
     }
     assert_eq!(statuses, vec![422, 422, 422, 429]);
+}
+
+/// A JSON POST with the session's CSRF token (read from `page`) in its header, as
+/// `static/passkey.js` sends it.
+async fn post_json(
+    client: &Client,
+    page: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let token = client.token(page).await;
+    client
+        .http
+        .post(format!("{}{path}", client.base))
+        .header("X-CSRF-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
+fn execute(app: &TestApp, sql: &str) {
+    use diesel::RunQueryDsl;
+    app.query(|conn| diesel::sql_query(sql).execute(conn));
+}
+
+/// What a passkey's routes refuse over HTTP (registration and sign-in themselves run with
+/// Chromium's virtual authenticator in the browser suite): a passkey needs two-step sign-in
+/// on; a challenge answers once; an answer that is not a signature is refused and counted
+/// like a wrong code; another person's passkey is not found; removal needs the password.
+#[actix_web::test]
+async fn passkey_routes_refuse_what_they_must() {
+    let app = spawn_app_with(&[("KEYHOLD_LOGIN_ACCOUNT_LIMIT", "4")]).await;
+    let (partner, account) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let manager = partner
+        .create_user("mia@blue.example", "manager", Some(organization))
+        .await;
+    let mia = app.client();
+    mia.login(&manager.email, &manager.password).await;
+
+    // Without two-step sign-in on, no passkey.
+    let refused = post_json(
+        &mia,
+        "/account/mfa",
+        "/account/passkeys/options",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let detail = refused.json::<serde_json::Value>().await.unwrap()["detail"].to_string();
+    assert!(detail.contains("Turn on two-step sign-in"), "{detail}");
+
+    // With it on: the options name keyhold's relying party (localhost by default) and the person.
+    let (secret, _) = enable(&mia).await;
+    let options = post_json(
+        &mia,
+        "/account/mfa",
+        "/account/passkeys/options",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(options.status(), StatusCode::OK);
+    assert_eq!(options.headers()["cache-control"], "no-store");
+    let options: serde_json::Value = options.json().await.unwrap();
+    assert_eq!(options["publicKey"]["rp"]["id"], "localhost", "{options}");
+    assert_eq!(options["publicKey"]["user"]["name"], manager.email.as_str());
+    assert!(options["publicKey"]["challenge"].as_str().unwrap().len() >= 43);
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    // An answer that is no attestation is refused, and the challenge is gone after it.
+    let forged = serde_json::json!({
+        "name": "Forged",
+        "credential": {
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}
+        }
+    });
+    let answer = post_json(&mia, "/account/mfa", "/account/passkeys", forged.clone()).await;
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = post_json(&mia, "/account/mfa", "/account/passkeys", forged).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "a challenge answers once"
+    );
+    assert_eq!(scalar_i64(&app, "SELECT count(*) AS n FROM passkeys"), 0);
+    // Without the CSRF header, the JSON request is refused before anything.
+    let bare = mia
+        .http
+        .post(format!("{}/account/passkeys/options", mia.base))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+
+    // A passkey row of Mia's (the key itself is irrelevant to removal).
+    let mia_id = scalar_i64(
+        &app,
+        &format!(
+            "SELECT id AS n FROM users WHERE email = '{}'",
+            manager.email
+        ),
+    );
+    execute(
+        &app,
+        &format!(
+            "INSERT INTO passkeys (user_id, name, credential_id, credential) \
+             VALUES ({mia_id}, 'Mia laptop', 'cred-1', '{{}}')"
+        ),
+    );
+    let key = scalar_i64(&app, "SELECT id AS n FROM passkeys");
+    let page = mia.page("/account/mfa").await;
+    assert!(page.contains("Mia laptop"), "listed on the page");
+    // The Partner cannot remove it (another person's passkey is not found), even with the
+    // Partner's own password.
+    let theirs = partner
+        .post_from(
+            "/account/mfa",
+            &format!("/account/passkeys/{key}/delete"),
+            &[("password", account.password.as_str())],
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    // Mia needs her password.
+    let wrong = mia
+        .post_from(
+            "/account/mfa",
+            &format!("/account/passkeys/{key}/delete"),
+            &[("password", "not-her-password")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("This is not your password.")
+    );
+    assert_eq!(scalar_i64(&app, "SELECT count(*) AS n FROM passkeys"), 1);
+    let removed = mia
+        .post_from(
+            "/account/mfa",
+            &format!("/account/passkeys/{key}/delete"),
+            &[("password", manager.password.as_str())],
+        )
+        .await;
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(scalar_i64(&app, "SELECT count(*) AS n FROM passkeys"), 0);
+    assert_eq!(
+        scalar_text(
+            &app,
+            "SELECT object_label AS value FROM audit_events WHERE action = 'mfa.passkey_remove'"
+        ),
+        "Mia laptop"
+    );
+
+    // Signing in: a person without a passkey is offered none; an answer with no challenge
+    // is refused and counted like a wrong code, up to the limit.
+    let half = password_only(&app, &manager).await;
+    assert!(!half.page("/login/mfa").await.contains("passkey-sign-in"));
+    let none = post_json(
+        &half,
+        "/login/mfa",
+        "/login/mfa/passkey/options",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(none.status(), StatusCode::CONFLICT);
+    let assertion = serde_json::json!({
+        "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+        "response": {"authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA"}
+    });
+    for _ in 0..3 {
+        let refused = post_json(&half, "/login/mfa", "/login/mfa/passkey", assertion.clone()).await;
+        assert_eq!(refused.status(), StatusCode::CONFLICT);
+    }
+    let blocked = post_json(&half, "/login/mfa", "/login/mfa/passkey", assertion).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(blocked.headers().contains_key("retry-after"));
+    assert_eq!(
+        scalar_i64(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'session.sign_in_failed' \
+             AND fields @> ARRAY['passkey']"
+        ),
+        3
+    );
+    // Signed out entirely, the passkey sign-in has nothing to finish.
+    let stranger = app.client();
+    let token = stranger.token("/login").await;
+    let nobody = stranger
+        .http
+        .post(format!("{}/login/mfa/passkey/options", stranger.base))
+        .header("X-CSRF-Token", token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
+    let _ = secret;
+}
+
+/// Turning two-step sign-in on ends the person's other sessions (a password alone opened
+/// them); the session that turned it on goes on.
+#[actix_web::test]
+async fn turning_two_step_sign_in_on_ends_the_other_sessions() {
+    let app = spawn_app().await;
+    let (partner, account) = app.partner().await;
+    let elsewhere = app.client();
+    elsewhere.login(&account.email, &account.password).await;
+    assert_eq!(elsewhere.get("/").await.status(), StatusCode::OK);
+    enable(&partner).await;
+    let ended = elsewhere.get("/").await;
+    assert_eq!(ended.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&ended).starts_with("/login"),
+        "{}",
+        location(&ended)
+    );
+    assert_eq!(partner.get("/").await.status(), StatusCode::OK);
 }

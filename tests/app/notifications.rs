@@ -241,6 +241,13 @@ async fn a_refused_delivery_is_retried_with_the_same_delivery_id_until_taken() {
         ids.iter().all(|id| *id == ids[0] && !id.is_empty()),
         "{ids:?}"
     );
+    // The signed body names the same delivery, so a replay cannot pass as a new one.
+    for request in &received {
+        let body: serde_json::Value =
+            serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["delivery"], request["delivery"], "{body}");
+        assert_eq!(request["signature_valid"], true);
+    }
     for _ in 0..50 {
         if scalar_text(
             &world.app,

@@ -208,10 +208,12 @@ async fn add_project(
 #[actix_web::test]
 async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
     let moto = Moto::start().await;
-    // Parts above 4 MiB are spooled and signed by keyhold: that path meets this server too.
+    // Parts above 4 MiB are spooled and signed by keyhold: that path meets this server too;
+    // restores download in ranged GETs of 1 MiB, four at once.
     let app = spawn_app_with(&[
         ("KEYHOLD_SCHEDULER", "false"),
         ("KEYHOLD_BACKUP_MEMORY_PART_MB", "4"),
+        ("KEYHOLD_RESTORE_DOWNLOAD_PART_KB", "1024"),
     ])
     .await;
     let (partner, organization) = partner_with_organization(&app).await;
@@ -576,10 +578,12 @@ api_bind_addr = "127.0.0.1:{admin}"
 #[actix_web::test]
 async fn garage_runs_the_whole_backup_scenario() {
     let garage = Garage::start().await;
-    // Parts above 4 MiB are spooled and signed by keyhold: that path meets this server too.
+    // Parts above 4 MiB are spooled and signed by keyhold: that path meets this server too;
+    // restores download in ranged GETs of 1 MiB, four at once.
     let app = spawn_app_with(&[
         ("KEYHOLD_SCHEDULER", "false"),
         ("KEYHOLD_BACKUP_MEMORY_PART_MB", "4"),
+        ("KEYHOLD_RESTORE_DOWNLOAD_PART_KB", "1024"),
     ])
     .await;
     let (partner, organization) = partner_with_organization(&app).await;

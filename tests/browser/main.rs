@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app_with, totp_code};
 use crate::webdriver::{Browser, Driver};
 
 const DESKTOP: (u32, u32) = (1280, 800);
@@ -787,4 +787,154 @@ fn seed_backup_credentials(app: &TestApp, organization: i64, count: usize) {
             )
         },
     );
+}
+
+/// Waits until the browser has left `path` (a sign-in step), failing after 10 s.
+async fn left(browser: &Browser, path: &str) -> String {
+    for _ in 0..100 {
+        let url = browser.current_url().await;
+        if !url.contains(path) {
+            return url;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("still on {path}");
+}
+
+/// Issue 20 in Chromium: two-step sign-in set up and used without JavaScript (the TOTP path,
+/// the passkey button absent), then a passkey registered and used to sign in with WebDriver's
+/// virtual authenticator. keyhold is opened at `localhost`: WebAuthn's relying party cannot be
+/// an IP address, and `KEYHOLD_PUBLIC_URL` defaults to `http://localhost:<port>`.
+#[actix_web::test]
+async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
+    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false"), ("KEYHOLD_WORKERS", "2")]).await;
+    let driver = Driver::start().await;
+    let base = app.address.replace("127.0.0.1", "localhost");
+    let (_partner, account) = app.partner().await;
+
+    // Without JavaScript: set up from the secret shown as text, sign in again with a code.
+    let plain = driver.browser(false, DESKTOP.0, DESKTOP.1).await;
+    sign_in(&plain, &base, &account.email, &account.password).await;
+    plain.goto(&format!("{base}/account/mfa")).await;
+    let secret = plain.text("#totp-secret").await;
+    assert_eq!(secret.len(), 32, "{secret}");
+    plain.fill("#code", &totp_code(&secret, 0)).await;
+    plain
+        .click("form[action='/account/mfa'] button.primary")
+        .await;
+    plain.wait_for_text("#recovery-codes", "-", 5).await;
+    let recovery = plain.text("#recovery-codes code").await;
+    assert_eq!(recovery.len(), 11, "{recovery}");
+    plain.goto(&format!("{base}/account/mfa")).await;
+    assert_eq!(
+        plain.count("#passkey-add:not([hidden])").await,
+        0,
+        "without JavaScript the passkey form stays hidden"
+    );
+    plain.click("form[action='/logout'] button").await;
+    sign_in_to_second_step(&plain, &base, &account.email, &account.password).await;
+    plain.fill("#code", &totp_code(&secret, 1)).await;
+    plain
+        .click("form[action='/login/mfa'] button.primary")
+        .await;
+    let landed = left(&plain, "/login").await;
+    assert_eq!(
+        landed,
+        format!("{base}/"),
+        "signed in with a code, no JavaScript"
+    );
+    plain.close().await;
+
+    // With JavaScript and a platform authenticator: a recovery code finishes this sign-in,
+    // then a passkey is added on the two-step sign-in page.
+    let browser = driver.browser(true, DESKTOP.0, DESKTOP.1).await;
+    let authenticator = browser.add_virtual_authenticator().await;
+    sign_in_to_second_step(&browser, &base, &account.email, &account.password).await;
+    assert_eq!(
+        browser.count("#passkey-sign-in").await,
+        0,
+        "no passkey yet, none offered"
+    );
+    browser.fill("#code", &recovery).await;
+    browser
+        .click("form[action='/login/mfa'] button.primary")
+        .await;
+    left(&browser, "/login").await;
+    browser.goto(&format!("{base}/account/mfa")).await;
+    browser.fill("#passkey-name", "Work laptop").await;
+    browser.click("#passkey-add button[type=submit]").await;
+    browser
+        .wait_for_text("#messages", "The passkey was added", 10)
+        .await;
+    browser
+        .wait_for_text(".passkey-list", "Work laptop", 5)
+        .await;
+    assert_eq!(
+        browser
+            .authenticator_credentials(&authenticator)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(app.count("passkeys"), 1);
+    for (suffix, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+        browser.set_window(width, height).await;
+        browser
+            .screenshot(&screenshots().join(format!("account-mfa-passkeys-{suffix}.png")))
+            .await;
+    }
+    browser.set_window(DESKTOP.0, DESKTOP.1).await;
+
+    // Signing in again: the passkey instead of the code.
+    browser.click("form[action='/logout'] button").await;
+    sign_in_to_second_step(&browser, &base, &account.email, &account.password).await;
+    browser
+        .screenshot(&screenshots().join("login-mfa-passkey-desktop.png"))
+        .await;
+    browser.click("#passkey-sign-in button[type=submit]").await;
+    let landed = left(&browser, "/login").await;
+    assert_eq!(landed, format!("{base}/"), "signed in with the passkey");
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM passkeys WHERE last_used_at IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'session.sign_in' \
+             AND fields @> ARRAY['passkey']"
+        ),
+        1
+    );
+    // At an address passkeys are not bound to, the page says where they work.
+    browser.click("form[action='/logout'] button").await;
+    sign_in_to_second_step(&browser, &app.address, &account.email, &account.password).await;
+    browser
+        .wait_for_text(
+            "#passkey-sign-in [data-passkey-error]",
+            "Passkeys work at",
+            5,
+        )
+        .await;
+    let errors = errors(browser.console().await);
+    assert!(errors.is_empty(), "{errors:?}");
+    browser.close().await;
+}
+
+/// Signs in with the password, up to the second step's page.
+async fn sign_in_to_second_step(browser: &Browser, base: &str, email: &str, password: &str) {
+    browser.goto(&format!("{base}/login")).await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", password).await;
+    browser.click("button.primary").await;
+    for _ in 0..50 {
+        if browser.current_url().await.ends_with("/login/mfa") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sign-in as {email} did not reach the second step");
 }

@@ -204,6 +204,19 @@ impl Browser {
             .await
     }
 
+    /// The shown text of the first element `css` matches.
+    pub async fn text(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        let text = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{}/text", element.0),
+                None,
+            )
+            .await;
+        text.as_str().unwrap_or_default().to_string()
+    }
+
     /// Waits until `css` matches an element whose text contains `text`.
     pub async fn wait_for_text(&self, css: &str, text: &str, seconds: u64) {
         for _ in 0..seconds * 10 {
@@ -256,6 +269,42 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("no dialog to accept");
+    }
+
+    /// Gives the browser a virtual authenticator (WebDriver's WebAuthn extension): a platform
+    /// authenticator whose user verification passes, as a laptop's screen lock would. Answers
+    /// its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let id = self
+            .post(
+                "/webauthn/authenticator",
+                json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserVerified": true,
+                }),
+            )
+            .await;
+        id.as_str()
+            .unwrap_or_else(|| panic!("no virtual authenticator: {id}"))
+            .to_string()
+    }
+
+    /// The credentials the virtual authenticator `id` holds.
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let credentials = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/webauthn/authenticator/{id}/credentials"),
+                None,
+            )
+            .await;
+        credentials
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no credentials list: {credentials}"))
     }
 
     pub async fn close(self) {
