@@ -205,7 +205,7 @@ impl From<ProjectError> for ApiError {
                 ProjectError::Invalid(Default::default()).to_string(),
                 errors,
             ),
-            ProjectError::Store(error) => error.into(),
+            other => AppError::from(other).into(),
         }
     }
 }

@@ -155,6 +155,13 @@ impl Event {
             "backup.encryption_generate" => "Generated an encryption key",
             "restore.create" => "Started a restore",
             "restore.create_elsewhere" => "Started a restore into another database",
+            "organization.rename" => "Renamed organization",
+            "organization.delete" => "Deleted organization",
+            "user.update" => "Changed a person's role or organization",
+            "user.password_reset" => "Set a new password for a person",
+            "user.delete" => "Deleted person",
+            "project.update" => "Edited project",
+            "project.delete" => "Deleted project",
             other => return other.replace(['.', '_'], " "),
         };
         words.to_string()
