@@ -3,7 +3,7 @@
 //! transaction that records its audit row; a change that ends a person's sessions says so in
 //! `Changed::signed_out`, for the caller to forget them in this process's session cache.
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 
 use crate::accounts::model::{Contents, Organization, OrganizationId, User, UserId};
 use crate::audit::NewEvent;
@@ -11,6 +11,7 @@ use crate::auth::password::{self, PasswordHasher};
 use crate::auth::{CurrentUser, Role, session_store};
 use crate::crypto::Secret;
 use crate::db::{self, DbPool};
+use crate::db_errors::unique_violation;
 use crate::error::AppError;
 use crate::web::form::{FieldErrors, check_length};
 
@@ -78,13 +79,6 @@ pub fn check_organization_name(name: &str) -> Result<(), String> {
     check_length(name, 3, 60)
 }
 
-fn is_unique_violation(error: &DieselError) -> bool {
-    matches!(
-        error,
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-    )
-}
-
 /// Renames an organization of the Partner's account; the name stays unique in it.
 pub async fn rename_organization(
     pool: &DbPool,
@@ -126,7 +120,9 @@ pub async fn rename_organization(
     })
     .await;
     match renamed {
-        Err(db::RunError::Failed(error)) if is_unique_violation(&error) => {
+        Err(db::RunError::Failed(error))
+            if unique_violation(&error, "organizations_partner_name_unique") =>
+        {
             errors.add("name", format!("{name} already exists"));
             Err(AccountError::Invalid(errors))
         }

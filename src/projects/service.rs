@@ -16,6 +16,7 @@ use crate::credentials::model::{Credential, CredentialId, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::crypto::{Keyring, Secret};
 use crate::db::{self, DbPool};
+use crate::db_errors::unique_violation;
 use crate::error::AppError;
 use crate::projects::model::{
     NewProject, Project, ProjectChanges, ProjectId, ProjectListing, SourceUse,
@@ -503,14 +504,13 @@ pub async fn update(
                 match project.update(conn, &keyring, &changes, actor) {
                     Ok(true) => {}
                     Ok(false) => return Err(stale()),
+                    // Another project of the organization took the name meanwhile.
                     Err(AppError::Internal(cause))
-                        if matches!(
-                            cause.downcast_ref::<diesel::result::Error>(),
-                            Some(diesel::result::Error::DatabaseError(
-                                diesel::result::DatabaseErrorKind::UniqueViolation,
-                                _
-                            ))
-                        ) =>
+                        if cause
+                            .downcast_ref::<diesel::result::Error>()
+                            .is_some_and(|error| {
+                                unique_violation(error, "projects_name_unique")
+                            }) =>
                     {
                         let mut errors = FieldErrors::default();
                         errors.add("name", format!("{name} already exists"));
