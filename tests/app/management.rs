@@ -465,16 +465,34 @@ async fn a_project_is_deleted_only_once_backup_is_off_and_its_backups_are_gone()
     );
     assert_eq!(world.app.count("projects"), 1);
 
-    // Its backup deleted (the row stays as a record): the project goes, with its records.
-    world.app.query(|conn| {
+    // Its backup deleted (the row stays as a record), but a restore from it still running.
+    world.app.query(move |conn| {
         diesel::sql_query("UPDATE backups SET deleted_at = now() WHERE phase = 'Completed'")
-            .execute(conn)
+            .execute(conn)?;
+        diesel::sql_query(format!(
+            "INSERT INTO restores (project_id, backup_name, name, phase)
+             VALUES ({project}, 'nightly-1', 'into-staging', 'InProgress')"
+        ))
+        .execute(conn)
     });
+    let refused = world.partner.post_from(&delete, &delete, &[]).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(
+        texts(&refused.text().await.unwrap(), "#delete-error")
+            .join("")
+            .contains("while a restore or a restore check runs")
+    );
+
+    // Once it ended, the project goes, with its records.
+    world
+        .app
+        .query(|conn| diesel::sql_query("UPDATE restores SET phase = 'Completed'").execute(conn));
     let deleted = world.partner.post_from(&delete, &delete, &[]).await;
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
     assert_eq!(deleted.headers()["location"], "/projects");
     assert_eq!(world.app.count("projects"), 0);
     assert_eq!(world.app.count("backups"), 0);
+    assert_eq!(world.app.count("restores"), 0);
     assert_eq!(audit_count(&world, "project.delete"), 1);
     assert_eq!(
         world.partner.get(&world.path("")).await.status(),
