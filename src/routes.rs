@@ -145,7 +145,11 @@ api: {
     },
     "/api/v1/credentials/{kind}/{id}/{action}" => { post: api::credentials::action },
     "/api/v1/projects" => { get: api::projects::list, post: api::projects::create },
-    "/api/v1/projects/{id}" => { get: api::projects::show },
+    "/api/v1/projects/{id}" => {
+        get: api::projects::show,
+        patch: api::projects::update,
+        delete: api::projects::delete,
+    },
     "/api/v1/projects/{id}/backup/enable" => { post: api::projects::enable },
     "/api/v1/projects/{id}/backup/disable" => { post: api::projects::disable },
     "/api/v1/projects/{id}/policies" => {

@@ -53,7 +53,8 @@ pub struct ProjectsQuery {
 }
 
 impl ProjectsQuery {
-    fn filter(&self, user: &CurrentUser) -> ProjectFilter {
+    /// The filter this query asks for (`org` only for Partners).
+    pub fn filter(&self, user: &CurrentUser) -> ProjectFilter {
         let search: String = self
             .q
             .trim()

@@ -318,6 +318,35 @@ pub struct EditForm {
     pub version: Option<i32>,
 }
 
+impl EditForm {
+    /// An edit of only the fields given (the API's PATCH): the others keep the project's
+    /// values; `""` clears a credential.
+    pub fn changing(editing: &Editing, fields: Vec<(String, String)>) -> EditForm {
+        let project = &editing.project.project;
+        let id_text = |id: Option<CredentialId>| id.map(|id| id.to_string()).unwrap_or_default();
+        let mut form = EditForm {
+            name: project.name.clone(),
+            cloud_credential_id: id_text(project.cloud_credential_id),
+            ai_credential_id: id_text(project.ai_credential_id),
+            database_url: editing.database_url.clone(),
+            database_password: Secret::default(),
+            version: None,
+        };
+        for (key, value) in fields {
+            match key.as_str() {
+                "name" => form.name = value,
+                "cloud_credential_id" => form.cloud_credential_id = value,
+                "ai_credential_id" => form.ai_credential_id = value,
+                "database_url" => form.database_url = value,
+                "database_password" => form.database_password = Secret::new(value),
+                "version" => form.version = value.parse().ok(),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
 /// A project as its edit form starts: the project, the choices, and its data source without
 /// the password.
 pub struct Editing {

@@ -927,3 +927,67 @@ async fn a_deleted_person_is_signed_out_and_the_audit_log_keeps_their_name() {
         );
     }
 }
+
+#[actix_web::test]
+async fn projects_are_edited_deleted_and_searched_through_the_api_as_on_the_pages() {
+    let world = world().await;
+    let secret = crate::api::token(
+        &world.partner,
+        "ops",
+        &["projects:read", "projects:write", "backups:write"],
+    )
+    .await;
+    let api = crate::api::Api::new(&world.app, &secret);
+    let path = format!("/api/v1/projects/{}", world.project);
+
+    // Only the fields given change; the data source stays, and is never answered.
+    let (status, answer) = api
+        .send(
+            "patch",
+            &path,
+            Some(serde_json::json!({"name": "shop-api"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["name"], "shop-api");
+    assert!(!answer.to_string().contains("postgres://"));
+    let (status, answer) = api
+        .send(
+            "patch",
+            &path,
+            Some(serde_json::json!({"name": "x", "version": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "version 1 is stale: {answer}");
+    let (status, answer) = api
+        .send("patch", &path, Some(serde_json::json!({"name": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer["errors"]["name"].is_string(), "{answer}");
+
+    let (status, answer) = api.get("/api/v1/projects?q=api").await;
+    assert_eq!(
+        (status, answer["total"].as_i64()),
+        (StatusCode::OK, Some(1))
+    );
+    let (_, answer) = api.get("/api/v1/projects?q=nothing-like-it").await;
+    assert_eq!(answer["total"], 0);
+
+    let (status, answer) = api.send("delete", &path, None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("while its backup is on"),
+        "{answer}"
+    );
+    let (status, _) = api
+        .send("post", &format!("{path}/backup/disable"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = api.send("delete", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(world.app.count("projects"), 0);
+    assert_eq!(api.get(&path).await.0, StatusCode::NOT_FOUND);
+}

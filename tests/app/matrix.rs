@@ -654,6 +654,20 @@ const API_ACCESS: &[(&str, &str, Option<&str>, Access, bool)] = &[
         true,
     ),
     (
+        "patch",
+        "/api/v1/projects/{id}",
+        Some("projects:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{id}",
+        Some("projects:write"),
+        Access::Managers,
+        true,
+    ),
+    (
         "post",
         "/api/v1/projects/{id}/backup/enable",
         Some("projects:write"),
