@@ -228,6 +228,17 @@ pub enum Bind {
     Ints(Vec<i64>),
 }
 
+/// `%term%` for LIKE (lowercased, for `lower(column) LIKE`), with the term's own wildcards
+/// escaped.
+pub fn like_pattern(term: &str) -> String {
+    let escaped = term
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// SQL assembled at run time from the code's own pieces (never from request text), which
 /// diesel prepares once per connection and reuses, as it does for its query builder but never
 /// for `sql_query`: PostgreSQL then skips planning, which for a listing costs more than running
@@ -470,7 +481,12 @@ pub async fn is_ready(pool: &DbPool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{like_pattern, redact};
+
+    #[test]
+    fn search_wildcards_are_escaped() {
+        assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
 
     #[test]
     fn redact_hides_passwords() {

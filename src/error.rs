@@ -195,6 +195,19 @@ impl From<crate::auth::mfa::MfaError> for AppError {
     }
 }
 
+impl From<crate::projects::service::ProjectError> for AppError {
+    fn from(error: crate::projects::service::ProjectError) -> AppError {
+        use crate::projects::service::ProjectError;
+        match error {
+            ProjectError::Store(error) => error,
+            ProjectError::Invalid(_) => AppError::Invalid(error.to_string()),
+            ProjectError::ChangedMeanwhile { .. } | ProjectError::Kept(_) => {
+                AppError::Conflict(error.to_string())
+            }
+        }
+    }
+}
+
 impl From<crate::auth::passkey::PasskeyError> for AppError {
     fn from(error: crate::auth::passkey::PasskeyError) -> AppError {
         use crate::auth::passkey::PasskeyError;
@@ -209,6 +222,20 @@ impl From<crate::auth::passkey::PasskeyError> for AppError {
             | PasskeyError::TooMany
             | PasskeyError::Duplicate
             | PasskeyError::NoCeremony => AppError::Conflict(error.to_string()),
+        }
+    }
+}
+
+impl From<crate::accounts::service::AccountError> for AppError {
+    fn from(error: crate::accounts::service::AccountError) -> AppError {
+        use crate::accounts::service::AccountError;
+        match error {
+            AccountError::Store(error) => error,
+            AccountError::NotFound => AppError::NotFound,
+            AccountError::Invalid(_) => AppError::Invalid(error.to_string()),
+            AccountError::NotEmpty { .. } | AccountError::LastPartner { .. } => {
+                AppError::Conflict(error.to_string())
+            }
         }
     }
 }

@@ -71,7 +71,20 @@ pages: {
         post: accounts::routes::create_organization,
     },
     "/organizations/mfa" => { post: auth::account::enforce },
+    "/organizations/{id}" => { post: accounts::routes::rename_organization },
+    "/organizations/{id}/edit" => { get: accounts::routes::edit_organization },
+    "/organizations/{id}/delete" => {
+        get: accounts::routes::confirm_delete_organization,
+        post: accounts::routes::delete_organization,
+    },
     "/users" => { get: accounts::routes::users, post: accounts::routes::create_user },
+    "/users/{id}" => { post: accounts::routes::update_person },
+    "/users/{id}/edit" => { get: accounts::routes::edit_person },
+    "/users/{id}/password" => { post: accounts::routes::reset_password },
+    "/users/{id}/delete" => {
+        get: accounts::routes::confirm_delete_person,
+        post: accounts::routes::delete_person,
+    },
     "/users/{id}/{action}" => { post: accounts::routes::set_disabled },
     "/audit" => { get: audit::routes::list },
     "/notifications" => {
@@ -103,7 +116,12 @@ pages: {
     },
     "/projects" => { get: projects::routes::list, post: projects::routes::create },
     "/projects/new" => { get: projects::routes::new },
-    "/projects/{id}" => { get: projects::routes::show },
+    "/projects/{id}" => { get: projects::routes::show, post: projects::routes::update },
+    "/projects/{id}/edit" => { get: projects::routes::edit },
+    "/projects/{id}/delete" => {
+        get: projects::routes::confirm_delete,
+        post: projects::routes::delete,
+    },
     "/projects/{id}/backup/enable" => { post: backup::routes::enable },
     "/projects/{id}/backup/disable" => { post: backup::routes::disable },
     "/projects/{id}/backup/encryption" => { post: backup::routes::encryption },
@@ -132,7 +150,11 @@ api: {
     },
     "/api/v1/credentials/{kind}/{id}/{action}" => { post: api::credentials::action },
     "/api/v1/projects" => { get: api::projects::list, post: api::projects::create },
-    "/api/v1/projects/{id}" => { get: api::projects::show },
+    "/api/v1/projects/{id}" => {
+        get: api::projects::show,
+        patch: api::projects::update,
+        delete: api::projects::delete,
+    },
     "/api/v1/projects/{id}/backup/enable" => { post: api::projects::enable },
     "/api/v1/projects/{id}/backup/disable" => { post: api::projects::disable },
     "/api/v1/projects/{id}/policies" => {

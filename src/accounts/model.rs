@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Role, Scope};
 use crate::db::Tables;
-use crate::schema::{organizations, partners, users};
+use crate::schema::{credentials, notification_channels, organizations, partners, projects, users};
 
 /// Id of a partner account.
 #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -150,6 +150,104 @@ impl Organization {
     }
 }
 
+/// What an organization still holds: it is deleted only when all are zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Contents {
+    pub people: i64,
+    pub credentials: i64,
+    pub projects: i64,
+    pub channels: i64,
+}
+
+impl Contents {
+    /// Whether nothing is left.
+    pub fn is_empty(&self) -> bool {
+        *self == Contents::default()
+    }
+
+    /// What is left, in words ("2 people, 1 project").
+    pub fn words(&self) -> String {
+        let plural = |n: i64, one: &str, many: &str| {
+            (n > 0).then(|| format!("{n} {}", if n == 1 { one } else { many }))
+        };
+        [
+            plural(self.people, "person", "people"),
+            plural(self.credentials, "credential", "credentials"),
+            plural(self.projects, "project", "projects"),
+            plural(
+                self.channels,
+                "notification channel",
+                "notification channels",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+impl Organization {
+    /// One organization inside `scope`, locked until the transaction ends; `NotFound`
+    /// otherwise.
+    pub fn find_for_update(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: OrganizationId,
+    ) -> QueryResult<Organization> {
+        let query = organizations::table
+            .select(Organization::as_select())
+            .filter(organizations::id.eq(id));
+        match scope {
+            Scope::Partner(partner) => query
+                .filter(organizations::partner_id.eq(partner))
+                .for_update()
+                .first(conn),
+            Scope::Organization(organization) => query
+                .filter(organizations::id.eq(organization))
+                .for_update()
+                .first(conn),
+        }
+    }
+
+    /// What the organization still holds.
+    pub fn contents(conn: &mut PgConnection, id: OrganizationId) -> QueryResult<Contents> {
+        Ok(Contents {
+            people: users::table
+                .filter(users::organization_id.eq(id))
+                .count()
+                .get_result(conn)?,
+            credentials: credentials::table
+                .filter(credentials::organization_id.eq(id))
+                .count()
+                .get_result(conn)?,
+            projects: projects::table
+                .filter(projects::organization_id.eq(id))
+                .count()
+                .get_result(conn)?,
+            channels: notification_channels::table
+                .filter(notification_channels::organization_id.eq(id))
+                .count()
+                .get_result(conn)?,
+        })
+    }
+
+    /// Renames an organization.
+    pub fn rename(conn: &mut PgConnection, id: OrganizationId, name: &str) -> QueryResult<()> {
+        diesel::update(organizations::table.find(id))
+            .set(organizations::name.eq(name))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Deletes an organization (the database refuses one that still holds people,
+    /// credentials or projects).
+    pub fn delete(conn: &mut PgConnection, id: OrganizationId) -> QueryResult<()> {
+        diesel::delete(organizations::table.find(id)).execute(conn)?;
+        Ok(())
+    }
+}
+
 /// A person who can sign in.
 #[derive(Queryable, Selectable, Debug, Clone)]
 #[diesel(table_name = users)]
@@ -275,6 +373,63 @@ impl User {
         diesel::update(users::table.find(id))
             .set(users::password_hash.eq(hash))
             .execute(conn)?;
+        Ok(())
+    }
+
+    /// One person inside `scope`, locked until the transaction ends; `NotFound` otherwise.
+    pub fn find_for_update(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        id: UserId,
+    ) -> QueryResult<User> {
+        let query = users::table
+            .select(User::as_select())
+            .filter(users::id.eq(id));
+        match scope {
+            Scope::Partner(partner) => query
+                .filter(users::partner_id.eq(partner))
+                .for_update()
+                .first(conn),
+            Scope::Organization(organization) => query
+                .filter(users::organization_id.eq(organization))
+                .for_update()
+                .first(conn),
+        }
+    }
+
+    /// The enabled Partners of a partner account, locked until the transaction ends (so two
+    /// Partners demoting each other at once cannot leave the account without one).
+    pub fn lock_partners(conn: &mut PgConnection, partner: PartnerId) -> QueryResult<Vec<UserId>> {
+        users::table
+            .filter(users::partner_id.eq(partner))
+            .filter(users::role.eq(Role::Partner))
+            .filter(users::disabled.eq(false))
+            .order(users::id)
+            .select(users::id)
+            .for_update()
+            .load(conn)
+    }
+
+    /// Sets a person's role and organization (none for a Partner).
+    pub fn set_role(
+        conn: &mut PgConnection,
+        id: UserId,
+        role: Role,
+        organization: Option<OrganizationId>,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::role.eq(role),
+                users::organization_id.eq(organization),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Deletes a person: their sessions, second factors and API tokens go with them; what they
+    /// made stays and forgets them; audit rows keep their label.
+    pub fn delete(conn: &mut PgConnection, id: UserId) -> QueryResult<()> {
+        diesel::delete(users::table.find(id)).execute(conn)?;
         Ok(())
     }
 

@@ -1,4 +1,15 @@
-//! Partner-only pages: organizations and the people who sign in.
+//! Partner-only pages: organizations and the people who sign in. The lists and the create
+//! forms are here; one organization's pages are `organization`, one person's `person`.
+
+mod organization;
+mod person;
+
+pub use organization::{
+    confirm_delete_organization, delete_organization, edit_organization, rename_organization,
+};
+pub use person::{
+    confirm_delete_person, delete_person, edit_person, reset_password, update_person,
+};
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -8,6 +19,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
 
 use crate::accounts::model::{NewUser, Organization, OrganizationId, User, UserId, UserListing};
+use crate::accounts::service;
 use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Role, password};
 use crate::crypto::Secret;
@@ -249,53 +261,17 @@ pub async fn create_user(
     errors.check("email", check_email(&form.email));
     errors.check("display_name", check_length(&form.display_name, 1, 80));
     errors.check("password", password::check_new(&form.password));
-    let role = Role::parse(&form.role);
-    if role.is_none() {
-        errors.add("role", "Choose Partner, Manager or User.");
-    }
-    let organization_id = form
-        .organization_id
-        .as_deref()
-        .filter(|id| !id.is_empty())
-        .map(|id| id.parse::<i64>().map(OrganizationId));
-    let organization = match (role, organization_id) {
-        // A Partner reaches every organization: one chosen is a mistake, said, not ignored.
-        (Some(Role::Partner), Some(_)) => {
-            errors.add(
-                "organization_id",
-                "Partners reach every organization: leave the organization empty, or choose Manager or User.",
-            );
-            None
-        }
-        (Some(Role::Partner), None) | (None, _) => None,
-        (Some(_), None) => {
-            errors.add(
-                "organization_id",
-                "Managers and Users belong to an organization.",
-            );
-            None
-        }
-        (Some(_), Some(Err(_))) => {
-            errors.add("organization_id", "Choose one of your organizations.");
-            None
-        }
-        (Some(_), Some(Ok(id))) => {
-            let scope = user.scope();
-            match db::run(&state.pool, move |conn| {
-                Organization::find(conn, &scope, id)
-            })
-            .await
-            .map_err(AppError::from)
-            {
-                Ok(organization) => Some(organization),
-                Err(AppError::NotFound) => {
-                    errors.add("organization_id", "Choose one of your organizations.");
-                    None
-                }
-                Err(error) => return Err(error),
-            }
-        }
-    };
+    let scope = user.scope();
+    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let (role, organization_id) = service::role_and_organization(
+        &form.role,
+        form.organization_id.as_deref(),
+        &organizations,
+        &mut errors,
+    );
+    let organization = organizations
+        .into_iter()
+        .find(|o| Some(o.id) == organization_id);
     let email = form.email.trim().to_string();
     if errors.get("email").is_none() {
         let taken_email = email.clone();

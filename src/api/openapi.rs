@@ -27,6 +27,8 @@ use super::{PROBLEM_JSON, audit, credentials, projects};
         projects::list,
         projects::create,
         projects::show,
+        projects::update,
+        projects::delete,
         projects::enable,
         projects::disable,
         projects::policies,

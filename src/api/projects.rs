@@ -23,7 +23,8 @@ use crate::db;
 use crate::error::AppError;
 use crate::projects::MANAGERS;
 use crate::projects::model::{Project, ProjectId, ProjectListing};
-use crate::projects::service::{self as projects, ProjectError, ProjectForm};
+use crate::projects::routes::ProjectsQuery;
+use crate::projects::service::{self as projects, EditForm, ProjectError, ProjectForm};
 use crate::startup::AppState;
 use crate::tokens::ApiScope;
 use crate::web::form::Pagination;
@@ -208,7 +209,7 @@ impl From<ProjectError> for ApiError {
                 ProjectError::Invalid(Default::default()).to_string(),
                 errors,
             ),
-            ProjectError::Store(error) => error.into(),
+            other => AppError::from(other).into(),
         }
     }
 }
@@ -226,14 +227,23 @@ async fn listing(
     .await?)
 }
 
-/// Projects of the person's organizations.
+/// Projects of the person's organizations, searched (`q`: the names the list shows) and, for
+/// Partners, of one organization (`org`).
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+    params(("q" = Option<String>, Query), ("org" = Option<i64>, Query)),
     responses((status = 200, description = "A page of the list", body = ListAnswer<ProjectView>)),
     security(("bearer" = ["projects:read"])))]
-pub async fn list(state: web::Data<AppState>, api: ApiUser) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    api: ApiUser,
+    query: web::Query<ProjectsQuery>,
+) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::ProjectsRead)?;
-    let scope = user.scope();
-    let projects = db::run(&state.pool, move |conn| Project::list(conn, &scope)).await?;
+    let (scope, filter) = (user.scope(), query.filter(user));
+    let projects = db::run(&state.pool, move |conn| {
+        Project::list_filtered(conn, &scope, &filter)
+    })
+    .await?;
     Ok(json(
         StatusCode::OK,
         &super::ListAnswer {
@@ -262,6 +272,51 @@ pub async fn create(
         projects::create(&state.runner, &state.settings.keyring, user, &api.ip, &form).await?;
     let listing = listing(&state, user, &project.id.to_string()).await?;
     Ok(json(StatusCode::CREATED, &ProjectView::of(&listing)))
+}
+
+/// Edits a project as its page does: the fields given change (`""` clears a credential), the
+/// others stay; `database_url` is given without its password, `database_password` replaces it
+/// (left out, it is kept for the same host, port and user); with `version`, refused (409) when
+/// someone saved the project since.
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path)),
+    request_body(description = "any of `name`, `cloud_credential_id`, `ai_credential_id`, `database_url`, `database_password`, `version`", content_type = "application/json"),
+    responses((status = 200, body = ProjectView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = ["projects:write"])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    api: ApiUser,
+    id: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let user = api.require(ApiScope::ProjectsWrite)?;
+    user.require(&MANAGERS)?;
+    let id = ProjectId::from_path(&id)?;
+    let keyring = &state.settings.keyring;
+    let editing = projects::editing(&state.pool, keyring, user, id).await?;
+    let form = EditForm::changing(&editing, fields_of(body.into_inner())?);
+    projects::update(&state.runner, keyring, user, &api.ip, id, &form).await?;
+    let listing = listing(&state, user, &id.to_string()).await?;
+    Ok(json(StatusCode::OK, &ProjectView::of(&listing)))
+}
+
+/// Deletes a project once its backup is off, its backups are deleted and nothing of it runs
+/// (409 saying which otherwise).
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "`{message}`"), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = ["projects:write"])))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    api: ApiUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = api.require(ApiScope::ProjectsWrite)?;
+    user.require(&MANAGERS)?;
+    let id = ProjectId::from_path(&id)?;
+    let project = projects::delete(&state.pool, user, &api.ip, id).await?;
+    let message = format!("Project {} deleted.", project.name);
+    Ok(done::<()>(StatusCode::OK, message, None))
 }
 
 /// One project.

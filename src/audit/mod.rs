@@ -163,6 +163,13 @@ impl Event {
             "mfa.reset" => "Reset two-step sign-in (command line)",
             "mfa.passkey_add" => "Added a passkey",
             "mfa.passkey_remove" => "Removed a passkey",
+            "organization.rename" => "Renamed organization",
+            "organization.delete" => "Deleted organization",
+            "user.update" => "Changed a person's role or organization",
+            "user.password_reset" => "Set a new password for a person",
+            "user.delete" => "Deleted person",
+            "project.update" => "Edited project",
+            "project.delete" => "Deleted project",
             other => return other.replace(['.', '_'], " "),
         };
         words.to_string()

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::{OrganizationId, UserId};
 use crate::auth::Scope;
+use crate::backup::drill::DrillPhase;
 use crate::backup::model::Phase;
 use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
-use crate::db::{Bind, Prepared, Tables};
+use crate::db::{Bind, Prepared, Tables, like_pattern};
 use crate::error::AppError;
 use crate::schema::projects;
 
@@ -135,6 +136,49 @@ pub struct NewProject<'a> {
     pub created_by: UserId,
 }
 
+/// What an edit saves.
+pub struct ProjectChanges<'a> {
+    pub name: &'a str,
+    pub cloud_credential_id: Option<CredentialId>,
+    pub ai_credential_id: Option<CredentialId>,
+    /// The new data source URL; `None` keeps the stored one.
+    pub database_url: Option<&'a str>,
+}
+
+/// What keeps a project from being deleted: backup on, its policies, backups that still hold
+/// an object (or are being made), restores and checks that run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keeping {
+    pub backup_on: bool,
+    pub policies: i64,
+    pub backups: i64,
+    pub running: i64,
+}
+
+impl Keeping {
+    /// The reason a delete is refused, in words; `None` when nothing keeps the project.
+    pub fn reason(&self, name: &str) -> Option<String> {
+        if self.running > 0 {
+            Some(format!(
+                "{name} cannot be deleted while a restore or a restore check runs: wait for it to end."
+            ))
+        } else if self.backup_on || self.policies > 0 {
+            Some(format!(
+                "{name} cannot be deleted while its backup is on: delete its backup policies and \
+                 disable backup first."
+            ))
+        } else if self.backups > 0 {
+            Some(format!(
+                "{name} cannot be deleted while it has backups ({}): delete them first on its \
+                 Backups tab.",
+                self.backups
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 /// Associated data of a project's sealed data source.
 fn context(organization: OrganizationId, id: ProjectId) -> String {
     format!("org/{organization}/project/{id}/database_url")
@@ -173,9 +217,22 @@ const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credentia
          ORDER BY d.id DESC LIMIT 1
      ) drill ON true";
 
-/// The projects `scope` reaches (or the one of them with `id`), as a statement prepared once
-/// per connection with only the conditions that apply.
-fn listing(scope: &Scope, id: Option<ProjectId>) -> Prepared {
+/// What narrows the projects list: words found in the names it shows (project, organization,
+/// credentials, bucket), and one organization (Partners).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectFilter {
+    pub search: Option<String>,
+    pub organization: Option<OrganizationId>,
+}
+
+/// The names a search looks in: each column of `LISTING` a person sees in the list.
+const SEARCHED: [&str; 6] = [
+    "p.name", "o.name", "cc.name", "ac.name", "bc.name", "p.bucket",
+];
+
+/// The projects `scope` reaches (or the one of them with `id`) that pass `filter`, as a
+/// statement prepared once per connection with only the conditions that apply.
+fn listing(scope: &Scope, id: Option<ProjectId>, filter: &ProjectFilter) -> Prepared {
     let (condition, value) = scope.condition("p.organization_id");
     let grace = MISSED_GRACE.load(std::sync::atomic::Ordering::Relaxed);
     let mut sql = format!(
@@ -186,6 +243,21 @@ fn listing(scope: &Scope, id: Option<ProjectId>) -> Prepared {
     if let Some(id) = id {
         sql.push_str(" AND p.id = ?");
         binds.push(Bind::Int(id.0));
+    }
+    if let Some(organization) = filter.organization {
+        sql.push_str(" AND p.organization_id = ?");
+        binds.push(Bind::Int(organization.0));
+    }
+    if let Some(search) = &filter.search {
+        let pattern = like_pattern(search);
+        let matches: Vec<String> = SEARCHED
+            .iter()
+            .map(|column| {
+                binds.push(Bind::Text(pattern.clone()));
+                format!("lower({column}) LIKE ?")
+            })
+            .collect();
+        sql.push_str(&format!(" AND ({})", matches.join(" OR ")));
     }
     sql.push_str(" ORDER BY lower(p.name), p.id");
     Prepared::new(&sql, binds)
@@ -208,7 +280,16 @@ impl Project {
 
     /// The projects `scope` reaches, with names and their latest backup outcome.
     pub fn list(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<ProjectListing>> {
-        listing(scope, None).load(conn)
+        Project::list_filtered(conn, scope, &ProjectFilter::default())
+    }
+
+    /// The projects `scope` reaches that pass `filter`.
+    pub fn list_filtered(
+        conn: &mut PgConnection,
+        scope: &Scope,
+        filter: &ProjectFilter,
+    ) -> QueryResult<Vec<ProjectListing>> {
+        listing(scope, None, filter).load(conn)
     }
 
     /// One project inside `scope`, with its names; `NotFound` otherwise.
@@ -217,7 +298,7 @@ impl Project {
         scope: &Scope,
         id: ProjectId,
     ) -> QueryResult<ProjectListing> {
-        listing(scope, Some(id)).get_result(conn)
+        listing(scope, Some(id), &ProjectFilter::default()).get_result(conn)
     }
 
     /// One project inside `scope`; `NotFound` otherwise.
@@ -349,6 +430,86 @@ impl Project {
                 projects::updated_by.eq(Some(by)),
             ))
             .execute(conn)?;
+        Ok(())
+    }
+
+    /// Saves an edit: name, credentials and (when it changed) the data source, sealed under the
+    /// active key. Only the version the edit was made from is changed: `false` when someone
+    /// else saved the project meanwhile.
+    pub fn update(
+        &self,
+        conn: &mut PgConnection,
+        keyring: &Keyring,
+        changes: &ProjectChanges<'_>,
+        by: UserId,
+    ) -> Result<bool, AppError> {
+        let database_url = match changes.database_url {
+            Some(url) => keyring
+                .seal_text(url, &context(self.organization_id, self.id))
+                .map_err(AppError::Internal)?,
+            None => self.database_url.clone(),
+        };
+        let updated = diesel::update(
+            projects::table
+                .find(self.id)
+                .filter(projects::version.eq(self.version)),
+        )
+        .set((
+            projects::name.eq(changes.name),
+            projects::cloud_credential_id.eq(changes.cloud_credential_id),
+            projects::ai_credential_id.eq(changes.ai_credential_id),
+            projects::database_url.eq(database_url),
+            projects::version.eq(projects::version + 1),
+            projects::updated_at.eq(Utc::now()),
+            projects::updated_by.eq(Some(by)),
+        ))
+        .execute(conn)?;
+        Ok(updated == 1)
+    }
+
+    /// What keeps the project from being deleted.
+    pub fn keeping(&self, conn: &mut PgConnection) -> QueryResult<Keeping> {
+        use crate::schema::{backup_policies, backups, drills, restores};
+        let running = [Phase::New, Phase::InProgress];
+        let backups_held: i64 = backups::table
+            .filter(backups::project_id.eq(self.id))
+            .filter(
+                backups::phase
+                    .eq(Phase::Completed)
+                    .and(backups::deleted_at.is_null())
+                    .or(backups::phase.eq_any(running)),
+            )
+            .count()
+            .get_result(conn)?;
+        let restores_running: i64 = restores::table
+            .filter(restores::project_id.eq(self.id))
+            .filter(restores::phase.eq_any(running))
+            .count()
+            .get_result(conn)?;
+        let drills_running: i64 = drills::table
+            .filter(drills::project_id.eq(self.id))
+            .filter(drills::phase.eq_any([DrillPhase::New, DrillPhase::InProgress]))
+            .count()
+            .get_result(conn)?;
+        Ok(Keeping {
+            backup_on: self.backup_enabled,
+            policies: backup_policies::table
+                .filter(backup_policies::project_id.eq(self.id))
+                .count()
+                .get_result(conn)?,
+            backups: backups_held,
+            running: restores_running + drills_running,
+        })
+    }
+
+    /// Deletes the project with its records: runs that left no object (failed, skipped or
+    /// deleted backups), restores and checks; its data source record and encryption settings
+    /// go by their foreign keys. The caller has checked `keeping` under the row's lock.
+    pub fn delete(conn: &mut PgConnection, id: ProjectId) -> QueryResult<()> {
+        use crate::schema::{backups, restores};
+        diesel::delete(restores::table.filter(restores::project_id.eq(id))).execute(conn)?;
+        diesel::delete(backups::table.filter(backups::project_id.eq(id))).execute(conn)?;
+        diesel::delete(projects::table.find(id)).execute(conn)?;
         Ok(())
     }
 

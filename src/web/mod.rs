@@ -2,6 +2,7 @@
 //! error pages, embedded static files, security headers and the client's address.
 
 pub mod assets;
+pub mod confirm;
 pub mod error_pages;
 pub mod flash;
 pub mod form;

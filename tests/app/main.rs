@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod injection;
 mod instances;
+mod management;
 mod matrix;
 mod mfa;
 mod notifications;

@@ -56,8 +56,17 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
     ("get", "/", Access::Everyone, false),
     ("get", "/organizations", Access::Partners, false),
     ("post", "/organizations", Access::Partners, false),
+    ("post", "/organizations/{id}", Access::Partners, true),
+    ("get", "/organizations/{id}/edit", Access::Partners, true),
+    ("get", "/organizations/{id}/delete", Access::Partners, true),
+    ("post", "/organizations/{id}/delete", Access::Partners, true),
     ("get", "/users", Access::Partners, false),
     ("post", "/users", Access::Partners, false),
+    ("post", "/users/{id}", Access::Partners, true),
+    ("get", "/users/{id}/edit", Access::Partners, true),
+    ("post", "/users/{id}/password", Access::Partners, true),
+    ("get", "/users/{id}/delete", Access::Partners, true),
+    ("post", "/users/{id}/delete", Access::Partners, true),
     ("post", "/users/{id}/{action}", Access::Partners, true),
     ("get", "/audit", Access::Managers, false),
     ("get", "/notifications", Access::Managers, false),
@@ -107,6 +116,10 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
     ("post", "/projects", Access::Managers, false),
     ("get", "/projects/new", Access::Managers, false),
     ("get", "/projects/{id}", Access::Everyone, true),
+    ("post", "/projects/{id}", Access::Managers, true),
+    ("get", "/projects/{id}/edit", Access::Managers, true),
+    ("get", "/projects/{id}/delete", Access::Managers, true),
+    ("post", "/projects/{id}/delete", Access::Managers, true),
     (
         "post",
         "/projects/{id}/backup/enable",
@@ -417,6 +430,8 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
                 .replace("{action}", "delete")
         } else if pattern.starts_with("/tokens") {
             path.replace("{id}", &partner_token.to_string())
+        } else if pattern.starts_with("/organizations") {
+            path.replace("{id}", &world.organization.to_string())
         } else if pattern.starts_with("/users") {
             path.replace("{id}", &manager_id.to_string())
                 .replace("{action}", "disable")
@@ -647,6 +662,20 @@ const API_ACCESS: &[(&str, &str, Option<&str>, Access, bool)] = &[
         "/api/v1/projects/{id}",
         Some("projects:read"),
         Access::Everyone,
+        true,
+    ),
+    (
+        "patch",
+        "/api/v1/projects/{id}",
+        Some("projects:write"),
+        Access::Managers,
+        true,
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{id}",
+        Some("projects:write"),
+        Access::Managers,
         true,
     ),
     (

@@ -262,6 +262,7 @@ async fn no_page_is_wider_than_the_window_with_long_values_at_either_size() {
         &app,
         "SELECT min(id) AS n FROM credentials WHERE kind = 'backup'",
     );
+    let person = crate::scalar(&app, "SELECT max(id) AS n FROM users");
 
     // A notification channel with long values, and its delivery log.
     let organization_text = organization.to_string();
@@ -327,7 +328,17 @@ async fn no_page_is_wider_than_the_window_with_long_values_at_either_size() {
         ("/users".into(), Some("layout-users")),
         ("/organizations".into(), None),
         ("/projects".into(), None),
+        ("/projects?q=northwind".into(), None),
         ("/projects/new".into(), Some("layout-project-form")),
+        (
+            format!("/projects/{project}/edit"),
+            Some("layout-project-edit"),
+        ),
+        (format!("/projects/{project}/delete"), None),
+        (format!("/organizations/{organization}/edit"), None),
+        (format!("/organizations/{organization}/delete"), None),
+        (format!("/users/{person}/edit"), Some("layout-person")),
+        (format!("/users/{person}/delete"), None),
         (
             format!("/projects/{project}?tab=schedules"),
             Some("layout-schedules"),

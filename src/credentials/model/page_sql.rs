@@ -129,16 +129,6 @@ impl Filter {
     }
 }
 
-/// `%term%` for LIKE, with the term's own wildcards escaped.
-pub(super) fn like_pattern(term: &str) -> String {
-    let escaped = term
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 /// How a list page is cut from its tab: order, direction, size and offset.
 pub(super) struct PageSql {
     pub(super) order: String,
@@ -245,15 +235,5 @@ impl PageSql {
         let total = rows.first().and_then(|row| row.total);
         let listed = rows.into_iter().map(|row| Arc::new(row.listed)).collect();
         Ok((listed, total))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_wildcards_are_escaped() {
-        assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
     }
 }

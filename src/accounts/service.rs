@@ -1,0 +1,375 @@
+//! The Partner's changes to organizations and people: rename and delete an organization,
+//! change a person's role and organization, set a new password, delete a person. Each is one
+//! transaction that records its audit row; a change that ends a person's sessions says so in
+//! `Changed::signed_out`, for the caller to forget them in this process's session cache.
+
+use diesel::result::Error as DieselError;
+
+use crate::accounts::model::{Contents, Organization, OrganizationId, User, UserId};
+use crate::audit::NewEvent;
+use crate::auth::password::{self, PasswordHasher};
+use crate::auth::{CurrentUser, Role, session_store};
+use crate::crypto::Secret;
+use crate::db::{self, DbPool};
+use crate::db_errors::unique_violation;
+use crate::error::AppError;
+use crate::web::form::{FieldErrors, check_length};
+
+/// Why a change to an organization or a person was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Not in the Partner's account (404).
+    #[error("This page does not exist, or you do not have access to it.")]
+    NotFound,
+    /// The form's fields, with a message next to each wrong one (422).
+    #[error("Correct the highlighted fields.")]
+    Invalid(FieldErrors),
+    /// The organization still holds something (409).
+    #[error("{name} still holds {contents}: delete or move them first.")]
+    NotEmpty { name: String, contents: String },
+    /// The change would leave the partner account without an enabled Partner (409).
+    #[error(
+        "{email} is the last Partner of the partner account: make someone else a Partner first."
+    )]
+    LastPartner { email: String },
+    #[error(transparent)]
+    Store(#[from] AppError),
+}
+
+impl From<DieselError> for AccountError {
+    fn from(error: DieselError) -> AccountError {
+        match error {
+            DieselError::NotFound => AccountError::NotFound,
+            other => AccountError::Store(other.into()),
+        }
+    }
+}
+
+impl<E: Into<AccountError>> From<db::RunError<E>> for AccountError {
+    fn from(error: db::RunError<E>) -> AccountError {
+        match error {
+            db::RunError::Failed(error) => error.into(),
+            db::RunError::Unavailable(reason) => {
+                AccountError::Store(db::RunError::<AppError>::Unavailable(reason).into())
+            }
+        }
+    }
+}
+
+/// Who acts, and the address their audit row records.
+pub struct Actor<'a> {
+    pub user: &'a CurrentUser,
+    pub ip: String,
+}
+
+impl Actor<'_> {
+    fn event(&self, action: &str) -> NewEvent {
+        NewEvent::by(self.user, action, &self.ip)
+    }
+}
+
+/// A person changed: who they are now, and whether their sessions were ended.
+pub struct Changed {
+    pub person: User,
+    pub signed_out: bool,
+}
+
+/// Checks an organization's name: 3 to 60 characters.
+pub fn check_organization_name(name: &str) -> Result<(), String> {
+    check_length(name, 3, 60)
+}
+
+/// Renames an organization of the Partner's account; the name stays unique in it.
+pub async fn rename_organization(
+    pool: &DbPool,
+    actor: &Actor<'_>,
+    id: OrganizationId,
+    name: &str,
+) -> Result<Organization, AccountError> {
+    let scope = actor.user.scope();
+    db::run(pool, move |conn| Organization::find(conn, &scope, id)).await?;
+    let name = name.trim().to_string();
+    let mut errors = FieldErrors::default();
+    errors.check("name", check_organization_name(&name));
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    let (scope, event) = (actor.user.scope(), actor.event("organization.rename"));
+    let new_name = name.clone();
+    let renamed = db::run(pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let organization = Organization::find_for_update(conn, &scope, id)?;
+            if organization.name == new_name {
+                return Ok(organization);
+            }
+            Organization::rename(conn, id, &new_name)?;
+            event
+                .object(
+                    "organization",
+                    id.0,
+                    &format!("{new_name} (was {})", organization.name),
+                )
+                .in_organization(Some(id))
+                .fields(&["name"])
+                .record(conn)?;
+            Ok::<_, DieselError>(Organization {
+                name: new_name,
+                ..organization
+            })
+        })
+    })
+    .await;
+    match renamed {
+        Err(db::RunError::Failed(error))
+            if unique_violation(&error, "organizations_partner_name_unique") =>
+        {
+            errors.add("name", format!("{name} already exists"));
+            Err(AccountError::Invalid(errors))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// What an organization still holds (the delete page says it before anyone presses Delete).
+pub async fn organization_contents(
+    pool: &DbPool,
+    user: &CurrentUser,
+    id: OrganizationId,
+) -> Result<(Organization, Contents), AccountError> {
+    let scope = user.scope();
+    Ok(db::run(pool, move |conn| {
+        let organization = Organization::find(conn, &scope, id)?;
+        let contents = Organization::contents(conn, id)?;
+        Ok::<_, DieselError>((organization, contents))
+    })
+    .await?)
+}
+
+/// Deletes an empty organization: no people, credentials, projects or notification channels.
+/// The organization's row is locked first, so nothing can be added to it meanwhile.
+pub async fn delete_organization(
+    pool: &DbPool,
+    actor: &Actor<'_>,
+    id: OrganizationId,
+) -> Result<Organization, AccountError> {
+    let (scope, event) = (actor.user.scope(), actor.event("organization.delete"));
+    db::run(pool, move |conn| {
+        conn.build_transaction()
+            .run(|conn| -> Result<_, AccountError> {
+                let organization = Organization::find_for_update(conn, &scope, id)?;
+                let contents = Organization::contents(conn, id)?;
+                if !contents.is_empty() {
+                    return Err(AccountError::NotEmpty {
+                        name: organization.name,
+                        contents: contents.words(),
+                    });
+                }
+                // Recorded in the partner account, not in the organization about to go.
+                event
+                    .object("organization", id.0, &organization.name)
+                    .record(conn)?;
+                Organization::delete(conn, id)?;
+                Ok(organization)
+            })
+    })
+    .await
+    .map_err(AccountError::from)
+}
+
+/// A role and organization as a form gives them, checked against the Partner's organizations.
+pub fn role_and_organization(
+    role: &str,
+    organization: Option<&str>,
+    organizations: &[Organization],
+    errors: &mut FieldErrors,
+) -> (Option<Role>, Option<OrganizationId>) {
+    let role = Role::parse(role);
+    if role.is_none() {
+        errors.add("role", "Choose Partner, Manager or User.");
+    }
+    let organization = organization
+        .filter(|id| !id.is_empty())
+        .map(|id| id.parse::<i64>().map(OrganizationId));
+    let organization = match (role, organization) {
+        // A Partner reaches every organization: one chosen is a mistake, said, not ignored.
+        (Some(Role::Partner), Some(_)) => {
+            errors.add(
+                "organization_id",
+                "Partners reach every organization: leave the organization empty, or choose Manager or User.",
+            );
+            None
+        }
+        (Some(Role::Partner), None) | (None, _) => None,
+        (Some(_), None) => {
+            errors.add(
+                "organization_id",
+                "Managers and Users belong to an organization.",
+            );
+            None
+        }
+        (Some(_), Some(id)) => {
+            let found = id
+                .ok()
+                .filter(|id| organizations.iter().any(|o| o.id == *id));
+            if found.is_none() {
+                errors.add("organization_id", "Choose one of your organizations.");
+            }
+            found
+        }
+    };
+    (role, organization)
+}
+
+/// Refuses a change that takes `target` out of the enabled Partners when no other is left.
+fn keep_a_partner(conn: &mut diesel::PgConnection, target: &User) -> Result<(), AccountError> {
+    if target.role != Role::Partner || target.disabled {
+        return Ok(());
+    }
+    let partners = User::lock_partners(conn, target.partner_id)?;
+    if partners.iter().all(|id| *id == target.id) {
+        return Err(AccountError::LastPartner {
+            email: target.email.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Changes a person's role and organization. Their sessions end (a session carries the role
+/// it was signed in with); the last enabled Partner of the account stays a Partner.
+pub async fn change_role(
+    pool: &DbPool,
+    actor: &Actor<'_>,
+    id: UserId,
+    role: &str,
+    organization: Option<&str>,
+) -> Result<Changed, AccountError> {
+    let scope = actor.user.scope();
+    // Someone outside the account is 404 whatever the form holds.
+    let organizations = db::run(pool, move |conn| {
+        User::find(conn, &scope, id)?;
+        Organization::list(conn, &scope)
+    })
+    .await?;
+    let mut errors = FieldErrors::default();
+    let (role, organization) =
+        role_and_organization(role, organization, &organizations, &mut errors);
+    let Some(role) = role.filter(|_| errors.is_empty()) else {
+        return Err(AccountError::Invalid(errors));
+    };
+    let (scope, event) = (actor.user.scope(), actor.event("user.update"));
+    db::run(pool, move |conn| {
+        conn.build_transaction()
+            .run(|conn| -> Result<_, AccountError> {
+                let target = User::find_for_update(conn, &scope, id)?;
+                let mut changed = Vec::new();
+                if target.role != role {
+                    changed.push("role");
+                }
+                if target.organization_id != organization {
+                    changed.push("organization_id");
+                }
+                if changed.is_empty() {
+                    return Ok(Changed {
+                        person: target,
+                        signed_out: false,
+                    });
+                }
+                if role != Role::Partner {
+                    keep_a_partner(conn, &target)?;
+                }
+                User::set_role(conn, id, role, organization)?;
+                session_store::revoke_all_for(conn, id)?;
+                event
+                    .object("user", id.0, &target.email)
+                    .in_organization(organization.or(target.organization_id))
+                    .fields(&changed)
+                    .record(conn)?;
+                Ok(Changed {
+                    person: User {
+                        role,
+                        organization_id: organization,
+                        ..target
+                    },
+                    signed_out: true,
+                })
+            })
+    })
+    .await
+    .map_err(AccountError::from)
+}
+
+/// Sets a new password for a person (the Partner tells it to them); their sessions end. A
+/// Partner's own password is changed from their account page, which asks for the current one.
+pub async fn set_password(
+    pool: &DbPool,
+    hasher: &PasswordHasher,
+    actor: &Actor<'_>,
+    id: UserId,
+    new_password: &Secret,
+) -> Result<Changed, AccountError> {
+    let scope = actor.user.scope();
+    // Someone outside the account is 404 whatever the form holds, and before the hash's cost.
+    db::run(pool, move |conn| User::find(conn, &scope, id)).await?;
+    let mut errors = FieldErrors::default();
+    if id == actor.user.id() {
+        errors.add(
+            "password",
+            "Change your own password on your Account page: it asks for the current one.",
+        );
+    } else {
+        errors.check("password", password::check_new(new_password));
+    }
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    let hash = hasher.hash(new_password).await?;
+    let (scope, event) = (actor.user.scope(), actor.event("user.password_reset"));
+    db::run(pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let target = User::find_for_update(conn, &scope, id)?;
+            User::set_password_hash(conn, id, &hash)?;
+            session_store::revoke_all_for(conn, id)?;
+            event
+                .object("user", id.0, &target.email)
+                .in_organization(target.organization_id)
+                .fields(&["password"])
+                .record(conn)?;
+            Ok::<_, AccountError>(Changed {
+                person: target,
+                signed_out: true,
+            })
+        })
+    })
+    .await
+    .map_err(AccountError::from)
+}
+
+/// One person of the Partner's account (for the pages that change them).
+pub async fn person(pool: &DbPool, user: &CurrentUser, id: UserId) -> Result<User, AccountError> {
+    let scope = user.scope();
+    Ok(db::run(pool, move |conn| User::find(conn, &scope, id)).await?)
+}
+
+/// Deletes a person: their sessions, second factors and API tokens go with them; what they
+/// made stays; audit rows keep their label. The last enabled Partner of the account stays.
+pub async fn delete_person(
+    pool: &DbPool,
+    actor: &Actor<'_>,
+    id: UserId,
+) -> Result<User, AccountError> {
+    let (scope, event) = (actor.user.scope(), actor.event("user.delete"));
+    db::run(pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let target = User::find_for_update(conn, &scope, id)?;
+            keep_a_partner(conn, &target)?;
+            event
+                .object("user", id.0, &target.email)
+                .in_organization(target.organization_id)
+                .record(conn)?;
+            User::delete(conn, id)?;
+            Ok::<_, AccountError>(target)
+        })
+    })
+    .await
+    .map_err(AccountError::from)
+}
