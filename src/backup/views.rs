@@ -238,6 +238,28 @@ impl PolicyForm {
     pub fn checked(&self, schema: &str) -> bool {
         self.namespaces.iter().any(|n| n == schema)
     }
+
+    /// The schedule select: the presets (each with its pattern) and Custom, the one the cron
+    /// period is chosen (Custom for a blank form, so a period typed without JavaScript counts).
+    pub fn schedule_choices(&self) -> Vec<(Choice, &'static str)> {
+        let chosen = policy::preset_of(&self.cron);
+        policy::PRESETS
+            .iter()
+            .map(|(label, pattern)| (label.to_lowercase(), label.to_string(), *pattern))
+            .chain([(policy::CUSTOM.to_string(), "Custom".to_string(), "")])
+            .map(|(value, label, pattern)| {
+                let selected = value == chosen;
+                (
+                    Choice {
+                        value,
+                        label,
+                        selected,
+                    },
+                    pattern,
+                )
+            })
+            .collect()
+    }
 }
 
 /// Loads everything a project page shows; the Backups tab's rows from memory if `from_memory`
