@@ -53,15 +53,25 @@ document.addEventListener('change', function (event) {
   cron.value = pattern;
   cron.dispatchEvent(new Event('input', { bubbles: true }));
 });
-document.addEventListener('input', function (event) {
-  if (event.target.id !== 'cron') return;
+function followCron(cron) {
   var select = document.getElementById('cron_preset');
   if (!select) return;
-  var typed = event.target.value.trim().split(/\s+/).join(' ');
+  var typed = cron.value.trim().split(/\s+/).join(' ');
   var chosen = 'custom';
   Array.prototype.forEach.call(select.options, function (option) {
     var pattern = option.getAttribute('data-cron');
     if (pattern && (pattern === typed || option.value === typed.toLowerCase())) chosen = option.value;
   });
   select.value = chosen;
+}
+document.addEventListener('input', function (event) {
+  if (event.target.id === 'cron') followCron(event.target);
+});
+document.addEventListener('DOMContentLoaded', function () {
+  var cron = document.getElementById('cron');
+  if (cron) followCron(cron);
+});
+document.addEventListener('htmx:afterSwap', function () {
+  var cron = document.getElementById('cron');
+  if (cron) followCron(cron);
 });

@@ -27,15 +27,6 @@ pub fn preset_pattern(name: &str) -> Option<&'static str> {
         .map(|(_, pattern)| *pattern)
 }
 
-/// The preset `cron` is (by name or pattern, spaces aside), or `custom`.
-pub fn preset_of(cron: &str) -> String {
-    let spaced = cron.split_whitespace().collect::<Vec<_>>().join(" ");
-    PRESETS
-        .iter()
-        .find(|(label, pattern)| label.eq_ignore_ascii_case(&spaced) || *pattern == spaced)
-        .map_or_else(|| CUSTOM.to_string(), |(label, _)| label.to_lowercase())
-}
-
 /// The message SPEC gives for a bad cron period.
 pub const BAD_CRON: &str = "expected a valid cron period";
 pub const BAD_ZONE: &str = "expected an IANA time zone such as Europe/Berlin";

@@ -373,6 +373,7 @@ pub fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
     PolicyRequest {
         name: get("name", ""),
         cron,
+        cron_preset: get("cron_preset", policy::CUSTOM).to_lowercase(),
         timezone: get("timezone", "UTC"),
         retention: get("retention", "720h"),
         namespaces,
