@@ -87,6 +87,8 @@ pages: {
     },
     "/users/{id}/{action}" => { post: accounts::routes::set_disabled },
     "/audit" => { get: audit::routes::list },
+    "/audit.csv" => { get: audit::routes::export_csv },
+    "/audit.ndjson" => { get: audit::routes::export_ndjson },
     "/notifications" => {
         get: notifications::routes::list,
         post: notifications::routes::create,

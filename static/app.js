@@ -1,6 +1,7 @@
 // keyhold's only script of its own (htmx does the rest). Loads a chosen file (a service-account
 // JSON key, a kubeconfig) into its textarea in the browser; without JavaScript, paste instead.
-// Shows the part of the notification channel form that the chosen kind uses.
+// Shows the part of the notification channel form that the chosen kind uses. Keeps the policy
+// form's schedule select and its cron field in step.
 document.addEventListener('change', function (event) {
   var input = event.target;
   if (!input.matches || !input.matches('input[type=file][data-fill]')) return;
@@ -35,4 +36,42 @@ document.addEventListener('change', function (event) {
 document.addEventListener('DOMContentLoaded', function () {
   var kind = document.getElementById('kind');
   if (kind && kind.form && kind.form.querySelector('[data-kinds]')) showChannelKind(kind);
+});
+
+// The policy form's schedule select fills the cron field, and follows what is typed there;
+// without JavaScript the server reads the select, and the typed period when it says Custom.
+document.addEventListener('change', function (event) {
+  var select = event.target;
+  if (select.id !== 'cron_preset') return;
+  var cron = document.getElementById('cron');
+  var pattern = select.selectedOptions[0] ? select.selectedOptions[0].getAttribute('data-cron') : '';
+  if (!cron) return;
+  if (!pattern) {
+    cron.focus();
+    return;
+  }
+  cron.value = pattern;
+  cron.dispatchEvent(new Event('input', { bubbles: true }));
+});
+function followCron(cron) {
+  var select = document.getElementById('cron_preset');
+  if (!select) return;
+  var typed = cron.value.trim().split(/\s+/).join(' ');
+  var chosen = 'custom';
+  Array.prototype.forEach.call(select.options, function (option) {
+    var pattern = option.getAttribute('data-cron');
+    if (pattern && (pattern === typed || option.value === typed.toLowerCase())) chosen = option.value;
+  });
+  select.value = chosen;
+}
+document.addEventListener('input', function (event) {
+  if (event.target.id === 'cron') followCron(event.target);
+});
+document.addEventListener('DOMContentLoaded', function () {
+  var cron = document.getElementById('cron');
+  if (cron) followCron(cron);
+});
+document.addEventListener('htmx:afterSwap', function () {
+  var cron = document.getElementById('cron');
+  if (cron) followCron(cron);
 });

@@ -1,85 +1,83 @@
-//! `GET /api/v1/audit`: the audit log, as the page shows it (Partners and Managers).
+//! `GET /api/v1/audit`: the audit log, as the page shows it (Partners and Managers), with the
+//! page's filters (`audit::filter`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
 use super::{ApiError, ApiUser, ListAnswer, Problem, json};
-use crate::audit::Event;
+use crate::audit::filter::FilterParams;
+use crate::audit::{Event, EventView};
 use crate::auth::Role;
 use crate::db;
 use crate::startup::AppState;
 use crate::tokens::ApiScope;
-use crate::web::form::Pagination;
+use crate::web::form::{FieldErrors, Pagination};
 
 const PER_PAGE: i64 = 50;
 
-/// A recorded event.
-#[derive(Serialize, ToSchema)]
-pub struct EventView {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    /// Who did it (with the token's name for API changes).
-    pub actor: String,
-    pub organization: Option<String>,
-    pub action: String,
-    pub object_kind: String,
-    pub object: String,
-    /// Names of the fields that changed (never their values).
-    pub fields: Vec<String>,
-    pub client_ip: Option<String>,
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct AuditQuery {
-    page: Option<i64>,
+struct PageParam {
+    page: String,
 }
 
-/// Events newest first, 50 a page.
+/// Events newest first, 50 a page, filtered as on the page; unlike the page, sign-ins and
+/// sign-outs are included unless `sign_ins=false`.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
-    params(("page" = Option<i64>, Query)),
+    params(
+        ("page" = Option<i64>, Query),
+        ("q" = Option<String>, Query, description = "Search in the actor and the object's label"),
+        ("person" = Option<i64>, Query, description = "Id of the person who acted"),
+        ("action" = Option<String>, Query, description = "Action code, e.g. `credential.lock`"),
+        ("kind" = Option<String>, Query, description = "Kind of object, e.g. `credential`"),
+        ("org" = Option<i64>, Query, description = "Organization id (inside the token's scope)"),
+        ("from" = Option<String>, Query, description = "From this date (YYYY-MM-DD, UTC) or RFC 3339 instant"),
+        ("to" = Option<String>, Query, description = "Until this date, included (YYYY-MM-DD, UTC), or before this RFC 3339 instant"),
+        ("sign_ins" = Option<bool>, Query, description = "Include sign-ins and sign-outs (default true)"),
+    ),
     responses((status = 200, description = "A page of the list", body = ListAnswer<EventView>),
-        (status = 403, body = Problem)),
+        (status = 403, body = Problem),
+        (status = 422, description = "A filter value is wrong", body = Problem)),
     security(("bearer" = ["audit:read"])))]
 pub async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
     api: ApiUser,
-    query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::AuditRead)?;
     user.require(&[Role::Partner, Role::Manager])?;
-    let pagination = Pagination::new(query.page, PER_PAGE);
+    let params = FilterParams::parse(req.query_string()).ok_or_else(|| {
+        let mut errors = FieldErrors::default();
+        errors.add("filter", "A filter is given twice.");
+        ApiError::invalid("The filter cannot be read.", errors)
+    })?;
+    let filter = params
+        .check(true)
+        .map_err(|errors| ApiError::invalid("Correct the filter.", errors))?;
+    let page = serde_urlencoded::from_str::<PageParam>(req.query_string())
+        .ok()
+        .and_then(|param| param.page.trim().parse::<i64>().ok());
+    let pagination = Pagination::new(page, PER_PAGE);
     let scope = user.scope();
-    let (mut events, total) = db::run(&state.pool, move |conn| {
-        let events = Event::list(conn, &scope, pagination.offset(), pagination.fetch())?;
-        Ok::<_, diesel::result::Error>((events, Event::count(conn, &scope)?))
+    let found = db::run(&state.pool, move |conn| {
+        Event::page(conn, &scope, &filter, pagination)
     })
     .await?;
-    let has_next = events.len() as i64 > PER_PAGE;
-    events.truncate(PER_PAGE as usize);
-    let next = has_next.then(|| format!("{}?page={}", req.path(), pagination.page + 1));
+    let next = found.has_next.then(|| {
+        let query = params.to_query();
+        let separator = if query.is_empty() { "" } else { "&" };
+        format!(
+            "{}?{query}{separator}page={}",
+            req.path(),
+            pagination.page + 1
+        )
+    });
     Ok(json(
         StatusCode::OK,
         &ListAnswer {
-            total,
-            items: events
-                .into_iter()
-                .map(|event| EventView {
-                    fields: event.fields.iter().flatten().cloned().collect(),
-                    id: event.id,
-                    at: event.at,
-                    actor: event.actor_label,
-                    organization: event.organization_name,
-                    action: event.action,
-                    object_kind: event.object_kind,
-                    object: event.object_label,
-                    client_ip: event.client_ip,
-                })
-                .collect(),
+            total: found.total,
+            items: found.events.into_iter().map(EventView::from).collect(),
             page: pagination.page,
             next,
         },

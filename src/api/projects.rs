@@ -459,7 +459,7 @@ fn list_answer<T: Serialize>(items: Vec<T>) -> HttpResponse {
 /// Adds a policy (namespaces are checked against the database's schemas).
 #[utoipa::path(post, path = "/api/v1/projects/{id}/policies", tag = "backups",
     params(("id" = i64, Path)),
-    request_body(description = "`name`, `cron`, `timezone` (UTC), `retention` (720h), `namespaces` (array), `drill` (off), `heartbeat_url` (optional)", content_type = "application/json"),
+    request_body(description = "`name`, `cron` (or `cron_preset`: hourly, daily, weekly, monthly; custom reads `cron`), `timezone` (UTC), `retention` (720h), `namespaces` (array), `drill` (off), `heartbeat_url` (optional)", content_type = "application/json"),
     responses((status = 201, body = Done<PolicyView>), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = ["backups:write"])))]
 pub async fn create_policy(

@@ -15,6 +15,18 @@ pub const PRESETS: [(&str, &str); 4] = [
     ("Monthly", "0 0 1 * *"),
 ];
 
+/// The schedule select's choice that keeps the typed cron period.
+pub const CUSTOM: &str = "custom";
+
+/// The pattern of the preset named `name` (`daily`, any case); `None` for `custom` or any
+/// other word.
+pub fn preset_pattern(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(label, _)| label.eq_ignore_ascii_case(name.trim()))
+        .map(|(_, pattern)| *pattern)
+}
+
 /// The message SPEC gives for a bad cron period.
 pub const BAD_CRON: &str = "expected a valid cron period";
 pub const BAD_ZONE: &str = "expected an IANA time zone such as Europe/Berlin";
@@ -35,13 +47,10 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a preset name (`hourly`, …) or a five-field cron, in an IANA zone.
     pub fn parse(cron: &str, zone: &str) -> Result<Schedule, &'static str> {
-        let pattern = PRESETS
-            .iter()
-            .find(|(label, _)| label.eq_ignore_ascii_case(cron.trim()))
-            .map_or_else(
-                || cron.split_whitespace().collect::<Vec<_>>().join(" "),
-                |(_, p)| p.to_string(),
-            );
+        let pattern = preset_pattern(cron).map_or_else(
+            || cron.split_whitespace().collect::<Vec<_>>().join(" "),
+            str::to_string,
+        );
         if pattern.split(' ').count() != 5 || pattern.len() > 100 {
             return Err(BAD_CRON);
         }

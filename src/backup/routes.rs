@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
 use crate::backup::model::{Backup, BackupId, BackupPolicy, PolicyId};
+use crate::backup::policy;
 use crate::backup::service::{self, BackupError, EncryptionRequest, PolicyRequest, RestoreRequest};
 use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
 use crate::db;
@@ -353,7 +354,8 @@ pub async fn create_policy(
     }
 }
 
-/// The policy form's fields (namespaces repeat; time zone and retention have defaults).
+/// The policy form's fields (namespaces repeat; time zone and retention have defaults; a
+/// schedule preset stands for its cron period).
 pub fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
     let namespaces: Vec<String> = fields
         .iter()
@@ -365,9 +367,16 @@ pub fn policy_request(fields: Vec<(String, String)>) -> PolicyRequest {
         Some(value) if !value.is_empty() => value.to_string(),
         _ => default.to_string(),
     };
+    // The schedule select (`cron_preset`) wins unless it says Custom: without JavaScript it
+    // cannot fill the cron field itself. A request with only `cron` is read as before.
+    let cron = map
+        .get("cron_preset")
+        .and_then(|preset| policy::preset_pattern(preset))
+        .map_or_else(|| get("cron", ""), str::to_string);
     PolicyRequest {
         name: get("name", ""),
-        cron: get("cron", ""),
+        cron,
+        cron_preset: get("cron_preset", policy::CUSTOM).to_lowercase(),
         timezone: get("timezone", "UTC"),
         retention: get("retention", "720h"),
         namespaces,

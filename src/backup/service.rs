@@ -169,6 +169,9 @@ pub async fn disable(
 pub struct PolicyRequest {
     pub name: String,
     pub cron: String,
+    /// The schedule select as sent (`daily`, …, `custom`), for the form shown again: `cron`
+    /// already holds its period.
+    pub cron_preset: String,
     pub timezone: String,
     pub retention: String,
     pub namespaces: Vec<String>,

@@ -232,6 +232,8 @@ impl Preview {
 pub struct PolicyForm {
     pub name: String,
     pub cron: String,
+    /// The schedule chosen; anything but a preset's name (a blank form's) is Custom.
+    pub cron_preset: String,
     pub timezone: String,
     pub retention: String,
     pub namespaces: Vec<String>,
@@ -244,6 +246,7 @@ impl From<PolicyRequest> for PolicyForm {
         PolicyForm {
             name: request.name,
             cron: request.cron,
+            cron_preset: request.cron_preset,
             timezone: request.timezone,
             retention: request.retention,
             namespaces: request.namespaces,
@@ -256,6 +259,32 @@ impl From<PolicyRequest> for PolicyForm {
 impl PolicyForm {
     pub fn checked(&self, schema: &str) -> bool {
         self.namespaces.iter().any(|n| n == schema)
+    }
+
+    /// The schedule select: the presets (each with its pattern) and Custom, the one sent
+    /// chosen. A blank form says Custom, so a period typed without JavaScript counts (with
+    /// JavaScript the select follows the cron field).
+    pub fn schedule_choices(&self) -> Vec<(Choice, &'static str)> {
+        let chosen = match policy::preset_pattern(&self.cron_preset) {
+            Some(_) => self.cron_preset.to_lowercase(),
+            None => policy::CUSTOM.to_string(),
+        };
+        policy::PRESETS
+            .iter()
+            .map(|(label, pattern)| (label.to_lowercase(), label.to_string(), *pattern))
+            .chain([(policy::CUSTOM.to_string(), "Custom".to_string(), "")])
+            .map(|(value, label, pattern)| {
+                let selected = value == chosen;
+                (
+                    Choice {
+                        value,
+                        label,
+                        selected,
+                    },
+                    pattern,
+                )
+            })
+            .collect()
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod api;
+mod audit_log;
 mod backups;
 mod credentials;
 mod data_sources;
@@ -19,6 +20,7 @@ mod mfa;
 mod notifications;
 mod operations;
 mod page_cache;
+mod policy_presets;
 mod project_form;
 mod refusals;
 mod restores;

@@ -69,6 +69,8 @@ const ACCESS: &[(&str, &str, Access, bool)] = &[
     ("post", "/users/{id}/delete", Access::Partners, true),
     ("post", "/users/{id}/{action}", Access::Partners, true),
     ("get", "/audit", Access::Managers, false),
+    ("get", "/audit.csv", Access::Managers, false),
+    ("get", "/audit.ndjson", Access::Managers, false),
     ("get", "/notifications", Access::Managers, false),
     ("post", "/notifications", Access::Managers, false),
     ("get", "/notifications/{id}", Access::Managers, true),

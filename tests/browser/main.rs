@@ -9,6 +9,7 @@ mod fakes;
 #[path = "../app/helpers.rs"]
 mod helpers;
 mod layout;
+mod schedule;
 mod webdriver;
 
 use std::path::PathBuf;

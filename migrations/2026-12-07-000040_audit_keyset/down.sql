@@ -1,0 +1,2 @@
+DROP INDEX audit_events_organization_id_desc;
+DROP INDEX audit_events_partner_id_desc;
