@@ -191,7 +191,12 @@ fn serve(
     let sessions = SessionCache::start(&settings.database_url);
     let state = web::Data::new(AppState {
         token_uses: Default::default(),
-        passkeys: crate::auth::passkey::relying_party(&settings.public_url).map(Arc::new),
+        // In production a `localhost` relying party (KEYHOLD_PUBLIC_URL unset) is never the
+        // address people use: passkeys stay off, and the account page says what to set.
+        passkeys: (!(settings.production && settings.public_url.host_str() == Some("localhost")))
+            .then(|| crate::auth::passkey::relying_party(&settings.public_url))
+            .flatten()
+            .map(Arc::new),
         sessions,
         pages,
         hasher: PasswordHasher::new(settings.hash_concurrency),

@@ -72,9 +72,11 @@
   function register(form) {
     var button = form.querySelector('button[type=submit]');
     var name = form.querySelector('input[name=name]').value;
+    var password = form.querySelector('input[name=password]');
     button.disabled = true;
     say(form, '');
-    post(form, '/account/passkeys/options').then(function (options) {
+    post(form, '/account/passkeys/options', {password: password.value}).then(function (options) {
+      password.value = '';
       var key = options.publicKey;
       key.challenge = fromBase64url(key.challenge);
       key.user.id = fromBase64url(key.user.id);

@@ -390,6 +390,11 @@ pub async fn set_disabled(
                     if disable { "disabled" } else { "enabled" }
                 )));
             }
+            // Disabling the last enabled Partner would leave the account without one (the
+            // Partners' rows are locked while counted, as for a role change).
+            if disable {
+                crate::accounts::service::keep_a_partner(conn, &target)?;
+            }
             User::set_disabled(conn, id, disable)?;
             event
                 .object("user", target.id.0, &target.email)

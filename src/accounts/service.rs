@@ -221,7 +221,7 @@ pub fn role_and_organization(
 }
 
 /// Refuses a change that takes `target` out of the enabled Partners when no other is left.
-fn keep_a_partner(conn: &mut diesel::PgConnection, target: &User) -> Result<(), AccountError> {
+pub fn keep_a_partner(conn: &mut diesel::PgConnection, target: &User) -> Result<(), AccountError> {
     if target.role != Role::Partner || target.disabled {
         return Ok(());
     }
@@ -309,12 +309,20 @@ pub async fn set_password(
 ) -> Result<Changed, AccountError> {
     let scope = actor.user.scope();
     // Someone outside the account is 404 whatever the form holds, and before the hash's cost.
-    db::run(pool, move |conn| User::find(conn, &scope, id)).await?;
+    let target = db::run(pool, move |conn| User::find(conn, &scope, id)).await?;
     let mut errors = FieldErrors::default();
     if id == actor.user.id() {
         errors.add(
             "password",
             "Change your own password on your Account page: it asks for the current one.",
+        );
+    } else if target.role == Role::Partner {
+        // Another Partner's password would let one Partner sign in as the other, their
+        // actions audited under the other's name: a Partner changes their own, on /account
+        // (or a locked-out one is reset from a shell).
+        errors.add(
+            "password",
+            "A Partner's password is changed only by that Partner, on their Account page.",
         );
     } else {
         errors.check("password", password::check_new(new_password));

@@ -97,20 +97,16 @@ impl Format {
     }
 }
 
-/// One CSV cell: a value a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
-/// `@`, a tab or a carriage return) gets a leading `'`; a value with a comma, a quote or a
-/// line break is quoted.
+/// One CSV cell, always quoted (a spreadsheet whose list separator is `;` or a tab must not
+/// split a value into cells of its own); a value a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`.
 pub fn csv_cell(text: &str) -> String {
     let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_string()
     };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
+    format!("\"{}\"", guarded.replace('"', "\"\""))
 }
 
 /// An export under way: what it reads and the id it has reached.
@@ -197,15 +193,16 @@ mod tests {
 
     #[test]
     fn cells_a_spreadsheet_would_run_are_defused_and_quoted_when_needed() {
-        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("plain"), "\"plain\"");
         assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("+1"), "'+1");
-        assert_eq!(csv_cell("-2"), "'-2");
-        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_cell("\tx"), "'\tx");
+        assert_eq!(csv_cell("+1"), "\"'+1\"");
+        assert_eq!(csv_cell("-2"), "\"'-2\"");
+        assert_eq!(csv_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_cell("\tx"), "\"'\tx\"");
         assert_eq!(csv_cell("\rx"), "\"'\rx\"");
         assert_eq!(csv_cell("a, b"), "\"a, b\"");
         assert_eq!(csv_cell("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_cell(""), "");
+        assert_eq!(csv_cell("x;=cmd|' /C calc'!A0"), "\"x;=cmd|' /C calc'!A0\"");
+        assert_eq!(csv_cell(""), "\"\"");
     }
 }

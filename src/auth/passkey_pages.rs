@@ -63,17 +63,42 @@ fn keep<T: serde::Serialize>(session: &Session, key: &str, value: &T) -> Result<
         .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))
 }
 
-/// POST /account/passkeys/options: the options of a new passkey (two-step sign-in on).
+/// What the script sends to start a registration: the person's password, which confirms it
+/// (a session left open, or taken, must not add a lasting factor of its own).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct Confirmation {
+    password: Secret,
+}
+
+/// POST /account/passkeys/options: the options of a new passkey (two-step sign-in on, the
+/// password right; counted like a sign-in).
 pub async fn registration_options(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let webauthn = match relying_party(&state) {
         Ok(webauthn) => webauthn,
         Err(error) => return refusal(error),
     };
-    let (id, email) = (user.id(), user.identity.email.clone());
+    let id = user.id();
+    if !db::run(&state.pool, move |conn| crate::auth::mfa::enabled(conn, id)).await? {
+        return refusal(PasskeyError::NeedsTotp);
+    }
+    let confirmation: Confirmation = serde_json::from_slice(&body).unwrap_or_default();
+    if !own_password(&state, &req, &user, &confirmation.password).await? {
+        let mut errors = FieldErrors::default();
+        errors.add("password", "This is not your password.");
+        return Ok(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This is not your password.",
+            &errors,
+        ));
+    }
+    let email = user.identity.email.clone();
     let started = db::run(&state.pool, move |conn| {
         passkey::start_registration(conn, &webauthn, id, &email)
     })

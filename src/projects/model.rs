@@ -477,7 +477,10 @@ impl Project {
                 backups::phase
                     .eq(Phase::Completed)
                     .and(backups::deleted_at.is_null())
-                    .or(backups::phase.eq_any(running)),
+                    .or(backups::phase.eq_any(running))
+                    // An upload S3 would not let keyhold abort yet: the scheduler retries the
+                    // abort from this row, so it must stay (else its parts are billed forever).
+                    .or(backups::upload_id.is_not_null()),
             )
             .count()
             .get_result(conn)?;

@@ -129,6 +129,8 @@ struct NewProjectPage {
     ai: Vec<Choice>,
     backup: Vec<Choice>,
     name: String,
+    /// The typed data source without its password (which is never sent back).
+    database_url: String,
     bucket: String,
     backup_enabled: bool,
     errors: FieldErrors,
@@ -183,6 +185,11 @@ fn new_page(
         ai: choices(&options.ai, &form.ai_credential_id, "— none —"),
         backup: choices(&options.backup, &form.backup_credential_id, "— choose —"),
         name: form.name.clone(),
+        database_url: if form.database_url.is_empty() {
+            String::new()
+        } else {
+            crate::projects::source_url::shown(&form.database_url).0
+        },
         bucket: form.bucket.clone(),
         backup_enabled: form.backup_enabled,
         errors,

@@ -85,7 +85,11 @@ impl ProjectForm {
             organization_id: get("organization_id"),
             cloud_credential_id: get("cloud_credential_id"),
             ai_credential_id: get("ai_credential_id"),
-            database_url: get("database_url"),
+            // The form's password field (optional: a URL with its password works as before).
+            database_url: crate::projects::source_url::with_password(
+                &get("database_url"),
+                map.get("database_password").map_or("", String::as_str),
+            ),
             backup_enabled: matches!(get("backup_enabled").as_str(), "on" | "true" | "1"),
             backup_credential_id: get("backup_credential_id"),
             bucket: get("bucket"),

@@ -83,6 +83,29 @@ pub fn shown(stored: &str) -> (String, bool) {
     }
 }
 
+/// The URL a new project's form asks for: the typed URL, with `password` (when typed) as its
+/// user's password in place of any in the URL. A URL that does not parse is answered as typed,
+/// for the data source's own check to refuse in its words.
+pub fn with_password(typed: &str, password: &str) -> String {
+    if password.is_empty() {
+        return typed.to_string();
+    }
+    match parse(typed) {
+        Ok(url) => {
+            let (url, _) = split(url);
+            join(
+                url,
+                &Secrets {
+                    password: Some(password.to_string()),
+                    parameters: Vec::new(),
+                },
+            )
+            .to_string()
+        }
+        Err(_) => typed.to_string(),
+    }
+}
+
 /// The URL an edit asks for, from the stored one, the typed URL and the typed password:
 /// `None` when it is the stored one. A password typed in the URL itself is taken as typed.
 pub fn edited(stored: &str, typed: &str, password: &str) -> Result<Option<String>, String> {
@@ -122,7 +145,24 @@ pub fn edited(stored: &str, typed: &str, password: &str) -> Result<Option<String
 
 #[cfg(test)]
 mod tests {
-    use super::{edited, shown};
+    use super::{edited, shown, with_password};
+
+    #[test]
+    fn a_new_form_puts_its_password_into_the_url() {
+        assert_eq!(
+            with_password("postgres://app@db.example:5432/shop", "s3cr@t"),
+            "postgres://app:s3cr%40t@db.example:5432/shop"
+        );
+        assert_eq!(
+            with_password("postgres://app:old@db.example/shop?password=x", "new"),
+            "postgres://app:new@db.example/shop"
+        );
+        assert_eq!(
+            with_password("postgres://app:kept@db.example/shop", ""),
+            "postgres://app:kept@db.example/shop"
+        );
+        assert_eq!(with_password("not a url", "pw"), "not a url");
+    }
 
     const STORED: &str = "postgres://app:s3cr%40t@db.example:5432/shop?sslmode=require";
 

@@ -27,11 +27,13 @@ enum Ranged {
 }
 
 impl Storage {
-    /// Streams an object into `writer`, each chunk within `stall` of the last; returns the
-    /// bytes written.
+    /// Streams an object of `size` bytes into `writer`, each chunk within `stall` of the last;
+    /// returns the bytes written. A body longer than `size` is refused as it passes it (the
+    /// endpoint is a Manager's to choose: it must not fill the disk).
     pub async fn download(
         &self,
         key: &str,
+        size: u64,
         writer: &mut (impl AsyncWrite + Unpin),
         stall: Duration,
         doing: &str,
@@ -55,6 +57,15 @@ impl Storage {
             let Some(chunk) = chunk else {
                 break;
             };
+            if written + chunk.len() as u64 > size {
+                return Err(Failure::transport(
+                    doing,
+                    format!(
+                        "checksum mismatch: the stored object is larger than the {size} bytes \
+                         backed up; the target database was not changed"
+                    ),
+                ));
+            }
             writer.write_all(&chunk).await.map_err(|error| {
                 Failure::transport(doing, format!("could not write the download: {error}"))
             })?;
@@ -83,7 +94,9 @@ impl Storage {
     ) -> Result<u64, Failure> {
         let part = transfer.part.max(1);
         if transfer.streams <= 1 || size <= part {
-            return self.download(key, writer, transfer.stall, doing).await;
+            return self
+                .download(key, size, writer, transfer.stall, doing)
+                .await;
         }
         let ranges = (0..size.div_ceil(part)).map(|n| (n * part, ((n + 1) * part).min(size) - 1));
         let mut parts = futures_util::stream::iter(ranges)
@@ -101,7 +114,9 @@ impl Storage {
                             "the object changed during the download".to_string(),
                         ));
                     }
-                    return self.download(key, writer, transfer.stall, doing).await;
+                    return self
+                        .download(key, size, writer, transfer.stall, doing)
+                        .await;
                 }
             };
             writer.write_all(&bytes).await.map_err(|error| {

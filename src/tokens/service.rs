@@ -247,8 +247,9 @@ pub struct Bearer {
 /// not yet written, and the tokens read lately.
 ///
 /// A token's rate is what its row says (every process writes there) plus what this process has
-/// not written: each process writes its count at a token's first request and then once a
-/// second, so the limit holds across instances to within a second's requests each.
+/// not written: each process writes its count at a token's first request, then once a second
+/// or once a tenth of the limit is unwritten, and whenever it refuses one, so the limit holds
+/// across instances to within a tenth of it (or a second's requests, if fewer) each.
 ///
 /// A token's row (with its person) is read at most once a second (`READ_AGE`): a token revoked
 /// or a person disabled through another instance stops answering within that second; through
@@ -299,18 +300,24 @@ impl TokenUses {
     fn count(&self, token: TokenId, written: i32, per_minute: i32) -> (bool, Option<i32>) {
         let mut uses = lock(&self.uses);
         let unwritten = uses.entry(token).or_default();
-        if written + unwritten.requests >= per_minute {
-            return (false, None);
+        let counted = written + unwritten.requests < per_minute;
+        if counted {
+            unwritten.requests += 1;
         }
-        unwritten.requests += 1;
-        let due = unwritten
-            .written_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        // Written at a token's first request, then once a second or once a tenth of the limit
+        // is unwritten, and also when a request is refused: other instances read the row, so
+        // what this one counted must reach it before they could let a second limit through.
+        let due = unwritten.requests > 0
+            && (unwritten
+                .written_at
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+                || unwritten.requests >= (per_minute / 10).max(1)
+                || !counted);
         if !due {
-            return (true, None);
+            return (counted, None);
         }
         unwritten.written_at = Some(Instant::now());
-        (true, Some(std::mem::take(&mut unwritten.requests)))
+        (counted, Some(std::mem::take(&mut unwritten.requests)))
     }
 
     /// The token of `hash` and its person, when read less than `READ_AGE` ago, with the
@@ -339,6 +346,14 @@ impl TokenUses {
     fn keep(&self, hash: String, found: &(ApiToken, User), ticket: (u64, Instant)) {
         let mut read = lock(&self.read);
         if read.epoch != ticket.0 {
+            return;
+        }
+        // A read that began later already answered (and may have counted writes since).
+        if read
+            .tokens
+            .get(&hash)
+            .is_some_and(|kept| kept.at >= ticket.1)
+        {
             return;
         }
         if read.tokens.len() >= READ_CAPACITY {
@@ -416,14 +431,14 @@ pub async fn authenticate(
         0
     } + written_since;
     let (counted, to_write) = uses.count(token.id, written, per_minute);
-    if !counted {
-        let retry_after_secs = (window_ends - Utc::now()).num_seconds().max(1) as u64;
-        return Err(AppError::TooManyRequests { retry_after_secs });
-    }
     if let Some(requests) = to_write {
         let (client, token) = (client_ip.to_string(), token.clone());
         db::run(pool, move |conn| token.record_uses(conn, requests, &client)).await?;
         uses.wrote(&hash, requests);
+    }
+    if !counted {
+        let retry_after_secs = (window_ends - Utc::now()).num_seconds().max(1) as u64;
+        return Err(AppError::TooManyRequests { retry_after_secs });
     }
     Ok(Bearer {
         scopes: token.scopes(),
@@ -436,18 +451,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uses_are_written_at_the_first_request_then_once_a_second_and_held_to_the_limit() {
+    fn uses_are_written_at_the_first_request_a_tenth_of_the_limit_a_second_or_a_refusal() {
         let uses = TokenUses::default();
         let token = TokenId(7);
         assert_eq!(uses.count(token, 0, 100), (true, Some(1)));
-        let written: Vec<Option<i32>> = (0..10).map(|_| uses.count(token, 1, 100).1).collect();
-        assert_eq!(written, [None; 10], "within the second nothing is written");
-        // What the row says (1) and what is unwritten (10) count together: 89 more pass, the
-        // 101st of the minute waits.
-        for _ in 0..89 {
-            assert!(uses.count(token, 1, 100).0);
+        let written: Vec<Option<i32>> = (0..9).map(|_| uses.count(token, 1, 100).1).collect();
+        assert_eq!(written, [None; 9], "within the second nothing is written");
+        // A tenth of the limit unwritten is written (the row then says 11).
+        assert_eq!(uses.count(token, 1, 100), (true, Some(10)));
+        // What the row says and what is unwritten count together: the 101st request of the
+        // minute waits, and what was unwritten is written as it is refused.
+        for _ in 0..9 {
+            assert_eq!(uses.count(token, 91, 100), (true, None));
         }
-        assert_eq!(uses.count(token, 1, 100), (false, None));
+        assert_eq!(uses.count(token, 91, 100), (false, Some(9)));
+        assert_eq!(uses.count(token, 100, 100), (false, None));
         assert_eq!(uses.count(TokenId(8), 98, 100), (true, Some(1)));
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(

@@ -859,6 +859,39 @@ async fn a_partner_sets_a_new_password_which_ends_the_person_s_sessions() {
         )
         .await;
     assert_eq!(own.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Another Partner's: refused too (one Partner could then sign in as the other).
+    let other = world
+        .partner
+        .create_user("paula@blue.example", "partner", None)
+        .await;
+    let paula = scalar_i64(
+        &world.app,
+        "SELECT id AS n FROM users WHERE email = 'paula@blue.example'",
+    );
+    let theirs = world
+        .partner
+        .post_from(
+            "/users",
+            &format!("/users/{paula}/password"),
+            &[("password", "brand-new-password-9")],
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        theirs
+            .text()
+            .await
+            .unwrap()
+            .contains("changed only by that Partner")
+    );
+    let still = world.app.client();
+    let signed_in = still.login(&other.email, &other.password).await;
+    assert_eq!(
+        signed_in.headers()["location"],
+        "/",
+        "her own password still works"
+    );
 }
 
 #[actix_web::test]

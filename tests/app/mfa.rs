@@ -521,13 +521,22 @@ async fn passkey_routes_refuse_what_they_must() {
     let detail = refused.json::<serde_json::Value>().await.unwrap()["detail"].to_string();
     assert!(detail.contains("Turn on two-step sign-in"), "{detail}");
 
-    // With it on: the options name keyhold's relying party (localhost by default) and the person.
+    // With it on, the password confirms it (a wrong one is refused like a sign-in)...
     let (secret, _) = enable(&mia).await;
+    let unconfirmed = post_json(
+        &mia,
+        "/account/mfa",
+        "/account/passkeys/options",
+        serde_json::json!({"password": "not-her-password"}),
+    )
+    .await;
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // ...and the options name keyhold's relying party (localhost by default) and the person.
     let options = post_json(
         &mia,
         "/account/mfa",
         "/account/passkeys/options",
-        serde_json::json!({}),
+        serde_json::json!({"password": manager.password}),
     )
     .await;
     assert_eq!(options.status(), StatusCode::OK);

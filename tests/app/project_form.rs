@@ -62,3 +62,54 @@ async fn the_project_forms_lists_follow_the_organization() {
         "htmx takes the lists from this page when the organization changes"
     );
 }
+
+/// The data source's password has a field of its own: the URL is shown as typed (without a
+/// password) after a refusal, the password never, with "enter it again"; the saved project
+/// keeps the password, which its edit form then treats as write-only.
+#[actix_web::test]
+async fn the_data_source_password_is_a_field_of_its_own() {
+    let world = world().await;
+    let data = crate::backups::DataDb::with_orders(3);
+    let bare = data.url.clone();
+    let organization = world.organization.to_string();
+    let form = |name: &'static str| {
+        vec![
+            ("name", name.to_string()),
+            ("organization_id", organization.clone()),
+            ("database_url", bare.clone()),
+            ("database_password", "pw-Marker-7731".to_string()),
+        ]
+    };
+    let post = async |fields: Vec<(&str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        world
+            .partner
+            .post_from("/projects/new", "/projects", &fields)
+            .await
+    };
+    let refused = post(form("x")).await;
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let page = refused.text().await.unwrap();
+    assert!(
+        !page.contains("pw-Marker-7731"),
+        "the password is never sent back"
+    );
+    assert!(
+        page.contains(&format!("value=\"{bare}\"")),
+        "the URL is kept"
+    );
+    assert!(page.contains("Enter it again"), "{page}");
+
+    let saved = post(form("with-password")).await;
+    assert_eq!(saved.status(), reqwest::StatusCode::SEE_OTHER);
+    let id = crate::backups::scalar_i64(
+        &world.app,
+        "SELECT id AS n FROM projects WHERE name = 'with-password'",
+    );
+    let edit = world.partner.page(&format!("/projects/{id}/edit")).await;
+    assert!(!edit.contains("pw-Marker-7731"));
+    assert!(
+        edit.contains("unchanged if left blank"),
+        "a password is stored: {edit}"
+    );
+}

@@ -863,6 +863,7 @@ async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
     left(&browser, "/login").await;
     browser.goto(&format!("{base}/account/mfa")).await;
     browser.fill("#passkey-name", "Work laptop").await;
+    browser.fill("#passkey-password", &account.password).await;
     browser.click("#passkey-add button[type=submit]").await;
     browser
         .wait_for_text("#messages", "The passkey was added", 10)
