@@ -75,3 +75,14 @@ document.addEventListener('htmx:afterSwap', function () {
   var cron = document.getElementById('cron');
   if (cron) followCron(cron);
 });
+
+// The Backups tab refreshes itself every 2 s while something runs: a request that would
+// replace it while a row's menu or restore form is open waits for the next tick, so neither
+// closes under the person's finger.
+document.addEventListener('htmx:beforeRequest', function (event) {
+  var tab = event.detail && event.detail.elt;
+  if (!tab || tab.id !== 'backup-tab' || event.detail.requestConfig.verb !== 'get') return;
+  if (tab.querySelector('details[open]')) {
+    event.preventDefault();
+  }
+});
