@@ -514,6 +514,49 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .await;
     assert_eq!(target.count(), 25, "the restore brought the rows back");
     journey.shot("project-restores").await;
+
+    // While something runs the tab refreshes itself every 2 s; an open row menu stays open
+    // (the refresh waits), and once it is closed the tab shows the running one's progress.
+    let completed = scalar(
+        &app,
+        "SELECT id AS n FROM backups WHERE phase = 'Completed' ORDER BY id LIMIT 1",
+    );
+    let project = scalar(&app, "SELECT project_id AS n FROM backups LIMIT 1");
+    app.query(|conn| {
+        diesel::sql_query(
+            "INSERT INTO backups (project_id, policy_id, policy_name, name, scheduled_for, \
+             phase, namespaces, started_at) SELECT project_id, policy_id, policy_name, \
+             name || '-running', scheduled_for + interval '1 hour', 'InProgress', namespaces, \
+             now() FROM backups ORDER BY id LIMIT 1",
+        )
+        .execute(conn)
+    });
+    journey
+        .visit(&format!("/projects/{project}?tab=backups"))
+        .await;
+    let menu = format!("#backup-{completed} details.menu");
+    click_if_closed(&journey.browser, &menu).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(
+        journey
+            .browser
+            .script(&format!("return document.querySelector('{menu}').open;"))
+            .await,
+        Value::Bool(true),
+        "the menu stayed open through two refreshes"
+    );
+    app.query(|conn| {
+        diesel::sql_query("UPDATE backups SET progress_bytes = 5242880 WHERE phase = 'InProgress'")
+            .execute(conn)
+    });
+    journey.browser.click(&format!("{menu} > summary")).await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "5.0 MiB so far", 6)
+        .await;
+    app.query(|conn| {
+        diesel::sql_query("DELETE FROM backups WHERE phase = 'InProgress'").execute(conn)
+    });
     journey.visit("/").await;
     journey.shot("dashboard").await;
     journey.visit("/audit").await;
