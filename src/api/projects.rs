@@ -230,13 +230,15 @@ async fn listing(
 /// Projects of the person's organizations, searched (`q`: the names the list shows) and, for
 /// Partners, of one organization (`org`).
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
-    params(("q" = Option<String>, Query), ("org" = Option<i64>, Query)),
+    params(("q" = Option<String>, Query), ("org" = Option<i64>, Query), ("page" = Option<i64>, Query)),
     responses((status = 200, description = "A page of the list", body = ListAnswer<ProjectView>)),
     security(("bearer" = ["projects:read"])))]
 pub async fn list(
+    req: HttpRequest,
     state: web::Data<AppState>,
     api: ApiUser,
     query: web::Query<ProjectsQuery>,
+    paging: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::ProjectsRead)?;
     let (scope, filter) = (user.scope(), query.filter(user));
@@ -244,14 +246,10 @@ pub async fn list(
         Project::list_filtered(conn, &scope, &filter)
     })
     .await?;
-    Ok(json(
-        StatusCode::OK,
-        &super::ListAnswer {
-            total: projects.len() as i64,
-            items: projects.iter().map(ProjectView::of).collect(),
-            page: 1,
-            next: None,
-        },
+    Ok(in_pages(
+        &req,
+        projects.iter().map(ProjectView::of).collect(),
+        paging.page,
     ))
 }
 
@@ -398,13 +396,15 @@ pub async fn disable(
 
 /// The project's policies.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/policies", tag = "backups",
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), ("page" = Option<i64>, Query)),
     responses((status = 200, description = "A page of the list", body = ListAnswer<PolicyView>), (status = 404, body = Problem)),
     security(("bearer" = ["backups:read"])))]
 pub async fn policies(
+    req: HttpRequest,
     state: web::Data<AppState>,
     api: ApiUser,
     id: web::Path<String>,
+    paging: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsRead)?;
     let project = listing(&state, user, &id).await?.project.id;
@@ -412,7 +412,11 @@ pub async fn policies(
         BackupPolicy::for_project(conn, project)
     })
     .await?;
-    Ok(list_answer(policies.iter().map(PolicyView::of).collect()))
+    Ok(in_pages(
+        &req,
+        policies.iter().map(PolicyView::of).collect(),
+        paging.page,
+    ))
 }
 
 const PER_PAGE: i64 = 50;
@@ -443,15 +447,36 @@ fn paged<T: Serialize>(
     )
 }
 
-/// A list that is one page: a project's policies, the projects of a scope.
-fn list_answer<T: Serialize>(items: Vec<T>) -> HttpResponse {
+/// A list read whole (a scope's projects, a project's policies: tens, not thousands) answered
+/// a page of `PER_PAGE` at a time, with the total and the next page's address (the request's
+/// other query parameters kept).
+fn in_pages<T: Serialize>(req: &HttpRequest, items: Vec<T>, page: Option<i64>) -> HttpResponse {
+    let page = page.unwrap_or(1).max(1);
+    let total = items.len() as i64;
+    let start = (page - 1).saturating_mul(PER_PAGE).min(total);
+    let shown: Vec<T> = items
+        .into_iter()
+        .skip(start as usize)
+        .take(PER_PAGE as usize)
+        .collect();
+    let next = (start + (shown.len() as i64) < total).then(|| {
+        let mut query: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        query.retain(|(key, _)| key != "page");
+        query.push(("page".into(), (page + 1).to_string()));
+        format!(
+            "{}?{}",
+            req.path(),
+            serde_urlencoded::to_string(&query).unwrap_or_default()
+        )
+    });
     json(
         StatusCode::OK,
         &super::ListAnswer {
-            total: items.len() as i64,
-            items,
-            page: 1,
-            next: None,
+            items: shown,
+            total,
+            page,
+            next,
         },
     )
 }

@@ -870,3 +870,37 @@ async fn lists_are_paged_with_a_total_and_the_next_page() {
     assert_eq!(second["next"], Value::Null);
     assert!(!first.to_string().contains("secret-"));
 }
+
+/// Lists read whole (a project's policies, a scope's projects) are answered in pages of 50
+/// too, with the total and the next page's address.
+#[actix_web::test]
+async fn policies_and_projects_are_answered_in_pages() {
+    let world = crate::backups::world().await;
+    world.app.query(|conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "INSERT INTO backup_policies (project_id, name, cron, timezone, retention_secs, \
+             namespaces, next_run_at) SELECT {}, 'policy-' || lpad(n::text, 3, '0'), \
+             '0 2 * * *', 'UTC', 2592000, ARRAY['app'], now() + interval '1 day' \
+             FROM generate_series(1, 55) n",
+            world.project
+        ))
+        .execute(conn)
+    });
+    let secret = token(&world.partner, "pager", &["backups:read", "projects:read"]).await;
+    let api = Api::new(&world.app, &secret);
+    let path = format!("/api/v1/projects/{}/policies", world.project);
+    let (status, first) = api.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["total"], 55);
+    assert_eq!(first["page"], 1);
+    assert_eq!(first["items"].as_array().unwrap().len(), 50);
+    let next = first["next"].as_str().unwrap().to_string();
+    assert_eq!(next, format!("{path}?page=2"));
+    let (_, second) = api.get(&next).await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 5);
+    assert!(second["next"].is_null(), "{second}");
+    let (_, projects) = api.get("/api/v1/projects?q=shop&page=1").await;
+    assert_eq!(projects["page"], 1, "{projects}");
+    assert!(projects["next"].is_null(), "{projects}");
+}
