@@ -34,6 +34,9 @@ pub struct Field {
     pub input: Input,
     pub secret: bool,
     pub required: bool,
+    /// Required only under a condition its help names (a provider's rule checks it): the
+    /// form says neither "(optional)" nor nothing, but the condition.
+    pub conditional: bool,
     pub editable: bool,
     pub default: &'static str,
 }
@@ -47,6 +50,7 @@ pub const fn field(key: &'static str, label: &'static str, input: Input) -> Fiel
         input,
         secret: false,
         required: true,
+        conditional: false,
         editable: false,
         default: "",
     }
@@ -74,6 +78,13 @@ impl Field {
     }
     pub const fn optional(mut self) -> Field {
         self.required = false;
+        self
+    }
+    /// Required only when `condition` holds (the help says so; the provider's rule checks it).
+    pub const fn required_unless(mut self, condition: &'static str) -> Field {
+        self.required = false;
+        self.conditional = true;
+        self.help = condition;
         self
     }
     pub const fn editable(mut self) -> Field {

@@ -111,6 +111,14 @@ async fn every_cloud_provider_can_be_added_and_is_checked_against_its_api() {
         page.contains("keyhold-demo"),
         "GCP project id derived from the key"
     );
+    // A field required only when no project is imported says so, not "(optional)".
+    let form = setup
+        .partner
+        .page("/credentials/cloud/new?provider=gcp")
+        .await;
+    let labels = texts(&form, "label[for=folder_id], label[for=billing_account_id]");
+    assert_eq!(labels, ["Folder ID", "Billing account ID"], "{labels:?}");
+    assert!(form.contains("Required unless importing a project."));
     let page = setup
         .partner
         .page("/credentials/cloud?provider=openshift")
