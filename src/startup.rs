@@ -57,6 +57,16 @@ pub struct AppState {
     pub passkeys: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
+impl AppState {
+    /// Forgets what this process keeps of a person whose sessions or rights just changed
+    /// (disabled, deleted, a new role, organization or password): their sessions, and every
+    /// token's row (a token acts with its person's rights).
+    pub fn forget_person(&self, person: crate::accounts::model::UserId) {
+        self.sessions.forget_user(person);
+        self.token_uses.forget();
+    }
+}
+
 /// A bound, not yet running keyhold server.
 pub struct Application {
     port: u16,

@@ -406,8 +406,7 @@ pub async fn set_disabled(
     })
     .await?;
     if disable {
-        state.sessions.forget_user(id);
-        state.token_uses.forget();
+        state.forget_person(id);
     }
     flash::success(
         &session,
@@ -422,4 +421,17 @@ pub async fn set_disabled(
         ),
     );
     Ok(see_other("/users"))
+}
+
+/// Who changes people and organizations, for the account use cases: the signed-in Partner and
+/// the address the request came from.
+fn actor<'a>(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &'a CurrentUser,
+) -> crate::accounts::service::Actor<'a> {
+    crate::accounts::service::Actor {
+        user,
+        ip: client_ip(req, &state.settings.trusted_proxies),
+    }
 }

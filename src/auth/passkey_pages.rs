@@ -6,7 +6,7 @@
 
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{
@@ -27,23 +27,19 @@ use crate::web::problem::problem;
 use crate::web::{flash, see_other};
 
 /// A refusal as problem+json (the script shows `detail`).
-fn refused(status: StatusCode, message: &str) -> HttpResponse {
+fn refused_with(status: StatusCode, message: &str) -> HttpResponse {
     problem(status, message, &FieldErrors::default())
 }
 
+/// A passkey step's refusal: as problem+json with the status `error.rs` gives it (the script
+/// shows `detail`); a database failure stays an error of the app.
 fn refusal(error: PasskeyError) -> Result<HttpResponse, AppError> {
-    let status = match error {
-        PasskeyError::Database(error) => return Err(error.into()),
-        PasskeyError::Stored(error) => return Err(AppError::internal(error)),
-        PasskeyError::BadName => StatusCode::UNPROCESSABLE_ENTITY,
-        PasskeyError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        PasskeyError::Unavailable
-        | PasskeyError::NeedsTotp
-        | PasskeyError::TooMany
-        | PasskeyError::Duplicate
-        | PasskeyError::NoCeremony => StatusCode::CONFLICT,
-    };
-    Ok(refused(status, &error.to_string()))
+    match AppError::from(error) {
+        refused @ (AppError::Invalid(_) | AppError::Conflict(_)) => {
+            Ok(refused_with(refused.status_code(), &refused.to_string()))
+        }
+        other => Err(other),
+    }
 }
 
 fn relying_party(state: &AppState) -> Result<std::sync::Arc<Webauthn>, PasskeyError> {
@@ -84,10 +80,18 @@ pub async fn registration_options(
         Ok(webauthn) => webauthn,
         Err(error) => return refusal(error),
     };
-    let id = user.id();
-    if !db::run(&state.pool, move |conn| crate::auth::mfa::enabled(conn, id)).await? {
-        return refusal(PasskeyError::NeedsTotp);
-    }
+    // The options first (they refuse a person without two-step sign-in), then the password;
+    // the challenge is kept only once both passed.
+    let (id, email) = (user.id(), user.identity.email.clone());
+    let started = db::run(&state.pool, move |conn| {
+        passkey::start_registration(conn, &webauthn, id, &email)
+    })
+    .await;
+    let (options, registration) = match started {
+        Ok(started) => started,
+        Err(db::RunError::Failed(error)) => return refusal(error),
+        Err(error) => return Err(error.into()),
+    };
     let confirmation: Confirmation = serde_json::from_slice(&body).unwrap_or_default();
     if !own_password(&state, &req, &user, &confirmation.password).await? {
         let mut errors = FieldErrors::default();
@@ -98,21 +102,10 @@ pub async fn registration_options(
             &errors,
         ));
     }
-    let email = user.identity.email.clone();
-    let started = db::run(&state.pool, move |conn| {
-        passkey::start_registration(conn, &webauthn, id, &email)
-    })
-    .await;
-    match started {
-        Ok((options, registration)) => {
-            keep(&session, passkey::REGISTRATION_KEY, &registration)?;
-            Ok(HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(options))
-        }
-        Err(db::RunError::Failed(error)) => refusal(error),
-        Err(error) => Err(error.into()),
-    }
+    keep(&session, passkey::REGISTRATION_KEY, &registration)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(options))
 }
 
 /// What the script sends to finish a registration.
@@ -241,7 +234,7 @@ pub async fn sign_in_options(
         Err(error) => return refusal(error),
     };
     let Some(waiting) = pending(&session) else {
-        return Ok(refused(
+        return Ok(refused_with(
             StatusCode::UNAUTHORIZED,
             "The sign-in expired: enter your password again.",
         ));
@@ -258,7 +251,7 @@ pub async fn sign_in_options(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .json(options))
         }
-        Ok(None) => Ok(refused(
+        Ok(None) => Ok(refused_with(
             StatusCode::CONFLICT,
             "You have no passkey: enter the code from your authenticator app.",
         )),
@@ -282,13 +275,13 @@ pub async fn sign_in(
     let step = match second_step(&req, &state, &session).await? {
         Gate::Go(step) => step,
         Gate::Restart => {
-            return Ok(refused(
+            return Ok(refused_with(
                 StatusCode::UNAUTHORIZED,
                 "The sign-in expired: enter your password again.",
             ));
         }
         Gate::Blocked(seconds) => {
-            let mut response = refused(
+            let mut response = refused_with(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!("Too many failed sign-ins. Try again in {seconds} seconds."),
             );
@@ -310,7 +303,7 @@ pub async fn sign_in(
     // Read after the pending sign-in is found: signed out, the answer is 401 whatever the body.
     let Ok(answer) = serde_json::from_slice::<PublicKeyCredential>(&body) else {
         step.failed(&state, "passkey").await?;
-        return Ok(refused(
+        return Ok(refused_with(
             StatusCode::BAD_REQUEST,
             "The passkey's answer could not be read.",
         ));
@@ -329,7 +322,7 @@ pub async fn sign_in(
         Err(db::RunError::Failed(PasskeyError::Database(error))) => Err(error.into()),
         Err(db::RunError::Failed(error)) => {
             step.failed(&state, "passkey").await?;
-            Ok(refused(StatusCode::UNAUTHORIZED, &error.to_string()))
+            Ok(refused_with(StatusCode::UNAUTHORIZED, &error.to_string()))
         }
         Err(error) => Err(error.into()),
     }

@@ -7,13 +7,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::model::{Contents, Organization, OrganizationId};
-use crate::accounts::service::{self, AccountError, Actor};
+use crate::accounts::service::{self, AccountError};
 use crate::auth::{CurrentUser, Role};
 use crate::error::AppError;
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
 use crate::web::form::FieldErrors;
-use crate::web::{Page, client_ip, flash, html_with_status, see_other};
+use crate::web::{Page, flash, html_with_status, see_other};
 
 fn organization_id(path: &str) -> Result<OrganizationId, AppError> {
     path.parse()
@@ -87,10 +87,7 @@ pub async fn rename_organization(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let id = organization_id(&id)?;
-    let actor = Actor {
-        user: &user,
-        ip: client_ip(&req, &state.settings.trusted_proxies),
-    };
+    let actor = super::actor(&req, &state, &user);
     match service::rename_organization(&state.pool, &actor, id, &form.name).await {
         Ok(organization) => {
             flash::success(
@@ -150,10 +147,7 @@ pub async fn delete_organization(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let id = organization_id(&id)?;
-    let actor = Actor {
-        user: &user,
-        ip: client_ip(&req, &state.settings.trusted_proxies),
-    };
+    let actor = super::actor(&req, &state, &user);
     match service::delete_organization(&state.pool, &actor, id).await {
         Ok(organization) => {
             flash::success(

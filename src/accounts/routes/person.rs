@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::accounts::model::{Organization, OrganizationId, User, UserId};
-use crate::accounts::service::{self, AccountError, Actor};
+use crate::accounts::service::{self, AccountError};
 use crate::auth::{CurrentUser, Role};
 use crate::crypto::Secret;
 use crate::db;
@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
 use crate::web::form::FieldErrors;
-use crate::web::{Page, client_ip, flash, html_with_status, see_other};
+use crate::web::{Page, flash, html_with_status, see_other};
 
 fn user_id(path: &str) -> Result<UserId, AppError> {
     path.parse().map(UserId).map_err(|_| AppError::NotFound)
@@ -126,10 +126,7 @@ pub async fn update_person(
     user.require(&[Role::Partner])?;
     let id = user_id(&id)?;
     let form = form.into_inner();
-    let actor = Actor {
-        user: &user,
-        ip: client_ip(&req, &state.settings.trusted_proxies),
-    };
+    let actor = super::actor(&req, &state, &user);
     let changed = service::change_role(
         &state.pool,
         &actor,
@@ -142,8 +139,7 @@ pub async fn update_person(
         Ok(changed) => {
             let person = changed.person;
             let message = if changed.signed_out {
-                state.sessions.forget_user(id);
-                state.token_uses.forget();
+                state.forget_person(id);
                 format!(
                     "{} is now {}: their sessions ended, they sign in again.",
                     person.email,
@@ -191,14 +187,10 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let id = user_id(&id)?;
-    let actor = Actor {
-        user: &user,
-        ip: client_ip(&req, &state.settings.trusted_proxies),
-    };
+    let actor = super::actor(&req, &state, &user);
     match service::set_password(&state.pool, &state.hasher, &actor, id, &form.password).await {
         Ok(changed) => {
-            state.sessions.forget_user(id);
-            state.token_uses.forget();
+            state.forget_person(id);
             flash::success(
                 &session,
                 format!(
@@ -261,14 +253,10 @@ pub async fn delete_person(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let id = user_id(&id)?;
-    let actor = Actor {
-        user: &user,
-        ip: client_ip(&req, &state.settings.trusted_proxies),
-    };
+    let actor = super::actor(&req, &state, &user);
     match service::delete_person(&state.pool, &actor, id).await {
         Ok(person) => {
-            state.sessions.forget_user(id);
-            state.token_uses.forget();
+            state.forget_person(id);
             flash::success(&session, format!("{} deleted.", person.email));
             Ok(after_change(&user, id))
         }
