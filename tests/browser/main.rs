@@ -875,7 +875,7 @@ async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
         0,
         "without JavaScript the passkey form stays hidden"
     );
-    plain.click("form[action='/logout'] button").await;
+    sign_out(&plain).await;
     sign_in_to_second_step(&plain, &base, &account.email, &account.password).await;
     plain.fill("#code", &totp_code(&secret, 1)).await;
     plain
@@ -931,7 +931,7 @@ async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
     browser.set_window(DESKTOP.0, DESKTOP.1).await;
 
     // Signing in again: the passkey instead of the code.
-    browser.click("form[action='/logout'] button").await;
+    sign_out(&browser).await;
     sign_in_to_second_step(&browser, &base, &account.email, &account.password).await;
     browser
         .screenshot(&screenshots().join("login-mfa-passkey-desktop.png"))
@@ -955,7 +955,7 @@ async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
         1
     );
     // At an address passkeys are not bound to, the page says where they work.
-    browser.click("form[action='/logout'] button").await;
+    sign_out(&browser).await;
     sign_in_to_second_step(&browser, &app.address, &account.email, &account.password).await;
     browser
         .wait_for_text(
@@ -967,6 +967,19 @@ async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
     let errors = errors(browser.console().await);
     assert!(errors.is_empty(), "{errors:?}");
     browser.close().await;
+}
+
+/// Signs out through the page and waits until the sign-in page is shown (a navigation still
+/// under way would otherwise overtake the next `goto`).
+async fn sign_out(browser: &Browser) {
+    browser.click("form[action='/logout'] button").await;
+    for _ in 0..50 {
+        if browser.current_url().await.contains("/login?signed_out") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("signing out did not reach the sign-in page");
 }
 
 /// Signs in with the password, up to the second step's page.
