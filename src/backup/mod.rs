@@ -15,4 +15,5 @@ pub mod routes;
 pub mod runner;
 pub mod scheduler;
 pub mod service;
+pub mod spool;
 pub mod views;

@@ -6,7 +6,8 @@
 use crate::backup::database::{Checked, DataSource};
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, Phase, Restore};
-use crate::backup::runner::{Hashing, Runner, denied_or, tail};
+use crate::backup::runner::{Runner, denied_or, tail};
+use crate::backup::spool::Spool;
 use crate::db;
 use crate::projects::model::{Project, SourceUse};
 
@@ -142,12 +143,8 @@ impl Runner {
         let writer = file
             .reopen()
             .map_err(|error| format!("could not open the download file: {error}"))?;
-        // Written through a 1 MiB buffer: tokio's file writes each chunk (~16 KiB from the
-        // socket) on a blocking thread of its own, tens of thousands of hand-offs per GB.
-        let mut writer = Hashing::new(tokio::io::BufWriter::with_capacity(
-            1024 * 1024,
-            tokio::fs::File::from_std(writer),
-        ));
+        // Hashed and written on a thread of its own, so the ranged GETs go on meanwhile.
+        let mut writer = Spool::new(writer);
         let transfer = crate::storage::Transfer {
             streams: self.restores.download_streams,
             part: self.restores.download_part,
@@ -168,12 +165,16 @@ impl Runner {
                     &format!("read denied on bucket {}", storage.name()),
                 )
             })?;
-        let digest = writer.digest();
-        if writer.bytes != size as u64 || backup.sha256.as_deref() != Some(digest.as_str()) {
+        let written = writer
+            .finish()
+            .await
+            .map_err(|error| format!("could not write the download: {error}"))?;
+        if written.bytes != size as u64 || backup.sha256.as_deref() != Some(written.digest.as_str())
+        {
             return Err(format!(
                 "checksum mismatch: the stored object ({} bytes) differs from what was backed \
                  up ({size} bytes); the target database was not changed",
-                writer.bytes
+                written.bytes
             ));
         }
         // Decrypted wholly before anything touches the target: age authenticates every chunk,

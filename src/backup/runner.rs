@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use diesel::Connection as _;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 pub(crate) use crate::backup::bucket::denied_or;
 pub use crate::backup::bucket::{check_bucket_name, default_bucket, prepare_bucket, s3_settings};
@@ -40,7 +40,7 @@ const DUMP_SILENCE: Duration = Duration::from_secs(30 * 60);
 /// beats four times as often).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// Counts and hashes what passes through (and adds the count to `progress`, when given, for
+/// Counts and hashes what is read through it (and adds the count to `progress`, when given, for
 /// the run's beats to record).
 pub(crate) struct Hashing<T> {
     inner: T,
@@ -88,29 +88,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for Hashing<T> {
             }
         }
         poll
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Hashing<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(written)) = poll {
-            self.hasher.update(&buf[..written]);
-            self.bytes += written as u64;
-        }
-        poll
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

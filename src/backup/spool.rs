@@ -1,0 +1,156 @@
+//! A restore's download file, hashed and written on a blocking thread of its own. The runner's
+//! thread only copies what arrives into 1 MiB chunks and hands them over, so it goes on
+//! receiving the other ranged GETs while the chunks before are hashed and written: SHA-256 and
+//! file writes on the runner's own thread held the download to about a third of what the
+//! network gave (BENCHMARKS.md, "Changes and their effect").
+
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::PollSender;
+
+/// The size of the chunks handed to the writing thread.
+const CHUNK: usize = 1024 * 1024;
+/// Chunks waiting for the writing thread at most (memory: `DEPTH` + 1 chunks).
+const DEPTH: usize = 8;
+
+/// What reached the file: its length and SHA-256 (hex).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub bytes: u64,
+    pub digest: String,
+}
+
+/// Writes to `file` through a thread that hashes and writes (`finish` waits for it).
+pub(crate) struct Spool {
+    chunk: Vec<u8>,
+    sender: PollSender<Vec<u8>>,
+    worker: Option<JoinHandle<io::Result<Written>>>,
+}
+
+impl Spool {
+    /// Must be called within a tokio runtime (the writing thread is its blocking pool's).
+    pub(crate) fn new(file: std::fs::File) -> Spool {
+        let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(DEPTH);
+        let worker = tokio::task::spawn_blocking(move || {
+            let (mut file, mut hasher, mut bytes) = (file, Sha256::new(), 0u64);
+            while let Some(chunk) = receiver.blocking_recv() {
+                hasher.update(&chunk);
+                file.write_all(&chunk)?;
+                bytes += chunk.len() as u64;
+            }
+            file.flush()?;
+            Ok(Written {
+                bytes,
+                digest: hex::encode(hasher.finalize()),
+            })
+        });
+        Spool {
+            chunk: Vec::with_capacity(CHUNK),
+            sender: PollSender::new(sender),
+            worker: Some(worker),
+        }
+    }
+
+    /// Hands everything written over, then waits until it is hashed and in the file.
+    pub(crate) async fn finish(mut self) -> io::Result<Written> {
+        let handed = std::future::poll_fn(|cx| Pin::new(&mut self).poll_shutdown(cx)).await;
+        self.sender.close();
+        let worker = self.worker.take().expect("finished once");
+        // The thread's own error first: it says what the file system refused.
+        let written = worker
+            .await
+            .map_err(|_| io::Error::other("the download's writer stopped"))??;
+        handed.map(|()| written)
+    }
+
+    /// Hands the current chunk to the writing thread (waiting while `DEPTH` chunks wait).
+    fn poll_hand_over(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.chunk.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        // Closed: the thread stopped at a write error, which `finish` answers.
+        let stopped = |_| io::Error::other("the download file could not be written");
+        ready!(self.sender.poll_reserve(cx)).map_err(stopped)?;
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.sender.send_item(chunk).map_err(stopped)?;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Spool {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.chunk.len() >= CHUNK {
+            ready!(this.poll_hand_over(cx))?;
+        }
+        let taken = buf.len().min(CHUNK - this.chunk.len());
+        this.chunk.extend_from_slice(&buf[..taken]);
+        Poll::Ready(Ok(taken))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_hand_over(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_hand_over(cx))?;
+        this.sender.close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn what_is_written_reaches_the_file_in_order_with_its_sha256() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut spool = Spool::new(file.reopen().unwrap());
+        let mut expected = Vec::new();
+        // Writes smaller and larger than a chunk, and one that ends exactly on a chunk.
+        for (n, size) in [10, CHUNK + 7, CHUNK - 17, 3 * CHUNK, 1]
+            .into_iter()
+            .enumerate()
+        {
+            let part: Vec<u8> = (0..size).map(|i| (i * 31 + n) as u8).collect();
+            spool.write_all(&part).await.unwrap();
+            expected.extend_from_slice(&part);
+        }
+        let written = spool.finish().await.unwrap();
+        assert_eq!(written.bytes, expected.len() as u64);
+        assert_eq!(written.digest, hex::encode(Sha256::digest(&expected)));
+        assert_eq!(std::fs::read(file.path()).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_cannot_be_written_is_an_error_not_a_short_file() {
+        // A file opened read-only: the thread's first write fails.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let read_only = std::fs::File::open(file.path()).unwrap();
+        let mut spool = Spool::new(read_only);
+        let mut failed = false;
+        for _ in 0..(DEPTH + 4) {
+            if spool.write_all(&vec![7u8; CHUNK]).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        let finished = spool.finish().await;
+        assert!(failed || finished.is_err(), "{finished:?}");
+        assert!(finished.is_err());
+    }
+}
