@@ -21,11 +21,9 @@ use s3::request::Request as _;
 use s3::request::tokio_backend::ReqwestRequest;
 use s3::{Bucket, BucketConfiguration, Region};
 
-use crate::credentials::verify::reason;
-
 mod download;
 mod upload;
-use crate::outbound::{self, Outbound};
+use crate::outbound::{self, Outbound, reason};
 pub use download::Transfer;
 pub use upload::UploadFailure;
 

@@ -14,8 +14,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::accounts::model::{Organization, OrganizationId, PartnerId, UserId};
-use crate::auth::{CurrentUser, Scope};
+use crate::access::Scope;
+use crate::accounts::model::Organization;
+use crate::auth::CurrentUser;
+use crate::ids::{OrganizationId, PartnerId, UserId};
 use crate::schema::audit_events;
 use crate::web::form::Pagination;
 pub use filter::Filter;

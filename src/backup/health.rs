@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::db::Prepared;
 
 /// Dumps drawn per project.
@@ -101,9 +101,9 @@ impl ProjectHealth {
             Some(format!(
                 "The latest dump ({}) is {smaller:.0} % smaller than the median of the {} before \
                  it ({}): check that the data is all there.",
-                crate::backup::views::human_size(Some(*latest)),
+                crate::web::human_size(Some(*latest)),
                 previous.len(),
-                crate::backup::views::human_size(Some(median as i64)),
+                crate::web::human_size(Some(median as i64)),
             ))
         } else {
             None
@@ -139,8 +139,8 @@ impl ProjectHealth {
             (Some(first), Some(last)) => format!(
                 "Sizes of the last {} dumps, from {} to {}",
                 self.sizes.len(),
-                crate::backup::views::human_size(Some(*first)),
-                crate::backup::views::human_size(Some(*last))
+                crate::web::human_size(Some(*first)),
+                crate::web::human_size(Some(*last))
             ),
             _ => "No dump yet".into(),
         }

@@ -15,7 +15,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::auth::{CurrentUser, Identity, Role, csrf};
+use crate::access::Role;
+use crate::auth::{CurrentUser, Identity, csrf};
 use crate::error::AppError;
 pub use flash::Flash;
 
@@ -78,6 +79,25 @@ impl Page {
         }
         entries.push(("tokens", "/tokens", "API tokens"));
         entries
+    }
+}
+
+/// Bytes in words.
+pub fn human_size(bytes: Option<i64>) -> String {
+    let Some(bytes) = bytes else {
+        return String::new();
+    };
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
     }
 }
 
