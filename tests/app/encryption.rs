@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 use sha2::Digest;
 
-use crate::backups::{DataDb, World, scalar_text, world};
-use crate::helpers::texts;
+use crate::support::texts;
+use crate::support::{DataDb, World, scalar_text, world};
 
 fn execute(url: &str, sql: &str) {
     let mut conn = PgConnection::establish(url).unwrap();

@@ -4,8 +4,8 @@
 
 use reqwest::StatusCode;
 
-use crate::backups::{World, scalar_text, world};
-use crate::helpers::texts;
+use crate::support::texts;
+use crate::support::{World, scalar_text, world};
 
 /// Adds policy `name` from the Schedules tab with `fields` besides name, zone, retention and
 /// namespace; answers the status.
