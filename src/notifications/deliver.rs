@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::ids::{CredentialId, PolicyId, ProjectId};
-use crate::notifications::model::{Channel, Delivery};
+use crate::notifications::model::{Channel, Delivery, Retry};
 use crate::notifications::send::{self, Answer, Outgoing};
 use crate::notifications::{Event, EventKind, Subject};
 use crate::outbound::Outbound;
@@ -77,12 +77,13 @@ impl Deliverer {
             };
         let wait = chrono::Duration::from_std(backoff(self.first_retry, delivery.attempts))
             .unwrap_or_else(|_| chrono::Duration::seconds(LONGEST_WAIT_SECONDS as i64));
-        let retry_after = Some(wait)
-            .filter(|wait| {
-                Utc::now() + *wait
-                    < delivery.created_at + chrono::Duration::seconds(GIVE_UP_AFTER_SECONDS)
-            })
-            .filter(|_| !answer.delivered());
+        // Retried unless the next attempt would come after the give-up time; the database
+        // judges that with its own clock, the one that wrote `created_at`.
+        let retry = Some(Retry {
+            wait,
+            give_up_after: chrono::Duration::seconds(GIVE_UP_AFTER_SECONDS),
+        })
+        .filter(|_| !answer.delivered());
         if !answer.delivered() {
             tracing::warn!(
                 delivery = delivery.delivery_key,
@@ -97,7 +98,7 @@ impl Deliverer {
                 id,
                 answer.status,
                 answer.error.as_deref(),
-                retry_after,
+                retry,
             )
         })
         .await;

@@ -547,9 +547,9 @@ impl Delivery {
         id: i64,
         status: Option<i32>,
         error: Option<&str>,
-        retry_after: Option<chrono::Duration>,
+        retry: Option<Retry>,
     ) -> QueryResult<()> {
-        let state = match (error, retry_after) {
+        let state = match (error, retry) {
             (None, _) => DeliveryState::Delivered,
             (Some(_), Some(_)) => DeliveryState::Pending,
             (Some(_), None) => DeliveryState::Failed,
@@ -564,10 +564,23 @@ impl Delivery {
                     .eq(Some(Utc::now()).filter(|_| state == DeliveryState::Delivered)),
             ))
             .execute(conn)?;
-        if let Some(wait) = retry_after.filter(|_| state == DeliveryState::Pending) {
-            diesel::update(row)
-                .set(notification_deliveries::next_attempt_at.eq(database_now_plus(wait)))
-                .execute(conn)?;
+        if let Some(retry) = retry.filter(|_| state == DeliveryState::Pending) {
+            // The next attempt, or the end of the retries when it would come after the give-up
+            // time: both judged by the database's clock, which wrote `created_at`.
+            diesel::sql_query(
+                "UPDATE notification_deliveries
+                 SET state = CASE WHEN now() + $1 * interval '1 millisecond'
+                                       < created_at + $2 * interval '1 millisecond'
+                                  THEN $3 ELSE $4 END,
+                     next_attempt_at = now() + $1 * interval '1 millisecond'
+                 WHERE id = $5",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(retry.wait.num_milliseconds())
+            .bind::<diesel::sql_types::BigInt, _>(retry.give_up_after.num_milliseconds())
+            .bind::<Text, _>(DeliveryState::Pending)
+            .bind::<Text, _>(DeliveryState::Failed)
+            .bind::<diesel::sql_types::BigInt, _>(id)
+            .execute(conn)?;
         }
         Ok(())
     }
@@ -576,6 +589,14 @@ impl Delivery {
 /// The database's `now()`.
 fn database_now() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
     diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()")
+}
+
+/// When a failed delivery is tried again: after `wait`, unless that comes `give_up_after` or
+/// more after the event.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    pub wait: chrono::Duration,
+    pub give_up_after: chrono::Duration,
 }
 
 /// The database's `now()` plus `wait` (whole milliseconds).

@@ -140,7 +140,32 @@ pub fn edited(stored: &str, typed: &str, password: &str) -> Result<Option<String
             Err(_) => typed,
         }
     };
-    Ok((Url::parse(stored).ok().as_ref() != Some(&result)).then(|| result.to_string()))
+    let unchanged = Url::parse(stored).is_ok_and(|stored| same_url(&stored, &result));
+    Ok((!unchanged).then(|| result.to_string()))
+}
+
+/// Two URLs that name the same thing: the same parts with the user and password decoded, and
+/// the query's pairs in any order (putting a kept password back may reorder or re-encode them).
+fn same_url(a: &Url, b: &Url) -> bool {
+    let decoded = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+    let parts = |url: &Url| {
+        let mut pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        pairs.sort();
+        (
+            url.scheme().to_string(),
+            decoded(url.username()),
+            url.password().map(decoded),
+            url.host_str().map(str::to_string),
+            url.port(),
+            url.path().to_string(),
+            pairs,
+            url.fragment().map(str::to_string),
+        )
+    };
+    parts(a) == parts(b)
 }
 
 #[cfg(test)]
@@ -203,6 +228,28 @@ mod tests {
         ] {
             assert!(edited(STORED, elsewhere, "").is_err(), "{elsewhere}");
         }
+    }
+
+    #[test]
+    fn a_stored_url_kept_as_it_was_is_not_a_change_whatever_its_order_or_encoding() {
+        for stored in [
+            "postgres://app@db.example:5432/shop?password=s3cret&sslmode=require",
+            "postgres://app:p%2Ass@db.example/shop?sslmode=require",
+            "postgres://app:p%2Ass@db.example/shop?application_name=a%20b&password=x%26y",
+        ] {
+            let (url, _) = shown(stored);
+            assert_eq!(edited(stored, &url, ""), Ok(None), "{stored}");
+        }
+        // A real change is still one.
+        assert!(
+            edited(
+                "postgres://app:pw@db.example/shop?sslmode=require",
+                "postgres://app@db.example/shop?sslmode=disable",
+                ""
+            )
+            .unwrap()
+            .is_some()
+        );
     }
 
     #[test]

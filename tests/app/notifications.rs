@@ -271,6 +271,63 @@ async fn a_refused_delivery_is_retried_with_the_same_delivery_id_until_taken() {
 }
 
 #[actix_web::test]
+async fn a_delivery_refused_for_an_hour_is_given_up_by_the_database_clock() {
+    let world = world_with(&[("KEYHOLD_NOTIFY_RETRY_SECONDS", "1")]).await;
+    let receiver = Peer::webhook(1000).await;
+    let channel = add_channel(
+        &world,
+        &[
+            ("name", "Down"),
+            ("kind", "webhook"),
+            ("url", &receiver.url("/")),
+            ("secret", SECRET),
+            ("events", "backup.skipped"),
+        ],
+    )
+    .await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    lock_storage(&world).await;
+    world.backup_now(world.policy_id("nightly")).await;
+    receiver.wait_for(1).await;
+    let state = |world: &World| {
+        scalar_text(
+            &world.app,
+            &format!(
+                "SELECT state || ' ' || attempts AS value FROM notification_deliveries
+                 WHERE channel_id = {channel}"
+            ),
+        )
+    };
+    for _ in 0..50 {
+        if state(&world) == "pending 1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state(&world), "pending 1", "retried after the first refusal");
+    // The event is now (by the database's clock) just under an hour old: the second refusal's
+    // retry (2 s later) would come after the hour, so it is the last attempt.
+    world.app.query(move |conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "UPDATE notification_deliveries SET created_at = now() - interval '3599 seconds'
+             WHERE channel_id = {channel}"
+        ))
+        .execute(conn)
+    });
+    receiver.wait_for(2).await;
+    for _ in 0..50 {
+        if state(&world).starts_with("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state(&world), "failed 2");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 2, "no attempt after giving up");
+}
+
+#[actix_web::test]
 async fn slack_gets_text_and_email_goes_through_a_real_smtp_server_that_checks_the_login() {
     let world = world().await;
     let slack = Peer::webhook(0).await;
