@@ -93,13 +93,7 @@ impl Deliverer {
         }
         let id = delivery.id;
         let _ = db::run(&self.pool, move |conn| {
-            Delivery::record(
-                conn,
-                id,
-                answer.status,
-                answer.error.as_deref(),
-                retry,
-            )
+            Delivery::record(conn, id, answer.status, answer.error.as_deref(), retry)
         })
         .await;
     }

@@ -7,8 +7,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::support::{Client, TestApp, spawn_app, spawn_app_with, texts};
-use crate::support::{scalar_i64, scalar_text, world};
+use crate::support::{
+    Client, TestApp, scalar_i64, scalar_text, spawn_app, spawn_app_with, texts, world,
+};
 
 /// A date `days` from today, as the token form takes it.
 pub fn in_days(days: i64) -> String {

@@ -5,8 +5,7 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 
 use crate::faults::Cluster;
-use crate::support::{DataDb, World, scalar_i64, scalar_text, world};
-use crate::support::{TestApp, spawn_app_with};
+use crate::support::{DataDb, TestApp, World, scalar_i64, scalar_text, spawn_app_with, world};
 
 /// `url` with its host, port and database replaced.
 fn spelled(url: &str, host: &str, database: &str) -> String {

@@ -6,8 +6,7 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::support::texts;
-use crate::support::{World, ended, scalar_i64, scalar_text, world};
+use crate::support::{World, ended, scalar_i64, scalar_text, texts, world};
 
 fn execute(url: &str, sql: &str) {
     let mut conn = PgConnection::establish(url).unwrap();

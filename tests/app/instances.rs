@@ -8,8 +8,7 @@ use keyhold::auth::session_cache::SessionCache;
 use reqwest::StatusCode;
 
 use crate::support::fakes::{self, GOOD, S3_ACCESS_KEY};
-use crate::support::{Client, spawn_app_with};
-use crate::support::{DataDb, scalar_i64};
+use crate::support::{Client, DataDb, scalar_i64, spawn_app_with};
 
 /// A `keyhold serve` process, killed when dropped.
 pub struct Instance {

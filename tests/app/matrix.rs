@@ -7,8 +7,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::support::{Account, Client};
-use crate::support::{scalar_i64, scalar_text, world};
+use crate::support::{Account, Client, scalar_i64, scalar_text, world};
 
 /// Who may use a route.
 #[derive(Clone, Copy, Debug, PartialEq)]

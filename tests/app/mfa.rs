@@ -6,9 +6,9 @@
 use reqwest::StatusCode;
 
 use crate::support::{
-    Account, Client, TestApp, spawn_app, spawn_app_with, texts, totp_code as code,
+    Account, Client, TestApp, scalar_i64, scalar_text, spawn_app, spawn_app_with, texts,
+    totp_code as code,
 };
-use crate::support::{scalar_i64, scalar_text};
 
 fn location(response: &reqwest::Response) -> String {
     response

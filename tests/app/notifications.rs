@@ -11,8 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::texts;
-use crate::support::{World, scalar_i64, scalar_text, world, world_with};
+use crate::support::{World, scalar_i64, scalar_text, texts, world, world_with};
 
 const SECRET: &str = "whsec-0123456789abcdef";
 
@@ -304,7 +303,11 @@ async fn a_delivery_refused_for_an_hour_is_given_up_by_the_database_clock() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(state(&world), "pending 1", "retried after the first refusal");
+    assert_eq!(
+        state(&world),
+        "pending 1",
+        "retried after the first refusal"
+    );
     // The event is now (by the database's clock) just under an hour old: the second refusal's
     // retry (2 s later) would come after the hour, so it is the last attempt.
     world.app.query(move |conn| {

@@ -1,7 +1,6 @@
 //! The project form offers the chosen organization's credentials only.
 
-use crate::support::texts;
-use crate::support::world;
+use crate::support::{texts, world};
 
 #[actix_web::test]
 async fn the_project_forms_lists_follow_the_organization() {

@@ -3,8 +3,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::texts;
-use crate::support::{World, world};
+use crate::support::{World, texts, world};
 
 fn value(body: &str, selector: &str) -> Option<String> {
     let html = scraper::Html::parse_document(body);

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{Client, TestApp, spawn_app_with, texts};
-use crate::support::{DataDb, add_policy, backup_now, restore_outcome, scalar_i64, scalar_text};
+use crate::support::{
+    Client, DataDb, TestApp, add_policy, backup_now, restore_outcome, scalar_i64, scalar_text,
+    spawn_app_with, texts,
+};
 
 /// An access key of a moto IAM user.
 #[derive(Clone, Debug)]

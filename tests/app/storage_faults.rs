@@ -8,8 +8,7 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 
 use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::support::texts;
-use crate::support::{World, scalar_i64, scalar_text, world, world_with};
+use crate::support::{World, scalar_i64, scalar_text, texts, world, world_with};
 
 /// Rows enough for a dump of several parts (random text does not compress).
 fn fill(world: &World, rows: i64) {

@@ -6,8 +6,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::support::{self, TestApp};
-use crate::support::{DataDb, scalar_i64};
+use crate::support::{self, DataDb, TestApp, scalar_i64};
 use crate::webdriver::Browser;
 use crate::{DESKTOP, PHONE, click_if_closed, errors, screenshots, sign_in, start};
 
