@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::support::fakes;
+use crate::support::walk;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -392,21 +393,4 @@ async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_th
         .len(),
         1
     );
-}
-
-/// Files under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            if entry.path().is_dir() {
-                walk(&entry.path())
-            } else {
-                vec![entry.path()]
-            }
-        })
-        .collect()
 }
