@@ -258,7 +258,7 @@ pub struct EventPage {
 impl Event {
     /// When it happened, in words.
     pub fn ago(&self) -> String {
-        crate::web::ago(self.at)
+        crate::web::words::ago(self.at)
     }
 
     /// Changed field names, comma-separated.

@@ -260,10 +260,10 @@ pub(super) async fn render_mfa_refusing(
                 .map(|(_, message)| message.clone()),
             id: listed.id,
             name: listed.name,
-            created: crate::web::ago(listed.created_at),
+            created: crate::web::words::ago(listed.created_at),
             last_used: listed
                 .last_used_at
-                .map_or_else(|| "never".to_string(), crate::web::ago),
+                .map_or_else(|| "never".to_string(), crate::web::words::ago),
         })
         .collect();
     let passkey_origin = match state.passkeys {

@@ -723,7 +723,7 @@ pub async fn backup_detail(
             phase: drill.phase.to_string(),
             started: drill
                 .started_at
-                .map(crate::web::utc_second)
+                .map(crate::web::words::utc_second)
                 .unwrap_or_default(),
             duration: drill
                 .duration()

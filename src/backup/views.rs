@@ -28,7 +28,8 @@ use crate::projects::MANAGERS;
 use crate::projects::model::{Project, ProjectId, ProjectListing};
 use crate::startup::AppState;
 use crate::web::form::{Choice, FieldErrors};
-use crate::web::{Page, html_with_status, human_size, is_htmx};
+use crate::web::words::human_size;
+use crate::web::{Page, html_with_status, is_htmx};
 
 /// A policy as the Schedules tab shows it.
 pub struct PolicyView {
@@ -113,7 +114,7 @@ fn seconds(duration: chrono::Duration) -> String {
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {
-    at.map(crate::web::utc_second).unwrap_or_default()
+    at.map(crate::web::words::utc_second).unwrap_or_default()
 }
 
 /// The project page's content and the tab shown.

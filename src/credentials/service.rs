@@ -122,7 +122,7 @@ pub async fn last_use(context: &Context<'_>, id: CredentialId) -> Result<String,
     })
     .await?;
     Ok(match used {
-        Some((at, used_for)) => format!("{}: {used_for}", crate::web::ago(at)),
+        Some((at, used_for)) => format!("{}: {used_for}", crate::web::words::ago(at)),
         None => "never".to_string(),
     })
 }

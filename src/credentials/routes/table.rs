@@ -14,7 +14,7 @@ use crate::credentials::provider::{self, Column, Kind, Provider, Value};
 use crate::credentials::service::Action;
 use crate::ids::{CredentialId, OrganizationId};
 use crate::web::form::Pagination;
-use crate::web::{ago, utc_minute, utc_second};
+use crate::web::words::{ago, utc_minute, utc_second};
 
 const PER_PAGE: i64 = 50;
 
