@@ -6,9 +6,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
 
+use crate::access::Role;
 use crate::accounts::model::{NewUser, Organization, Partner, User};
 use crate::audit::NewEvent;
-use crate::auth::{Role, password};
+use crate::auth::password;
 use crate::config::Settings;
 use crate::credentials::model::Credential;
 use crate::crypto::Secret;

@@ -4,9 +4,10 @@ use actix_session::Session;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use crate::access::Role;
 use crate::accounts::model::{Organization, User};
 use crate::audit::Event;
-use crate::auth::{CurrentUser, Role};
+use crate::auth::CurrentUser;
 use crate::backup::health::ProjectHealth;
 use crate::db;
 use crate::error::AppError;

@@ -13,6 +13,9 @@ use diesel::r2d2::{ConnectionManager, ManageConnection, Pool};
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::access::Scope;
+use crate::schema::organizations;
+
 /// The pool every request and background task draws connections from.
 pub type DbPool = Pool<Manager>;
 
@@ -95,37 +98,6 @@ const MIGRATION_LOCK: i64 = 0x6b65_7968_6f6c_6400;
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
-}
-
-/// Stores an enum as its word (`key()`), read back through `ALL`: the `ToSql`/`FromSql` of
-/// every state kept as text (`Role`, `Phase`, `VerifyState`). The type derives
-/// `AsExpression`/`FromSqlRow` with `sql_type = Text`.
-#[macro_export]
-macro_rules! stored_as_text {
-    ($type:ty, $what:literal) => {
-        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $type {
-            fn to_sql<'b>(
-                &'b self,
-                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
-            ) -> diesel::serialize::Result {
-                std::io::Write::write_all(out, self.key().as_bytes())?;
-                Ok(diesel::serialize::IsNull::No)
-            }
-        }
-
-        impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for $type {
-            fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-                let text = <String as diesel::deserialize::FromSql<
-                    diesel::sql_types::Text,
-                    diesel::pg::Pg,
-                >>::from_sql(bytes)?;
-                <$type>::ALL
-                    .into_iter()
-                    .find(|value| value.key() == text)
-                    .ok_or_else(|| format!(concat!("unknown ", $what, " {:?}"), text).into())
-            }
-        }
-    };
 }
 
 /// Why `run` gave no answer: no connection (the database is unreachable, or the pool is
@@ -226,6 +198,33 @@ pub enum Bind {
     Int(i64),
     Text(String),
     Ints(Vec<i64>),
+}
+
+/// How a `Scope` (core) reads in SQL.
+impl Scope {
+    /// The ids of the organizations this scope reaches, as a subquery: a row of another table
+    /// is inside the scope when `its_organization_id.eq_any(scope.organization_ids())`.
+    pub fn organization_ids(&self) -> organizations::BoxedQuery<'static, Pg, BigInt> {
+        let ids = organizations::table.select(organizations::id).into_boxed();
+        match *self {
+            Scope::Partner(partner) => ids.filter(organizations::partner_id.eq(partner)),
+            Scope::Organization(organization) => ids.filter(organizations::id.eq(organization)),
+        }
+    }
+
+    /// The scope as a condition of a raw statement (`db::Prepared`) over rows whose
+    /// organization id is the column `organization` and whose organization is joined as `o`:
+    /// the condition's text, its value behind `(SELECT ?)` (so one plan serves every scope),
+    /// and that value.
+    pub fn condition(&self, organization: &str) -> (String, Bind) {
+        match *self {
+            Scope::Partner(partner) => (
+                "o.partner_id = (SELECT ?)".to_string(),
+                Bind::Int(partner.0),
+            ),
+            Scope::Organization(id) => (format!("{organization} = (SELECT ?)"), Bind::Int(id.0)),
+        }
+    }
 }
 
 /// `%term%` for LIKE (lowercased, for `lower(column) LIKE`), with the term's own wildcards

@@ -1,9 +1,12 @@
 //! `AppError`: the one error type of request handlers. It knows its HTTP status; the page or
 //! htmx fragment the person sees is rendered by `web::error_pages`, which can see the request.
+//! Core: it knows no area; what the areas' errors mean as an `AppError` is `error/areas.rs`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+
+mod areas;
 
 /// What went wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -103,37 +106,6 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
-impl<E: Into<AppError>> From<crate::db::RunError<E>> for AppError {
-    fn from(error: crate::db::RunError<E>) -> AppError {
-        match error {
-            crate::db::RunError::Unavailable(reason) => {
-                tracing::warn!("database connection unavailable: {reason}");
-                AppError::Unavailable
-            }
-            crate::db::RunError::Failed(error) => error.into(),
-        }
-    }
-}
-
-impl From<crate::backup::service::BackupError> for AppError {
-    fn from(error: crate::backup::service::BackupError) -> AppError {
-        use crate::backup::service::BackupError;
-        match error {
-            BackupError::Store(error) => error,
-            BackupError::NoSuchCredential | BackupError::Refused(_) | BackupError::Form(_) => {
-                AppError::Invalid(error.to_string())
-            }
-            BackupError::AlreadyEnabled
-            | BackupError::NotEnabled
-            | BackupError::Busy(_)
-            | BackupError::Running(_)
-            | BackupError::Checking(_)
-            | BackupError::NotRestorable(_)
-            | BackupError::Storage(_) => AppError::Conflict(error.to_string()),
-        }
-    }
-}
-
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(error: diesel::r2d2::PoolError) -> AppError {
         tracing::warn!("database connection unavailable: {error}");
@@ -150,92 +122,5 @@ impl From<askama::Error> for AppError {
 impl From<actix_web::error::BlockingError> for AppError {
     fn from(error: actix_web::error::BlockingError) -> AppError {
         AppError::internal(anyhow::anyhow!("blocking task failed: {error}"))
-    }
-}
-
-impl From<crate::credentials::error::CredentialError> for AppError {
-    fn from(error: crate::credentials::error::CredentialError) -> AppError {
-        use crate::credentials::error::CredentialError as E;
-        match error {
-            E::NotFound => AppError::NotFound,
-            E::Database(error) => error,
-            E::Sealing(cause) => AppError::Internal(cause),
-            refused @ (E::NoProvider
-            | E::NoVersion
-            | E::Invalid(_)
-            | E::Unverified(_)
-            | E::NameTaken { .. }) => AppError::Invalid(refused.to_string()),
-            refused => AppError::Conflict(refused.to_string()),
-        }
-    }
-}
-
-impl From<crate::tokens::service::TokenError> for AppError {
-    fn from(error: crate::tokens::service::TokenError) -> AppError {
-        use crate::tokens::service::TokenError;
-        match error {
-            TokenError::Store(error) => error,
-            TokenError::NotFound => AppError::NotFound,
-            TokenError::Invalid(_) => AppError::Invalid(error.to_string()),
-            TokenError::AlreadyRevoked { .. } => AppError::Conflict(error.to_string()),
-        }
-    }
-}
-
-impl From<crate::auth::mfa::MfaError> for AppError {
-    fn from(error: crate::auth::mfa::MfaError) -> AppError {
-        match error {
-            crate::auth::mfa::MfaError::WrongCode => AppError::Invalid(error.to_string()),
-            crate::auth::mfa::MfaError::AlreadyOn | crate::auth::mfa::MfaError::NotOn => {
-                AppError::Conflict(error.to_string())
-            }
-            crate::auth::mfa::MfaError::Database(error) => error.into(),
-            crate::auth::mfa::MfaError::Sealing(cause) => AppError::Internal(cause),
-        }
-    }
-}
-
-impl From<crate::projects::service::ProjectError> for AppError {
-    fn from(error: crate::projects::service::ProjectError) -> AppError {
-        use crate::projects::service::ProjectError;
-        match error {
-            ProjectError::Store(error) => error,
-            ProjectError::Invalid(_) => AppError::Invalid(error.to_string()),
-            ProjectError::ChangedMeanwhile { .. } | ProjectError::Kept(_) => {
-                AppError::Conflict(error.to_string())
-            }
-        }
-    }
-}
-
-impl From<crate::auth::passkey::PasskeyError> for AppError {
-    fn from(error: crate::auth::passkey::PasskeyError) -> AppError {
-        use crate::auth::passkey::PasskeyError;
-        match error {
-            PasskeyError::Database(error) => error.into(),
-            PasskeyError::Stored(error) => AppError::internal(error),
-            PasskeyError::BadName | PasskeyError::Refused(_) => {
-                AppError::Invalid(error.to_string())
-            }
-            PasskeyError::Unavailable
-            | PasskeyError::NeedsTotp
-            | PasskeyError::TooMany
-            | PasskeyError::Duplicate
-            | PasskeyError::NoCeremony => AppError::Conflict(error.to_string()),
-        }
-    }
-}
-
-impl From<crate::accounts::service::AccountError> for AppError {
-    fn from(error: crate::accounts::service::AccountError) -> AppError {
-        use crate::accounts::service::AccountError;
-        match error {
-            AccountError::Store(error) => error,
-            AccountError::NotFound => AppError::NotFound,
-            AccountError::Invalid(_) => AppError::Invalid(error.to_string()),
-            AccountError::NotEmpty { .. } | AccountError::LastPartner { .. } => {
-                AppError::Conflict(error.to_string())
-            }
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! keyhold: a console where Partners and Managers keep their organizations' credentials and
 //! schedule backups of project data to S3-compatible storage.
 
+pub mod access;
 pub mod accounts;
 pub mod api;
 pub mod audit;
@@ -14,6 +15,7 @@ pub mod dashboard;
 pub mod db;
 pub mod db_errors;
 pub mod error;
+pub mod ids;
 pub mod metrics;
 pub mod notices;
 pub mod notifications;

@@ -117,6 +117,20 @@ pub fn origin(url: &url::Url) -> String {
     url.origin().ascii_serialization()
 }
 
+/// A short reason for a failed connection, without the request's URL (it may hold a key).
+pub fn reason(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    let mut deepest = None;
+    while let Some(cause) = source {
+        deepest = Some(cause.to_string());
+        source = cause.source();
+    }
+    deepest.unwrap_or_else(|| "connection failed".into())
+}
+
 /// Addresses no verification may reach: link-local (cloud metadata lives there), the known
 /// metadata addresses, "this network", broadcast and multicast; private and loopback ranges too
 /// unless allowed (on-premises S3 is common, so they are allowed by default).

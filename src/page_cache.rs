@@ -13,11 +13,14 @@
 //! notice. Only what is the same for everyone in a scope is kept: the pages around it (role,
 //! CSRF token, messages) are built per request, and so is anything that depends on the clock.
 //!
-//! An entry is kept under a `PageKey` (which read, and everything its answer depends on), and
-//! with the `db::Tables` its queries declare beside their SQL (`Credential::LIST_READS`, …).
+//! An entry is kept under a `PageKey` (a key type of the area that reads it: which read, and
+//! everything its answer depends on), and with the `db::Tables` its queries declare beside
+//! their SQL (`Credential::LIST_READS`, …).
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,11 +31,8 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use diesel::prelude::*;
 
-use crate::auth::Scope;
-use crate::credentials::model::ListQuery;
 use crate::db::Tables;
 use crate::notices::{self, Heartbeat, Listener};
-use crate::projects::model::ProjectId;
 
 /// No entry is used past this age (a bound on staleness should a notice ever be lost while
 /// the connection still looks alive).
@@ -48,30 +48,66 @@ const CAPACITY: usize = 128;
 /// Payloads of `catch_up`'s own notices start with this.
 const SYNC: &str = "sync:";
 
-/// What an entry is kept under: which read, and everything its answer depends on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum PageKey {
-    /// An unsearched page of a credentials tab (`credentials::service::list`).
-    CredentialsTab {
-        scope: Scope,
-        organization_filter: bool,
-        query: ListQuery,
-    },
-    /// A project's Backups tab while nothing runs (`backup::views::project_view`).
-    BackupsTab { scope: Scope, project: ProjectId },
-    /// This process's credentials search index (`credentials::search_index`).
-    SearchIndex,
-    /// The rows credentials searches showed lately (`search_index::ShownRows`).
-    SearchRows,
-    /// Any name, for the tests of the cache itself.
-    #[cfg(test)]
-    Named(String),
+/// What an entry is kept under: a key type declared by the area whose read it is (which read,
+/// and everything its answer depends on: `credentials::service::TabKey`,
+/// `backup::views::BackupsTabKey`, …). Keys of two types never match, so this module knows no
+/// area.
+#[derive(Clone)]
+pub struct PageKey(Arc<dyn Key>);
+
+impl PageKey {
+    pub fn new(key: impl Key) -> PageKey {
+        PageKey(Arc::new(key))
+    }
 }
 
+/// A value an entry can be kept under: any hashable, comparable type of its own.
+pub trait Key: Any + Debug + Send + Sync {
+    fn same(&self, other: &dyn Key) -> bool;
+    fn hash_into(&self, state: &mut dyn Hasher);
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<K: Any + Debug + Hash + Eq + Send + Sync> Key for K {
+    fn same(&self, other: &dyn Key) -> bool {
+        other.as_any().downcast_ref::<K>() == Some(self)
+    }
+
+    fn hash_into(&self, mut state: &mut dyn Hasher) {
+        TypeId::of::<K>().hash(&mut state);
+        self.hash(&mut state);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl PartialEq for PageKey {
+    fn eq(&self, other: &PageKey) -> bool {
+        self.0.same(&*other.0)
+    }
+}
+
+impl Eq for PageKey {}
+
+impl Hash for PageKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash_into(state);
+    }
+}
+
+impl Debug for PageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Any name, for the tests of the cache itself.
 #[cfg(test)]
 impl From<&str> for PageKey {
     fn from(name: &str) -> PageKey {
-        PageKey::Named(name.to_string())
+        PageKey::new(name.to_string())
     }
 }
 

@@ -61,7 +61,7 @@ impl AppState {
     /// Forgets what this process keeps of a person whose sessions or rights just changed
     /// (disabled, deleted, a new role, organization or password): their sessions, and every
     /// token's row (a token acts with its person's rights).
-    pub fn forget_person(&self, person: crate::accounts::model::UserId) {
+    pub fn forget_person(&self, person: crate::ids::UserId) {
         self.sessions.forget_user(person);
         self.token_uses.forget();
     }

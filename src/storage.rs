@@ -21,11 +21,9 @@ use s3::request::Request as _;
 use s3::request::tokio_backend::ReqwestRequest;
 use s3::{Bucket, BucketConfiguration, Region};
 
-use crate::credentials::verify::reason;
-
 mod download;
 mod upload;
-use crate::outbound::{self, Outbound};
+use crate::outbound::{self, Outbound, reason};
 pub use download::Transfer;
 pub use upload::UploadFailure;
 
@@ -77,6 +75,8 @@ pub struct Failure {
     pub code: String,
     /// S3's message, or the transport's reason.
     pub message: String,
+    /// The request never reached S3 (no connection could be made): sending it again is safe.
+    pub unreached: bool,
 }
 
 impl Failure {
@@ -86,6 +86,15 @@ impl Failure {
             status: None,
             code: String::new(),
             message,
+            unreached: false,
+        }
+    }
+
+    /// No connection to S3 could be made.
+    fn unreachable(doing: &str, message: String) -> Failure {
+        Failure {
+            unreached: true,
+            ..Failure::transport(doing, message)
         }
     }
 
@@ -150,6 +159,7 @@ async fn refusal(response: reqwest::Response, doing: &str) -> Failure {
         status: Some(status),
         code: element(&body, "Code"),
         message: element(&body, "Message"),
+        unreached: false,
     }
 }
 
@@ -370,16 +380,17 @@ impl Storage {
                 )
             })?;
         answered.map_err(|error| {
-            let reason = if error.is_timeout() {
-                format!(
+            if error.is_timeout() {
+                let reason = format!(
                     "{} did not answer within {} s",
                     self.origin,
                     timeout.as_secs()
-                )
+                );
+                Failure::transport(doing, reason)
             } else {
-                format!("could not reach {}: {}", self.origin, reason(&error))
-            };
-            Failure::transport(doing, reason)
+                let reason = format!("could not reach {}: {}", self.origin, reason(&error));
+                Failure::unreachable(doing, reason)
+            }
         })
     }
 
@@ -412,7 +423,7 @@ impl Storage {
                 }
                 Ok(response) if !last && transient(response.status().as_u16()) => {}
                 Ok(response) => return Err(refusal(response, doing).await),
-                Err(failure) if !last && failure.message.starts_with("could not reach") => {}
+                Err(failure) if !last && failure.unreached => {}
                 Err(failure) => return Err(failure),
             }
             tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
@@ -668,6 +679,7 @@ mod tests {
             status: Some(400),
             code: element(body, "Code"),
             message: element(body, "Message"),
+            unreached: false,
         };
         assert_eq!(
             failure.to_string(),

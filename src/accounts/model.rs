@@ -3,35 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_derive_newtype::DieselNewType;
-use serde::{Deserialize, Serialize};
 
-use crate::auth::{Role, Scope};
+use crate::access::{Role, Scope};
 use crate::db::Tables;
 use crate::schema::{credentials, notification_channels, organizations, partners, projects, users};
 
-/// Id of a partner account.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PartnerId(pub i64);
-
-/// Id of an organization.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct OrganizationId(pub i64);
-
-/// Id of a person who can sign in.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct UserId(pub i64);
-
-macro_rules! display_id {
-    ($($id:ty),*) => {$(
-        impl std::fmt::Display for $id {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    )*};
-}
-display_id!(PartnerId, OrganizationId, UserId);
+pub use crate::ids::{OrganizationId, PartnerId, UserId};
 
 /// A partner account: owns organizations, employs Partners.
 #[derive(Queryable, Selectable, Debug, Clone)]

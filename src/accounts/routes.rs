@@ -18,13 +18,15 @@ use askama::Template;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
 
-use crate::accounts::model::{NewUser, Organization, OrganizationId, User, UserId, UserListing};
+use crate::access::Role;
+use crate::accounts::model::{NewUser, Organization, User, UserListing};
 use crate::accounts::service;
 use crate::audit::NewEvent;
-use crate::auth::{CurrentUser, Role, password};
+use crate::auth::{CurrentUser, password};
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{OrganizationId, UserId};
 use crate::startup::AppState;
 use crate::web::form::{FieldErrors, check_email, check_length};
 use crate::web::{Page, client_ip, flash, html_with_status, see_other};

@@ -5,14 +5,16 @@
 
 use diesel::result::Error as DieselError;
 
-use crate::accounts::model::{Contents, Organization, OrganizationId, User, UserId};
+use crate::access::Role;
+use crate::accounts::model::{Contents, Organization, User};
 use crate::audit::NewEvent;
 use crate::auth::password::{self, PasswordHasher};
-use crate::auth::{CurrentUser, Role, session_store};
+use crate::auth::{CurrentUser, session_store};
 use crate::crypto::Secret;
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
 use crate::error::AppError;
+use crate::ids::{OrganizationId, UserId};
 use crate::web::form::{FieldErrors, check_length};
 
 /// Why a change to an organization or a person was refused.

@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::{ApiError, ApiUser, ListAnswer, Problem, json};
+use crate::access::Role;
 use crate::audit::filter::FilterParams;
 use crate::audit::{Event, EventView};
-use crate::auth::Role;
 use crate::db;
 use crate::startup::AppState;
 use crate::tokens::ApiScope;

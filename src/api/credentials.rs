@@ -13,11 +13,12 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiUser, ListAnswer, Problem, form_of, json};
 use crate::auth::CurrentUser;
 use crate::credentials::error::CredentialError;
-use crate::credentials::model::{CredentialId, Listed, Total};
+use crate::credentials::model::{Listed, Total};
 use crate::credentials::routes::{ListParams, authorize, context, provider_for_new};
 use crate::credentials::service::{self, Action, Actor, Checking, Created, Submission};
 use crate::credentials::verify::Outcome;
 use crate::error::AppError;
+use crate::ids::CredentialId;
 use crate::startup::AppState;
 use crate::tokens::ApiScope;
 

@@ -14,15 +14,16 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiUser, ListAnswer, Problem, fields_of, json};
 use crate::auth::CurrentUser;
-use crate::backup::model::{Backup, BackupId, BackupPolicy, PolicyId, Restore};
+use crate::backup::model::{Backup, BackupPolicy, Restore};
 use crate::backup::routes::{
     policy_request, project_and, project_event, project_for, restore_request,
 };
-use crate::backup::service;
+use crate::backup::service::{self, Success};
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{BackupId, PolicyId, ProjectId};
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectId, ProjectListing};
+use crate::projects::model::{Project, ProjectListing};
 use crate::projects::routes::ProjectsQuery;
 use crate::projects::service::{self as projects, EditForm, ProjectError, ProjectForm};
 use crate::startup::AppState;
@@ -313,7 +314,10 @@ pub async fn delete(
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
     let project = projects::delete(&state.pool, user, &api.ip, id).await?;
-    let message = format!("Project {} deleted.", project.name);
+    let message = projects::Success::Deleted {
+        name: &project.name,
+    }
+    .to_string();
     Ok(done::<()>(StatusCode::OK, message, None))
 }
 
@@ -363,7 +367,7 @@ pub async fn enable(
     )
     .await?;
     let listing = listing(&state, user, &id).await?;
-    let message = format!("Backup enabled: {ready}");
+    let message = Success::Enabled { ready: &ready }.to_string();
     Ok(done(
         StatusCode::OK,
         message,
@@ -386,7 +390,7 @@ pub async fn disable(
     let by = project_event(user, &api.ip, &project);
     service::disable(&state.runner, user.scope(), user.id(), &project, by).await?;
     let listing = listing(&state, user, &id).await?;
-    let message = "Backup disabled. To use it again, enable it with a credential.".to_string();
+    let message = Success::Disabled.to_string();
     Ok(done(
         StatusCode::OK,
         message,
@@ -505,7 +509,11 @@ pub async fn create_policy(
     })
     .await?
     .ok_or(AppError::NotFound)?;
-    let message = format!("Policy {} added: {words}.", request.name);
+    let message = Success::PolicyAdded {
+        name: &request.name,
+        words: &words,
+    }
+    .to_string();
     Ok(done(
         StatusCode::CREATED,
         message,
@@ -529,8 +537,7 @@ pub async fn delete_policy(
         project_and(&state, user, &id, &policy_id, PolicyId, BackupPolicy::find).await?;
     let (by, name) = (project_event(user, &api.ip, &project), policy.name.clone());
     service::delete_policy(&state.runner, policy, by).await?;
-    let message =
-        format!("Policy {name} deleted: its schedule stopped; its backups stay until they expire.");
+    let message = Success::PolicyDeleted { name: &name }.to_string();
     Ok(done::<()>(StatusCode::OK, message, None))
 }
 
@@ -555,7 +562,7 @@ pub async fn run_policy(
         Backup::find(conn, project_id, backup)
     })
     .await?;
-    let message = format!("Backup of {name} started.");
+    let message = Success::BackupStarted { policy: &name }.to_string();
     Ok(done(
         StatusCode::ACCEPTED,
         message,
@@ -636,7 +643,7 @@ pub async fn delete_backup(
         project_and(&state, user, &id, &backup_id, BackupId, Backup::find).await?;
     let (by, name) = (project_event(user, &api.ip, &project), backup.name.clone());
     service::delete_backup(&state.runner, backup, by).await?;
-    let message = format!("Backup {name} and its object are deleted.");
+    let message = Success::BackupDeleted { name: &name }.to_string();
     Ok(done::<()>(StatusCode::OK, message, None))
 }
 
@@ -666,7 +673,7 @@ pub async fn restore(
     .await?
     .filter(|restore| restore.name == name)
     .ok_or(AppError::NotFound)?;
-    let message = format!("Restore {name} started.");
+    let message = Success::RestoreStarted { name: &name }.to_string();
     Ok(done(
         StatusCode::ACCEPTED,
         message,
@@ -690,10 +697,7 @@ pub async fn verify_backup(
         project_and(&state, user, &id, &backup_id, BackupId, Backup::find).await?;
     let (by, name) = (project_event(user, &api.ip, &project), backup.name.clone());
     service::verify_backup(&state.runner, Some(user.id()), project, backup, Some(by)).await?;
-    let message = format!(
-        "Restore check of {name} started: it is restored into a scratch database and its \
-         tables and rows compared."
-    );
+    let message = Success::CheckStarted { backup: &name }.to_string();
     Ok(done::<()>(StatusCode::ACCEPTED, message, None))
 }
 

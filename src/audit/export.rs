@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use futures_util::stream::{self, Stream, StreamExt};
 
 use super::{Event, EventView, Filter, NewEvent, OrganizationNames};
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::db::{self, DbPool, RunError};
 use crate::error::AppError;
 use crate::schema::audit_events;

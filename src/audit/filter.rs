@@ -8,8 +8,8 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::{OrganizationId, PartnerId, UserId};
-use crate::auth::Scope;
+use crate::access::Scope;
+use crate::ids::{OrganizationId, PartnerId, UserId};
 use crate::schema::{audit_events, organizations, users};
 use crate::web::form::FieldErrors;
 

@@ -14,8 +14,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::accounts::model::{Organization, OrganizationId, PartnerId, UserId};
-use crate::auth::{CurrentUser, Scope};
+use crate::access::Scope;
+use crate::accounts::model::Organization;
+use crate::auth::CurrentUser;
+use crate::ids::{OrganizationId, PartnerId, UserId};
 use crate::schema::audit_events;
 use crate::web::form::Pagination;
 pub use filter::Filter;
@@ -256,7 +258,7 @@ pub struct EventPage {
 impl Event {
     /// When it happened, in words.
     pub fn ago(&self) -> String {
-        crate::web::ago(self.at)
+        crate::web::words::ago(self.at)
     }
 
     /// Changed field names, comma-separated.

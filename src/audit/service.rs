@@ -4,9 +4,10 @@ use diesel::result::Error as DbError;
 
 use super::filter::{self, Filter};
 use super::{Event, EventPage};
-use crate::accounts::model::{Organization, UserId};
-use crate::auth::Scope;
+use crate::access::Scope;
+use crate::accounts::model::Organization;
 use crate::db::{self, DbPool, RunError};
+use crate::ids::UserId;
 use crate::web::form::Pagination;
 
 /// What the person filter and the organization filter offer.

@@ -8,15 +8,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::model::{OrganizationId, User};
+use crate::access::Role;
+use crate::accounts::model::User;
 use crate::audit::NewEvent;
 use crate::auth::mfa::{self, Enrolment, MfaError, Requirement};
 use crate::auth::passkey::{self, PasskeyError};
 use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, Role, SettingUp, password};
+use crate::auth::{CurrentUser, SettingUp, password};
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::OrganizationId;
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
@@ -258,10 +260,10 @@ pub(super) async fn render_mfa_refusing(
                 .map(|(_, message)| message.clone()),
             id: listed.id,
             name: listed.name,
-            created: crate::web::ago(listed.created_at),
+            created: crate::web::words::ago(listed.created_at),
             last_used: listed
                 .last_used_at
-                .map_or_else(|| "never".to_string(), crate::web::ago),
+                .map_or_else(|| "never".to_string(), crate::web::words::ago),
         })
         .collect();
     let passkey_origin = match state.passkeys {

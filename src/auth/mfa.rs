@@ -8,8 +8,8 @@ use chrono::Utc;
 use diesel::prelude::*;
 use totp_rs::{Secret as TotpSecret, Totp};
 
-use crate::accounts::model::{OrganizationId, PartnerId, UserId};
 use crate::crypto::{Keyring, random_bytes, sha256_hex};
+use crate::ids::{OrganizationId, PartnerId, UserId};
 use crate::schema::{organizations, partners, recovery_codes, users};
 
 /// Recovery codes made at once.

@@ -19,14 +19,11 @@ use std::time::Duration;
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use chrono::Utc;
-use diesel::deserialize::FromSqlRow;
-use diesel::expression::AsExpression;
-use diesel::pg::Pg;
-use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::{OrganizationId, PartnerId, User, UserId};
+use crate::accounts::model::User;
 use crate::error::AppError;
+use crate::ids::{OrganizationId, PartnerId, UserId};
 
 /// Session keys.
 const IDENTITY_KEY: &str = "identity";
@@ -46,85 +43,7 @@ pub fn session_ttl(idle: Duration) -> Duration {
     idle + extend_every(idle)
 }
 
-/// What a person may do: see SPEC §1.
-#[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[diesel(sql_type = Text)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Partner,
-    Manager,
-    User,
-}
-
-impl Role {
-    /// Every role, in the order forms offer them.
-    pub const ALL: [Role; 3] = [Role::Partner, Role::Manager, Role::User];
-
-    /// The stored and submitted form: `partner`, `manager`, `user`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Role::Partner => "partner",
-            Role::Manager => "manager",
-            Role::User => "user",
-        }
-    }
-
-    /// The word people read.
-    pub fn label(self) -> &'static str {
-        match self {
-            Role::Partner => "Partner",
-            Role::Manager => "Manager",
-            Role::User => "User",
-        }
-    }
-
-    /// Parses the stored or submitted form.
-    pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|role| role.key() == text)
-    }
-}
-
-crate::stored_as_text!(Role, "role");
-
-/// The organizations a person may reach: every one of a partner account, or exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Partner(PartnerId),
-    Organization(OrganizationId),
-}
-
-impl Scope {
-    /// The ids of the organizations this scope reaches, as a subquery: a row of another table
-    /// is inside the scope when `its_organization_id.eq_any(scope.organization_ids())`.
-    pub fn organization_ids(
-        &self,
-    ) -> crate::schema::organizations::BoxedQuery<'static, Pg, diesel::sql_types::BigInt> {
-        use crate::schema::organizations;
-        use diesel::prelude::*;
-        let ids = organizations::table.select(organizations::id).into_boxed();
-        match *self {
-            Scope::Partner(partner) => ids.filter(organizations::partner_id.eq(partner)),
-            Scope::Organization(organization) => ids.filter(organizations::id.eq(organization)),
-        }
-    }
-
-    /// The scope as a condition of a raw statement (`db::Prepared`) over rows whose
-    /// organization id is the column `organization` and whose organization is joined as `o`:
-    /// the condition's text, its value behind `(SELECT ?)` (so one plan serves every scope),
-    /// and that value.
-    pub fn condition(&self, organization: &str) -> (String, crate::db::Bind) {
-        match *self {
-            Scope::Partner(partner) => (
-                "o.partner_id = (SELECT ?)".to_string(),
-                crate::db::Bind::Int(partner.0),
-            ),
-            Scope::Organization(id) => (
-                format!("{organization} = (SELECT ?)"),
-                crate::db::Bind::Int(id.0),
-            ),
-        }
-    }
-}
+pub use crate::access::{Role, Scope};
 
 /// Who is signed in, as kept in the session at sign-in. Disabling a person deletes their
 /// sessions, so this never outlives a revocation.

@@ -19,8 +19,8 @@ use webauthn_rs::prelude::{
     Webauthn, WebauthnBuilder,
 };
 
-use crate::accounts::model::UserId;
 use crate::auth::mfa;
+use crate::ids::UserId;
 use crate::schema::passkeys;
 
 /// The session key of a registration waiting for the authenticator's answer.

@@ -8,10 +8,11 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
+use crate::access::Role;
 use crate::accounts::model::{NewUser, Partner, User};
 use crate::audit::NewEvent;
 use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, Identity, Role, csrf, password};
+use crate::auth::{CurrentUser, Identity, csrf, password};
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::accounts::model::UserId;
+use crate::ids::UserId;
 use crate::notices::{self, Heartbeat, Listener};
 
 /// No entry is used past this age, whatever the listener says (a bound on staleness should a

@@ -13,10 +13,10 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::accounts::model::UserId;
 use crate::auth::session_cache::{SessionCache, State};
 use crate::crypto::{random_token, sha256_hex};
 use crate::db::DbPool;
+use crate::ids::UserId;
 use crate::schema::sessions;
 
 /// The session entry that names the signed-in person, copied into `sessions.user_id`.

@@ -12,13 +12,16 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::accounts::model::UserId;
 use crate::backup::database::{Checked, TableRows};
-use crate::backup::model::{Backup, BackupId};
+use crate::backup::model::Backup;
+use crate::backup::phase::DrillPhase;
 use crate::backup::runner::Runner;
 use crate::db::{self, Tables};
-use crate::projects::model::{Project, ProjectId, SourceUse};
+use crate::ids::{BackupId, ProjectId, UserId};
+use crate::projects::model::{Project, SourceUse};
 use crate::schema::{backup_tables, drills};
+
+pub use crate::ids::DrillId;
 
 /// A table of a backup and its rows at dump time.
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -118,45 +121,6 @@ impl DrillSchedule {
 }
 
 crate::stored_as_text!(DrillSchedule, "drill schedule");
-
-/// Where a drill is.
-#[derive(diesel::AsExpression, diesel::FromSqlRow, Clone, Copy, Debug, PartialEq, Eq)]
-#[diesel(sql_type = Text)]
-pub enum DrillPhase {
-    New,
-    InProgress,
-    Passed,
-    Failed,
-}
-
-impl DrillPhase {
-    pub const ALL: [DrillPhase; 4] = [
-        DrillPhase::New,
-        DrillPhase::InProgress,
-        DrillPhase::Passed,
-        DrillPhase::Failed,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            DrillPhase::New => "New",
-            DrillPhase::InProgress => "InProgress",
-            DrillPhase::Passed => "Passed",
-            DrillPhase::Failed => "Failed",
-        }
-    }
-}
-
-impl std::fmt::Display for DrillPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.key())
-    }
-}
-
-crate::stored_as_text!(DrillPhase, "drill phase");
-
-#[derive(diesel_derive_newtype::DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DrillId(pub i64);
 
 /// One drill of a backup.
 #[derive(Queryable, Selectable, Debug, Clone)]

@@ -17,9 +17,8 @@ use diesel::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use crate::accounts::model::{OrganizationId, UserId};
 use crate::crypto::Keyring;
-use crate::projects::model::ProjectId;
+use crate::ids::{OrganizationId, ProjectId, UserId};
 use crate::schema::project_encryption;
 
 /// What the encryption settings of a project hold.

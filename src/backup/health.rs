@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::db::Prepared;
 
 /// Dumps drawn per project.
@@ -63,7 +63,8 @@ impl ProjectHealth {
 
     /// `when` in words, or "never".
     fn when(at: Option<DateTime<Utc>>) -> String {
-        at.map(crate::web::ago).unwrap_or_else(|| "never".into())
+        at.map(crate::web::words::ago)
+            .unwrap_or_else(|| "never".into())
     }
 
     pub fn last_success_words(&self) -> String {
@@ -76,7 +77,7 @@ impl ProjectHealth {
 
     pub fn next_run_words(&self) -> String {
         match self.next_run {
-            Some(at) => crate::web::ago(at),
+            Some(at) => crate::web::words::ago(at),
             None => "no policy".into(),
         }
     }
@@ -101,9 +102,9 @@ impl ProjectHealth {
             Some(format!(
                 "The latest dump ({}) is {smaller:.0} % smaller than the median of the {} before \
                  it ({}): check that the data is all there.",
-                crate::backup::views::human_size(Some(*latest)),
+                crate::web::words::human_size(Some(*latest)),
                 previous.len(),
-                crate::backup::views::human_size(Some(median as i64)),
+                crate::web::words::human_size(Some(median as i64)),
             ))
         } else {
             None
@@ -139,8 +140,8 @@ impl ProjectHealth {
             (Some(first), Some(last)) => format!(
                 "Sizes of the last {} dumps, from {} to {}",
                 self.sizes.len(),
-                crate::backup::views::human_size(Some(*first)),
-                crate::backup::views::human_size(Some(*last))
+                crate::web::words::human_size(Some(*first)),
+                crate::web::words::human_size(Some(*last))
             ),
             _ => "No dump yet".into(),
         }

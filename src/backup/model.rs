@@ -7,40 +7,17 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Text;
-use diesel_derive_newtype::DieselNewType;
-use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::UserId;
 use crate::backup::drill::DrillSchedule;
+use crate::backup::phase::Phase;
 use crate::backup::policy::Schedule;
-use crate::credentials::model::{Credential, CredentialId};
+use crate::credentials::model::Credential;
 use crate::db::Tables;
-use crate::projects::model::ProjectId;
+use crate::ids::{CredentialId, ProjectId, UserId};
 use crate::schema::{backup_policies, backups, restores};
 use crate::web::form::Pagination;
 
-macro_rules! ids {
-    ($($(#[$doc:meta])* $name:ident),*) => {$(
-        $(#[$doc])*
-        #[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub struct $name(pub i64);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    )*};
-}
-ids!(
-    /// Id of a backup policy.
-    PolicyId,
-    /// Id of a backup.
-    BackupId,
-    /// Id of a restore.
-    RestoreId
-);
+pub use crate::ids::{BackupId, PolicyId, RestoreId};
 
 fn strings(values: &[Option<String>]) -> Vec<String> {
     values.iter().flatten().cloned().collect()
@@ -173,56 +150,6 @@ impl BackupPolicy {
         Ok(())
     }
 }
-
-/// Where a backup or restore run is: stored as its name (`InProgress`), the same word pages show.
-#[derive(diesel::AsExpression, diesel::FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[diesel(sql_type = Text)]
-pub enum Phase {
-    New,
-    InProgress,
-    Completed,
-    Failed,
-    Skipped,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 5] = [
-        Phase::New,
-        Phase::InProgress,
-        Phase::Completed,
-        Phase::Failed,
-        Phase::Skipped,
-    ];
-
-    /// The stored and shown word.
-    pub fn key(self) -> &'static str {
-        match self {
-            Phase::New => "New",
-            Phase::InProgress => "InProgress",
-            Phase::Completed => "Completed",
-            Phase::Failed => "Failed",
-            Phase::Skipped => "Skipped",
-        }
-    }
-
-    /// Waiting or running: the run has not ended.
-    pub fn running(self) -> bool {
-        matches!(self, Phase::New | Phase::InProgress)
-    }
-
-    /// Ended without a backup (shown as a failing schedule).
-    pub fn failing(self) -> bool {
-        matches!(self, Phase::Failed | Phase::Skipped)
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.key())
-    }
-}
-
-crate::stored_as_text!(Phase, "phase");
 
 /// One run of a policy (scheduled or "backup now").
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -548,7 +475,7 @@ impl Backup {
     /// Names of the backups whose object `credential` wrote and still holds, or that run with it.
     pub fn names_held_by(
         conn: &mut PgConnection,
-        credential: crate::credentials::model::CredentialId,
+        credential: crate::ids::CredentialId,
     ) -> QueryResult<Vec<String>> {
         backups::table
             .filter(backups::credential_id.eq(credential))

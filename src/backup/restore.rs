@@ -5,7 +5,8 @@
 
 use crate::backup::database::{Checked, DataSource};
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, Phase, Restore};
+use crate::backup::model::{Backup, Restore};
+use crate::backup::phase::Phase;
 use crate::backup::runner::{Runner, denied_or, tail};
 use crate::backup::spool::Spool;
 use crate::db;

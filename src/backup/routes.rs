@@ -18,14 +18,17 @@ use serde::Deserialize;
 
 use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
-use crate::backup::model::{Backup, BackupId, BackupPolicy, PolicyId};
+use crate::backup::model::{Backup, BackupPolicy};
 use crate::backup::policy;
-use crate::backup::service::{self, BackupError, EncryptionRequest, PolicyRequest, RestoreRequest};
+use crate::backup::service::{
+    self, BackupError, EncryptionRequest, PolicyRequest, RestoreRequest, Success,
+};
 use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{BackupId, PolicyId, ProjectId};
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectId};
+use crate::projects::model::Project;
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
@@ -158,7 +161,7 @@ pub async fn enable(
         (Err(error), None) => return Err(error.into()),
     };
     // (The empty Schedules tab says a policy is needed next: said once.)
-    let message = format!("Backup enabled: {ready}.");
+    let message = Success::Enabled { ready: &ready }.to_string();
     answer(
         &req,
         &state,
@@ -197,7 +200,7 @@ pub async fn disable(
         }
         Err(error) => return Err(error.into()),
     }
-    let message = "Backup disabled. To use it again, enable it with a credential.".to_string();
+    let message = Success::Disabled.to_string();
     answer(
         &req,
         &state,
@@ -317,7 +320,11 @@ pub async fn create_policy(
     let by = event(&state, &req, &user, &project);
     match service::create_policy(&state.runner, user.id(), &project, &request, by).await {
         Ok(words) => {
-            let message = format!("Policy {} added: {words}.", request.name);
+            let message = Success::PolicyAdded {
+                name: &request.name,
+                words: &words,
+            }
+            .to_string();
             answer(
                 &req,
                 &state,
@@ -457,16 +464,15 @@ pub async fn policy_action(
     let (tab, message) = match action.as_str() {
         "delete" => {
             service::delete_policy(&state.runner, policy, by).await?;
-            (
-                "schedules",
-                format!(
-                    "Policy {name} deleted: its schedule stopped; its backups stay until they expire."
-                ),
-            )
+            let message = Success::PolicyDeleted { name: &name };
+            ("schedules", message.to_string())
         }
         "run" => {
             service::backup_now(&state.runner, policy, by).await?;
-            ("backups", format!("Backup of {name} started."))
+            (
+                "backups",
+                Success::BackupStarted { policy: &name }.to_string(),
+            )
         }
         _ => return Err(AppError::NotFound),
     };
@@ -717,7 +723,7 @@ pub async fn backup_detail(
             phase: drill.phase.to_string(),
             started: drill
                 .started_at
-                .map(crate::web::utc_second)
+                .map(crate::web::words::utc_second)
                 .unwrap_or_default(),
             duration: drill
                 .duration()
@@ -773,7 +779,7 @@ pub async fn backup_action(
             service::delete_backup(&state.runner, backup, by).await?;
             (
                 "backups",
-                format!("Backup {name} and its object are deleted."),
+                Success::BackupDeleted { name: &name }.to_string(),
             )
         }
         "restore" => {
@@ -789,7 +795,10 @@ pub async fn backup_action(
             )
             .await
             {
-                Ok(name) => ("restores", format!("Restore {name} started.")),
+                Ok(name) => (
+                    "restores",
+                    Success::RestoreStarted { name: &name }.to_string(),
+                ),
                 // The form is shown again with the reason and what was typed.
                 Err(BackupError::Refused(reason)) => {
                     let (project, backup) = refused;
@@ -805,10 +814,7 @@ pub async fn backup_action(
                 .await?;
             (
                 "backups",
-                format!(
-                    "Restore check of {name} started: it is restored into a scratch database \
-                     and its tables and rows compared."
-                ),
+                Success::CheckStarted { backup: &name }.to_string(),
             )
         }
         _ => return Err(AppError::NotFound),

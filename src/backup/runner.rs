@@ -24,11 +24,13 @@ pub use crate::backup::bucket::{check_bucket_name, default_bucket, prepare_bucke
 use crate::backup::database::{Checked, DataSource, SourceRules, TableRows};
 use crate::backup::drill::BackupTable;
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, BackupId, Phase};
+use crate::backup::model::Backup;
+use crate::backup::phase::Phase;
 use crate::credentials::model::Credential;
 use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
+use crate::ids::BackupId;
 use crate::outbound::Outbound;
 use crate::projects::model::{Project, SourceUse};
 use crate::storage::{MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure};

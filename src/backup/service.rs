@@ -12,23 +12,81 @@
 
 use chrono::Utc;
 
-use crate::accounts::model::{Organization, UserId};
+use crate::access::Scope;
+use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::auth::Scope;
 use crate::backup::database::DataSource;
 use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, BackupId, BackupPolicy, NewPolicy, Restore};
+use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
 use crate::backup::runner::{
     Runner, check_bucket_name, default_bucket, prepare_bucket, s3_settings,
 };
-use crate::credentials::model::{Credential, CredentialId};
+use crate::credentials::model::Credential;
 use crate::credentials::provider::Kind;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{BackupId, CredentialId, UserId};
 use crate::projects::model::{Project, SourceUse};
 use crate::web::form::FieldErrors;
+
+/// What a backup use case did, in the words the page's message and the API's `message` both
+/// say.
+#[derive(Clone, Copy, Debug)]
+pub enum Success<'a> {
+    /// `ready`: what the bucket check found.
+    Enabled {
+        ready: &'a str,
+    },
+    Disabled,
+    /// `words`: the schedule in words.
+    PolicyAdded {
+        name: &'a str,
+        words: &'a str,
+    },
+    PolicyDeleted {
+        name: &'a str,
+    },
+    BackupStarted {
+        policy: &'a str,
+    },
+    BackupDeleted {
+        name: &'a str,
+    },
+    RestoreStarted {
+        name: &'a str,
+    },
+    CheckStarted {
+        backup: &'a str,
+    },
+}
+
+impl std::fmt::Display for Success<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Success::Enabled { ready } => write!(f, "Backup enabled: {ready}."),
+            Success::Disabled => {
+                f.write_str("Backup disabled. To use it again, enable it with a credential.")
+            }
+            Success::PolicyAdded { name, words } => write!(f, "Policy {name} added: {words}."),
+            Success::PolicyDeleted { name } => write!(
+                f,
+                "Policy {name} deleted: its schedule stopped; its backups stay until they expire."
+            ),
+            Success::BackupStarted { policy } => write!(f, "Backup of {policy} started."),
+            Success::BackupDeleted { name } => {
+                write!(f, "Backup {name} and its object are deleted.")
+            }
+            Success::RestoreStarted { name } => write!(f, "Restore {name} started."),
+            Success::CheckStarted { backup } => write!(
+                f,
+                "Restore check of {backup} started: it is restored into a scratch database and \
+                 its tables and rows compared."
+            ),
+        }
+    }
+}
 
 /// Why a backup use case refused, or failed.
 #[derive(Debug, thiserror::Error)]

@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::CurrentUser;
 use crate::backup::database::DataSource;
-use crate::backup::drill::{Drill, DrillPhase, DrillSchedule};
+use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
-use crate::backup::model::{Backup, BackupId, BackupPolicy, Phase, Restore};
+use crate::backup::model::{Backup, BackupId, BackupPolicy, Restore};
+use crate::backup::phase::{DrillPhase, Phase};
 use crate::backup::policy::{self, Schedule};
 use crate::backup::runner::default_bucket;
 use crate::backup::service::PolicyRequest;
@@ -27,6 +28,7 @@ use crate::projects::MANAGERS;
 use crate::projects::model::{Project, ProjectId, ProjectListing};
 use crate::startup::AppState;
 use crate::web::form::{Choice, FieldErrors};
+use crate::web::words::human_size;
 use crate::web::{Page, html_with_status, is_htmx};
 
 /// A policy as the Schedules tab shows it.
@@ -112,26 +114,7 @@ fn seconds(duration: chrono::Duration) -> String {
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {
-    at.map(crate::web::utc_second).unwrap_or_default()
-}
-
-/// Bytes in words.
-pub fn human_size(bytes: Option<i64>) -> String {
-    let Some(bytes) = bytes else {
-        return String::new();
-    };
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
+    at.map(crate::web::words::utc_second).unwrap_or_default()
 }
 
 /// The project page's content and the tab shown.
@@ -288,6 +271,13 @@ impl PolicyForm {
     }
 }
 
+/// What a project's Backups tab, while nothing runs, is kept under in the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct BackupsTabKey {
+    scope: crate::access::Scope,
+    project: ProjectId,
+}
+
 /// Loads everything a project page shows; the Backups tab's rows from memory if `from_memory`
 /// and they are kept there (`page_cache`).
 pub async fn project_view(
@@ -349,7 +339,7 @@ pub async fn project_view(
     // visited tab; the others check the data source or follow a restore).
     let loaded = match name {
         "backups" if from_memory => {
-            let key = PageKey::BackupsTab { scope, project: id };
+            let key = PageKey::new(BackupsTabKey { scope, project: id });
             let read_from = Project::LISTING_READS
                 | Backup::FOR_PROJECT_READS
                 | Restore::ANY_RUNNING_READS

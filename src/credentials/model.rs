@@ -14,31 +14,22 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use diesel_derive_newtype::DieselNewType;
-use serde::{Deserialize, Serialize};
 
 pub use fields::Fields;
 pub use listing::{CredentialPage, ListQuery, Listed, SEARCH_COUNT_CAP, Total, sort_expression};
 
-use crate::accounts::model::{Organization, OrganizationId, UserId};
-use crate::auth::Scope;
+use crate::access::Scope;
+use crate::accounts::model::Organization;
 use crate::credentials::field::Values;
 use crate::credentials::provider::{Kind, Provider};
 use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::Keyring;
+use crate::ids::{OrganizationId, UserId};
 use crate::schema::{credentials, organizations};
 use crate::web::form::Choice;
 use sealing::SealedSecrets;
 
-/// Id of a credential.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct CredentialId(pub i64);
-
-impl std::fmt::Display for CredentialId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::ids::CredentialId;
 
 /// A stored credential (its secrets still sealed).
 #[derive(Queryable, Selectable, QueryableByName, Debug, Clone)]

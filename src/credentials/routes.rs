@@ -19,13 +19,15 @@ pub use forms::{create, edit, new, provider_for_new, update, verify_form};
 pub use table::ListParams;
 use table::{RowView, Table, details, table};
 
+use crate::access::Role;
 use crate::accounts::model::Organization;
-use crate::auth::{CurrentUser, Role};
+use crate::auth::CurrentUser;
 use crate::credentials::error::CredentialError;
-use crate::credentials::model::{CredentialId, Listed};
+use crate::credentials::model::Listed;
 use crate::credentials::provider::{Kind, Provider};
 use crate::credentials::service::{self, Action};
 use crate::error::AppError;
+use crate::ids::CredentialId;
 use crate::startup::AppState;
 use crate::web::{Flash, Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
 

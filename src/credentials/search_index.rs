@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::credentials::model::{Credential, CredentialPage, ListQuery, SEARCH_COUNT_CAP, Total};
 use crate::credentials::provider::Kind;
 use crate::db::Tables;
@@ -33,8 +33,14 @@ use crate::page_cache::{PageCache, PageKey};
 
 pub use shown_rows::ShownRows;
 
-/// Where the index is kept in the page cache.
-const KEY: PageKey = PageKey::SearchIndex;
+/// What the index is kept under in the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct IndexKey;
+
+fn key() -> PageKey {
+    PageKey::new(IndexKey)
+}
+
 /// An index is used this long at most (unless a notice drops it sooner): building one reads
 /// every credential (a few hundred milliseconds for 100,000), so not every `MAX_AGE` of a
 /// page; and whatever it finds, PostgreSQL checks again before a row is shown.
@@ -57,21 +63,21 @@ pub fn warm_up(pages: Arc<PageCache>, pool: DbPool) {
 /// The index of this process if it has a current one; otherwise `None`, and one is built in
 /// the background (unless one is being built, or nothing can be kept now).
 pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>> {
-    let ticket = match pages.get::<SearchIndex>(KEY) {
+    let ticket = match pages.get::<SearchIndex>(key()) {
         Ok(index) => return Some(index),
         Err(ticket) => ticket,
     };
-    if !pages.trusted() || !pages.begin_background(&KEY) {
+    if !pages.trusted() || !pages.begin_background(&key()) {
         return None;
     }
     // An index near its end is dropped now, not when the new one is ready: two at once would
     // double the memory it takes.
-    pages.remove(&KEY);
+    pages.remove(&key());
     /// Marks the build done however its task ends (even dropped unfinished).
     struct Building(Arc<PageCache>);
     impl Drop for Building {
         fn drop(&mut self) {
-            self.0.end_background(&KEY);
+            self.0.end_background(&key());
         }
     }
     let building = Building(pages.clone());
@@ -87,7 +93,7 @@ pub fn current(pages: &Arc<PageCache>, pool: &DbPool) -> Option<Arc<SearchIndex>
                     bytes / 1024,
                     started.elapsed()
                 );
-                pages.fill_for(ticket, KEY, SearchIndex::READS, Arc::new(index), MAX_AGE);
+                pages.fill_for(ticket, key(), SearchIndex::READS, Arc::new(index), MAX_AGE);
             }
             Err(error) => tracing::warn!("the search index could not be built: {error}"),
         }
@@ -468,7 +474,7 @@ impl SearchIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::model::{OrganizationId, PartnerId};
+    use crate::ids::{OrganizationId, PartnerId};
     use crate::web::form::Pagination;
 
     fn row(id: i64, organization: i64, partner: i64, kind: &str, text: &str) -> Row {

@@ -18,19 +18,19 @@ pub use form::{
     CheckedForm, Checking, Created, Editing, Submission, check, create, editing, update,
 };
 
+use crate::access::Scope;
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::auth::{CurrentUser, Scope};
+use crate::auth::CurrentUser;
 use crate::credentials::error::CredentialError;
 use crate::credentials::field::Values;
-use crate::credentials::model::{
-    Credential, CredentialId, CredentialPage, ListQuery, Listed, sort_expression,
-};
+use crate::credentials::model::{Credential, CredentialPage, ListQuery, Listed, sort_expression};
 use crate::credentials::provider::{Kind, Provider};
 use crate::credentials::search_index::{AnsweredBy, Indexed};
 use crate::credentials::verify::{self, Endpoints, Network, Outcome};
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
+use crate::ids::CredentialId;
 use crate::outbound::Outbound;
 use crate::page_cache::{PageCache, PageKey};
 
@@ -122,7 +122,7 @@ pub async fn last_use(context: &Context<'_>, id: CredentialId) -> Result<String,
     })
     .await?;
     Ok(match used {
-        Some((at, used_for)) => format!("{}: {used_for}", crate::web::ago(at)),
+        Some((at, used_for)) => format!("{}: {used_for}", crate::web::words::ago(at)),
         None => "never".to_string(),
     })
 }
@@ -133,6 +133,14 @@ pub struct Listing {
     pub page: CredentialPage,
     pub organizations: Vec<Organization>,
     pub answered_by: AnsweredBy,
+}
+
+/// What an unsearched page of a tab is kept under in the page cache.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TabKey {
+    scope: Scope,
+    organization_filter: bool,
+    query: ListQuery,
 }
 
 /// One page of a tab. Unsearched pages are the same for everyone in a scope until a credential,
@@ -147,11 +155,11 @@ pub async fn list(
 ) -> Result<Arc<Listing>, CredentialError> {
     let key =
         (query.search.is_none() && sort_expression(query.kind, &query.sort).is_some()).then(|| {
-            PageKey::CredentialsTab {
+            PageKey::new(TabKey {
                 scope,
                 organization_filter,
                 query: query.clone(),
-            }
+            })
         });
     let indexed = query
         .search

@@ -11,15 +11,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::backup::model::PolicyId;
-use crate::credentials::model::CredentialId;
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
+use crate::ids::{CredentialId, PolicyId, ProjectId};
 use crate::notifications::model::{Channel, Delivery, Retry};
 use crate::notifications::send::{self, Answer, Outgoing};
 use crate::notifications::{Event, EventKind, Subject};
 use crate::outbound::Outbound;
-use crate::projects::model::ProjectId;
 
 /// Deliveries claimed (and sent at once) per pass.
 const BATCH: i64 = 20;

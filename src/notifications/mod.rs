@@ -18,11 +18,7 @@ use diesel::expression::AsExpression;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
-use crate::accounts::model::OrganizationId;
-use crate::backup::drill::DrillId;
-use crate::backup::model::{BackupId, PolicyId, RestoreId};
-use crate::credentials::model::CredentialId;
-use crate::projects::model::ProjectId;
+use crate::ids::{BackupId, CredentialId, DrillId, OrganizationId, PolicyId, ProjectId, RestoreId};
 
 /// What happened, as channels subscribe to it (SPEC §9).
 #[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,23 +7,14 @@ use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel_derive_newtype::DieselNewType;
 
-use crate::accounts::model::{OrganizationId, UserId};
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::crypto::Keyring;
+use crate::ids::{OrganizationId, UserId};
 use crate::notifications::EventKind;
 use crate::schema::{notification_channels, notification_deliveries, notification_events};
 
-/// Id of a notification channel.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ChannelId(pub i64);
-
-impl std::fmt::Display for ChannelId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::ids::ChannelId;
 
 /// How a channel is reached.
 #[derive(AsExpression, FromSqlRow, Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,13 +7,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::access::Role;
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::auth::{CurrentUser, Role};
+use crate::auth::CurrentUser;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::ChannelId;
 use crate::notifications::EventKind;
-use crate::notifications::model::{Channel, ChannelId, ChannelKind, Delivery, SmtpTls};
+use crate::notifications::model::{Channel, ChannelKind, Delivery, SmtpTls};
 use crate::notifications::service::{self, ChannelError, Submission};
 use crate::projects::MANAGERS;
 use crate::startup::AppState;

@@ -5,16 +5,15 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::accounts::model::{Organization, OrganizationId, UserId};
+use crate::access::Scope;
+use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::auth::Scope;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{ChannelId, OrganizationId, UserId};
 use crate::notifications::EventKind;
 use crate::notifications::deliver::Deliverer;
-use crate::notifications::model::{
-    Channel, ChannelId, ChannelKind, ChannelValues, Delivery, SmtpTls,
-};
+use crate::notifications::model::{Channel, ChannelKind, ChannelValues, Delivery, SmtpTls};
 use crate::notifications::send::Answer;
 use crate::outbound::Outbound;
 use crate::web::form::{FieldErrors, check_email, check_length};

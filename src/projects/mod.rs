@@ -2,7 +2,7 @@
 //! the pages that list, create, edit, delete and show them (a project's Backup tabs are
 //! `backup::views`). `source_url` is how an edit shows and takes the data source's URL.
 
-use crate::auth::Role;
+use crate::access::Role;
 
 pub mod model;
 pub mod routes;

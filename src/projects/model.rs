@@ -3,33 +3,21 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel_derive_newtype::DieselNewType;
-use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::{OrganizationId, UserId};
-use crate::auth::Scope;
-use crate::backup::drill::DrillPhase;
-use crate::backup::model::Phase;
-use crate::credentials::model::CredentialId;
+use crate::access::Scope;
+use crate::backup::phase::Phase;
 use crate::crypto::Keyring;
 use crate::db::{Bind, Prepared, Tables, like_pattern};
 use crate::error::AppError;
+use crate::ids::{CredentialId, OrganizationId, UserId};
 use crate::schema::projects;
 
-/// Id of a project.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ProjectId(pub i64);
+pub use crate::ids::ProjectId;
 
 impl ProjectId {
     /// A project id from the path; anything else is "not found".
     pub fn from_path(text: &str) -> Result<ProjectId, AppError> {
         text.parse().map(ProjectId).map_err(|_| AppError::NotFound)
-    }
-}
-
-impl std::fmt::Display for ProjectId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -143,40 +131,6 @@ pub struct ProjectChanges<'a> {
     pub ai_credential_id: Option<CredentialId>,
     /// The new data source URL; `None` keeps the stored one.
     pub database_url: Option<&'a str>,
-}
-
-/// What keeps a project from being deleted: backup on, its policies, backups that still hold
-/// an object (or are being made), restores and checks that run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Keeping {
-    pub backup_on: bool,
-    pub policies: i64,
-    pub backups: i64,
-    pub running: i64,
-}
-
-impl Keeping {
-    /// The reason a delete is refused, in words; `None` when nothing keeps the project.
-    pub fn reason(&self, name: &str) -> Option<String> {
-        if self.running > 0 {
-            Some(format!(
-                "{name} cannot be deleted while a restore or a restore check runs: wait for it to end."
-            ))
-        } else if self.backup_on || self.policies > 0 {
-            Some(format!(
-                "{name} cannot be deleted while its backup is on: delete its backup policies and \
-                 disable backup first."
-            ))
-        } else if self.backups > 0 {
-            Some(format!(
-                "{name} cannot be deleted while it has backups ({}): delete them first on its \
-                 Backups tab.",
-                self.backups
-            ))
-        } else {
-            None
-        }
-    }
 }
 
 /// Associated data of a project's sealed data source.
@@ -465,44 +419,6 @@ impl Project {
         ))
         .execute(conn)?;
         Ok(updated == 1)
-    }
-
-    /// What keeps the project from being deleted.
-    pub fn keeping(&self, conn: &mut PgConnection) -> QueryResult<Keeping> {
-        use crate::schema::{backup_policies, backups, drills, restores};
-        let running = [Phase::New, Phase::InProgress];
-        let backups_held: i64 = backups::table
-            .filter(backups::project_id.eq(self.id))
-            .filter(
-                backups::phase
-                    .eq(Phase::Completed)
-                    .and(backups::deleted_at.is_null())
-                    .or(backups::phase.eq_any(running))
-                    // An upload S3 would not let keyhold abort yet: the scheduler retries the
-                    // abort from this row, so it must stay (else its parts are billed forever).
-                    .or(backups::upload_id.is_not_null()),
-            )
-            .count()
-            .get_result(conn)?;
-        let restores_running: i64 = restores::table
-            .filter(restores::project_id.eq(self.id))
-            .filter(restores::phase.eq_any(running))
-            .count()
-            .get_result(conn)?;
-        let drills_running: i64 = drills::table
-            .filter(drills::project_id.eq(self.id))
-            .filter(drills::phase.eq_any([DrillPhase::New, DrillPhase::InProgress]))
-            .count()
-            .get_result(conn)?;
-        Ok(Keeping {
-            backup_on: self.backup_enabled,
-            policies: backup_policies::table
-                .filter(backup_policies::project_id.eq(self.id))
-                .count()
-                .get_result(conn)?,
-            backups: backups_held,
-            running: restores_running + drills_running,
-        })
     }
 
     /// Deletes the project with its records: runs that left no object (failed, skipped or

@@ -8,15 +8,19 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::model::{Organization, OrganizationId};
-use crate::auth::{CurrentUser, Role};
+use crate::access::Role;
+use crate::accounts::model::Organization;
+use crate::auth::CurrentUser;
 use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
-use crate::credentials::model::{CredentialId, CredentialOption};
+use crate::credentials::model::CredentialOption;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{CredentialId, OrganizationId, ProjectId};
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectFilter, ProjectId, ProjectListing};
-use crate::projects::service::{self, EditForm, Editing, Options, ProjectError, ProjectForm};
+use crate::projects::model::{Project, ProjectFilter, ProjectListing};
+use crate::projects::service::{
+    self, EditForm, Editing, Options, ProjectError, ProjectForm, Success,
+};
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
 use crate::web::form::{Choice, FieldErrors};
@@ -248,7 +252,13 @@ pub async fn create(
             }
             Err(error) => return Err(error.into()),
         };
-    flash::success(&session, format!("Project {} created.", project.name));
+    flash::success(
+        &session,
+        Success::Created {
+            name: &project.name,
+        }
+        .to_string(),
+    );
     Ok(see_other(&format!("/projects/{}", project.id)))
 }
 
@@ -444,7 +454,13 @@ pub async fn update(
     let (status, errors, refusal) =
         match service::update(&state.runner, keyring, &user, &ip, id, &form).await {
             Ok(project) => {
-                flash::success(&session, format!("Project {} saved.", project.name));
+                flash::success(
+                    &session,
+                    Success::Saved {
+                        name: &project.name,
+                    }
+                    .to_string(),
+                );
                 return Ok(see_other(&format!("/projects/{id}")));
             }
             Err(ProjectError::Invalid(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
@@ -508,7 +524,13 @@ pub async fn delete(
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     match service::delete(&state.pool, &user, &ip, id).await {
         Ok(project) => {
-            flash::success(&session, format!("Project {} deleted.", project.name));
+            flash::success(
+                &session,
+                Success::Deleted {
+                    name: &project.name,
+                }
+                .to_string(),
+            );
             Ok(see_other("/projects"))
         }
         Err(ProjectError::Kept(reason)) => {

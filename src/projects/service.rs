@@ -6,23 +6,43 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::accounts::model::{Organization, OrganizationId};
+use crate::access::{Role, Scope};
+use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::auth::{CurrentUser, Role, Scope};
+use crate::auth::CurrentUser;
 use crate::backup::database::DataSource;
+use crate::backup::keeping::Keeping;
 use crate::backup::runner::{Runner, check_bucket_name, default_bucket};
 use crate::backup::service::ready_bucket;
-use crate::credentials::model::{Credential, CredentialId, CredentialOption};
+use crate::credentials::model::{Credential, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::crypto::{Keyring, Secret};
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
 use crate::error::AppError;
-use crate::projects::model::{
-    NewProject, Project, ProjectChanges, ProjectId, ProjectListing, SourceUse,
-};
+use crate::ids::{CredentialId, OrganizationId, ProjectId};
+use crate::projects::model::{NewProject, Project, ProjectChanges, ProjectListing, SourceUse};
 use crate::projects::source_url;
 use crate::web::form::FieldErrors;
+
+/// What a project use case did, in the words the page's message and the API's `message` both
+/// say.
+#[derive(Clone, Copy, Debug)]
+pub enum Success<'a> {
+    Created { name: &'a str },
+    Saved { name: &'a str },
+    Deleted { name: &'a str },
+}
+
+impl std::fmt::Display for Success<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Success::Created { name } => write!(f, "Project {name} created."),
+            Success::Saved { name } => write!(f, "Project {name} saved."),
+            Success::Deleted { name } => write!(f, "Project {name} deleted."),
+        }
+    }
+}
 
 /// Why creating, editing or deleting a project was refused.
 #[derive(Debug, thiserror::Error)]
@@ -578,7 +598,7 @@ pub async fn deletion(
     let scope = user.scope();
     Ok(db::run(pool, move |conn| {
         let listed = Project::find_listing(conn, &scope, id)?;
-        let keeping = listed.project.keeping(conn)?;
+        let keeping = Keeping::of(conn, &listed.project)?;
         let reason = keeping.reason(&listed.project.name);
         Ok::<_, diesel::result::Error>((listed, reason))
     })
@@ -599,7 +619,7 @@ pub async fn delete(
         conn.build_transaction()
             .run(|conn| -> Result<Project, ProjectError> {
                 let project = Project::find_for_update(conn, &scope, id)?;
-                if let Some(reason) = project.keeping(conn)?.reason(&project.name) {
+                if let Some(reason) = Keeping::of(conn, &project)?.reason(&project.name) {
                     return Err(ProjectError::Kept(reason));
                 }
                 event

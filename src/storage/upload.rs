@@ -133,6 +133,7 @@ impl Storage {
                 status: Some(200),
                 code: element(&body, "Code"),
                 message: element(&body, "Message"),
+                unreached: false,
             }
             .into());
         }

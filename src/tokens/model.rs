@@ -3,21 +3,13 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
-use diesel_derive_newtype::DieselNewType;
 
-use crate::accounts::model::{PartnerId, User, UserId};
+use crate::accounts::model::User;
+use crate::ids::{PartnerId, UserId};
 use crate::schema::{api_tokens, users};
 use crate::tokens::ApiScope;
 
-/// Id of an API token.
-#[derive(DieselNewType, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TokenId(pub i64);
-
-impl std::fmt::Display for TokenId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::ids::TokenId;
 
 /// A stored token (its hash is never read back).
 #[derive(Queryable, Selectable, Debug, Clone)]

@@ -6,11 +6,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::auth::{CurrentUser, Role};
+use crate::access::Role;
+use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::ids::TokenId;
 use crate::startup::AppState;
 use crate::tokens::ApiScope;
-use crate::tokens::model::{TokenId, TokenListing};
+use crate::tokens::model::TokenListing;
 use crate::tokens::service::{self, Issued, TokenError, TokenForm};
 use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html_with_status, see_other};

@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{Months, NaiveDate, Utc};
 
+use crate::access::Role;
 use crate::accounts::model::User;
 use crate::audit::NewEvent;
-use crate::auth::{CurrentUser, Identity, Role};
+use crate::auth::{CurrentUser, Identity};
 use crate::crypto::{Secret, sha256_hex};
 use crate::db::{self, DbPool};
 use crate::error::AppError;
-use crate::tokens::model::{ApiToken, NewApiToken, Owners, TokenId, TokenListing};
+use crate::ids::TokenId;
+use crate::tokens::model::{ApiToken, NewApiToken, Owners, TokenListing};
 use crate::tokens::{ApiScope, generate, parse_network, prefix_of};
 use crate::web::form::{FieldErrors, check_length};
 

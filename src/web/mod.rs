@@ -1,5 +1,8 @@
 //! What every page shares: the layout context, flash messages, htmx detection, redirects,
 //! error pages, embedded static files, security headers and the client's address.
+//! The layout (`Page`), `confirm` and `error_pages` read the signed-in person and the session,
+//! so they are of the app layer; `form`, `flash`, `problem`, `assets` and `words` are
+//! infrastructure that areas may use.
 
 pub mod assets;
 pub mod confirm;
@@ -7,6 +10,7 @@ pub mod error_pages;
 pub mod flash;
 pub mod form;
 pub mod problem;
+pub mod words;
 
 use std::net::IpAddr;
 
@@ -15,7 +19,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::auth::{CurrentUser, Identity, Role, csrf};
+use crate::access::Role;
+use crate::auth::{CurrentUser, Identity, csrf};
 use crate::error::AppError;
 pub use flash::Flash;
 
@@ -81,26 +86,6 @@ impl Page {
     }
 }
 
-/// How long ago (or how far ahead) `at` is, in words: "just now", "5 minutes ago", "in 2 hours".
-pub fn ago(at: chrono::DateTime<chrono::Utc>) -> String {
-    let seconds = (chrono::Utc::now() - at).num_seconds();
-    let (amount, future) = (seconds.abs(), seconds < 0);
-    let phrase = |n: i64, unit: &str| {
-        let plural = if n == 1 { "" } else { "s" };
-        if future {
-            format!("in {n} {unit}{plural}")
-        } else {
-            format!("{n} {unit}{plural} ago")
-        }
-    };
-    match amount {
-        0..=44 => "just now".to_string(),
-        45..=3599 => phrase((amount / 60).max(1), "minute"),
-        3600..=86_399 => phrase(amount / 3600, "hour"),
-        _ => phrase(amount / 86_400, "day"),
-    }
-}
-
 /// Whether htmx asked for a fragment (boosted and history-restore requests want whole pages).
 pub fn is_htmx(req: &HttpRequest) -> bool {
     let has = |name: &str| {
@@ -131,49 +116,6 @@ pub fn render<T: Template>(template: &T) -> Result<String, askama::Error> {
     template.render_into(&mut out)?;
     RENDERED_SIZES.with(|sizes| sizes.borrow_mut().insert(key, out.len()));
     Ok(out)
-}
-
-/// `2026-11-22 14:26 UTC`, as `%Y-%m-%d %H:%M UTC` would print it.
-pub fn utc_minute(at: chrono::DateTime<chrono::Utc>) -> String {
-    match utc_text(at) {
-        Some(text) => [&text[..16], &text[19..]].concat(),
-        None => at.format("%Y-%m-%d %H:%M UTC").to_string(),
-    }
-}
-
-/// `2026-11-22 14:26:05 UTC`, as `%Y-%m-%d %H:%M:%S UTC` would print it.
-pub fn utc_second(at: chrono::DateTime<chrono::Utc>) -> String {
-    match utc_text(at) {
-        Some(text) => text.to_string(),
-        None => at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    }
-}
-
-/// `at` to the second, its digits put in place by hand (a page of 100 backups shows 300 dates,
-/// and `format!` with padded fields spent a tenth of the page's time on them); `None` for a
-/// year outside 0–9999.
-fn utc_text(at: chrono::DateTime<chrono::Utc>) -> Option<String> {
-    use chrono::{Datelike, Timelike};
-    let (date, time) = (at.date_naive(), at.time());
-    let year = u32::try_from(date.year())
-        .ok()
-        .filter(|year| *year <= 9999)?;
-    let mut text = *b"0000-00-00 00:00:00 UTC";
-    for (range, value) in [
-        (0..4, year),
-        (5..7, date.month()),
-        (8..10, date.day()),
-        (11..13, time.hour()),
-        (14..16, time.minute()),
-        (17..19, time.second()),
-    ] {
-        let mut value = value;
-        for digit in text[range].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    }
-    String::from_utf8(text.to_vec()).ok()
 }
 
 /// Renders a template with another status (422 for a form with errors, …).
@@ -246,29 +188,5 @@ pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
         headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
     } else {
         headers
-    }
-}
-#[cfg(test)]
-mod tests {
-    use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn dates_read_as_strftime_would_write_them() {
-        for at in [
-            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
-            Utc.with_ymd_and_hms(999, 12, 31, 23, 59, 59).unwrap(),
-            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(-5, 6, 7, 8, 9, 10).unwrap(),
-            Utc::now(),
-        ] {
-            assert_eq!(
-                super::utc_minute(at),
-                at.format("%Y-%m-%d %H:%M UTC").to_string()
-            );
-            assert_eq!(
-                super::utc_second(at),
-                at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-            );
-        }
     }
 }

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{Client, TestApp, spawn_app, texts};
+use crate::support::{Client, TestApp, spawn_app, texts};
 
 /// A partner account with two organizations, a Manager and a User in the first, a Manager in
 /// the second, and each person signed in in a browser of their own.
@@ -18,7 +18,7 @@ async fn world() -> World {
     let (partner, _) = app.partner().await;
     let blue = partner.create_organization(&app, "Blue Org").await;
     let green = partner.create_organization(&app, "Green Org").await;
-    let signed_in = async |account: crate::helpers::Account| app.signed_in(&account).await;
+    let signed_in = async |account: crate::support::Account| app.signed_in(&account).await;
     let manager = signed_in(
         partner
             .create_user("mia@blue.example", "manager", Some(blue))
@@ -427,7 +427,7 @@ async fn an_origin_of_another_scheme_or_port_is_another_site() {
 
 #[actix_web::test]
 async fn the_users_form_starts_at_manager_and_refuses_an_organization_for_a_partner() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let (partner, _) = app.partner().await;
     let blue = partner
         .create_organization(&app, "Blue Org")
@@ -462,7 +462,7 @@ async fn the_users_form_starts_at_manager_and_refuses_an_organization_for_a_part
 
 #[actix_web::test]
 async fn the_dashboard_and_audit_say_what_happened_in_words_and_the_dashboard_skips_sign_ins() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::support::spawn_app().await;
     let (partner, account) = app.partner().await;
     partner.create_organization(&app, "Blue Org").await;
     let again = app.client();

@@ -6,9 +6,10 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::backups::{scalar_i64, scalar_text, world};
-use crate::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::helpers::{Client, TestApp, spawn_app, spawn_app_with, texts};
+use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::support::{
+    Client, TestApp, scalar_i64, scalar_text, spawn_app, spawn_app_with, texts, world,
+};
 
 /// A date `days` from today, as the token form takes it.
 pub fn in_days(days: i64) -> String {
@@ -837,7 +838,7 @@ async fn lists_are_paged_with_a_total_and_the_next_page() {
     let app = spawn_app().await;
     let (partner, _) = app.partner().await;
     let organization = partner.create_organization(&app, "Blue Org").await;
-    crate::helpers::seed_credentials(
+    crate::support::seed_credentials(
         &app,
         organization,
         keyhold::credentials::provider::Kind::Ai,
@@ -875,7 +876,7 @@ async fn lists_are_paged_with_a_total_and_the_next_page() {
 /// too, with the total and the next page's address.
 #[actix_web::test]
 async fn policies_and_projects_are_answered_in_pages() {
-    let world = crate::backups::world().await;
+    let world = crate::support::world().await;
     world.app.query(|conn| {
         use diesel::RunQueryDsl;
         diesel::sql_query(format!(

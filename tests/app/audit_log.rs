@@ -8,8 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::api::{Api, token};
-use crate::backups::{scalar_i64, scalar_text};
-use crate::helpers::{Client, TestApp, spawn_app, texts};
+use crate::support::{Client, TestApp, scalar_i64, scalar_text, spawn_app, texts};
 
 /// A partner account with Blue (Manager mia, User ulf) and Green (Manager gus).
 struct World {

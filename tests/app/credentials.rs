@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use base64::Engine;
 use reqwest::StatusCode;
 
-use crate::fakes::{
+use crate::support::fakes::{
     self, AWS_ACCESS_KEY, GOOD, MARKER, S3_ACCESS_KEY, S3_LIMITED_KEY, S3_MARKED_KEY, marked,
 };
 use keyhold::credentials::provider::{self, Kind};
 
-use crate::helpers::{Account, Client, TestApp, spawn_app_with, texts};
+use crate::support::{Account, Client, TestApp, spawn_app_with, texts};
 
 mod access;
 mod actions;
@@ -370,7 +370,7 @@ fn seed_ai(app: &TestApp, organization: i64, prefix: &str, count: usize) {
 
 /// AI credentials sealed with the old key only, straight through the model.
 fn seed_ai_at(app: &TestApp, organization: i64, prefix: &str, count: usize, base_url: &str) {
-    crate::helpers::seed_credentials(app, organization, Kind::Ai, count, |n| {
+    crate::support::seed_credentials(app, organization, Kind::Ai, count, |n| {
         (
             format!("{prefix}-key-{n:02}"),
             vec![("base_url", base_url.to_string())],

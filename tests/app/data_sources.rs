@@ -4,9 +4,8 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::{DataDb, World, scalar_i64, scalar_text, world};
 use crate::faults::Cluster;
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::support::{DataDb, TestApp, World, scalar_i64, scalar_text, spawn_app_with, world};
 
 /// `url` with its host, port and database replaced.
 fn spelled(url: &str, host: &str, database: &str) -> String {
@@ -18,12 +17,12 @@ fn spelled(url: &str, host: &str, database: &str) -> String {
 
 /// Posts a new project of `organization` with `database_url`, backup off; status and errors.
 async fn create_project(
-    client: &crate::helpers::Client,
+    client: &crate::support::Client,
     organization: i64,
     name: &str,
     database_url: &str,
 ) -> (StatusCode, Vec<String>) {
-    crate::backups::post_project(client, organization, name, database_url, None).await
+    crate::support::post_project(client, organization, name, database_url, None).await
 }
 
 /// The tables of keyhold's own database (to prove nothing was dropped).
@@ -75,7 +74,7 @@ async fn keyholds_own_database_is_never_a_data_source_however_it_is_spelled() {
     // A project whose data source was set before this rule existed (sealed by SQL): "Backup
     // now" refuses to dump keyhold's database and nothing reaches the bucket.
     world.add_policy("grab", "daily", "720h", &["app"]).await;
-    let keyring = crate::helpers::test_keyring();
+    let keyring = crate::support::test_keyring();
     let sealed = keyring
         .seal_text(
             &spelled(&url, "localhost", &own),
@@ -246,7 +245,7 @@ async fn a_database_name_never_becomes_a_second_connection_string() {
 
     // A database really named like a connection string is restored into, as a name.
     let name = format!("host=127.0.0.1 port={port} dbname=x");
-    let mut conn = PgConnection::establish(&crate::helpers::database_url("postgres")).unwrap();
+    let mut conn = PgConnection::establish(&crate::support::database_url("postgres")).unwrap();
     diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
         .unwrap();
@@ -267,7 +266,7 @@ async fn a_database_name_never_becomes_a_second_connection_string() {
         listener.accept().is_err(),
         "nothing connected to port {port}"
     );
-    let mut restored = PgConnection::establish(&crate::helpers::database_url(&name)).unwrap();
+    let mut restored = PgConnection::establish(&crate::support::database_url(&name)).unwrap();
     let count = diesel::sql_query("SELECT count(*) AS n FROM app.orders")
         .get_result::<Count>(&mut restored)
         .unwrap();
@@ -351,7 +350,7 @@ async fn projects_made_before_identities_were_recorded_are_identified_at_start()
     world
         .app
         .query(|conn| diesel::sql_query("DELETE FROM project_data_sources").execute(conn));
-    let runner = crate::backups::test_runner(&world.app);
+    let runner = crate::support::test_runner(&world.app);
     let identified = keyhold::backup::scheduler::identify_sources(&runner)
         .await
         .unwrap();

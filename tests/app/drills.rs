@@ -6,8 +6,7 @@
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::{World, ended, scalar_i64, scalar_text, world};
-use crate::helpers::texts;
+use crate::support::{World, ended, scalar_i64, scalar_text, texts, world};
 
 fn execute(url: &str, sql: &str) {
     let mut conn = PgConnection::establish(url).unwrap();
@@ -184,7 +183,7 @@ async fn a_drill_keyhold_was_killed_in_is_ended_and_its_scratch_database_dropped
         .execute(conn)
     });
     assert_eq!(scratch_databases(&world), 1);
-    let runner = crate::backups::test_runner(&world.app);
+    let runner = crate::support::test_runner(&world.app);
     keyhold::backup::scheduler::tick(&runner, chrono::Utc::now())
         .await
         .unwrap();
@@ -262,7 +261,7 @@ async fn drill_schedules_check_every_backup_or_the_newest_once_a_period() {
         StatusCode::SEE_OTHER
     );
     let (daily, _, _) = world.backup_now(world.policy_id("daily-check")).await;
-    let runner = crate::backups::test_runner(&world.app);
+    let runner = crate::support::test_runner(&world.app);
     keyhold::backup::scheduler::tick(&runner, chrono::Utc::now())
         .await
         .unwrap();
@@ -346,9 +345,9 @@ async fn drills_restore_on_the_server_keyhold_drill_database_url_names() {
     // A server that does not answer: the drill says so and the project's server is untouched.
     let closed = format!(
         "postgres://postgres@127.0.0.1:{}/postgres",
-        crate::fakes::closed_port()
+        crate::support::fakes::closed_port()
     );
-    let world = crate::backups::world_with(&[("KEYHOLD_DRILL_DATABASE_URL", &closed)]).await;
+    let world = crate::support::world_with(&[("KEYHOLD_DRILL_DATABASE_URL", &closed)]).await;
     world.add_policy("nightly", "daily", "720h", &["app"]).await;
     let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
     assert_eq!(phase, "Completed", "{reason}");
@@ -357,8 +356,8 @@ async fn drills_restore_on_the_server_keyhold_drill_database_url_names() {
     assert_eq!(scratch_databases(&world), 0);
 
     // The server of the test's own PostgreSQL, named by its maintenance database.
-    let server = crate::helpers::database_url("postgres");
-    let world = crate::backups::world_with(&[("KEYHOLD_DRILL_DATABASE_URL", &server)]).await;
+    let server = crate::support::database_url("postgres");
+    let world = crate::support::world_with(&[("KEYHOLD_DRILL_DATABASE_URL", &server)]).await;
     world.add_policy("nightly", "daily", "720h", &["app"]).await;
     let (backup, phase, reason) = world.backup_now(world.policy_id("nightly")).await;
     assert_eq!(phase, "Completed", "{reason}");

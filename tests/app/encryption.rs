@@ -8,8 +8,7 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 use sha2::Digest;
 
-use crate::backups::{DataDb, World, scalar_text, world};
-use crate::helpers::texts;
+use crate::support::{DataDb, World, scalar_text, texts, world};
 
 fn execute(url: &str, sql: &str) {
     let mut conn = PgConnection::establish(url).unwrap();

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, texts};
+use crate::support::{spawn_app, texts};
 
 fn assert_security_headers(response: &reqwest::Response, what: &str) {
     let headers = response.headers();

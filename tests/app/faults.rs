@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::fakes;
+use crate::support::fakes;
+use crate::support::walk;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -152,7 +153,7 @@ async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() 
     assert_eq!(status("/readyz").await.status(), StatusCode::OK);
     assert_eq!(status("/setup").await.status(), StatusCode::OK);
     // A browser signed in before the outage sends its session cookie through it.
-    let partner = crate::helpers::Client {
+    let partner = crate::support::Client {
         base: app.base.clone(),
         http: reqwest::Client::builder()
             .cookie_store(true)
@@ -239,8 +240,8 @@ async fn a_database_outage_answers_503_and_keyhold_recovers_without_a_restart() 
 #[actix_web::test]
 async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_the_schedule_goes_on()
 {
-    use crate::backups::{DataDb, scalar_i64, scalar_text, world};
     use crate::instances::{instance_with, via};
+    use crate::support::{DataDb, scalar_i64, scalar_text, world};
 
     let world = world().await;
     let big = DataDb::with_orders(2_000_000);
@@ -265,7 +266,7 @@ async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_th
         "SELECT id AS n FROM projects WHERE name = 'big'",
     );
     let page = format!("/projects/{project}");
-    crate::backups::add_policy(
+    crate::support::add_policy(
         &world.partner,
         project,
         "nightly",
@@ -392,21 +393,4 @@ async fn keyhold_killed_during_a_backup_leaves_a_failed_run_and_no_object_and_th
         .len(),
         1
     );
-}
-
-/// Files under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            if entry.path().is_dir() {
-                walk(&entry.path())
-            } else {
-                vec![entry.path()]
-            }
-        })
-        .collect()
 }

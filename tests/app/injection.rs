@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 
-use crate::backups::world;
+use crate::support::world;
 
 /// Fits the 30-character limit of credential names.
 const PAYLOAD: &str = "<img src=x onerror=alert(1)>";
@@ -56,8 +56,8 @@ async fn markup_in_every_text_field_is_escaped_everywhere() {
             &[
                 ("organization_id", &organization),
                 ("name", PAYLOAD),
-                ("access_key_id", crate::fakes::S3_ACCESS_KEY),
-                ("secret_access_key", crate::fakes::GOOD),
+                ("access_key_id", crate::support::fakes::S3_ACCESS_KEY),
+                ("secret_access_key", crate::support::fakes::GOOD),
                 ("endpoint", &world.s3.endpoint),
                 ("region", "us-east-1"),
             ],
@@ -79,7 +79,7 @@ async fn markup_in_every_text_field_is_escaped_everywhere() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let credential = crate::backups::scalar_i64(&world.app, "SELECT max(id) AS n FROM credentials");
+    let credential = crate::support::scalar_i64(&world.app, "SELECT max(id) AS n FROM credentials");
 
     let encoded: String = url::form_urlencoded::byte_serialize(PAYLOAD.as_bytes()).collect();
     let pages = [
@@ -147,7 +147,7 @@ async fn markup_in_every_text_field_is_escaped_everywhere() {
 #[actix_web::test]
 async fn hostile_query_parameters_change_nothing_and_never_cause_a_500() {
     let world = world().await;
-    let before = crate::backups::scalar_text(
+    let before = crate::support::scalar_text(
         &world.app,
         "SELECT md5(string_agg(c::text, ',' ORDER BY id)) AS value FROM credentials c",
     );
@@ -195,7 +195,7 @@ async fn hostile_query_parameters_change_nothing_and_never_cause_a_500() {
             );
         }
     }
-    let after = crate::backups::scalar_text(
+    let after = crate::support::scalar_text(
         &world.app,
         "SELECT md5(string_agg(c::text, ',' ORDER BY id)) AS value FROM credentials c",
     );

@@ -7,9 +7,8 @@ use std::time::Duration;
 use keyhold::auth::session_cache::SessionCache;
 use reqwest::StatusCode;
 
-use crate::backups::{DataDb, scalar_i64};
-use crate::fakes::{self, GOOD, S3_ACCESS_KEY};
-use crate::helpers::{Client, spawn_app_with};
+use crate::support::fakes::{self, GOOD, S3_ACCESS_KEY};
+use crate::support::{Client, DataDb, scalar_i64, spawn_app_with};
 
 /// A `keyhold serve` process, killed when dropped.
 pub struct Instance {
@@ -36,8 +35,8 @@ pub async fn instance_with(database_url: &str, extra: &[(&str, &str)]) -> Instan
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("KEYHOLD_BIND", format!("127.0.0.1:{port}"))
-        .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
-        .env("KEYHOLD_DATA_KEYS", crate::helpers::test_data_keys())
+        .env("KEYHOLD_SESSION_KEY", crate::support::test_session_key())
+        .env("KEYHOLD_DATA_KEYS", crate::support::test_data_keys())
         .env("KEYHOLD_SCHEDULER_INTERVAL_SECONDS", "1")
         .env("KEYHOLD_WORKERS", "1")
         .env("RUST_LOG", "error")

@@ -9,9 +9,7 @@ mod data_sources;
 mod drills;
 mod encryption;
 mod errors_and_headers;
-mod fakes;
 mod faults;
-mod helpers;
 mod injection;
 mod instances;
 mod management;
@@ -29,3 +27,5 @@ mod s3_servers;
 mod sessions;
 mod setup_and_sign_in;
 mod storage_faults;
+#[path = "../support/mod.rs"]
+mod support;

@@ -7,9 +7,10 @@ use diesel::prelude::*;
 use keyhold::credentials::provider::Kind;
 use reqwest::StatusCode;
 
-use crate::backups::{DataDb, World, scalar_i64, scalar_text, world};
-use crate::fakes::GOOD;
-use crate::helpers::{Client, seed_credentials, test_keyring, texts};
+use crate::support::fakes::GOOD;
+use crate::support::{
+    Client, DataDb, World, scalar_i64, scalar_text, seed_credentials, test_keyring, texts, world,
+};
 
 fn value(body: &str, selector: &str) -> Option<String> {
     let html = scraper::Html::parse_document(body);

@@ -7,8 +7,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::{scalar_i64, scalar_text, world};
-use crate::helpers::{Account, Client};
+use crate::support::{Account, Client, scalar_i64, scalar_text, world};
 
 /// Who may use a route.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -226,7 +225,7 @@ fn expected(
 }
 
 /// A digest of every row that matters (not sessions, throttles or the audit log of refusals).
-fn fingerprint(app: &crate::helpers::TestApp) -> String {
+fn fingerprint(app: &crate::support::TestApp) -> String {
     scalar_text(
         app,
         "SELECT md5(concat_ws('|',
@@ -253,7 +252,7 @@ fn fingerprint(app: &crate::helpers::TestApp) -> String {
 /// a project, a policy and a completed backup; a Manager and a User of Blue, a Manager of
 /// another organization, a Partner of another partner account; a token of the Partner.
 struct Cast {
-    world: crate::backups::World,
+    world: crate::support::World,
     policy: i64,
     backup: i64,
     manager_id: i64,

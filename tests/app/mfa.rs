@@ -5,9 +5,9 @@
 
 use reqwest::StatusCode;
 
-use crate::backups::{scalar_i64, scalar_text};
-use crate::helpers::{
-    Account, Client, TestApp, spawn_app, spawn_app_with, texts, totp_code as code,
+use crate::support::{
+    Account, Client, TestApp, scalar_i64, scalar_text, spawn_app, spawn_app_with, texts,
+    totp_code as code,
 };
 
 fn location(response: &reqwest::Response) -> String {
@@ -303,8 +303,8 @@ async fn a_partner_can_require_a_second_factor_and_the_cli_resets_a_lost_one() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_keyhold"))
         .args(["user", "reset-mfa", "--email", &manager.email])
         .env("DATABASE_URL", &app.database_url)
-        .env("KEYHOLD_DATA_KEYS", crate::helpers::test_data_keys())
-        .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
+        .env("KEYHOLD_DATA_KEYS", crate::support::test_data_keys())
+        .env("KEYHOLD_SESSION_KEY", crate::support::test_session_key())
         .env("RUST_LOG", "error")
         .output()
         .unwrap();

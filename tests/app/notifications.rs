@@ -11,8 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::backups::{World, scalar_i64, scalar_text, world, world_with};
-use crate::helpers::texts;
+use crate::support::{World, scalar_i64, scalar_text, texts, world, world_with};
 
 const SECRET: &str = "whsec-0123456789abcdef";
 
@@ -36,7 +35,7 @@ impl Peer {
     async fn start(script: &str, args: &[&str]) -> Peer {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("received.jsonl");
-        let port = crate::fakes::closed_port();
+        let port = crate::support::fakes::closed_port();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/app/peers")
             .join(script);

@@ -3,7 +3,7 @@ use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::support::{spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn health_readiness_and_metrics_answer() {

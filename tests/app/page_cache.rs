@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::{scalar_i64, world};
-use crate::helpers::{Client, TestApp, seed_credentials, spawn_app, texts};
+use crate::support::{Client, TestApp, scalar_i64, seed_credentials, spawn_app, texts, world};
 
 /// Page loads answered from memory so far (`/metrics`).
 async fn from_memory(client: &Client) -> u64 {

@@ -4,8 +4,7 @@
 
 use reqwest::StatusCode;
 
-use crate::backups::{World, scalar_text, world};
-use crate::helpers::texts;
+use crate::support::{World, scalar_text, texts, world};
 
 /// Adds policy `name` from the Schedules tab with `fields` besides name, zone, retention and
 /// namespace; answers the status.

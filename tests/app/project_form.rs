@@ -1,7 +1,6 @@
 //! The project form offers the chosen organization's credentials only.
 
-use crate::backups::world;
-use crate::helpers::texts;
+use crate::support::{texts, world};
 
 #[actix_web::test]
 async fn the_project_forms_lists_follow_the_organization() {
@@ -10,7 +9,7 @@ async fn the_project_forms_lists_follow_the_organization() {
         .partner
         .create_organization(&world.app, "Navy Org")
         .await;
-    crate::helpers::seed_credentials(
+    crate::support::seed_credentials(
         &world.app,
         navy,
         keyhold::credentials::provider::Kind::Backup,
@@ -23,7 +22,7 @@ async fn the_project_forms_lists_follow_the_organization() {
                     ("endpoint", world.s3.endpoint.clone()),
                     ("region", "us-east-1".to_string()),
                 ],
-                vec![("secret_access_key", crate::fakes::GOOD.to_string())],
+                vec![("secret_access_key", crate::support::fakes::GOOD.to_string())],
             )
         },
     );
@@ -69,7 +68,7 @@ async fn the_project_forms_lists_follow_the_organization() {
 #[actix_web::test]
 async fn the_data_source_password_is_a_field_of_its_own() {
     let world = world().await;
-    let data = crate::backups::DataDb::with_orders(3);
+    let data = crate::support::DataDb::with_orders(3);
     let bare = data.url.clone();
     let organization = world.organization.to_string();
     let form = |name: &'static str| {
@@ -102,7 +101,7 @@ async fn the_data_source_password_is_a_field_of_its_own() {
 
     let saved = post(form("with-password")).await;
     assert_eq!(saved.status(), reqwest::StatusCode::SEE_OTHER);
-    let id = crate::backups::scalar_i64(
+    let id = crate::support::scalar_i64(
         &world.app,
         "SELECT id AS n FROM projects WHERE name = 'with-password'",
     );

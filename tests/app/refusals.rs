@@ -3,8 +3,7 @@
 
 use reqwest::StatusCode;
 
-use crate::backups::{World, world};
-use crate::helpers::texts;
+use crate::support::{World, texts, world};
 
 fn value(body: &str, selector: &str) -> Option<String> {
     let html = scraper::Html::parse_document(body);

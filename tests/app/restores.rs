@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::{World, scalar_text, world, world_with};
+use crate::support::{World, scalar_text, world, world_with};
 
 /// Runs one SQL statement on `url`.
 fn execute(url: &str, sql: &str) {

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 /// Routes anyone may use without signing in.
 const PUBLIC: &[&str] = &[

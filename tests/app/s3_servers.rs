@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::backups::{DataDb, add_policy, backup_now, restore_outcome, scalar_i64, scalar_text};
-use crate::helpers::{Client, TestApp, spawn_app_with, texts};
+use crate::support::{
+    Client, DataDb, TestApp, add_policy, backup_now, restore_outcome, scalar_i64, scalar_text,
+    spawn_app_with, texts,
+};
 
 /// An access key of a moto IAM user.
 #[derive(Clone, Debug)]
@@ -40,7 +42,7 @@ const SETUP_ACTIONS: usize = 9;
 
 impl Moto {
     pub async fn start() -> Moto {
-        let port = crate::fakes::closed_port();
+        let port = crate::support::fakes::closed_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_ACTIONS.to_string())
@@ -195,7 +197,7 @@ async fn add_project(
     credential: i64,
     bucket: &str,
 ) -> (StatusCode, Vec<String>) {
-    crate::backups::post_project(
+    crate::support::post_project(
         partner,
         organization,
         name,
@@ -413,7 +415,7 @@ async fn moto_keeps_keyhold_to_aws_rules_and_iam_scoped_keys() {
         ))
         .execute(conn)
     });
-    let runner = crate::backups::test_runner(&app);
+    let runner = crate::support::test_runner(&app);
     assert_eq!(runner.abort_forgotten_uploads(Duration::ZERO).await, Ok(1));
     assert_eq!(
         runner.abort_forgotten_uploads(Duration::ZERO).await,
@@ -456,9 +458,9 @@ impl Garage {
     pub async fn start() -> Garage {
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (
-            crate::fakes::closed_port(),
-            crate::fakes::closed_port(),
-            crate::fakes::closed_port(),
+            crate::support::fakes::closed_port(),
+            crate::support::fakes::closed_port(),
+            crate::support::fakes::closed_port(),
         );
         let secret = hex::encode(keyhold::crypto::random_bytes(32));
         let config = dir.path().join("garage.toml");
@@ -738,7 +740,7 @@ async fn garage_runs_the_whole_backup_scenario() {
         ))
         .execute(conn)
     });
-    let runner = crate::backups::test_runner(&app);
+    let runner = crate::support::test_runner(&app);
     let deleted = keyhold::backup::scheduler::apply_retention(&runner, chrono::Utc::now())
         .await
         .unwrap();

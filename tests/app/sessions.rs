@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::support::{spawn_app, spawn_app_with};
 
 fn session_listener() -> String {
     keyhold::notices::application_name::<keyhold::auth::session_cache::SessionCache>()
@@ -200,7 +200,7 @@ async fn session_cookie_is_http_only_and_same_site() {
 }
 
 /// The pid of this app's session listener (its connection to the test database), if connected.
-fn listener_pid(app: &crate::helpers::TestApp) -> Option<i32> {
+fn listener_pid(app: &crate::support::TestApp) -> Option<i32> {
     #[derive(diesel::QueryableByName)]
     struct Pid {
         #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -304,7 +304,7 @@ async fn sessions_truncated_behind_keyholds_back_are_not_served_from_memory() {
 
 /// Moves the recorded times of every signed-in session `seconds` into the past, as if that
 /// long had passed since the session was last written.
-fn age_sessions(app: &crate::helpers::TestApp, seconds: i64) {
+fn age_sessions(app: &crate::support::TestApp, seconds: i64) {
     app.query(|conn| {
         use diesel::prelude::*;
         diesel::sql_query(
@@ -350,13 +350,13 @@ async fn an_active_person_is_never_signed_out_before_the_idle_timeout() {
 /// (`KEYHOLD_SESSION_ABSOLUTE_HOURS=0`): on a busy machine the second may end between the
 /// sign-in and the page, so the person signs in again until the page answers.
 async fn token_within_its_second(
-    client: &crate::helpers::Client,
-    account: &crate::helpers::Account,
+    client: &crate::support::Client,
+    account: &crate::support::Account,
     page: &str,
 ) -> String {
     for _ in 0..20 {
         let body = client.page(page).await;
-        if let Some(token) = crate::helpers::csrf_token(&body) {
+        if let Some(token) = crate::support::csrf_token(&body) {
             return token;
         }
         client.login(&account.email, &account.password).await;
@@ -386,7 +386,7 @@ async fn a_form_sent_after_its_session_expired_leads_to_sign_in_and_back_to_its_
     assert_eq!(app.count("organizations"), 0, "nothing changed");
     let login = partner.page("/login?next=%2Forganizations&expired=1").await;
     assert!(
-        crate::helpers::texts(&login, "#login-expired")
+        crate::support::texts(&login, "#login-expired")
             .join("")
             .contains("Your session ended"),
         "the sign-in page says why"

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, spawn_app_with, texts};
+use crate::support::{spawn_app, spawn_app_with, texts};
 
 #[actix_web::test]
 async fn first_run_setup_creates_the_partner_and_then_disappears() {

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use reqwest::StatusCode;
 
-use crate::backups::{World, scalar_i64, scalar_text, world, world_with};
-use crate::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::helpers::texts;
+use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::support::{World, scalar_i64, scalar_text, texts, world, world_with};
 
 /// Rows enough for a dump of several parts (random text does not compress).
 fn fill(world: &World, rows: i64) {
@@ -99,7 +98,7 @@ async fn a_backup_ends_with_the_reason_when_s3_stops_answering_mid_upload() {
     );
     // S3 comes back: the next scheduler pass aborts it; the next run works.
     world.s3.stall_from.store(usize::MAX, Ordering::SeqCst);
-    let runner = crate::backups::test_runner(&world.app);
+    let runner = crate::support::test_runner(&world.app);
     let aborted = keyhold::backup::scheduler::abort_open_uploads(&runner)
         .await
         .unwrap();
@@ -158,7 +157,7 @@ async fn a_running_backup_shows_its_time_and_bytes_so_far() {
     assert!(shown.contains("running for"), "{shown}");
     // It ends (S3 never answers the second part); then the tab shows no progress.
     world.s3.stall_from.store(usize::MAX, Ordering::SeqCst);
-    crate::backups::ended(
+    crate::support::ended(
         &world.app,
         "SELECT phase AS value FROM backups ORDER BY id DESC LIMIT 1",
     )
@@ -510,7 +509,7 @@ async fn chosen_namespaces_restore_into_a_fresh_database() {
         .await;
     let (backup, phase, reason) = world.backup_now(world.policy_id("both")).await;
     assert_eq!(phase, "Completed", "{reason}");
-    let fresh = crate::backups::DataDb::empty();
+    let fresh = crate::support::DataDb::empty();
     let response = world
         .partner
         .post_from(
@@ -556,7 +555,7 @@ async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
                 Backup::insert_slot(conn, &policy, slot)
             })
             .expect("a new run");
-        crate::backups::test_runner(&world.app)
+        crate::support::test_runner(&world.app)
             .with_transfers(Duration::from_secs(30), max_parts)
             .with_memory_part(memory_part)
             .run_backup(id)
@@ -582,7 +581,7 @@ async fn parts_grow_so_a_lowered_part_limit_still_holds_the_dump() {
         "SELECT id::text AS value FROM backups WHERE phase = 'Completed'
          ORDER BY scheduled_for DESC LIMIT 1",
     );
-    let fresh = crate::backups::DataDb::empty();
+    let fresh = crate::support::DataDb::empty();
     let response = world
         .partner
         .post_from(

@@ -5,10 +5,10 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::helpers::{self, TestApp};
+use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::support::{self, DataDb, TestApp, scalar_i64};
 use crate::webdriver::Browser;
-use crate::{DESKTOP, DataDb, PHONE, click_if_closed, errors, screenshots, sign_in, start};
+use crate::{DESKTOP, PHONE, click_if_closed, errors, screenshots, sign_in, start};
 
 /// Thirty characters each, as long as names may be.
 const ORGANIZATION: &str = "Northwind Interplanetary Group";
@@ -23,7 +23,7 @@ fn long_name(prefix: &str, n: usize) -> String {
 /// Fifty credentials of every kind, each value as long as real ones get.
 fn seed_every_kind(app: &TestApp, organization: i64, endpoint: &str) {
     use keyhold::credentials::provider::Kind;
-    helpers::seed_credentials(app, organization, Kind::Backup, 50, |n| {
+    support::seed_credentials(app, organization, Kind::Backup, 50, |n| {
         (
             long_name("backup", n),
             vec![
@@ -40,7 +40,7 @@ fn seed_every_kind(app: &TestApp, organization: i64, endpoint: &str) {
         )
     });
     // The one backups are enabled with: reachable, with the S3 server's keys.
-    helpers::seed_credentials(app, organization, Kind::Backup, 1, |_| {
+    support::seed_credentials(app, organization, Kind::Backup, 1, |_| {
         (
             "zz-working-backup-credential".to_string(),
             vec![
@@ -51,7 +51,7 @@ fn seed_every_kind(app: &TestApp, organization: i64, endpoint: &str) {
             vec![("secret_access_key", GOOD.to_string())],
         )
     });
-    helpers::seed_credentials(app, organization, Kind::Cloud, 50, |n| {
+    support::seed_credentials(app, organization, Kind::Cloud, 50, |n| {
         (
             long_name("cloud", n),
             vec![
@@ -65,7 +65,7 @@ fn seed_every_kind(app: &TestApp, organization: i64, endpoint: &str) {
         )
     });
     for kind in [Kind::Billing, Kind::Showback] {
-        helpers::seed_credentials(app, organization, kind, 50, |n| {
+        support::seed_credentials(app, organization, kind, 50, |n| {
             (
                 long_name(kind.key(), n),
                 vec![
@@ -84,7 +84,7 @@ fn seed_every_kind(app: &TestApp, organization: i64, endpoint: &str) {
             )
         });
     }
-    helpers::seed_credentials(app, organization, Kind::Ai, 50, |n| {
+    support::seed_credentials(app, organization, Kind::Ai, 50, |n| {
         (
             long_name("ai", n),
             vec![(
@@ -101,11 +101,11 @@ fn seed_every_kind(app: &TestApp, organization: i64, endpoint: &str) {
 /// A project with backup on, a policy, 50 backups and 50 restores with long values.
 async fn seed_project(
     app: &TestApp,
-    partner: &helpers::Client,
+    partner: &support::Client,
     organization: i64,
     data: &DataDb,
 ) -> i64 {
-    let credential = crate::scalar(
+    let credential = scalar_i64(
         app,
         "SELECT id AS n FROM credentials WHERE name = 'zz-working-backup-credential'",
     )
@@ -125,7 +125,7 @@ async fn seed_project(
         )
         .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER, "project created");
-    let project = crate::scalar(app, "SELECT id AS n FROM projects");
+    let project = scalar_i64(app, "SELECT id AS n FROM projects");
     let path = format!("/projects/{project}");
     let added = partner
         .post_from(
@@ -252,17 +252,17 @@ async fn no_page_is_wider_than_the_window_with_long_values_at_either_size() {
             .await;
     }
     seed_every_kind(&app, organization, &s3.endpoint);
-    let data = DataDb::new("layout", 5);
+    let data = DataDb::with_orders(5);
     let project = seed_project(&app, &partner, organization, &data).await;
-    let backup = crate::scalar(
+    let backup = scalar_i64(
         &app,
         "SELECT max(id) AS n FROM backups WHERE phase = 'Completed'",
     );
-    let credential = crate::scalar(
+    let credential = scalar_i64(
         &app,
         "SELECT min(id) AS n FROM credentials WHERE kind = 'backup'",
     );
-    let person = crate::scalar(&app, "SELECT max(id) AS n FROM users");
+    let person = scalar_i64(&app, "SELECT max(id) AS n FROM users");
 
     // A notification channel with long values, and its delivery log.
     let organization_text = organization.to_string();
@@ -290,7 +290,7 @@ async fn no_page_is_wider_than_the_window_with_long_values_at_either_size() {
         )
         .await;
     assert_eq!(channel_created.status(), StatusCode::SEE_OTHER);
-    let channel = crate::scalar(&app, "SELECT max(id) AS n FROM notification_channels");
+    let channel = scalar_i64(&app, "SELECT max(id) AS n FROM notification_channels");
     partner
         .post_from(
             &format!("/notifications/{channel}"),
@@ -432,7 +432,7 @@ async fn a_row_action_refused_shows_in_its_row_with_the_row_as_it_stands() {
     let (app, _s3, driver) = start().await;
     let (partner, account) = app.partner().await;
     let organization = partner.create_organization(&app, ORGANIZATION).await;
-    helpers::seed_credentials(
+    support::seed_credentials(
         &app,
         organization,
         keyhold::credentials::provider::Kind::Backup,
@@ -449,7 +449,7 @@ async fn a_row_action_refused_shows_in_its_row_with_the_row_as_it_stands() {
             )
         },
     );
-    let id = crate::scalar(&app, "SELECT min(id) AS n FROM credentials");
+    let id = scalar_i64(&app, "SELECT min(id) AS n FROM credentials");
     let browser = driver.browser(true, PHONE.0, PHONE.1).await;
     sign_in(&browser, &app.address, &account.email, &account.password).await;
     browser

@@ -2,14 +2,10 @@
 //! real S3 server and real PostgreSQL databases; once with JavaScript and once without.
 //! Screenshots of the main pages go to `target/screenshots` (or `KEYHOLD_SCREENSHOTS`).
 
-#[allow(dead_code)]
-#[path = "../app/fakes.rs"]
-mod fakes;
-#[allow(dead_code)]
-#[path = "../app/helpers.rs"]
-mod helpers;
 mod layout;
 mod schedule;
+#[path = "../support/mod.rs"]
+mod support;
 mod webdriver;
 
 use std::path::PathBuf;
@@ -18,8 +14,8 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::Value;
 
-use crate::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::helpers::{TestApp, spawn_app_with, totp_code};
+use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::support::{DataDb, TestApp, scalar_i64, spawn_app_with, totp_code};
 use crate::webdriver::{Browser, Driver};
 
 const DESKTOP: (u32, u32) = (1280, 800);
@@ -31,64 +27,6 @@ fn screenshots() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A PostgreSQL database with 25 orders in schema `app`, dropped with the value.
-struct DataDb {
-    name: String,
-    url: String,
-}
-
-impl DataDb {
-    fn new(name: &str, rows: i64) -> DataDb {
-        let name = format!("keyhold_browser_{name}_{}", std::process::id());
-        let mut conn = PgConnection::establish(&helpers::database_url("postgres")).unwrap();
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .unwrap();
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .unwrap();
-        let url = helpers::database_url(&name);
-        if rows > 0 {
-            let mut data = PgConnection::establish(&url).unwrap();
-            diesel::sql_query("CREATE SCHEMA app")
-                .execute(&mut data)
-                .unwrap();
-            diesel::sql_query("CREATE TABLE app.orders (id bigserial PRIMARY KEY, item text)")
-                .execute(&mut data)
-                .unwrap();
-            diesel::sql_query(format!("INSERT INTO app.orders (item) SELECT 'item-' || n FROM generate_series(1, {rows}) n"))
-                .execute(&mut data)
-                .unwrap();
-        }
-        DataDb { name, url }
-    }
-
-    fn count(&self) -> i64 {
-        #[derive(QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = PgConnection::establish(&self.url).unwrap();
-        diesel::sql_query("SELECT count(*) AS n FROM app.orders")
-            .get_result::<N>(&mut conn)
-            .map(|row| row.n)
-            .unwrap_or(-1)
-    }
-}
-
-impl Drop for DataDb {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&helpers::database_url("postgres")) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn);
-        }
-    }
 }
 
 /// Console entries that count as errors: anything the page's scripts or the CSP report, not
@@ -201,9 +139,9 @@ fn axe_source() -> String {
 }
 
 /// An app with its scheduler off (the journey presses "Backup now"), an S3 server, chromedriver.
-async fn start() -> (TestApp, fakes::S3Server, Driver) {
+async fn start() -> (TestApp, support::fakes::S3Server, Driver) {
     let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false"), ("KEYHOLD_WORKERS", "2")]).await;
-    (app, fakes::start_s3().await, Driver::start().await)
+    (app, support::fakes::start_s3().await, Driver::start().await)
 }
 
 #[actix_web::test]
@@ -319,7 +257,7 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .await;
 
     // Row actions, each swapping its row (or the table for the default).
-    let blue_id = scalar(
+    let blue_id = scalar_i64(
         &app,
         "SELECT id AS n FROM credentials WHERE name = 'Blue backups'",
     );
@@ -336,7 +274,7 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
             5,
         )
         .await;
-    let spare_id = scalar(
+    let spare_id = scalar_i64(
         &app,
         "SELECT id AS n FROM credentials WHERE name = 'Spare backups'",
     );
@@ -425,8 +363,8 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     journey.accessible("ai tab").await;
 
     // A project with backup: the default credential is pre-selected.
-    let data = DataDb::new("journey", 25);
-    let target = DataDb::new("journey_copy", 0);
+    let data = DataDb::with_orders(25);
+    let target = DataDb::empty();
     journey.visit("/projects/new").await;
     let chosen = journey.browser.script("return document.querySelector('#backup_credential_id').selectedOptions[0].textContent;").await;
     assert!(
@@ -517,11 +455,11 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
 
     // While something runs the tab refreshes itself every 2 s; an open row menu stays open
     // (the refresh waits), and once it is closed the tab shows the running one's progress.
-    let completed = scalar(
+    let completed = scalar_i64(
         &app,
         "SELECT id AS n FROM backups WHERE phase = 'Completed' ORDER BY id LIMIT 1",
     );
-    let project = scalar(&app, "SELECT project_id AS n FROM backups LIMIT 1");
+    let project = scalar_i64(&app, "SELECT project_id AS n FROM backups LIMIT 1");
     app.query(|conn| {
         diesel::sql_query(
             "INSERT INTO backups (project_id, policy_id, policy_name, name, scheduled_for, \
@@ -583,17 +521,6 @@ async fn add_backup(browser: &Browser, endpoint: &str, name: &str, secret: &str)
     browser.click("form.form button.primary").await;
 }
 
-fn scalar(app: &TestApp, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let sql = sql.to_string();
-    app.query(move |conn| diesel::sql_query(sql).get_result::<N>(conn))
-        .n
-}
-
 /// Opens the `details` element matching `details` (a row's actions menu) unless it is open.
 async fn click_if_closed(browser: &Browser, details: &str) {
     let open = browser
@@ -649,7 +576,7 @@ async fn without_javascript_every_key_action_is_a_form_post_with_a_message() {
         "303 back to the tab"
     );
 
-    let id = scalar(
+    let id = scalar_i64(
         &app,
         "SELECT id AS n FROM credentials WHERE name = 'Plain backups'",
     );
@@ -811,7 +738,7 @@ async fn pages_are_light_and_search_fragments_small() {
 
 /// Backup credentials straight through the model (no verification round-trips).
 fn seed_backup_credentials(app: &TestApp, organization: i64, count: usize) {
-    helpers::seed_credentials(
+    support::seed_credentials(
         app,
         organization,
         keyhold::credentials::provider::Kind::Backup,
@@ -940,14 +867,14 @@ async fn two_step_sign_in_without_javascript_and_with_a_passkey() {
     let landed = left(&browser, "/login").await;
     assert_eq!(landed, format!("{base}/"), "signed in with the passkey");
     assert_eq!(
-        scalar(
+        scalar_i64(
             &app,
             "SELECT count(*) AS n FROM passkeys WHERE last_used_at IS NOT NULL"
         ),
         1
     );
     assert_eq!(
-        scalar(
+        scalar_i64(
             &app,
             "SELECT count(*) AS n FROM audit_events WHERE action = 'session.sign_in' \
              AND fields @> ARRAY['passkey']"

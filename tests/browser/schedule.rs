@@ -3,16 +3,17 @@
 
 use reqwest::StatusCode;
 
-use crate::fakes::{GOOD, S3_ACCESS_KEY};
-use crate::helpers;
-use crate::{DESKTOP, DataDb, sign_in, start};
+use crate::support;
+use crate::support::fakes::{GOOD, S3_ACCESS_KEY};
+use crate::support::{DataDb, scalar_i64};
+use crate::{DESKTOP, sign_in, start};
 
 #[actix_web::test]
 async fn the_schedule_select_fills_the_cron_field_and_follows_what_is_typed() {
     let (app, s3, driver) = start().await;
     let (partner, account) = app.partner().await;
     let organization = partner.create_organization(&app, "Blue Org").await;
-    helpers::seed_credentials(
+    support::seed_credentials(
         &app,
         organization,
         keyhold::credentials::provider::Kind::Backup,
@@ -29,8 +30,8 @@ async fn the_schedule_select_fills_the_cron_field_and_follows_what_is_typed() {
             )
         },
     );
-    let data = DataDb::new("schedule", 1);
-    let credential = crate::scalar(&app, "SELECT id AS n FROM credentials").to_string();
+    let data = DataDb::with_orders(1);
+    let credential = scalar_i64(&app, "SELECT id AS n FROM credentials").to_string();
     let organization = organization.to_string();
     let created = partner
         .post_from(
@@ -46,7 +47,7 @@ async fn the_schedule_select_fills_the_cron_field_and_follows_what_is_typed() {
         )
         .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER, "project created");
-    let project = crate::scalar(&app, "SELECT id AS n FROM projects");
+    let project = scalar_i64(&app, "SELECT id AS n FROM projects");
 
     let browser = driver.browser(true, DESKTOP.0, DESKTOP.1).await;
     sign_in(&browser, &app.address, &account.email, &account.password).await;

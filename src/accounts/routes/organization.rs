@@ -6,10 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::model::{Contents, Organization, OrganizationId};
+use crate::access::Role;
+use crate::accounts::model::{Contents, Organization};
 use crate::accounts::service::{self, AccountError};
-use crate::auth::{CurrentUser, Role};
+use crate::auth::CurrentUser;
 use crate::error::AppError;
+use crate::ids::OrganizationId;
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
 use crate::web::form::FieldErrors;

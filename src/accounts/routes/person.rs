@@ -6,12 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::model::{Organization, OrganizationId, User, UserId};
+use crate::access::Role;
+use crate::accounts::model::{Organization, User};
 use crate::accounts::service::{self, AccountError};
-use crate::auth::{CurrentUser, Role};
+use crate::auth::CurrentUser;
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;
+use crate::ids::{OrganizationId, UserId};
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
 use crate::web::form::FieldErrors;

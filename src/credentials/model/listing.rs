@@ -10,10 +10,10 @@ use super::page_sql::{
     CREDENTIAL_COLUMNS, CountRow, Filter, LISTED_COLUMNS, PageSql, UNNAMED_EDITORS, associated,
 };
 use super::{Credential, CredentialId, CredentialSql};
-use crate::accounts::model::OrganizationId;
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::credentials::provider::Kind;
 use crate::db::{Bind, Tables, like_pattern};
+use crate::ids::OrganizationId;
 use crate::web::form::Pagination;
 
 /// A row of a credentials table, with the names shown beside it: the columns of

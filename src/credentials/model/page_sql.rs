@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
 
 use super::listing::{ListQuery, Listed, ListedSql, sort_expression};
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::credentials::provider::Kind;
 use crate::db::{Bind, Prepared};
 

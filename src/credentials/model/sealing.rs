@@ -9,9 +9,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use diesel::prelude::*;
 
 use super::{Credential, CredentialId};
-use crate::accounts::model::OrganizationId;
 use crate::crypto::{Keyring, Sealed};
 use crate::error::AppError;
+use crate::ids::OrganizationId;
 use crate::schema::credentials;
 
 /// Associated data binding a sealed field to its organization, credential and field.

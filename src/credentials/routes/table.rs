@@ -7,13 +7,14 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::OrganizationId;
-use crate::auth::{CurrentUser, Role};
-use crate::credentials::model::{CredentialId, ListQuery, Listed, Total};
+use crate::access::Role;
+use crate::auth::CurrentUser;
+use crate::credentials::model::{ListQuery, Listed, Total};
 use crate::credentials::provider::{self, Column, Kind, Provider, Value};
 use crate::credentials::service::Action;
+use crate::ids::{CredentialId, OrganizationId};
 use crate::web::form::Pagination;
-use crate::web::{ago, utc_minute, utc_second};
+use crate::web::words::{ago, utc_minute, utc_second};
 
 const PER_PAGE: i64 = 50;
 

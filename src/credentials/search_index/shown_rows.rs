@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::credentials::model::{Credential, ListQuery, Listed};
 use crate::notices;
 use crate::page_cache::{PageCache, PageKey};
 
-/// Where the rows searches showed lately are kept in the page cache.
-const SHOWN_KEY: PageKey = PageKey::SearchRows;
+/// What the rows searches showed lately are kept under in the page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ShownRowsKey;
 /// At most this many shown rows are kept (forty pages; some 1 KB each); a full store is
 /// emptied and fills again.
 const SHOWN_CAPACITY: usize = 2_000;
@@ -30,12 +31,12 @@ impl ShownRows {
     /// anything now. A store dropped by a notice while a request still fills it is dropped for
     /// every later request (the notice's rows may have been read before the change).
     pub fn current(pages: &PageCache) -> Arc<ShownRows> {
-        match pages.get::<ShownRows>(SHOWN_KEY) {
+        match pages.get::<ShownRows>(PageKey::new(ShownRowsKey)) {
             Ok(rows) => rows,
             Err(ticket) => {
                 let rows = Arc::new(ShownRows::default());
                 let read_from = Credential::LISTED_BY_IDS_READS;
-                pages.fill(ticket, SHOWN_KEY, read_from, rows.clone());
+                pages.fill(ticket, PageKey::new(ShownRowsKey), read_from, rows.clone());
                 rows
             }
         }
@@ -80,8 +81,8 @@ impl ShownRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::model::{OrganizationId, PartnerId};
     use crate::credentials::provider::Kind;
+    use crate::ids::{OrganizationId, PartnerId};
     use crate::web::form::Pagination;
 
     fn by_name() -> ListQuery {
@@ -97,7 +98,8 @@ mod tests {
     }
 
     fn shown(id: i64, organization: i64, kind: &str, provider: &str) -> Arc<Listed> {
-        use crate::credentials::model::{Credential, CredentialId, Fields};
+        use crate::credentials::model::{Credential, Fields};
+        use crate::ids::CredentialId;
         let now = chrono::Utc::now();
         Arc::new(Listed {
             credential: Credential {

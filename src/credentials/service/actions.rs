@@ -4,13 +4,13 @@
 use diesel::prelude::*;
 
 use super::{Actor, Context, find, run};
-use crate::accounts::model::UserId;
-use crate::auth::Scope;
+use crate::access::Scope;
 use crate::backup::model::Backup;
 use crate::credentials::error::{Attempt, CredentialError};
-use crate::credentials::model::{Credential, CredentialId, Listed};
+use crate::credentials::model::{Credential, Listed};
 use crate::credentials::provider::Kind;
 use crate::credentials::verify::Outcome;
+use crate::ids::{CredentialId, UserId};
 
 /// An action of the table (`POST /credentials/{kind}/{id}/{action}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use reqwest::{RequestBuilder, StatusCode};
 
 use crate::credentials::field::Values;
 use crate::credentials::provider::Provider;
-use crate::outbound::{self, Outbound};
+use crate::outbound::{self, Outbound, reason};
 
 /// What a check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,18 +175,4 @@ pub async fn http(
         Ok(response) => read_status(url, service, response.status()),
         Err(outcome) => outcome,
     }
-}
-
-/// A short reason for a failed connection, without the request's URL (it may hold a key).
-pub fn reason(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".into();
-    }
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    let mut deepest = None;
-    while let Some(cause) = source {
-        deepest = Some(cause.to_string());
-        source = cause.source();
-    }
-    deepest.unwrap_or_else(|| "connection failed".into())
 }

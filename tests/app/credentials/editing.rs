@@ -11,7 +11,7 @@ async fn a_stale_edit_is_refused_instead_of_overwriting() {
         .page(&format!("/credentials/ai/{id}/edit"))
         .await;
     let version = scraper_value(&form_page, "input[name=version]");
-    let token = crate::helpers::csrf_token(&form_page).unwrap();
+    let token = crate::support::csrf_token(&form_page).unwrap();
     let path = format!("/credentials/ai/{id}");
     let save = |name: &'static str| {
         let fields = vec![
@@ -59,7 +59,7 @@ async fn editing_a_secret_reverifies_and_blank_keeps_it() {
     let edit = |key: &'static str| async move {
         let page = partner.page(&format!("/credentials/ai/{id}/edit")).await;
         let version = scraper_value(&page, "input[name=version]");
-        let token = crate::helpers::csrf_token(&page).unwrap();
+        let token = crate::support::csrf_token(&page).unwrap();
         assert!(!page.contains(GOOD), "the edit form never shows the secret");
         partner
             .post(
@@ -96,7 +96,7 @@ async fn a_stale_edit_shows_the_form_again_with_what_was_typed_and_the_reason() 
         .page(&format!("/credentials/ai/{id}/edit"))
         .await;
     let version = scraper_value(&page, "input[name=version]");
-    let token = crate::helpers::csrf_token(&page).unwrap();
+    let token = crate::support::csrf_token(&page).unwrap();
     // Someone else saves it meanwhile.
     let theirs = text_column(
         &setup.app,

@@ -144,7 +144,7 @@ async fn an_opened_row_loads_its_details_from_the_detail_route() {
         ))
         .execute(conn)
     });
-    let partner_email = crate::backups::scalar_text(
+    let partner_email = crate::support::scalar_text(
         &setup.app,
         "SELECT email AS value FROM users WHERE role = 'partner'",
     );

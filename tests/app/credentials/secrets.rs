@@ -6,7 +6,7 @@ use super::*;
 async fn key_rotation_reseals_every_secret_and_the_old_key_can_go() {
     let setup = setup().await;
     let id = add_ai(&setup, &setup.partner, setup.blue, "Rotated key").await;
-    let old = crate::helpers::test_data_keys();
+    let old = crate::support::test_data_keys();
     let new = format!(
         "t2:{}",
         base64::engine::general_purpose::STANDARD.encode([9u8; 32])
@@ -16,7 +16,7 @@ async fn key_rotation_reseals_every_secret_and_the_old_key_can_go() {
         .env("DATABASE_URL", &setup.app.database_url)
         .env("KEYHOLD_DATA_KEYS", format!("{old},{new}"))
         .env("KEYHOLD_DATA_KEY_ACTIVE", "t2")
-        .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
+        .env("KEYHOLD_SESSION_KEY", crate::support::test_session_key())
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
@@ -350,7 +350,7 @@ async fn no_page_fragment_header_or_audit_row_ever_contains_a_stored_secret() {
 #[actix_web::test]
 async fn key_rotation_under_load_keeps_every_secret_usable() {
     let fake = fakes::start_cloud_fake().await;
-    let old = crate::helpers::test_data_keys();
+    let old = crate::support::test_data_keys();
     let new = format!(
         "t2:{}",
         base64::engine::general_purpose::STANDARD.encode([9u8; 32])
@@ -381,7 +381,7 @@ async fn key_rotation_under_load_keeps_every_secret_usable() {
             .env("DATABASE_URL", database_url)
             .env("KEYHOLD_DATA_KEYS", format!("{old_key},{new_key}"))
             .env("KEYHOLD_DATA_KEY_ACTIVE", "t2")
-            .env("KEYHOLD_SESSION_KEY", crate::helpers::test_session_key())
+            .env("KEYHOLD_SESSION_KEY", crate::support::test_session_key())
             .env("RUST_LOG", "error")
             .output()
             .unwrap()

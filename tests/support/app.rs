@@ -11,8 +11,9 @@ use keyhold::db::DbPool;
 use keyhold::startup::Application;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
-use scraper::{Html, Selector};
 use sha2::{Digest, Sha256};
+
+use super::client::Client;
 
 static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
 
@@ -49,7 +50,7 @@ struct Count {
 fn template_database() -> String {
     let mut hasher = Sha256::new();
     let mut files: Vec<_> =
-        walk(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"));
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"));
     files.sort();
     for file in files {
         hasher.update(file.to_string_lossy().as_bytes());
@@ -131,17 +132,21 @@ fn drop_stale_databases(conn: &mut PgConnection, template: &str) {
     }
 }
 
-fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("readable dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
+/// Files (not directories) under `dir`; none when it cannot be read.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            if entry.path().is_dir() {
+                walk(&entry.path())
+            } else {
+                vec![entry.path()]
+            }
+        })
+        .collect()
 }
 
 /// The data keys of every test app and of every keyhold process a test starts.
@@ -160,65 +165,6 @@ pub fn test_session_key() -> String {
 /// The keyring tests seal with, as the apps do.
 pub fn test_keyring() -> keyhold::crypto::Keyring {
     keyhold::crypto::Keyring::parse(&test_data_keys(), None).expect("test keyring")
-}
-
-/// Inserts credentials of `kind` straight through keyhold's model (sealed with the test key,
-/// no verification round-trips); `make(n)` gives each one's name, public and secret fields.
-pub fn seed_credentials(
-    app: &TestApp,
-    organization: i64,
-    kind: keyhold::credentials::provider::Kind,
-    count: usize,
-    make: impl Fn(
-        usize,
-    ) -> (
-        String,
-        Vec<(&'static str, String)>,
-        Vec<(&'static str, String)>,
-    ),
-) {
-    use keyhold::credentials::model::{Credential, NewCredential};
-    let keyring = test_keyring();
-    // A kind of several providers (cloud) is seeded with its first.
-    let provider = keyhold::credentials::provider::find(kind, None)
-        .or_else(|| kind.spec().providers().next())
-        .expect("a provider of the kind");
-    let mut conn = app.pool.get().expect("connection");
-    let creator = keyhold::schema::users::table
-        .select(diesel::dsl::min(keyhold::schema::users::id))
-        .first::<Option<i64>>(&mut **conn)
-        .expect("query")
-        .expect("someone created the organization");
-    let organization_name = app.query(|conn| {
-        keyhold::schema::organizations::table
-            .find(organization)
-            .select(keyhold::schema::organizations::name)
-            .first::<String>(conn)
-    });
-    for n in 0..count {
-        let (name, public, secrets) = make(n);
-        let fields = |list: Vec<(&'static str, String)>| {
-            list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-        };
-        Credential::create(
-            &mut conn,
-            &keyring,
-            &NewCredential {
-                organization_id: keyhold::accounts::model::OrganizationId(organization),
-                organization_name: &organization_name,
-                provider,
-                name: &name,
-                public: fields(public),
-                secrets: fields(secrets),
-                expires_on: None,
-                verification: keyhold::credentials::verify::Outcome::Ok("seeded".into()),
-                created_by: keyhold::accounts::model::UserId(creator),
-            },
-        )
-        .map_err(|error| format!("{error:?}"))
-        .expect("seeded");
-    }
-    app.pages.catch_up(&mut conn).expect("notice");
 }
 
 /// A running keyhold with its own database, dropped with it.
@@ -279,11 +225,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let mut vars: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), url.clone()),
         ("KEYHOLD_BIND".into(), "127.0.0.1:0".into()),
-        (
-            "KEYHOLD_SESSION_KEY".into(),
-            crate::helpers::test_session_key(),
-        ),
-        ("KEYHOLD_DATA_KEYS".into(), crate::helpers::test_data_keys()),
+        ("KEYHOLD_SESSION_KEY".into(), test_session_key()),
+        ("KEYHOLD_DATA_KEYS".into(), test_data_keys()),
         ("KEYHOLD_WORKERS".into(), "1".into()),
         ("KEYHOLD_DB_POOL_SIZE".into(), "4".into()),
     ];
@@ -424,178 +367,4 @@ impl TestApp {
         })
         .n
     }
-}
-
-/// One browser session against the app.
-pub struct Client {
-    pub base: String,
-    pub http: reqwest::Client,
-}
-
-impl Client {
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// The body of the page at `path`.
-    pub async fn page(&self, path: &str) -> String {
-        self.get(path).await.text().await.unwrap()
-    }
-
-    /// The body of the htmx fragment at `path`.
-    pub async fn fragment(&self, path: &str) -> String {
-        self.get_htmx(path).await.text().await.unwrap()
-    }
-
-    /// GET with htmx's request header.
-    pub async fn get_htmx(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .header("HX-Request", "true")
-            .send()
-            .await
-            .expect("request")
-    }
-
-    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .form(form)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// Posts a form with the session's CSRF token, read from `page`.
-    pub async fn post_from(
-        &self,
-        page: &str,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let token = self.token(page).await;
-        let mut fields = vec![("csrf_token", token.as_str())];
-        fields.extend_from_slice(form);
-        self.post(path, &fields).await
-    }
-
-    /// The CSRF token shown on `page` (hidden field or the body's hx-headers).
-    pub async fn token(&self, page: &str) -> String {
-        let body = self.get(page).await.text().await.expect("body");
-        csrf_token(&body).unwrap_or_else(|| panic!("no CSRF token on {page}"))
-    }
-
-    /// Signs in; returns the response to the sign-in post.
-    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post_from(
-            "/login",
-            "/login",
-            &[("email", email), ("password", password)],
-        )
-        .await
-    }
-
-    /// Creates an organization (as a Partner) and returns its id.
-    pub async fn create_organization(&self, app: &TestApp, name: &str) -> i64 {
-        let response = self
-            .post_from("/organizations", "/organizations", &[("name", name)])
-            .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "organization created"
-        );
-        app.organization_id(name)
-    }
-
-    /// Creates a person (as a Partner).
-    pub async fn create_user(&self, email: &str, role: &str, organization: Option<i64>) -> Account {
-        let organization = organization.map(|id| id.to_string()).unwrap_or_default();
-        let password = format!("{role}-password-123");
-        let response = self
-            .post_from(
-                "/users",
-                "/users",
-                &[
-                    ("email", email),
-                    ("display_name", email),
-                    ("role", role),
-                    ("organization_id", &organization),
-                    ("password", &password),
-                ],
-            )
-            .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "user {email} created"
-        );
-        Account {
-            email: email.to_string(),
-            password,
-        }
-    }
-
-    /// The session cookie as sent by the browser.
-    pub async fn session_cookie(&self, response: &reqwest::Response) -> Option<String> {
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .find(|value| value.starts_with("keyhold_session="))
-            .map(|value| value.split(';').next().unwrap_or("").to_string())
-    }
-}
-
-/// The CSRF token in a page, if it has one.
-pub fn csrf_token(body: &str) -> Option<String> {
-    let html = Html::parse_document(body);
-    let field = Selector::parse("input[name=csrf_token]").expect("selector");
-    if let Some(value) = html
-        .select(&field)
-        .next()
-        .and_then(|input| input.value().attr("value"))
-    {
-        return Some(value.to_string());
-    }
-    let body_selector = Selector::parse("body").expect("selector");
-    let headers = html
-        .select(&body_selector)
-        .next()?
-        .value()
-        .attr("hx-headers")?;
-    let parsed: serde_json::Value = serde_json::from_str(headers).ok()?;
-    parsed["X-CSRF-Token"]
-        .as_str()
-        .filter(|token| !token.is_empty())
-        .map(str::to_string)
-}
-
-/// The text of the elements matching `selector`.
-pub fn texts(body: &str, selector: &str) -> Vec<String> {
-    let html = Html::parse_document(body);
-    let selector = Selector::parse(selector).expect("selector");
-    html.select(&selector)
-        .map(|element| element.text().collect::<String>().trim().to_string())
-        .collect()
-}
-
-/// The RFC 6238 code of `secret` (base32) for the time step `offset` steps from now, computed
-/// by Python's own HMAC (not keyhold's TOTP library).
-pub fn totp_code(secret: &str, offset: i64) -> String {
-    let script = "import base64,hmac,hashlib,struct,sys,time\n\
-        s=sys.argv[1]; key=base64.b32decode(s+'='*(-len(s)%8))\n\
-        step=int(time.time())//30+int(sys.argv[2])\n\
-        h=hmac.new(key,struct.pack('>Q',step),hashlib.sha1).digest(); o=h[-1]&15\n\
-        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
-    let output = std::process::Command::new("python3")
-        .args(["-c", script, secret, &offset.to_string()])
-        .output()
-        .expect("python3 runs");
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
