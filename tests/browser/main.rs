@@ -499,11 +499,11 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
             &target.url,
         )
         .await;
+    // Into another database: the person's own choice, started at once (no question).
     journey
         .browser
         .click("details.restore button.primary")
         .await;
-    journey.browser.accept_dialog().await;
     journey
         .browser
         .wait_for_text("#backup-tab", "copy", 10)
@@ -557,6 +557,48 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
     app.query(|conn| {
         diesel::sql_query("DELETE FROM backups WHERE phase = 'InProgress'").execute(conn)
     });
+
+    // Into the project database: the server checks the whole form first, then asks in the
+    // row's dialog; only the answer starts the restore.
+    journey
+        .visit(&format!("/projects/{project}?tab=backups"))
+        .await;
+    click_if_closed(&journey.browser, &menu).await;
+    let dialog = format!("#backup-{completed} details.restore");
+    click_if_closed(&journey.browser, &dialog).await;
+    journey
+        .browser
+        .fill(&format!("{dialog} input[name=restore_name]"), "in-place")
+        .await;
+    journey
+        .browser
+        .click(&format!("{dialog} button.primary"))
+        .await;
+    journey
+        .browser
+        .wait_for_text(&dialog, "into the project database?", 10)
+        .await;
+    assert_eq!(app.count("restores WHERE name = 'in-place'"), 0, "it asks first");
+    journey.shot("restore-confirm").await;
+    journey
+        .browser
+        .click(&format!("#restore-form-{completed} button.danger"))
+        .await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "in-place", 10)
+        .await;
+    for _ in 0..300 {
+        if app.count("restores WHERE name = 'in-place' AND phase = 'Completed'") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.count("restores WHERE name = 'in-place' AND phase = 'Completed'"),
+        1,
+        "the confirmed restore ran"
+    );
     journey.visit("/").await;
     journey.shot("dashboard").await;
     journey.visit("/audit").await;
