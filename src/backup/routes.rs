@@ -793,16 +793,17 @@ pub async fn backup_action(
             let request = restore_request(fields);
             // The whole form is checked before anything asks or starts; a refusal is shown
             // beside its field in the form that was sent.
-            let checked =
-                match service::check_restore(&state.runner, &project, &backup, &request).await {
-                    Ok(checked) => checked,
-                    Err(BackupError::Form(errors)) => {
-                        let draft = RestoreDraft::of(&request, errors);
-                        return restore_form(&req, &state, &session, &user, &project, backup, draft)
-                            .await;
-                    }
-                    Err(error) => return Err(error.into()),
-                };
+            let checked = match service::check_restore(&state.runner, &project, &backup, &request)
+                .await
+            {
+                Ok(checked) => checked,
+                Err(BackupError::Form(errors)) => {
+                    let draft = RestoreDraft::of(&request, errors);
+                    return restore_form(&req, &state, &session, &user, &project, backup, draft)
+                        .await;
+                }
+                Err(error) => return Err(error.into()),
+            };
             if asks_first && checked.in_place() {
                 return confirm_restore(&req, &session, &user, &project, &backup, &checked);
             }

@@ -479,8 +479,16 @@ async fn every_route_refuses_every_persona_it_must_and_changes_nothing_when_it_d
             )
             .await;
         assert_eq!(asked.status(), status, "{persona:?} asks to restore");
-        assert_eq!(client.get(&delete).await.status(), status, "{persona:?} GET {delete}");
-        assert_eq!(fingerprint(&world.app), before, "{persona:?} changed the database");
+        assert_eq!(
+            client.get(&delete).await.status(),
+            status,
+            "{persona:?} GET {delete}"
+        );
+        assert_eq!(
+            fingerprint(&world.app),
+            before,
+            "{persona:?} changed the database"
+        );
     }
 
     let mut checked = 0;
@@ -925,8 +933,16 @@ async fn every_api_route_refuses_every_token_it_must_and_changes_nothing_when_it
             )
             .await;
         assert_eq!(asked.status(), status, "{persona:?} asks to restore");
-        assert_eq!(client.get(&delete).await.status(), status, "{persona:?} GET {delete}");
-        assert_eq!(fingerprint(&world.app), before, "{persona:?} changed the database");
+        assert_eq!(
+            client.get(&delete).await.status(),
+            status,
+            "{persona:?} GET {delete}"
+        );
+        assert_eq!(
+            fingerprint(&world.app),
+            before,
+            "{persona:?} changed the database"
+        );
     }
 
     let mut checked = 0;

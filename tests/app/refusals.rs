@@ -135,7 +135,10 @@ async fn a_refused_restore_shows_its_form_again_with_the_reason_and_what_was_typ
         "{:?}",
         texts(&body, ".error")
     );
-    assert!(present(&body, "input[name=restore_name][aria-invalid=true]"));
+    assert!(present(
+        &body,
+        "input[name=restore_name][aria-invalid=true]"
+    ));
     assert!(present(&body, &format!("#restore-refusal-{backup}")));
     assert_eq!(
         value(&body, "input[name=restore_name]").as_deref(),
@@ -202,7 +205,8 @@ async fn post_htmx(world: &World, path: &str, form: &[(&str, &str)]) -> reqwest:
 }
 
 #[actix_web::test]
-async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_server_checked_it() {
+async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_server_checked_it()
+{
     let world = world().await;
     let backup = completed_backup(&world).await;
     let path = world.path(&format!("/backups/{backup}/restore"));
@@ -212,7 +216,10 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
         value(&form, "input[name=confirm_in_place]").as_deref(),
         Some("ask")
     );
-    assert!(!form.contains("hx-confirm"), "no dialog before the server checked");
+    assert!(
+        !form.contains("hx-confirm"),
+        "no dialog before the server checked"
+    );
 
     // Without JavaScript: a page that repeats the choices and says what is replaced.
     let asked = world
@@ -229,8 +236,14 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
         .await;
     assert_eq!(asked.status(), StatusCode::OK);
     let body = asked.text().await.unwrap();
-    assert!(texts(&body, "h1")[0].contains("into the project database?"), "{body}");
-    assert!(body.contains("put-back") && body.contains("are replaced"), "{body}");
+    assert!(
+        texts(&body, "h1")[0].contains("into the project database?"),
+        "{body}"
+    );
+    assert!(
+        body.contains("put-back") && body.contains("are replaced"),
+        "{body}"
+    );
     assert_eq!(world.app.count("restores"), 0, "nothing started yet");
     let confirm = format!("form#restore-form-{backup}");
     assert_eq!(
@@ -245,7 +258,10 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
         value(&body, &format!("{confirm} input[name=namespaces]")).as_deref(),
         Some("app")
     );
-    assert!(present(&body, &format!("{confirm} a[href$='?tab=backups']")), "Cancel");
+    assert!(
+        present(&body, &format!("{confirm} a[href$='?tab=backups']")),
+        "Cancel"
+    );
 
     // Confirm posts the same fields with the answer: the restore starts.
     let confirmed = world
@@ -277,7 +293,10 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
     );
     let fragment = asked.text().await.unwrap();
     assert!(!fragment.contains("<html"), "a fragment");
-    assert!(present(&fragment, &format!("{confirm}[hx-post][hx-target='#backup-tab']")));
+    assert!(present(
+        &fragment,
+        &format!("{confirm}[hx-post][hx-target='#backup-tab']")
+    ));
     assert_eq!(world.app.count("restores"), 1, "nothing started yet");
 
     // A form the server refuses never asks: the reason is beside its field.
@@ -292,8 +311,14 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
     .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let fragment = refused.text().await.unwrap();
-    assert!(!fragment.contains("into the project database?"), "{fragment}");
-    assert!(present(&fragment, &format!("#restore-name-help-{backup}.error")));
+    assert!(
+        !fragment.contains("into the project database?"),
+        "{fragment}"
+    );
+    assert!(present(
+        &fragment,
+        &format!("#restore-name-help-{backup}.error")
+    ));
 
     // Tools post SPEC §6's fields without the page's extra one: the restore starts at once.
     let direct = world
@@ -310,13 +335,23 @@ async fn deleting_a_backup_without_javascript_asks_first() {
     let backup = completed_backup(&world).await;
     let tab = world.partner.page(&world.path("?tab=backups")).await;
     let link = format!("/projects/{}/backups/{backup}/delete", world.project);
-    assert!(present(&tab, &format!("a[href='{link}'][hx-post][hx-confirm]")), "{tab}");
+    assert!(
+        present(&tab, &format!("a[href='{link}'][hx-post][hx-confirm]")),
+        "{tab}"
+    );
     let question = world.partner.get(&link).await;
     assert_eq!(question.status(), StatusCode::OK);
     let body = question.text().await.unwrap();
     assert!(texts(&body, "h1")[0].starts_with("Delete "), "{body}");
-    assert!(present(&body, &format!("form#delete-form[action='{link}']")));
-    assert_eq!(world.app.count("backups WHERE deleted_at IS NULL"), 1, "nothing deleted");
+    assert!(present(
+        &body,
+        &format!("form#delete-form[action='{link}']")
+    ));
+    assert_eq!(
+        world.app.count("backups WHERE deleted_at IS NULL"),
+        1,
+        "nothing deleted"
+    );
 }
 
 #[actix_web::test]

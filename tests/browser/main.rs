@@ -554,6 +554,26 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .browser
         .wait_for_text("#backup-tab", "5.0 MiB so far", 6)
         .await;
+    // One spinner for the one run, also while the tab refreshes itself (htmx marks the tab as
+    // requesting): not the Backup now buttons' too, and not beside the phase's ⟳.
+    let spinning = journey
+        .browser
+        .script(
+            "const tab = document.getElementById('backup-tab');
+             tab.classList.add('htmx-request');
+             const shown = [...tab.querySelectorAll('.spinner')]
+               .filter(s => getComputedStyle(s).display !== 'none').length;
+             const glyphs = [...tab.querySelectorAll('.phase-InProgress')]
+               .filter(p => getComputedStyle(p, '::before').content !== 'none').length;
+             tab.classList.remove('htmx-request');
+             return [shown, glyphs];",
+        )
+        .await;
+    assert_eq!(
+        spinning,
+        serde_json::json!([1, 0]),
+        "spinners shown, ⟳ beside one"
+    );
     app.query(|conn| {
         diesel::sql_query("DELETE FROM backups WHERE phase = 'InProgress'").execute(conn)
     });
@@ -578,7 +598,11 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .browser
         .wait_for_text(&dialog, "into the project database?", 10)
         .await;
-    assert_eq!(app.count("restores WHERE name = 'in-place'"), 0, "it asks first");
+    assert_eq!(
+        app.count("restores WHERE name = 'in-place'"),
+        0,
+        "it asks first"
+    );
     journey.shot("restore-confirm").await;
     journey
         .browser
@@ -771,6 +795,54 @@ async fn managers_and_users_see_only_what_they_may_use() {
             && !providers.contains(&"Tanzu".into())
             && providers.contains(&"AWS".into()),
         "{providers:?}"
+    );
+
+    // GCP's Folder ID and Billing account ID follow "Import an existing project".
+    browser
+        .goto(&format!(
+            "{}/credentials/cloud/new?provider=gcp",
+            app.address
+        ))
+        .await;
+    let shown = "return ['folder_id', 'billing_account_id'].map(id => {                  const input = document.getElementById(id);                  return [input.closest('.field').hidden, input.disabled]; });";
+    assert_eq!(
+        browser.script(shown).await,
+        serde_json::json!([[false, false], [false, false]])
+    );
+    browser.click("#import_project").await;
+    assert_eq!(
+        browser.script(shown).await,
+        serde_json::json!([[true, true], [true, true]]),
+        "hidden and not sent while importing"
+    );
+    browser.click("#import_project").await;
+    assert_eq!(
+        browser.script(shown).await,
+        serde_json::json!([[false, false], [false, false]])
+    );
+
+    // A pasted Storj block fills the S3 fields in the page.
+    browser
+        .goto(&format!("{}/credentials/backup/new", app.address))
+        .await;
+    let filled = browser
+        .script(
+            "const box = document.getElementById('paste');
+             box.value = 'Access Key ID: jw7key\\r\\nSecret Key   : jzsecret\\r\\nEndpoint     : https://gateway.storjshare.io\\r\\n';
+             box.dispatchEvent(new Event('input', { bubbles: true }));
+             return ['access_key_id', 'secret_access_key', 'endpoint']
+               .map(id => document.getElementById(id).value)
+               .concat([document.getElementById('paste-status').textContent]);",
+        )
+        .await;
+    assert_eq!(
+        filled,
+        serde_json::json!([
+            "jw7key",
+            "jzsecret",
+            "https://gateway.storjshare.io",
+            "Filled S3 Access Key ID, S3 Secret Key, S3 Endpoint."
+        ])
     );
     browser.close().await;
 

@@ -8,7 +8,11 @@ enum Part {
     /// `*` (or a step of 1).
     Any,
     /// `*/n`, `a/n`, `a-b/n`.
-    Every { step: u32, from: u32, to: Option<u32> },
+    Every {
+        step: u32,
+        from: u32,
+        to: Option<u32>,
+    },
     /// Values and ranges, each as (first, last).
     List(Vec<(u32, u32)>),
 }
@@ -94,7 +98,11 @@ fn part(text: &str, names: &[&str], first: u32) -> Option<Part> {
                 to: (to != from).then_some(to),
             })
         }
-        None => range.split(',').map(bounds).collect::<Option<_>>().map(Part::List),
+        None => range
+            .split(',')
+            .map(bounds)
+            .collect::<Option<_>>()
+            .map(Part::List),
     }
 }
 
@@ -180,7 +188,11 @@ fn times(minutes: &Part, hours: &Part) -> Option<String> {
 
 /// Names of `items` ("Monday to Friday", "January and July").
 fn named(items: &[(u32, u32)], names: &[&str], first: u32) -> Option<String> {
-    let name = |n: u32| names.get(n.checked_sub(first)? as usize % names.len()).copied();
+    let name = |n: u32| {
+        names
+            .get(n.checked_sub(first)? as usize % names.len())
+            .copied()
+    };
     let spans = items
         .iter()
         .map(|(a, b)| {
@@ -265,7 +277,10 @@ mod tests {
             ("0 2 * * *", "At 02:00"),
             ("30 2 * * *", "At 02:30"),
             ("0 0 * * *", "At 00:00"),
-            ("*/15 9-17 * * *", "Every 15 minutes, between 09:00 and 17:59"),
+            (
+                "*/15 9-17 * * *",
+                "Every 15 minutes, between 09:00 and 17:59",
+            ),
             ("*/15 * * * *", "Every 15 minutes"),
             ("* * * * *", "Every minute"),
             ("0 * * * *", "Every hour, on the hour"),
@@ -279,7 +294,10 @@ mod tests {
             ("0 3 * * MON,THU", "At 03:00, on Monday and Thursday"),
             ("0 0 1 * *", "At 00:00, on day 1 of the month"),
             ("0 4 1,15 * *", "At 04:00, on days 1 and 15 of the month"),
-            ("0 4 1 1,7 *", "At 04:00, on day 1 of the month, in January and July"),
+            (
+                "0 4 1 1,7 *",
+                "At 04:00, on day 1 of the month, in January and July",
+            ),
             ("0,30 * * * *", "At 0 and 30 minutes past every hour"),
         ] {
             assert_eq!(describe(pattern).as_deref(), Some(words), "{pattern}");
