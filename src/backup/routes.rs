@@ -851,9 +851,13 @@ fn confirm_restore(
         checked.namespaces.join(", ")
     };
     let replaced = if checked.namespaces.is_empty() {
-        held.join(", ")
+        &held
     } else {
-        checked.namespaces.join(", ")
+        &checked.namespaces
+    };
+    let replaced = match replaced.as_slice() {
+        [one] => format!("the namespace {one} is"),
+        many => format!("the namespaces {} are", many.join(", ")),
     };
     let failure = if checked.parallel {
         "Parallel restore: if it fails, what was restored so far stays."
@@ -885,8 +889,8 @@ fn confirm_restore(
         section: "projects",
         title: format!("Restore {} into the project database?", backup.name),
         consequence: format!(
-            "In {}'s database, the namespaces {replaced} are replaced by what {} holds: their \
-             tables, views and other objects are dropped and created again, and rows written \
+            "In {}'s database, {replaced} replaced by what {} holds: \
+             the tables, views and other objects there are dropped and created again, and rows written \
              since the backup are lost. {failure}",
             project.name, backup.name
         ),
