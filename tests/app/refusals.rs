@@ -241,7 +241,7 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
         "{body}"
     );
     assert!(
-        body.contains("put-back") && body.contains("are replaced"),
+        body.contains("put-back") && body.contains("the namespace app is replaced"),
         "{body}"
     );
     assert_eq!(world.app.count("restores"), 0, "nothing started yet");
