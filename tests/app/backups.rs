@@ -671,6 +671,15 @@ async fn a_locked_credential_skips_runs_and_a_wrong_secret_fails_them() {
             &[],
         )
         .await;
+    // Unlocked: the skip is no longer news on the dashboard, the projects list or the project
+    // (its row on the Backups tab keeps its reason).
+    for page in ["/".to_string(), "/projects".to_string(), world.path("")] {
+        let body = world.partner.page(&page).await;
+        assert!(
+            !texts(&body, ".flash-error").join(" ").contains("credentials locked"),
+            "{page} after the unlock"
+        );
+    }
 
     // Seal a wrong secret into the credential, as if the key had been revoked at the provider.
     let keyring = crate::helpers::test_keyring();
