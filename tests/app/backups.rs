@@ -676,7 +676,9 @@ async fn a_locked_credential_skips_runs_and_a_wrong_secret_fails_them() {
     for page in ["/".to_string(), "/projects".to_string(), world.path("")] {
         let body = world.partner.page(&page).await;
         assert!(
-            !texts(&body, ".flash-error").join(" ").contains("credentials locked"),
+            !texts(&body, ".flash-error")
+                .join(" ")
+                .contains("credentials locked"),
             "{page} after the unlock"
         );
     }
