@@ -441,11 +441,11 @@ async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
     assert_eq!(
         world
             .partner
-            .get(&world.path(&format!("/backups/{backup}/delete")))
+            .get(&world.path(&format!("/backups/{backup}/verify")))
             .await
             .status(),
         StatusCode::NOT_FOUND,
-        "no page for other actions"
+        "no page for other actions (delete has one: its question)"
     );
     let tab = world.partner.page(&world.path("?tab=backups")).await;
     assert!(
