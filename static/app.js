@@ -86,3 +86,67 @@ document.addEventListener('htmx:beforeRequest', function (event) {
     event.preventDefault();
   }
 });
+
+// A pasted block of credentials ("Access Key ID: …", "Secret Key: …", "Endpoint: …", as Storj
+// shows them) fills the fields whose data-paste names its labels; without JavaScript the server
+// reads the block the same way (`credentials::paste`) into the fields left empty, and drops it.
+function readPaste(text) {
+  var found = {};
+  text.split('\n').forEach(function (line) {
+    line = line.replace(/^[\s\ufeff]+|\s+$/g, '');
+    var at = line.search(/[:=]/);
+    if (at < 0) return;
+    var label = line.slice(0, at).trim().split(/\s+/).join(' ').replace(/^["*-]+|["*-]+$/g, '').toLowerCase();
+    var value = line.slice(at + 1).trim().replace(/^["'`]+|["'`]+$/g, '');
+    if (label && value && !(label in found)) found[label] = value;
+  });
+  return found;
+}
+document.addEventListener('input', function (event) {
+  var box = event.target;
+  if (!box.matches || !box.matches('textarea[data-paste-box]')) return;
+  var found = readPaste(box.value);
+  var filled = [];
+  box.form.querySelectorAll('[data-paste]').forEach(function (input) {
+    var labels = input.getAttribute('data-paste').split('|');
+    for (var i = 0; i < labels.length; i++) {
+      if (labels[i] in found) {
+        input.value = found[labels[i]];
+        var label = box.form.querySelector('label[for="' + input.id + '"]');
+        filled.push(label ? label.textContent.trim() : input.name);
+        return;
+      }
+    }
+  });
+  var status = document.getElementById('paste-status');
+  if (!filled.length) {
+    if (status) status.textContent = box.value.trim() ? 'No known labels yet (Access Key ID, Secret Key, Endpoint).' : '';
+    return;
+  }
+  if (status) status.textContent = 'Filled ' + filled.join(', ') + '.';
+});
+
+// A field used only while a checkbox is not ticked (GCP's Folder ID when importing a project)
+// is hidden and disabled while it is; without JavaScript both show and the server's rule says
+// which to leave empty.
+function followUnless(form) {
+  form.querySelectorAll('[data-unless]').forEach(function (field) {
+    var flag = form.querySelector('#' + field.getAttribute('data-unless'));
+    var unused = !!(flag && flag.checked);
+    field.hidden = unused;
+    field.querySelectorAll('input, select, textarea').forEach(function (input) {
+      input.disabled = unused;
+    });
+  });
+}
+document.addEventListener('change', function (event) {
+  var form = event.target.form;
+  if (form && event.target.type === 'checkbox' && form.querySelector('[data-unless="' + event.target.id + '"]')) {
+    followUnless(form);
+  }
+});
+document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('form').forEach(function (form) {
+    if (form.querySelector('[data-unless]')) followUnless(form);
+  });
+});

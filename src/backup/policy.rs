@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
+mod words;
+
 /// The presets the form offers: (label, cron).
 pub const PRESETS: [(&str, &str); 4] = [
     ("Hourly", "0 * * * *"),
@@ -97,9 +99,13 @@ impl Schedule {
         slots
     }
 
-    /// The schedule in words ("At 02:30 AM", …).
+    /// The schedule in words ("At 02:30", "Every 15 minutes, between 09:00 and 17:59", …),
+    /// without a closing full stop.
     pub fn describe(&self) -> String {
-        self.cron.describe()
+        words::describe(&self.pattern).unwrap_or_else(|| {
+            let said = self.cron.describe();
+            said.trim_end_matches('.').to_string()
+        })
     }
 }
 

@@ -30,6 +30,7 @@ use crate::ids::{BackupId, PolicyId, ProjectId};
 use crate::projects::MANAGERS;
 use crate::projects::model::Project;
 use crate::startup::AppState;
+use crate::web::confirm::{AskAgain, Confirm, ConfirmDelete};
 use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html, html_with_status, is_htmx, see_other};
 
@@ -489,7 +490,7 @@ fn restorable(backup: &Backup) -> Result<(), AppError> {
 }
 
 /// What a restore form shows: blank, or again after a refusal with the values typed (never the
-/// secrets: a target URL holds a password, an identity is a key) and why it was refused.
+/// secrets: a target URL holds a password, an identity is a key) and each field's message.
 #[derive(Default)]
 struct RestoreDraft {
     name: String,
@@ -499,18 +500,18 @@ struct RestoreDraft {
     had_target: bool,
     /// An age identity was given: asked for again.
     had_identity: bool,
-    refusal: Option<String>,
+    errors: FieldErrors,
 }
 
 impl RestoreDraft {
-    fn of(request: &RestoreRequest, refusal: String) -> RestoreDraft {
+    fn of(request: &RestoreRequest, errors: FieldErrors) -> RestoreDraft {
         RestoreDraft {
             name: request.name.clone(),
             namespaces: request.namespaces.clone(),
             parallel: request.parallel,
             had_target: !request.target_database_url.trim().is_empty(),
             had_identity: !request.age_identity.trim().is_empty(),
-            refusal: Some(refusal),
+            errors,
         }
     }
 
@@ -550,7 +551,8 @@ struct RestorePage {
 
 /// GET /projects/{id}/backups/{backup_id}/restore: a backup's restore form, loaded into its
 /// row when it is opened (a hundred rows do not each carry a form), or a page of its own
-/// without JavaScript. Other actions have no page.
+/// without JavaScript. GET …/delete: the question before a delete (browsers without
+/// JavaScript; with it, htmx asks with a dialog and posts). Other actions have no page.
 pub async fn backup_page(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -560,11 +562,25 @@ pub async fn backup_page(
 ) -> Result<HttpResponse, AppError> {
     let (id, backup_id, action) = path.into_inner();
     user.require(&MANAGERS)?;
-    if action != "restore" {
+    if action != "restore" && action != "delete" {
         return Err(AppError::NotFound);
     }
     let (project, backup) =
         project_and(&state, &user, &id, &backup_id, BackupId, Backup::find).await?;
+    if action == "delete" {
+        let question = ConfirmDelete {
+            section: "projects",
+            name: backup.name.clone(),
+            consequence: "The backup and its stored object are deleted: it can no longer be \
+                          restored. This cannot be undone."
+                .into(),
+            action: format!("/projects/{}/backups/{}/delete", project.id, backup.id.0),
+            back: format!("/projects/{}?tab=backups", project.id),
+            back_label: project.name.clone(),
+            refusal: None,
+        };
+        return question.render(&user, &session, false);
+    }
     restorable(&backup)?;
     restore_form(
         &req,
@@ -608,7 +624,7 @@ async fn restore_form(
         })
         .await?
         .is_some_and(|saved| saved.identity.is_some());
-    let status = if draft.refusal.is_some() {
+    let status = if !draft.errors.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -630,14 +646,7 @@ async fn restore_form(
         )?;
         if status != StatusCode::OK {
             // The refused form is replaced where it is, not the tab its success would swap.
-            let headers = response.headers_mut();
-            if let Ok(target) = HeaderValue::from_str(&form) {
-                headers.insert(HeaderName::from_static("hx-retarget"), target);
-            }
-            headers.insert(
-                HeaderName::from_static("hx-reswap"),
-                HeaderValue::from_static("outerHTML"),
-            );
+            in_place_of(&mut response, &form);
         }
         return Ok(response);
     }
@@ -783,31 +792,34 @@ pub async fn backup_action(
             )
         }
         "restore" => {
-            let request = restore_request(form.into_inner());
-            let refused = (project.clone(), backup.clone());
-            match service::restore(
-                &state.runner,
-                user.id(),
-                project,
-                backup,
-                request.clone(),
-                by,
-            )
-            .await
+            let fields = form.into_inner();
+            let asks_first = fields
+                .iter()
+                .any(|(key, value)| key == CONFIRM_IN_PLACE && value == "ask");
+            let request = restore_request(fields);
+            // The whole form is checked before anything asks or starts; a refusal is shown
+            // beside its field in the form that was sent.
+            let checked = match service::check_restore(&state.runner, &project, &backup, &request)
+                .await
             {
-                Ok(name) => (
-                    "restores",
-                    Success::RestoreStarted { name: &name }.to_string(),
-                ),
-                // The form is shown again with the reason and what was typed.
-                Err(BackupError::Refused(reason)) => {
-                    let (project, backup) = refused;
-                    let draft = RestoreDraft::of(&request, reason);
+                Ok(checked) => checked,
+                Err(BackupError::Form(errors)) => {
+                    let draft = RestoreDraft::of(&request, errors);
                     return restore_form(&req, &state, &session, &user, &project, backup, draft)
                         .await;
                 }
                 Err(error) => return Err(error.into()),
+            };
+            if asks_first && checked.in_place() {
+                return confirm_restore(&req, &session, &user, &project, &backup, &checked);
             }
+            let name =
+                service::start_restore(&state.runner, user.id(), project, backup, checked, by)
+                    .await?;
+            (
+                "restores",
+                Success::RestoreStarted { name: &name }.to_string(),
+            )
         }
         "verify" => {
             service::verify_backup(&state.runner, Some(user.id()), project, backup, Some(by))
@@ -820,6 +832,113 @@ pub async fn backup_action(
         _ => return Err(AppError::NotFound),
     };
     answer(&req, &state, &session, &user, project_id, tab, message).await
+}
+
+/// The restore form's field that only keyhold's own page sends (SPEC §6's fields stay as they
+/// are for other tools): `ask` makes a restore into the project database ask first, `yes` is
+/// the answer.
+const CONFIRM_IN_PLACE: &str = "confirm_in_place";
+
+/// The question before a restore replaces what the project database holds: the choices made,
+/// what is replaced, Confirm (the same fields posted again, answered) and Cancel. With htmx it
+/// takes the place of the restore form.
+fn confirm_restore(
+    req: &HttpRequest,
+    session: &Session,
+    user: &CurrentUser,
+    project: &Project,
+    backup: &Backup,
+    checked: &service::CheckedRestore,
+) -> Result<HttpResponse, AppError> {
+    let held = backup.namespaces();
+    let namespaces = if checked.namespaces.is_empty() {
+        format!("all it holds: {}", held.join(", "))
+    } else {
+        checked.namespaces.join(", ")
+    };
+    let replaced = if checked.namespaces.is_empty() {
+        &held
+    } else {
+        &checked.namespaces
+    };
+    let replaced = match replaced.as_slice() {
+        [one] => format!("the namespace {one} is"),
+        many => format!("the namespaces {} are", many.join(", ")),
+    };
+    let failure = if checked.parallel {
+        "Parallel restore: if it fails, what was restored so far stays."
+    } else {
+        "It runs in one transaction: if it fails, nothing changes."
+    };
+    let mut fields = vec![("restore_name".to_string(), checked.name.clone())];
+    fields.extend(
+        checked
+            .namespaces
+            .iter()
+            .map(|namespace| ("namespaces".to_string(), namespace.clone())),
+    );
+    if checked.parallel {
+        fields.push(("parallel".into(), "on".into()));
+    }
+    fields.push((CONFIRM_IN_PLACE.into(), "yes".into()));
+    let ask_again = checked
+        .has_identity()
+        .then(|| AskAgain {
+            name: "age_identity",
+            label: "age identity for this restore".into(),
+            help: "Enter it again: it is never sent back.".into(),
+        })
+        .into_iter()
+        .collect();
+    let form_id = format!("restore-form-{}", backup.id.0);
+    let question = Confirm {
+        section: "projects",
+        title: format!("Restore {} into the project database?", backup.name),
+        consequence: format!(
+            "In {}'s database, {replaced} replaced by what {} holds: \
+             the tables, views and other objects there are dropped and created again, and rows written \
+             since the backup are lost. {failure}",
+            project.name, backup.name
+        ),
+        choices: vec![
+            ("Restore name".into(), checked.name.clone()),
+            ("Namespaces".into(), namespaces),
+            (
+                "Parallel restore".into(),
+                if checked.parallel { "yes" } else { "no" }.into(),
+            ),
+        ],
+        action: format!("/projects/{}/backups/{}/restore", project.id, backup.id.0),
+        fields,
+        ask_again,
+        button: format!("Replace with {}", backup.name),
+        error_id: format!("{form_id}-error"),
+        form_id: form_id.clone(),
+        back: format!("/projects/{}?tab=backups", project.id),
+        back_label: project.name.clone(),
+        cancel: "Cancel".into(),
+        refusal: None,
+        htmx_target: is_htmx(req).then(|| "#backup-tab".to_string()),
+    };
+    if is_htmx(req) {
+        let mut response = question.fragment(session)?;
+        in_place_of(&mut response, &format!("#{form_id}"));
+        return Ok(response);
+    }
+    question.render(user, session, false)
+}
+
+/// Makes htmx swap `response` in place of `selector` (the form that was sent) instead of the
+/// target its success would swap.
+fn in_place_of(response: &mut HttpResponse, selector: &str) {
+    let headers = response.headers_mut();
+    if let Ok(target) = HeaderValue::from_str(selector) {
+        headers.insert(HeaderName::from_static("hx-retarget"), target);
+    }
+    headers.insert(
+        HeaderName::from_static("hx-reswap"),
+        HeaderValue::from_static("outerHTML"),
+    );
 }
 
 /// The restore form's fields (namespaces repeat).

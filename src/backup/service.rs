@@ -502,9 +502,110 @@ pub struct RestoreRequest {
     pub age_identity: String,
 }
 
-/// Starts a restore of `backup`; answers its name. Another database than the project's own is
-/// a choice of its own: checked like a data source, refused if any other project uses it, and
-/// audited as `restore.create_elsewhere` with the target.
+/// A restore form the checks accepted: what `start_restore` runs.
+pub struct CheckedRestore {
+    pub name: String,
+    pub namespaces: Vec<String>,
+    pub parallel: bool,
+    /// The pasted age identity's key.
+    identity: Option<String>,
+    /// Another database than the project's: its URL and how it is shown.
+    target: Option<(String, String)>,
+}
+
+impl CheckedRestore {
+    /// Whether the restore replaces what is in the project's own database (no other target).
+    pub fn in_place(&self) -> bool {
+        self.target.is_none()
+    }
+
+    /// Whether an age identity was pasted for it (asked for again, never shown back).
+    pub fn has_identity(&self) -> bool {
+        self.identity.is_some()
+    }
+}
+
+/// Checks a restore form without starting anything: the name, the namespaces, a pasted
+/// identity against the backup's recipients, another database like a data source. Refusals
+/// name their field (`BackupError::Form`).
+pub async fn check_restore(
+    runner: &Runner,
+    project: &Project,
+    backup: &Backup,
+    request: &RestoreRequest,
+) -> Result<CheckedRestore, BackupError> {
+    if !backup.restorable() {
+        return Err(BackupError::NotRestorable(backup.name.clone()));
+    }
+    let mut errors = FieldErrors::default();
+    let available = backup.namespaces();
+    if request.namespaces.iter().any(|n| !available.contains(n)) {
+        errors.add("namespaces", "Choose namespaces that this backup holds.");
+    }
+    let name = match request.name.trim() {
+        "" => format!("restore-{}", Utc::now().format("%Y%m%d-%H%M%S")),
+        given => given.to_string(),
+    };
+    errors.check(
+        "restore_name",
+        crate::web::form::check_length(&name, 3, 40).map_err(|m| format!("Restore name: {m}")),
+    );
+    // A pasted identity is checked against the backup's recipients before anything runs.
+    let identity = match request.age_identity.trim() {
+        "" => None,
+        text => match (encryption::parse_identity(text), backup.encrypted_to()) {
+            (Err(message), _) => {
+                errors.add("age_identity", message);
+                None
+            }
+            (Ok(_), None) => {
+                errors.add(
+                    "age_identity",
+                    "This backup is not encrypted: leave the age identity empty.",
+                );
+                None
+            }
+            (Ok((_, public)), Some(recipients)) if !recipients.contains(&public) => {
+                errors.add("age_identity", "this backup was not encrypted to that key");
+                None
+            }
+            (Ok((key, _)), Some(_)) => Some(key),
+        },
+    };
+    // Another database is reached only for a form that is otherwise right.
+    let target = match request.target_database_url.trim() {
+        "" => None,
+        _ if !errors.is_empty() => None,
+        url => match DataSource::parse(url) {
+            Err(message) => {
+                errors.add("target_database_url", message);
+                None
+            }
+            Ok(source) => match runner
+                .check_source(&source, SourceUse::RestoreTarget(project.id))
+                .await
+            {
+                Ok(checked) => Some((url.to_string(), checked.display())),
+                Err(message) => {
+                    errors.add("target_database_url", message);
+                    None
+                }
+            },
+        },
+    };
+    if !errors.is_empty() {
+        return Err(BackupError::Form(errors));
+    }
+    Ok(CheckedRestore {
+        name,
+        namespaces: request.namespaces.clone(),
+        parallel: request.parallel,
+        identity,
+        target,
+    })
+}
+
+/// Checks and starts a restore of `backup`; answers its name.
 pub async fn restore(
     runner: &Runner,
     actor: UserId,
@@ -513,57 +614,32 @@ pub async fn restore(
     request: RestoreRequest,
     by: NewEvent,
 ) -> Result<String, BackupError> {
-    if !backup.restorable() {
-        return Err(BackupError::NotRestorable(backup.name));
-    }
-    let available = backup.namespaces();
-    if request.namespaces.iter().any(|n| !available.contains(n)) {
-        return Err(BackupError::Refused(
-            "Choose namespaces that this backup holds.".into(),
-        ));
-    }
-    let name = match request.name.trim() {
-        "" => format!("restore-{}", Utc::now().format("%Y%m%d-%H%M%S")),
-        given => given.to_string(),
-    };
-    crate::web::form::check_length(&name, 3, 40)
-        .map_err(|m| BackupError::Refused(format!("Restore name: {m}")))?;
-    // A pasted identity is checked against the backup's recipients before anything runs.
-    let identity = match request.age_identity.trim() {
-        "" => None,
-        text => {
-            let (key, public) = encryption::parse_identity(text).map_err(BackupError::Refused)?;
-            match backup.encrypted_to() {
-                None => {
-                    return Err(BackupError::Refused(
-                        "This backup is not encrypted: leave the age identity empty.".into(),
-                    ));
-                }
-                Some(recipients) if !recipients.contains(&public) => {
-                    return Err(BackupError::Refused(
-                        "this backup was not encrypted to that key".into(),
-                    ));
-                }
-                Some(_) => Some(key),
-            }
-        }
-    };
-    let target = match request.target_database_url.trim() {
-        "" => None,
-        url => {
-            let source = DataSource::parse(url).map_err(BackupError::Refused)?;
-            let checked = runner
-                .check_source(&source, SourceUse::RestoreTarget(project.id))
-                .await
-                .map_err(BackupError::Refused)?;
-            Some((url.to_string(), checked.display()))
-        }
-    };
+    let checked = check_restore(runner, &project, &backup, &request).await?;
+    start_restore(runner, actor, project, backup, checked, by).await
+}
+
+/// Starts a checked restore of `backup`; answers its name. Another database than the
+/// project's own is audited as `restore.create_elsewhere` with the target.
+pub async fn start_restore(
+    runner: &Runner,
+    actor: UserId,
+    project: Project,
+    backup: Backup,
+    checked: CheckedRestore,
+    by: NewEvent,
+) -> Result<String, BackupError> {
+    let CheckedRestore {
+        name,
+        namespaces,
+        parallel,
+        identity,
+        target,
+    } = checked;
     let mut fields = vec!["restore_name"];
-    if !request.namespaces.is_empty() {
+    if !namespaces.is_empty() {
         fields.push("namespaces");
     }
-    if request.parallel {
+    if parallel {
         fields.push("parallel");
     }
     if identity.is_some() {
@@ -585,7 +661,6 @@ pub async fn restore(
         )
         .fields(&fields);
     let (restore_backup, shown) = (backup.clone(), target.as_ref().map(|(_, s)| s.clone()));
-    let (namespaces, parallel) = (request.namespaces.clone(), request.parallel);
     let restore = db::run(&runner.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let restore = Restore::create(

@@ -39,6 +39,12 @@ pub struct Field {
     pub conditional: bool,
     pub editable: bool,
     pub default: &'static str,
+    /// When required only under a condition: the checkbox whose tick makes the field unused
+    /// (the form hides and disables it with JavaScript; the provider's rule checks it).
+    pub unless: &'static str,
+    /// The labels this field has in a block of credentials people paste (Storj shows "Access
+    /// Key ID: …"), lower case; see `credentials::paste`.
+    pub pasted_as: &'static [&'static str],
 }
 
 /// A required field, fixed after creation.
@@ -53,6 +59,8 @@ pub const fn field(key: &'static str, label: &'static str, input: Input) -> Fiel
         conditional: false,
         editable: false,
         default: "",
+        unless: "",
+        pasted_as: &[],
     }
 }
 
@@ -80,11 +88,18 @@ impl Field {
         self.required = false;
         self
     }
-    /// Required only when `condition` holds (the help says so; the provider's rule checks it).
-    pub const fn required_unless(mut self, condition: &'static str) -> Field {
+    /// Required unless the checkbox `flag` is ticked, and unused then (the help says so; the
+    /// provider's rule checks it).
+    pub const fn required_unless(mut self, flag: &'static str, condition: &'static str) -> Field {
         self.required = false;
         self.conditional = true;
+        self.unless = flag;
         self.help = condition;
+        self
+    }
+    /// The labels this field has in a pasted block of credentials (lower case).
+    pub const fn pasted_as(mut self, labels: &'static [&'static str]) -> Field {
+        self.pasted_as = labels;
         self
     }
     pub const fn editable(mut self) -> Field {

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod field;
 pub mod model;
+pub mod paste;
 pub mod provider;
 pub mod routes;
 pub mod search_index;

@@ -145,7 +145,13 @@ const LISTING: &str = "SELECT p.id, p.organization_id, p.name, p.cloud_credentia
         p.version, p.created_at, p.created_by, p.updated_at, p.updated_by,
         o.name AS organization_name,
         cc.name AS cloud_credential_name, ac.name AS ai_credential_name,
-        bc.name AS backup_credential_name, last.phase AS last_phase, last.reason AS last_reason,
+        bc.name AS backup_credential_name,
+        -- A skip whose causes are gone (backup on again, its credential unlocked) is no longer
+        -- news: the banner leaves with the unlock, not after the next run.
+        CASE WHEN last.phase = 'Skipped' AND p.backup_enabled AND bc.is_locked = false
+             THEN NULL ELSE last.phase END AS last_phase,
+        CASE WHEN last.phase = 'Skipped' AND p.backup_enabled AND bc.is_locked = false
+             THEN NULL ELSE last.reason END AS last_reason,
         missed.name AS missed_policy, missed.next_run_at AS missed_at,
         drill.reason AS drill_failure
      FROM projects p

@@ -84,11 +84,11 @@ async fn backup_now_uploads_a_checksummed_dump_that_restores_the_same_rows() {
     assert_eq!(
         world
             .partner
-            .get(&world.path(&format!("/backups/{backup}/delete")))
+            .get(&world.path(&format!("/backups/{backup}/verify")))
             .await
             .status(),
         StatusCode::NOT_FOUND,
-        "no page for other actions"
+        "no page for other actions (delete has one: its question)"
     );
     let tab = world.partner.page(&world.path("?tab=backups")).await;
     assert!(
@@ -314,6 +314,17 @@ async fn a_locked_credential_skips_runs_and_a_wrong_secret_fails_them() {
             &[],
         )
         .await;
+    // Unlocked: the skip is no longer news on the dashboard, the projects list or the project
+    // (its row on the Backups tab keeps its reason).
+    for page in ["/".to_string(), "/projects".to_string(), world.path("")] {
+        let body = world.partner.page(&page).await;
+        assert!(
+            !texts(&body, ".flash-error")
+                .join(" ")
+                .contains("credentials locked"),
+            "{page} after the unlock"
+        );
+    }
 
     // Seal a wrong secret into the credential, as if the key had been revoked at the provider.
     let keyring = crate::support::test_keyring();

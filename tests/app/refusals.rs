@@ -126,13 +126,19 @@ async fn a_refused_restore_shows_its_form_again_with_the_reason_and_what_was_typ
         "{:?}",
         texts(&body, "h1")
     );
+    // The reason is beside the name, which points to it.
     assert!(
-        texts(&body, &format!("#restore-refusal-{backup}"))
+        texts(&body, &format!("#restore-name-help-{backup}.error"))
             .join("")
-            .contains("Restore name"),
+            .contains("3 to 40 characters"),
         "{:?}",
         texts(&body, ".error")
     );
+    assert!(present(
+        &body,
+        "input[name=restore_name][aria-invalid=true]"
+    ));
+    assert!(present(&body, &format!("#restore-refusal-{backup}")));
     assert_eq!(
         value(&body, "input[name=restore_name]").as_deref(),
         Some("ab")
@@ -171,7 +177,180 @@ async fn a_refused_restore_shows_its_form_again_with_the_reason_and_what_was_typ
         value(&fragment, "input[name=restore_name]").as_deref(),
         Some("ab")
     );
+    assert!(
+        texts(&fragment, &format!("#restore-name-help-{backup}.error"))
+            .join("")
+            .contains("3 to 40 characters"),
+        "the reason is beside the field, not a flash: {fragment}"
+    );
+    assert!(!fragment.contains("class=\"flash"), "{fragment}");
     assert_eq!(world.app.count("restores"), 0);
+}
+
+/// Posts `form` to `path` as htmx does (the session's token in the form).
+async fn post_htmx(world: &World, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    let token = world.partner.token(path).await;
+    let mut fields = vec![("csrf_token", token.as_str())];
+    fields.extend_from_slice(form);
+    world
+        .partner
+        .http
+        .post(format!("{}{path}", world.partner.base))
+        .header("HX-Request", "true")
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_server_checked_it()
+{
+    let world = world().await;
+    let backup = completed_backup(&world).await;
+    let path = world.path(&format!("/backups/{backup}/restore"));
+    let form = world.partner.page(&path).await;
+    // Only keyhold's own form carries the field that asks first.
+    assert_eq!(
+        value(&form, "input[name=confirm_in_place]").as_deref(),
+        Some("ask")
+    );
+    assert!(
+        !form.contains("hx-confirm"),
+        "no dialog before the server checked"
+    );
+
+    // Without JavaScript: a page that repeats the choices and says what is replaced.
+    let asked = world
+        .partner
+        .post_from(
+            &path,
+            &path,
+            &[
+                ("restore_name", "put-back"),
+                ("namespaces", "app"),
+                ("confirm_in_place", "ask"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    let body = asked.text().await.unwrap();
+    assert!(
+        texts(&body, "h1")[0].contains("into the project database?"),
+        "{body}"
+    );
+    assert!(
+        body.contains("put-back") && body.contains("the namespace app is replaced"),
+        "{body}"
+    );
+    assert_eq!(world.app.count("restores"), 0, "nothing started yet");
+    let confirm = format!("form#restore-form-{backup}");
+    assert_eq!(
+        value(&body, &format!("{confirm} input[name=confirm_in_place]")).as_deref(),
+        Some("yes")
+    );
+    assert_eq!(
+        value(&body, &format!("{confirm} input[name=restore_name]")).as_deref(),
+        Some("put-back")
+    );
+    assert_eq!(
+        value(&body, &format!("{confirm} input[name=namespaces]")).as_deref(),
+        Some("app")
+    );
+    assert!(
+        present(&body, &format!("{confirm} a[href$='?tab=backups']")),
+        "Cancel"
+    );
+
+    // Confirm posts the same fields with the answer: the restore starts.
+    let confirmed = world
+        .partner
+        .post_from(
+            &path,
+            &path,
+            &[
+                ("restore_name", "put-back"),
+                ("namespaces", "app"),
+                ("confirm_in_place", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(world.app.count("restores"), 1);
+
+    // With htmx: the question takes the place of the form; the tab is not swapped yet.
+    let asked = post_htmx(
+        &world,
+        &path,
+        &[("restore_name", "again"), ("confirm_in_place", "ask")],
+    )
+    .await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert_eq!(
+        asked.headers()["hx-retarget"],
+        format!("#restore-form-{backup}").as_str()
+    );
+    let fragment = asked.text().await.unwrap();
+    assert!(!fragment.contains("<html"), "a fragment");
+    assert!(present(
+        &fragment,
+        &format!("{confirm}[hx-post][hx-target='#backup-tab']")
+    ));
+    assert_eq!(world.app.count("restores"), 1, "nothing started yet");
+
+    // A form the server refuses never asks: the reason is beside its field.
+    let refused = post_htmx(
+        &world,
+        &path,
+        &[
+            ("restore_name", "x".repeat(41).as_str()),
+            ("confirm_in_place", "ask"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let fragment = refused.text().await.unwrap();
+    assert!(
+        !fragment.contains("into the project database?"),
+        "{fragment}"
+    );
+    assert!(present(
+        &fragment,
+        &format!("#restore-name-help-{backup}.error")
+    ));
+
+    // Tools post SPEC §6's fields without the page's extra one: the restore starts at once.
+    let direct = world
+        .partner
+        .post_from(&path, &path, &[("restore_name", "tool")])
+        .await;
+    assert_eq!(direct.status(), StatusCode::SEE_OTHER);
+    assert_eq!(world.app.count("restores"), 2);
+}
+
+#[actix_web::test]
+async fn deleting_a_backup_without_javascript_asks_first() {
+    let world = world().await;
+    let backup = completed_backup(&world).await;
+    let tab = world.partner.page(&world.path("?tab=backups")).await;
+    let link = format!("/projects/{}/backups/{backup}/delete", world.project);
+    assert!(
+        present(&tab, &format!("a[href='{link}'][hx-post][hx-confirm]")),
+        "{tab}"
+    );
+    let question = world.partner.get(&link).await;
+    assert_eq!(question.status(), StatusCode::OK);
+    let body = question.text().await.unwrap();
+    assert!(texts(&body, "h1")[0].starts_with("Delete "), "{body}");
+    assert!(present(
+        &body,
+        &format!("form#delete-form[action='{link}']")
+    ));
+    assert_eq!(
+        world.app.count("backups WHERE deleted_at IS NULL"),
+        1,
+        "nothing deleted"
+    );
 }
 
 #[actix_web::test]

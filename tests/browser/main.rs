@@ -437,11 +437,11 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
             &target.url,
         )
         .await;
+    // Into another database: the person's own choice, started at once (no question).
     journey
         .browser
         .click("details.restore button.primary")
         .await;
-    journey.browser.accept_dialog().await;
     journey
         .browser
         .wait_for_text("#backup-tab", "copy", 10)
@@ -492,9 +492,75 @@ async fn a_partner_walks_the_whole_journey_with_javascript() {
         .browser
         .wait_for_text("#backup-tab", "5.0 MiB so far", 6)
         .await;
+    // One spinner for the one run, also while the tab refreshes itself (htmx marks the tab as
+    // requesting): not the Backup now buttons' too, and not beside the phase's ⟳.
+    let spinning = journey
+        .browser
+        .script(
+            "const tab = document.getElementById('backup-tab');
+             tab.classList.add('htmx-request');
+             const shown = [...tab.querySelectorAll('.spinner')]
+               .filter(s => getComputedStyle(s).display !== 'none').length;
+             const glyphs = [...tab.querySelectorAll('.phase-InProgress')]
+               .filter(p => getComputedStyle(p, '::before').content !== 'none').length;
+             tab.classList.remove('htmx-request');
+             return [shown, glyphs];",
+        )
+        .await;
+    assert_eq!(
+        spinning,
+        serde_json::json!([1, 0]),
+        "spinners shown, ⟳ beside one"
+    );
     app.query(|conn| {
         diesel::sql_query("DELETE FROM backups WHERE phase = 'InProgress'").execute(conn)
     });
+
+    // Into the project database: the server checks the whole form first, then asks in the
+    // row's dialog; only the answer starts the restore.
+    journey
+        .visit(&format!("/projects/{project}?tab=backups"))
+        .await;
+    click_if_closed(&journey.browser, &menu).await;
+    let dialog = format!("#backup-{completed} details.restore");
+    click_if_closed(&journey.browser, &dialog).await;
+    journey
+        .browser
+        .fill(&format!("{dialog} input[name=restore_name]"), "in-place")
+        .await;
+    journey
+        .browser
+        .click(&format!("{dialog} button.primary"))
+        .await;
+    journey
+        .browser
+        .wait_for_text(&dialog, "into the project database?", 10)
+        .await;
+    assert_eq!(
+        app.count("restores WHERE name = 'in-place'"),
+        0,
+        "it asks first"
+    );
+    journey.shot("restore-confirm").await;
+    journey
+        .browser
+        .click(&format!("#restore-form-{completed} button.danger"))
+        .await;
+    journey
+        .browser
+        .wait_for_text("#backup-tab", "in-place", 10)
+        .await;
+    for _ in 0..300 {
+        if app.count("restores WHERE name = 'in-place' AND phase = 'Completed'") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.count("restores WHERE name = 'in-place' AND phase = 'Completed'"),
+        1,
+        "the confirmed restore ran"
+    );
     journey.visit("/").await;
     journey.shot("dashboard").await;
     journey.visit("/audit").await;
@@ -656,6 +722,54 @@ async fn managers_and_users_see_only_what_they_may_use() {
             && !providers.contains(&"Tanzu".into())
             && providers.contains(&"AWS".into()),
         "{providers:?}"
+    );
+
+    // GCP's Folder ID and Billing account ID follow "Import an existing project".
+    browser
+        .goto(&format!(
+            "{}/credentials/cloud/new?provider=gcp",
+            app.address
+        ))
+        .await;
+    let shown = "return ['folder_id', 'billing_account_id'].map(id => {                  const input = document.getElementById(id);                  return [input.closest('.field').hidden, input.disabled]; });";
+    assert_eq!(
+        browser.script(shown).await,
+        serde_json::json!([[false, false], [false, false]])
+    );
+    browser.click("#import_project").await;
+    assert_eq!(
+        browser.script(shown).await,
+        serde_json::json!([[true, true], [true, true]]),
+        "hidden and not sent while importing"
+    );
+    browser.click("#import_project").await;
+    assert_eq!(
+        browser.script(shown).await,
+        serde_json::json!([[false, false], [false, false]])
+    );
+
+    // A pasted Storj block fills the S3 fields in the page.
+    browser
+        .goto(&format!("{}/credentials/backup/new", app.address))
+        .await;
+    let filled = browser
+        .script(
+            "const box = document.getElementById('paste');
+             box.value = 'Access Key ID: jw7key\\r\\nSecret Key   : jzsecret\\r\\nEndpoint     : https://gateway.storjshare.io\\r\\n';
+             box.dispatchEvent(new Event('input', { bubbles: true }));
+             return ['access_key_id', 'secret_access_key', 'endpoint']
+               .map(id => document.getElementById(id).value)
+               .concat([document.getElementById('paste-status').textContent]);",
+        )
+        .await;
+    assert_eq!(
+        filled,
+        serde_json::json!([
+            "jw7key",
+            "jzsecret",
+            "https://gateway.storjshare.io",
+            "Filled S3 Access Key ID, S3 Secret Key, S3 Endpoint."
+        ])
     );
     browser.close().await;
 

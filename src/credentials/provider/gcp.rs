@@ -26,9 +26,10 @@ pub static PROVIDER: Provider = Provider {
             Input::Checkbox,
         )
         .optional(),
-        text("folder_id", "Folder ID").required_unless("Required unless importing a project."),
+        text("folder_id", "Folder ID")
+            .required_unless("import_project", "Required unless importing a project."),
         text("billing_account_id", "Billing account ID")
-            .required_unless("Required unless importing a project."),
+            .required_unless("import_project", "Required unless importing a project."),
         text("region", "Region").help("e.g. europe-west1"),
         az_count(),
     ],

@@ -18,11 +18,28 @@ pub static PROVIDER: Provider = Provider {
     partner_only_add: false,
     name_editable: true,
     fields: &[
-        text("access_key_id", "S3 Access Key ID").editable(),
-        secret("secret_access_key", "S3 Secret Key").editable(),
+        text("access_key_id", "S3 Access Key ID")
+            .editable()
+            .pasted_as(&[
+                "access key id",
+                "access key",
+                "aws_access_key_id",
+                "access_key_id",
+            ]),
+        secret("secret_access_key", "S3 Secret Key")
+            .editable()
+            .pasted_as(&[
+                "secret key",
+                "secret access key",
+                "aws_secret_access_key",
+                "secret_access_key",
+            ]),
         url("endpoint", "S3 Endpoint")
-            .help("e.g. https://s3.eu-central-1.amazonaws.com or your MinIO address."),
-        text("region", "S3 Region").default("us-east-1"),
+            .help("e.g. https://s3.eu-central-1.amazonaws.com or your MinIO address.")
+            .pasted_as(&["endpoint", "s3 endpoint", "endpoint url", "endpoint_url"]),
+        text("region", "S3 Region")
+            .default("us-east-1")
+            .pasted_as(&["region", "s3 region"]),
         field("addressing", "Addressing style", Input::Select(ADDRESSING))
             .default("auto")
             .optional()

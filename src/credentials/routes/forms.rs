@@ -15,6 +15,7 @@ use crate::auth::{CurrentUser, Role};
 use crate::credentials::error::CredentialError;
 use crate::credentials::field::{Field, Values};
 use crate::credentials::model::{CredentialId, Listed};
+use crate::credentials::paste;
 use crate::credentials::provider::{self, Kind, Provider};
 use crate::credentials::service::{self, CheckedForm, Checking, Created, Editing, Submission};
 use crate::credentials::verify::Outcome;
@@ -141,6 +142,11 @@ impl FormPage {
             && (!self.errors.is_empty() || self.outcome.is_some() || self.refusal.is_some())
     }
 
+    /// Whether the add form offers a box for a pasted block of credentials.
+    fn takes_paste(&self) -> bool {
+        self.editing.is_none() && self.provider.fields.iter().any(|f| !f.pasted_as.is_empty())
+    }
+
     fn can_change_name(&self) -> bool {
         self.editing.is_none() || self.provider.name_editable
     }
@@ -231,7 +237,8 @@ pub async fn create(
     let form = form.into_inner();
     let provider = provider_for_new(kind, form.get("provider").map(String::as_str), &user)?
         .ok_or(CredentialError::NoProvider)?;
-    let submission = Submission::parse(form);
+    let mut submission = Submission::parse(form);
+    paste::fill_blanks(provider.fields, &mut submission.values);
     let context = context(&state);
     let actor = actor(&req, &state, &user);
     let (errors, outcome) = match service::create(&context, &actor, provider, &submission).await {
@@ -320,7 +327,10 @@ pub async fn verify_form(
         ),
     };
     let context = context(&state);
-    let submission = Submission::parse(form);
+    let mut submission = Submission::parse(form);
+    if let Checking::New(provider) = &checking {
+        paste::fill_blanks(provider.fields, &mut submission.values);
+    }
     let checked = service::check(&context, user.scope(), kind, checking, submission).await?;
     if is_htmx(&req) {
         return html(&VerifyFragment {

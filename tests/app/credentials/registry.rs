@@ -119,6 +119,16 @@ async fn every_cloud_provider_can_be_added_and_is_checked_against_its_api() {
     let labels = texts(&form, "label[for=folder_id], label[for=billing_account_id]");
     assert_eq!(labels, ["Folder ID", "Billing account ID"], "{labels:?}");
     assert!(form.contains("Required unless importing a project."));
+    // Both follow the checkbox (hidden and disabled by app.js while it is ticked).
+    assert_eq!(
+        texts(
+            &form,
+            "[data-unless=import_project] #folder_id, [data-unless=import_project] #billing_account_id"
+        )
+        .len(),
+        2,
+        "{form}"
+    );
     let page = setup
         .partner
         .page("/credentials/cloud?provider=openshift")

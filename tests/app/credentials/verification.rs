@@ -276,6 +276,30 @@ async fn invalid_cloud_forms_answer_422_with_messages_next_to_the_fields() {
         texts(&body, "#private_netmask-help"),
         vec!["Enter a number from 1 to 32.".to_string()]
     );
+
+    // Tanzu's port has one source: a URL naming another port than Port is refused beside
+    // Port, not silently overridden.
+    let mut tanzu = forms["tanzu"].clone();
+    for (k, v) in tanzu.iter_mut() {
+        if k == "port" {
+            *v = "9443".into();
+        }
+    }
+    let response = add_cloud(
+        &setup.partner,
+        setup.blue,
+        "tanzu",
+        "tanzu-two-ports",
+        &tanzu,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    let message = texts(&body, "#port-help").join("");
+    assert!(
+        message.contains("Port says 9443") && message.contains("take the port out of the URL"),
+        "{message}"
+    );
     assert_eq!(setup.app.count("credentials"), 0);
 }
 
@@ -421,4 +445,81 @@ async fn the_tables_show_when_each_credential_was_last_verified() {
         vec!["Not verified".to_string()]
     );
     assert_eq!(verified_time(&page, id), None);
+}
+
+#[actix_web::test]
+async fn a_pasted_storj_block_fills_the_empty_fields_without_javascript_and_is_never_echoed() {
+    let setup = setup().await;
+    let s3 = fakes::start_s3().await;
+    let blue = setup.blue.to_string();
+    let form = setup.partner.page("/credentials/backup/new").await;
+    assert_eq!(
+        texts(&form, "label[for=paste]").len(),
+        1,
+        "the add form offers the box"
+    );
+    assert!(form.contains("data-paste=\"access key id|"), "{form}");
+
+    // A refused block (wrong secret): the form again with the key and endpoint it gave, the
+    // box empty and the secret nowhere.
+    let wrong = format!(
+        "Access Key ID: {S3_ACCESS_KEY}\r\nSecret Key   : never-echoed-secret\r\nEndpoint     : {}\r\n",
+        s3.endpoint
+    );
+    let refused = add(
+        &setup.partner,
+        "backup",
+        &[
+            ("organization_id", &blue),
+            ("name", "Pasted"),
+            ("region", "us-east-1"),
+            ("paste", &wrong),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert_eq!(texts(&body, ".verify-box"), ["Invalid S3 credentials"]);
+    assert!(
+        !body.contains("never-echoed-secret"),
+        "secrets are never echoed"
+    );
+    assert!(
+        body.contains(&format!("value=\"{S3_ACCESS_KEY}\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("value=\"{}\"", s3.endpoint)),
+        "{body}"
+    );
+
+    // The right block, as Storj shows it: saved with what it gave. A value typed in a field
+    // wins over the block's.
+    let right = format!(
+        "========== GATEWAY CREDENTIALS ==========\r\n  Access Key ID:  wrong-key  \r\nSecret Key   : {GOOD}\r\nEndpoint     : {}\r\n",
+        s3.endpoint
+    );
+    let saved = add(
+        &setup.partner,
+        "backup",
+        &[
+            ("organization_id", &blue),
+            ("name", "Pasted"),
+            ("access_key_id", S3_ACCESS_KEY),
+            ("region", "us-east-1"),
+            ("paste", &right),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let id = setup.credential_id("Pasted");
+    let detail = setup
+        .partner
+        .page(&format!("/credentials/backup/{id}"))
+        .await;
+    assert!(
+        detail.contains(S3_ACCESS_KEY) && detail.contains(&s3.endpoint),
+        "{detail}"
+    );
+    assert!(!detail.contains("wrong-key") && !detail.contains(GOOD));
 }
