@@ -151,6 +151,7 @@ impl Runner {
             part: self.restores.download_part,
             stall: self.transfer_timeout,
         };
+        let downloading = std::time::Instant::now();
         storage
             .download_ranges(
                 &key,
@@ -170,6 +171,14 @@ impl Runner {
             .finish()
             .await
             .map_err(|error| format!("could not write the download: {error}"))?;
+        let seconds = downloading.elapsed().as_secs_f64();
+        tracing::info!(
+            backup = backup.id.0,
+            bytes = written.bytes,
+            seconds,
+            megabytes_per_second = written.bytes as f64 / 1e6 / seconds.max(1e-3),
+            "download timed"
+        );
         if written.bytes != size as u64 || backup.sha256.as_deref() != Some(written.digest.as_str())
         {
             return Err(format!(

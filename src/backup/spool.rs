@@ -1,8 +1,8 @@
 //! A restore's download file, hashed and written on a blocking thread of its own. The runner's
 //! thread only copies what arrives into 1 MiB chunks and hands them over, so it goes on
 //! receiving the other ranged GETs while the chunks before are hashed and written (SHA-256 and
-//! file writes on the runner's own thread made the GETs wait), and each chunk's writeback to
-//! disk is started at once (`start_writeback`).
+//! file writes on the runner's own thread made the GETs wait); a third thread starts writing
+//! the file back to disk as it grows (`Writeback`).
 
 use std::io::{self, Write};
 use std::pin::Pin;
@@ -38,12 +38,13 @@ impl Spool {
     pub(crate) fn new(file: std::fs::File) -> Spool {
         let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(DEPTH);
         let worker = tokio::task::spawn_blocking(move || {
+            let writeback = Writeback::of(&file);
             let (mut file, mut hasher, mut bytes) = (file, Sha256::new(), 0u64);
             while let Some(chunk) = receiver.blocking_recv() {
                 hasher.update(&chunk);
                 file.write_all(&chunk)?;
-                start_writeback(&file, bytes, chunk.len());
                 bytes += chunk.len() as u64;
+                writeback.up_to(bytes);
             }
             file.flush()?;
             Ok(Written {
@@ -84,13 +85,53 @@ impl Spool {
     }
 }
 
-/// Starts writing `len` bytes of `file` from `offset` to disk, without waiting for them. The
-/// download is then on disk about when it ends, instead of being written back while
-/// `pg_restore` loads the target on the same disk (that cost the restore about as long as
-/// writing the whole file takes). It also keeps a large download from filling memory with
-/// dirty pages.
+/// Starts writing the file to disk as it grows, from a thread of its own that never holds up
+/// the download: the download is then mostly on disk when it ends, instead of being written
+/// back while `pg_restore` loads the target on the same disk, and a large download does not
+/// fill memory with dirty pages. Ends when dropped (what it was told is still started).
+struct Writeback {
+    sender: Option<std::sync::mpsc::Sender<u64>>,
+}
+
+impl Writeback {
+    fn of(file: &std::fs::File) -> Writeback {
+        let (sender, receiver) = std::sync::mpsc::channel::<u64>();
+        let started = file.try_clone().ok().and_then(|file| {
+            std::thread::Builder::new()
+                .name("restore-writeback".into())
+                .spawn(move || {
+                    let mut done = 0u64;
+                    while let Ok(mut end) = receiver.recv() {
+                        // Only the newest end matters: one call covers what queued meanwhile.
+                        while let Ok(later) = receiver.try_recv() {
+                            end = later;
+                        }
+                        // (A length of 0 would mean "to the end of the file".)
+                        if end > done {
+                            start_writeback(&file, done, end - done);
+                            done = end;
+                        }
+                    }
+                })
+                .ok()
+        });
+        Writeback {
+            sender: started.map(|_| sender),
+        }
+    }
+
+    /// The file holds `end` bytes: start writing them back.
+    fn up_to(&self, end: u64) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(end);
+        }
+    }
+}
+
+/// Starts writing `len` bytes of `file` from `offset` to disk, without waiting for them to be
+/// written (it may wait while the disk's queue is full).
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open file descriptor; the call reads no memory of ours. A failure only
     // leaves the pages to the kernel's own writeback.
@@ -105,7 +146,7 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File, _offset: u64, _len: usize) {}
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 impl AsyncWrite for Spool {
     fn poll_write(
