@@ -4,6 +4,7 @@
 //! file writes on the runner's own thread made the GETs wait); a third thread starts writing
 //! the file back to disk as it grows (`Writeback`).
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -30,7 +31,9 @@ pub(crate) struct Written {
 pub(crate) struct Spool {
     chunk: Vec<u8>,
     sender: PollSender<Vec<u8>>,
+    /// The writing thread, until it has ended; then what it answered (`ended`).
     worker: Option<JoinHandle<io::Result<Written>>>,
+    ended: Option<io::Result<Written>>,
 }
 
 impl Spool {
@@ -56,6 +59,7 @@ impl Spool {
             chunk: Vec::with_capacity(CHUNK),
             sender: PollSender::new(sender),
             worker: Some(worker),
+            ended: None,
         }
     }
 
@@ -63,12 +67,32 @@ impl Spool {
     pub(crate) async fn finish(mut self) -> io::Result<Written> {
         let handed = std::future::poll_fn(|cx| Pin::new(&mut self).poll_shutdown(cx)).await;
         self.sender.close();
-        let worker = self.worker.take().expect("finished once");
+        std::future::poll_fn(|cx| self.poll_worker(cx)).await;
         // The thread's own error first: it says what the file system refused.
-        let written = worker
-            .await
-            .map_err(|_| io::Error::other("the download's writer stopped"))??;
+        let written = self.ended.take().expect("the writing thread ended")?;
         handed.map(|()| written)
+    }
+
+    /// Waits for the writing thread to end and keeps what it answered in `ended`.
+    fn poll_worker(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(worker) = &mut self.worker {
+            let answer = ready!(Pin::new(worker).poll(cx))
+                .unwrap_or_else(|_| Err(io::Error::other("the download's writer stopped")));
+            self.worker = None;
+            self.ended = Some(answer);
+        }
+        Poll::Ready(())
+    }
+
+    /// The channel is closed: the thread stopped at a write error. That error (what the file
+    /// system refused: a full disk, an I/O error) is the answer, not a vaguer one of ours, since
+    /// a download that fails here never reaches `finish`.
+    fn poll_stopped(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_worker(cx));
+        Poll::Ready(Err(match &self.ended {
+            Some(Err(error)) => io::Error::new(error.kind(), error.to_string()),
+            _ => io::Error::other("the download file could not be written"),
+        }))
     }
 
     /// Hands the current chunk to the writing thread (waiting while `DEPTH` chunks wait).
@@ -76,11 +100,13 @@ impl Spool {
         if self.chunk.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        // Closed: the thread stopped at a write error, which `finish` answers.
-        let stopped = |_| io::Error::other("the download file could not be written");
-        ready!(self.sender.poll_reserve(cx)).map_err(stopped)?;
+        if ready!(self.sender.poll_reserve(cx)).is_err() {
+            return self.poll_stopped(cx);
+        }
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-        self.sender.send_item(chunk).map_err(stopped)?;
+        if self.sender.send_item(chunk).is_err() {
+            return self.poll_stopped(cx);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -207,15 +233,22 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         let read_only = std::fs::File::open(file.path()).unwrap();
         let mut spool = Spool::new(read_only);
-        let mut failed = false;
+        let mut failed = None;
         for _ in 0..(DEPTH + 4) {
-            if spool.write_all(&vec![7u8; CHUNK]).await.is_err() {
-                failed = true;
+            if let Err(error) = spool.write_all(&vec![7u8; CHUNK]).await {
+                failed = Some(error);
                 break;
             }
         }
+        // The write that found the thread stopped says why it stopped (a download that fails
+        // there never reaches `finish`): the file system's own error.
+        let failed = failed.expect("a write fails once the thread has stopped");
+        assert!(failed.to_string().contains("os error"), "{failed}");
         let finished = spool.finish().await;
-        assert!(failed || finished.is_err(), "{finished:?}");
         assert!(finished.is_err());
+        assert!(
+            finished.unwrap_err().to_string().contains("os error"),
+            "finish says the same"
+        );
     }
 }

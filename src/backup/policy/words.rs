@@ -123,11 +123,18 @@ fn clock(hour: u32, minute: u32) -> String {
 fn during(hours: &Part) -> Option<String> {
     Some(match hours {
         Part::Any => String::new(),
+        // Not "Every 15 minutes, every 2 hours": the minutes run inside the hours of the step.
         Part::Every {
             step,
             from: 0,
             to: None,
-        } => format!(", every {step} hours"),
+        } if *step > 0 => {
+            let hours: Vec<String> = (0..24)
+                .step_by(*step as usize)
+                .map(|hour| format!("{hour:02}"))
+                .collect();
+            format!(", in the hours {}", joined(&hours))
+        }
         Part::Every { .. } => return None,
         Part::List(items) => {
             let spans: Vec<String> = items
@@ -299,6 +306,13 @@ mod tests {
                 "At 04:00, on day 1 of the month, in January and July",
             ),
             ("0,30 * * * *", "At 0 and 30 minutes past every hour"),
+            // Minutes in the hours of a step (not "Every minute, every 6 hours", which reads
+            // as once every six hours).
+            ("* */6 * * *", "Every minute, in the hours 00, 06, 12 and 18"),
+            (
+                "*/15 */8 * * *",
+                "Every 15 minutes, in the hours 00, 08 and 16",
+            ),
         ] {
             assert_eq!(describe(pattern).as_deref(), Some(words), "{pattern}");
         }
