@@ -308,7 +308,10 @@ mod tests {
             ("0,30 * * * *", "At 0 and 30 minutes past every hour"),
             // Minutes in the hours of a step (not "Every minute, every 6 hours", which reads
             // as once every six hours).
-            ("* */6 * * *", "Every minute, in the hours 00, 06, 12 and 18"),
+            (
+                "* */6 * * *",
+                "Every minute, in the hours 00, 06, 12 and 18",
+            ),
             (
                 "*/15 */8 * * *",
                 "Every 15 minutes, in the hours 00, 08 and 16",
