@@ -75,7 +75,9 @@ pub struct Failure {
     pub code: String,
     /// S3's message, or the transport's reason.
     pub message: String,
-    /// The request never reached S3 (no connection could be made): sending it again is safe.
+    /// No answer came, for a reason other than the deadline: no connection could be made, or
+    /// it broke before S3 answered. `send` sends such a request again unless it creates state
+    /// (a new upload, a completion), which a second copy could duplicate or fail.
     pub unreached: bool,
 }
 
@@ -90,7 +92,7 @@ impl Failure {
         }
     }
 
-    /// No connection to S3 could be made.
+    /// No answer from S3: no connection, or one that broke before the answer.
     fn unreachable(doing: &str, message: String) -> Failure {
         Failure {
             unreached: true,

@@ -111,7 +111,10 @@ document.addEventListener('input', function (event) {
     var labels = input.getAttribute('data-paste').split('|');
     for (var i = 0; i < labels.length; i++) {
       if (labels[i] in found) {
+        // What the person typed wins, as on the server; a value pasted before is replaced.
+        if (input.value && !input.hasAttribute('data-pasted')) return;
         input.value = found[labels[i]];
+        input.setAttribute('data-pasted', '');
         var label = box.form.querySelector('label[for="' + input.id + '"]');
         filled.push(label ? label.textContent.trim() : input.name);
         return;

@@ -100,8 +100,8 @@ pub enum BackupError {
     /// The bucket, a restore target, a form value: refused with the reason (422).
     #[error("{0}")]
     Refused(String),
-    /// The policy form, with a message per field (the page shows them beside the fields).
-    #[error("the policy form has errors")]
+    /// A policy or restore form, with a message per field (shown beside the fields).
+    #[error("the form has errors")]
     Form(FieldErrors),
     #[error("A backup of {0} is already waiting or running: wait for it to end.")]
     Busy(String),
@@ -546,10 +546,7 @@ pub async fn check_restore(
         "" => format!("restore-{}", Utc::now().format("%Y%m%d-%H%M%S")),
         given => given.to_string(),
     };
-    errors.check(
-        "restore_name",
-        crate::web::form::check_length(&name, 3, 40).map_err(|m| format!("Restore name: {m}")),
-    );
+    errors.check("restore_name", crate::web::form::check_length(&name, 3, 40));
     // A pasted identity is checked against the backup's recipients before anything runs.
     let identity = match request.age_identity.trim() {
         "" => None,
@@ -585,7 +582,17 @@ pub async fn check_restore(
                 .check_source(&source, SourceUse::RestoreTarget(project.id))
                 .await
             {
-                Ok(checked) => Some((url.to_string(), checked.display())),
+                // The project's own database typed as "another" one is a restore in place:
+                // it asks first like one and is recorded as one.
+                Ok(checked) => {
+                    let project_id = project.id;
+                    let own = db::run(&runner.pool, move |conn| {
+                        Project::source_identity(conn, project_id)
+                    })
+                    .await?;
+                    (own.as_deref() != Some(checked.identity.identity.as_str()))
+                        .then(|| (url.to_string(), checked.display()))
+                }
                 Err(message) => {
                     errors.add("target_database_url", message);
                     None

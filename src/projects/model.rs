@@ -579,6 +579,19 @@ impl Project {
         Ok(())
     }
 
+    /// The identity keyhold last recorded for the project's data source (`record_source`).
+    pub fn source_identity(
+        conn: &mut PgConnection,
+        project: ProjectId,
+    ) -> QueryResult<Option<String>> {
+        use crate::schema::project_data_sources as sources;
+        sources::table
+            .find(project)
+            .select(sources::identity)
+            .first(conn)
+            .optional()
+    }
+
     /// The (credential, bucket) pairs projects back up to.
     pub fn backup_buckets(conn: &mut PgConnection) -> QueryResult<Vec<(CredentialId, String)>> {
         let pairs: Vec<(Option<CredentialId>, Option<String>)> = projects::table

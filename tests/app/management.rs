@@ -971,6 +971,26 @@ async fn a_deleted_person_is_signed_out_and_the_audit_log_keeps_their_name() {
     });
     let nested = nested.expect_err("a nested update of live links is refused");
     assert!(nested.to_string().contains("append-only"), "{nested}");
+    // Nor with an empty temporary `users` standing in for the real one.
+    let shadowed = world.app.query_unheard(|conn| {
+        use diesel::connection::SimpleConnection;
+        let attempt = conn.batch_execute(
+            "BEGIN;
+             CREATE TEMP TABLE users (id bigint);
+             CREATE TEMP TABLE nudge (x int);
+             CREATE FUNCTION pg_temp.hide() RETURNS trigger AS $$
+             BEGIN
+                 UPDATE audit_events SET actor_id = NULL WHERE actor_id IS NOT NULL;
+                 RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER hide AFTER INSERT ON nudge FOR EACH ROW EXECUTE FUNCTION pg_temp.hide();
+             INSERT INTO nudge VALUES (1);",
+        );
+        conn.batch_execute("ROLLBACK")?;
+        Ok::<_, diesel::result::Error>(attempt)
+    });
+    let shadowed = shadowed.expect_err("a temporary users table changes nothing");
+    assert!(shadowed.to_string().contains("append-only"), "{shadowed}");
 
     // Users and Managers may not; another organization's Manager neither.
     for client in [&people.user, &people.other_manager] {

@@ -244,6 +244,30 @@ async fn a_restore_from_the_page_into_the_project_database_asks_first_after_the_
         "{body}"
     );
     assert_eq!(world.app.count("restores"), 0, "nothing started yet");
+    // The project's own database typed as "another database" is the same restore in place.
+    let typed_own = world
+        .partner
+        .post_from(
+            &path,
+            &path,
+            &[
+                ("restore_name", "typed-own"),
+                ("target_database_url", &world.data.url),
+                ("confirm_in_place", "ask"),
+            ],
+        )
+        .await;
+    assert_eq!(typed_own.status(), StatusCode::OK);
+    let typed_own = typed_own.text().await.unwrap();
+    assert!(
+        texts(&typed_own, "h1")[0].contains("into the project database?"),
+        "{typed_own}"
+    );
+    assert_eq!(
+        world.app.count("restores"),
+        0,
+        "asked first, nothing started"
+    );
     let confirm = format!("form#restore-form-{backup}");
     assert_eq!(
         value(&body, &format!("{confirm} input[name=confirm_in_place]")).as_deref(),
