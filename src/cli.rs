@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use diesel::prelude::*;
 
 use crate::access::Role;
-use crate::accounts::model::{NewUser, Organization, Partner, User};
+use crate::accounts::model::{Organization, Partner, User};
+use crate::accounts::service::{self, AccountError, NewPerson, Placement};
 use crate::audit::NewEvent;
 use crate::auth::password;
 use crate::config::Settings;
@@ -16,7 +17,7 @@ use crate::crypto::Secret;
 use crate::db;
 use crate::projects::model::Project;
 use crate::startup::Application;
-use crate::web::form::{check_email, check_length};
+use crate::web::form::check_length;
 
 /// keyhold: credentials and scheduled S3 backups for your organizations.
 #[derive(Parser, Debug)]
@@ -253,16 +254,22 @@ fn create_user(
     password: &Secret,
 ) -> anyhow::Result<User> {
     let role = Role::parse(role).context("--role must be partner, manager or user")?;
-    check_email(email).map_err(|message| anyhow::anyhow!("--email: {message}"))?;
-    check_length(display_name, 1, 80)
-        .map_err(|message| anyhow::anyhow!("--display-name: {message}"))?;
-    password::check_new(password).map_err(|message| anyhow::anyhow!("password: {message}"))?;
+    let person = NewPerson {
+        email,
+        display_name,
+        password,
+    };
+    if let Some((field, message)) = person.check().iter().next() {
+        let flag = match field {
+            "email" => "--email",
+            "display_name" => "--display-name",
+            _ => "password",
+        };
+        bail!("{flag}: {message}");
+    }
     let hash = password::hash_blocking(password)?;
     conn.transaction(|conn| {
         diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
-        if User::email_taken(conn, email)? {
-            bail!("{email} already exists");
-        }
         let partners = Partner::all(conn)?;
         let partner = match (partners.as_slice(), role) {
             ([], Role::Partner) => {
@@ -286,33 +293,25 @@ fn create_user(
                     .id,
             ),
         };
-        let user = User::create(
-            conn,
-            &NewUser {
-                partner_id: partner.id,
-                organization_id,
-                email: email.trim(),
-                display_name: display_name.trim(),
-                role,
-                password_hash: &hash,
-                created_by: None,
-            },
-        )?;
-        NewEvent {
+        let placement = Placement {
+            partner: partner.id,
+            organization: organization_id,
+            role,
+            created_by: None,
+        };
+        let event = NewEvent {
             partner_id: Some(partner.id),
             organization_id,
             actor_label: "keyhold user create".to_string(),
             ..NewEvent::system("user.create")
-        }
-        .object("user", user.id.0, &user.email)
-        .fields(&[
-            "email",
-            "display_name",
-            "role",
-            "organization_id",
-            "password",
-        ])
-        .record(conn)?;
+        };
+        let user =
+            service::add_person(conn, &person, &hash, &placement, event).map_err(|error| {
+                match error {
+                    AccountError::Invalid(_) => anyhow::anyhow!("{email} already exists"),
+                    other => anyhow::anyhow!("{other}"),
+                }
+            })?;
         Ok(user)
     })
 }

@@ -19,16 +19,16 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
 
 use crate::access::Role;
-use crate::accounts::model::{NewUser, Organization, User, UserListing};
-use crate::accounts::service;
+use crate::accounts::model::{Organization, User, UserListing};
+use crate::accounts::service::{self, AccountError, NewPerson, Placement};
 use crate::audit::NewEvent;
-use crate::auth::{CurrentUser, password};
+use crate::auth::CurrentUser;
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;
 use crate::ids::{OrganizationId, UserId};
 use crate::startup::AppState;
-use crate::web::form::{FieldErrors, check_email, check_length};
+use crate::web::form::{FieldErrors, check_length};
 use crate::web::{Page, client_ip, flash, html_with_status, see_other};
 
 fn is_unique_violation(error: &AppError) -> bool {
@@ -242,13 +242,6 @@ async fn render_users(
     )
 }
 
-/// The refusal of an email address someone already signs in with. Addresses sign people in,
-/// so they are unique across every partner account and a refusal cannot help saying that the
-/// address is taken; it says no more: the same words whether the address is in this partner
-/// account (where the Partner sees it listed anyway) or in another one, never "already exists"
-/// and nothing about where.
-const EMAIL_IN_USE: &str = "This email address cannot be used. Choose another one.";
-
 /// POST /users
 pub async fn create_user(
     req: HttpRequest,
@@ -259,10 +252,12 @@ pub async fn create_user(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let form = form.into_inner();
-    let mut errors = FieldErrors::default();
-    errors.check("email", check_email(&form.email));
-    errors.check("display_name", check_length(&form.display_name, 1, 80));
-    errors.check("password", password::check_new(&form.password));
+    let person = NewPerson {
+        email: &form.email,
+        display_name: &form.display_name,
+        password: &form.password,
+    };
+    let mut errors = person.check();
     let scope = user.scope();
     let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
     let (role, organization_id) = service::role_and_organization(
@@ -271,70 +266,51 @@ pub async fn create_user(
         &organizations,
         &mut errors,
     );
-    let organization = organizations
-        .into_iter()
-        .find(|o| Some(o.id) == organization_id);
-    let email = form.email.trim().to_string();
-    if errors.get("email").is_none() {
-        let taken_email = email.clone();
-        if db::run(&state.pool, move |conn| {
-            User::email_taken(conn, &taken_email)
-        })
-        .await?
-        {
-            errors.add("email", EMAIL_IN_USE);
-        }
-    }
     let values = UserValues {
-        email: email.clone(),
+        email: form.email.trim().to_string(),
         display_name: form.display_name.clone(),
         role: form.role.clone(),
-        organization_id: organization.as_ref().map(|o| o.id.0),
+        organization_id: organization_id.map(|id| id.0),
     };
+    if errors.get("email").is_none() {
+        let email = values.email.clone();
+        if db::run(&state.pool, move |conn| User::email_taken(conn, &email)).await? {
+            errors.add("email", service::EMAIL_IN_USE);
+        }
+    }
     let Some(role) = role.filter(|_| errors.is_empty()) else {
         return render_users(&state, &session, &user, values, errors).await;
     };
 
     let hash = state.hasher.hash(&form.password).await?;
-    let partner = user.identity.partner_id;
-    let (actor, display_name) = (user.id(), form.display_name.trim().to_string());
-    let organization_id = organization.as_ref().map(|o| o.id);
+    let placement = Placement {
+        partner: user.identity.partner_id,
+        organization: organization_id,
+        role,
+        created_by: Some(user.id()),
+    };
     let event = NewEvent::by(
         &user,
         "user.create",
         &client_ip(&req, &state.settings.trusted_proxies),
     )
     .in_organization(organization_id);
-    let new_email = email.clone();
+    let (email, display_name, password) = (
+        form.email.clone(),
+        form.display_name.clone(),
+        form.password.clone(),
+    );
     let created = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let created = User::create(
-                conn,
-                &NewUser {
-                    partner_id: partner,
-                    organization_id,
-                    email: &new_email,
-                    display_name: &display_name,
-                    role,
-                    password_hash: &hash,
-                    created_by: Some(actor),
-                },
-            )?;
-            event
-                .object("user", created.id.0, &created.email)
-                .fields(&[
-                    "email",
-                    "display_name",
-                    "role",
-                    "organization_id",
-                    "password",
-                ])
-                .record(conn)?;
-            Ok::<_, DieselError>(created)
-        })
+        let person = NewPerson {
+            email: &email,
+            display_name: &display_name,
+            password: &password,
+        };
+        conn.build_transaction()
+            .run(|conn| service::add_person(conn, &person, &hash, &placement, event))
     })
     .await
-    .map_err(AppError::from);
+    .map_err(AccountError::from);
     match created {
         Ok(created) => {
             flash::success(
@@ -343,11 +319,10 @@ pub async fn create_user(
             );
             Ok(see_other("/users"))
         }
-        Err(error) if is_unique_violation(&error) => {
-            errors.add("email", EMAIL_IN_USE);
-            render_users(&state, &session, &user, values, errors).await
+        Err(AccountError::Invalid(refused)) => {
+            render_users(&state, &session, &user, values, refused).await
         }
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! transaction that records its audit row; a change that ends a person's sessions says so in
 //! `Changed::signed_out`, for the caller to forget them in this process's session cache.
 
+use diesel::PgConnection;
 use diesel::result::Error as DieselError;
 
 use crate::access::Role;
@@ -382,4 +383,90 @@ pub async fn delete_person(
     })
     .await
     .map_err(AccountError::from)
+}
+
+/// The refusal of an email address someone already signs in with. Addresses sign people in,
+/// so they are unique across every partner account and a refusal cannot help saying that the
+/// address is taken; it says no more: the same words whether the address is in this partner
+/// account (where the Partner sees it listed anyway) or in another one, never "already exists"
+/// and nothing about where.
+pub const EMAIL_IN_USE: &str = "This email address cannot be used. Choose another one.";
+
+/// A new person as the Users page, the set-up page and `keyhold user create` take them.
+pub struct NewPerson<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password: &'a Secret,
+}
+
+impl NewPerson<'_> {
+    /// Each field's check, its message under the field's name (`email`, `display_name`,
+    /// `password`).
+    pub fn check(&self) -> FieldErrors {
+        let mut errors = FieldErrors::default();
+        errors.check("email", crate::web::form::check_email(self.email));
+        errors.check("display_name", check_length(self.display_name, 1, 80));
+        errors.check("password", password::check_new(self.password));
+        errors
+    }
+}
+
+/// Where a new person goes and who adds them.
+pub struct Placement {
+    pub partner: crate::ids::PartnerId,
+    pub organization: Option<OrganizationId>,
+    pub role: Role,
+    pub created_by: Option<UserId>,
+}
+
+/// Adds `person` (their password already hashed into `hash`) at `placement`, and records
+/// `event` (`user.create`, its object the new person) in `conn`'s transaction: the one way
+/// people are added, by the Users page and by `keyhold user create`. An address in use, also
+/// one taken by another request at the same moment, is `Invalid` with `EMAIL_IN_USE` beside
+/// `email`.
+pub fn add_person(
+    conn: &mut PgConnection,
+    person: &NewPerson,
+    hash: &str,
+    placement: &Placement,
+    event: NewEvent,
+) -> Result<User, AccountError> {
+    let email_in_use = || {
+        let mut errors = FieldErrors::default();
+        errors.add("email", EMAIL_IN_USE);
+        AccountError::Invalid(errors)
+    };
+    let email = person.email.trim();
+    if User::email_taken(conn, email)? {
+        return Err(email_in_use());
+    }
+    let created = User::create(
+        conn,
+        &crate::accounts::model::NewUser {
+            partner_id: placement.partner,
+            organization_id: placement.organization,
+            email,
+            display_name: person.display_name.trim(),
+            role: placement.role,
+            password_hash: hash,
+            created_by: placement.created_by,
+        },
+    )
+    .map_err(|error| match error {
+        DieselError::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+            email_in_use()
+        }
+        other => other.into(),
+    })?;
+    event
+        .object("user", created.id.0, &created.email)
+        .fields(&[
+            "email",
+            "display_name",
+            "role",
+            "organization_id",
+            "password",
+        ])
+        .record(conn)?;
+    Ok(created)
 }

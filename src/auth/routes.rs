@@ -10,14 +10,15 @@ use serde::Deserialize;
 
 use crate::access::Role;
 use crate::accounts::model::{NewUser, Partner, User};
+use crate::accounts::service::NewPerson;
 use crate::audit::NewEvent;
 use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, Identity, csrf, password};
+use crate::auth::{CurrentUser, Identity, csrf};
 use crate::crypto::Secret;
 use crate::db;
 use crate::error::AppError;
 use crate::startup::AppState;
-use crate::web::form::{FieldErrors, check_email, check_length, safe_next};
+use crate::web::form::{FieldErrors, check_length, safe_next};
 use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
@@ -260,11 +261,13 @@ pub async fn setup(
         return Err(AppError::NotFound);
     }
     let form = form.into_inner();
-    let mut errors = FieldErrors::default();
+    let mut errors = NewPerson {
+        email: &form.email,
+        display_name: &form.display_name,
+        password: &form.password,
+    }
+    .check();
     errors.check("partner_name", check_length(&form.partner_name, 3, 60));
-    errors.check("display_name", check_length(&form.display_name, 1, 80));
-    errors.check("email", check_email(&form.email));
-    errors.check("password", password::check_new(&form.password));
     if !errors.is_empty() {
         return html_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -145,6 +145,23 @@ async fn the_command_line_creates_the_first_partner_and_then_managers() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     assert!(stderr.contains("no organization \"Nope\""), "{stderr}");
+    // An address in use is refused by the same code as the Users page's, and nothing is added.
+    let output = keyhold(
+        &envs,
+        &[
+            "user",
+            "create",
+            "--email",
+            "CLI@partner.example",
+            "--role",
+            "partner",
+        ],
+        "cli-password-123\n",
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(app.count("users"), 1);
 
     let browser = app.client();
     let response = browser
