@@ -92,13 +92,20 @@ document.addEventListener('htmx:beforeRequest', function (event) {
 // reads the block the same way (`credentials::paste`) into the fields left empty, and drops it.
 function readPaste(text) {
   var found = {};
+  // As src/credentials/paste.rs reads it: a value is one word, so a block whose line breaks
+  // were lost still gives each label its own value.
   text.split('\n').forEach(function (line) {
-    line = line.replace(/^[\s\ufeff]+|\s+$/g, '');
-    var at = line.search(/[:=]/);
-    if (at < 0) return;
-    var label = line.slice(0, at).trim().split(/\s+/).join(' ').replace(/^["*-]+|["*-]+$/g, '').toLowerCase();
-    var value = line.slice(at + 1).trim().replace(/^["'`]+|["'`]+$/g, '');
-    if (label && value && !(label in found)) found[label] = value;
+    var rest = line.replace(/^[\s\ufeff]+|\s+$/g, '');
+    var at;
+    while ((at = rest.search(/[:=]/)) >= 0) {
+      var label = rest.slice(0, at).trim().split(/\s+/).join(' ').replace(/^["*-]+|["*-]+$/g, '').toLowerCase();
+      var after = rest.slice(at + 1).replace(/^[:=]+/, '').replace(/^\s+/, '');
+      var end = after.search(/\s/);
+      if (end < 0) end = after.length;
+      var value = after.slice(0, end).replace(/^["'`]+|["'`]+$/g, '');
+      rest = after.slice(end).replace(/^\s+/, '');
+      if (label && value && !(label in found)) found[label] = value;
+    }
   });
   return found;
 }

@@ -11,30 +11,34 @@ pub const PASTE: &str = "paste";
 
 /// The (field key, value) pairs `text` gives `fields`: each line is a label, `:` or `=`, and
 /// a value; labels are compared without case and extra spaces; lines of no field (headings,
-/// rules of `=====`, unknown labels) are skipped; the first value of a field wins.
+/// rules of `=====`, unknown labels) are skipped; the first value of a field wins. A value is
+/// one word (keys, secrets and endpoints hold no spaces), so a block whose line breaks were
+/// lost ("Access Key ID: A Secret Key: S") still gives each label its own value.
 pub fn read(fields: &[Field], text: &str) -> Vec<(&'static str, String)> {
     let mut found: Vec<(&'static str, String)> = Vec::new();
     for line in text.lines() {
-        let line = line.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-        let Some(at) = line.find([':', '=']) else {
-            continue;
-        };
-        let (label, value) = (&line[..at], line[at + 1..].trim());
-        let label = label.split_whitespace().collect::<Vec<_>>().join(" ");
-        let label = label
-            .trim_matches(|c| c == '"' || c == '-' || c == '*')
-            .to_lowercase();
-        let value = value.trim_matches(|c| c == '"' || c == '\'' || c == '`');
-        if label.is_empty() || value.is_empty() {
-            continue;
-        }
-        let field = fields
-            .iter()
-            .find(|field| field.pasted_as.contains(&label.as_str()));
-        if let Some(field) = field
-            && !found.iter().any(|(key, _)| *key == field.key)
-        {
-            found.push((field.key, value.to_string()));
+        let mut rest = line.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+        while let Some(at) = rest.find([':', '=']) {
+            let label = rest[..at].split_whitespace().collect::<Vec<_>>().join(" ");
+            let after = rest[at + 1..].trim_start_matches([':', '=']).trim_start();
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            let (value, next) = after.split_at(end);
+            rest = next.trim_start();
+            let label = label
+                .trim_matches(|c| c == '"' || c == '-' || c == '*')
+                .to_lowercase();
+            let value = value.trim_matches(|c| c == '"' || c == '\'' || c == '`');
+            if label.is_empty() || value.is_empty() {
+                continue;
+            }
+            let field = fields
+                .iter()
+                .find(|field| field.pasted_as.contains(&label.as_str()));
+            if let Some(field) = field
+                && !found.iter().any(|(key, _)| *key == field.key)
+            {
+                found.push((field.key, value.to_string()));
+            }
         }
     }
     found
@@ -107,6 +111,21 @@ mod tests {
         );
         assert!(read(s3().fields, "").is_empty());
         assert!(read(s3().fields, "Endpoint:\nSecret Key:   \n").is_empty());
+    }
+
+    #[test]
+    fn a_block_whose_line_breaks_were_lost_gives_each_label_its_value() {
+        let pasted = format!(
+            "Access Key ID: {KEY} Secret Key: {SECRET} Endpoint: https://gateway.storjshare.io"
+        );
+        assert_eq!(
+            read(s3().fields, &pasted),
+            vec![
+                ("access_key_id", KEY.to_string()),
+                ("secret_access_key", SECRET.to_string()),
+                ("endpoint", "https://gateway.storjshare.io".to_string()),
+            ]
+        );
     }
 
     #[test]
