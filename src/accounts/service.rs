@@ -470,3 +470,44 @@ pub fn add_person(
         .record(conn)?;
     Ok(created)
 }
+
+/// Opens keyhold (`/setup`): the first partner account, named `partner_name`, with `person`
+/// (their password hashed into `hash`) as its first Partner, and `setup.complete` recorded
+/// from `ip`, in `conn`'s transaction. `NotFound` once anyone signs in: of two set-ups at
+/// once, the second waits for the first's lock on `users`, then finds its account.
+pub fn open_keyhold(
+    conn: &mut PgConnection,
+    partner_name: &str,
+    person: &NewPerson,
+    hash: &str,
+    ip: String,
+) -> Result<User, AccountError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+    if User::any_exists(conn)? {
+        return Err(AccountError::NotFound);
+    }
+    let partner = crate::accounts::model::Partner::create(conn, partner_name.trim())?;
+    let user = User::create(
+        conn,
+        &crate::accounts::model::NewUser {
+            partner_id: partner.id,
+            organization_id: None,
+            email: person.email.trim(),
+            display_name: person.display_name.trim(),
+            role: Role::Partner,
+            password_hash: hash,
+            created_by: None,
+        },
+    )?;
+    NewEvent {
+        actor_id: Some(user.id),
+        actor_label: user.email.clone(),
+        partner_id: Some(partner.id),
+        client_ip: Some(ip),
+        ..NewEvent::system("setup.complete")
+    }
+    .object("partner", partner.id.0, &partner.name)
+    .record(conn)?;
+    Ok(user)
+}

@@ -8,9 +8,8 @@ use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::access::Role;
-use crate::accounts::model::{NewUser, Partner, User};
-use crate::accounts::service::NewPerson;
+use crate::accounts::model::User;
+use crate::accounts::service::{AccountError, NewPerson, open_keyhold};
 use crate::audit::NewEvent;
 use crate::auth::throttle::Attempt;
 use crate::auth::{CurrentUser, Identity, csrf};
@@ -285,38 +284,15 @@ pub async fn setup(
     let hash = state.hasher.hash(&form.password).await?;
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     let user = db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            // Two set-ups at once: the second waits here, then finds the first one's account.
-            diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
-            if User::any_exists(conn)? {
-                return Err(AppError::NotFound);
-            }
-            let partner = Partner::create(conn, form.partner_name.trim())?;
-            let user = User::create(
-                conn,
-                &NewUser {
-                    partner_id: partner.id,
-                    organization_id: None,
-                    email: form.email.trim(),
-                    display_name: form.display_name.trim(),
-                    role: Role::Partner,
-                    password_hash: &hash,
-                    created_by: None,
-                },
-            )?;
-            NewEvent {
-                actor_id: Some(user.id),
-                actor_label: user.email.clone(),
-                partner_id: Some(partner.id),
-                client_ip: Some(ip),
-                ..NewEvent::system("setup.complete")
-            }
-            .object("partner", partner.id.0, &partner.name)
-            .record(conn)?;
-            Ok(user)
-        })
+        let person = NewPerson {
+            email: &form.email,
+            display_name: &form.display_name,
+            password: &form.password,
+        };
+        conn.transaction(|conn| open_keyhold(conn, &form.partner_name, &person, &hash, ip))
     })
-    .await?;
+    .await
+    .map_err(AccountError::from)?;
     session.renew();
     Identity::of(&user).store(&session)?;
     csrf::rotate(&session);
