@@ -1,3 +1,4 @@
+-- Back to migration 24's function.
 CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND pg_trigger_depth() > 1
@@ -14,3 +15,5 @@ BEGIN
     RAISE EXCEPTION 'audit_events is append-only';
 END;
 $$ LANGUAGE plpgsql;
+
+ALTER FUNCTION audit_events_append_only() RESET search_path;

@@ -423,7 +423,7 @@ pub struct Placement {
 /// `event` (`user.create`, its object the new person) in `conn`'s transaction: the one way
 /// people are added, by the Users page and by `keyhold user create`. An address in use, also
 /// one taken by another request at the same moment, is `Invalid` with `EMAIL_IN_USE` beside
-/// `email`.
+/// `email`; the caller's transaction then ends without the row or the event.
 pub fn add_person(
     conn: &mut PgConnection,
     person: &NewPerson,
@@ -431,32 +431,27 @@ pub fn add_person(
     placement: &Placement,
     event: NewEvent,
 ) -> Result<User, AccountError> {
-    let email_in_use = || {
-        let mut errors = FieldErrors::default();
-        errors.add("email", EMAIL_IN_USE);
-        AccountError::Invalid(errors)
-    };
-    let email = person.email.trim();
-    if User::email_taken(conn, email)? {
-        return Err(email_in_use());
-    }
+    // The unique index on lower(email) is the one check: also for a request at the same moment.
     let created = User::create(
         conn,
         &crate::accounts::model::NewUser {
             partner_id: placement.partner,
             organization_id: placement.organization,
-            email,
+            email: person.email.trim(),
             display_name: person.display_name.trim(),
             role: placement.role,
             password_hash: hash,
             created_by: placement.created_by,
         },
     )
-    .map_err(|error| match error {
-        DieselError::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-            email_in_use()
+    .map_err(|error| {
+        if unique_violation(&error, "users_email_unique") {
+            let mut errors = FieldErrors::default();
+            errors.add("email", EMAIL_IN_USE);
+            AccountError::Invalid(errors)
+        } else {
+            error.into()
         }
-        other => other.into(),
     })?;
     event
         .object("user", created.id.0, &created.email)

@@ -952,44 +952,32 @@ async fn a_deleted_person_is_signed_out_and_the_audit_log_keeps_their_name() {
         )
     });
     assert!(refused.is_err(), "audit_events stays append-only");
-    // Nor from inside a trigger of someone's: only the link to a deleted person is cleared.
-    let nested = world.app.query_unheard(|conn| {
-        use diesel::connection::SimpleConnection;
-        let attempt = conn.batch_execute(
-            "BEGIN;
-             CREATE TEMP TABLE nudge (x int);
-             CREATE FUNCTION pg_temp.hide() RETURNS trigger AS $$
-             BEGIN
-                 UPDATE audit_events SET actor_id = NULL WHERE actor_id IS NOT NULL;
-                 RETURN NEW;
-             END $$ LANGUAGE plpgsql;
-             CREATE TRIGGER hide AFTER INSERT ON nudge FOR EACH ROW EXECUTE FUNCTION pg_temp.hide();
-             INSERT INTO nudge VALUES (1);",
-        );
-        conn.batch_execute("ROLLBACK")?;
-        Ok::<_, diesel::result::Error>(attempt)
-    });
-    let nested = nested.expect_err("a nested update of live links is refused");
+    // Nor from inside a trigger of someone's (`setup` runs first): only the link to a deleted
+    // person is cleared.
+    let nested_update = |setup: &'static str| {
+        world.app.query_unheard(move |conn| {
+            use diesel::connection::SimpleConnection;
+            let attempt = conn.batch_execute(&format!(
+                "BEGIN;
+                 {setup}
+                 CREATE TEMP TABLE nudge (x int);
+                 CREATE FUNCTION pg_temp.hide() RETURNS trigger AS $$
+                 BEGIN
+                     UPDATE audit_events SET actor_id = NULL WHERE actor_id IS NOT NULL;
+                     RETURN NEW;
+                 END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER hide AFTER INSERT ON nudge FOR EACH ROW EXECUTE FUNCTION pg_temp.hide();
+                 INSERT INTO nudge VALUES (1);"
+            ));
+            conn.batch_execute("ROLLBACK")?;
+            Ok::<_, diesel::result::Error>(attempt)
+        })
+    };
+    let nested = nested_update("").expect_err("a nested update of live links is refused");
     assert!(nested.to_string().contains("append-only"), "{nested}");
     // Nor with an empty temporary `users` standing in for the real one.
-    let shadowed = world.app.query_unheard(|conn| {
-        use diesel::connection::SimpleConnection;
-        let attempt = conn.batch_execute(
-            "BEGIN;
-             CREATE TEMP TABLE users (id bigint);
-             CREATE TEMP TABLE nudge (x int);
-             CREATE FUNCTION pg_temp.hide() RETURNS trigger AS $$
-             BEGIN
-                 UPDATE audit_events SET actor_id = NULL WHERE actor_id IS NOT NULL;
-                 RETURN NEW;
-             END $$ LANGUAGE plpgsql;
-             CREATE TRIGGER hide AFTER INSERT ON nudge FOR EACH ROW EXECUTE FUNCTION pg_temp.hide();
-             INSERT INTO nudge VALUES (1);",
-        );
-        conn.batch_execute("ROLLBACK")?;
-        Ok::<_, diesel::result::Error>(attempt)
-    });
-    let shadowed = shadowed.expect_err("a temporary users table changes nothing");
+    let shadowed = nested_update("CREATE TEMP TABLE users (id bigint);")
+        .expect_err("a temporary users table changes nothing");
     assert!(shadowed.to_string().contains("append-only"), "{shadowed}");
 
     // Users and Managers may not; another organization's Manager neither.

@@ -132,6 +132,39 @@ async fn lock_storage(world: &World) {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 
+/// A signed webhook channel `name` to `receiver` for skipped backups, then a backup skipped
+/// (its storage locked) that it is told of; answers the channel's id.
+async fn a_skip_told_to(world: &World, receiver: &Peer, name: &str) -> i64 {
+    let channel = add_channel(
+        world,
+        &[
+            ("name", name),
+            ("kind", "webhook"),
+            ("url", &receiver.url("/")),
+            ("secret", SECRET),
+            ("events", "backup.skipped"),
+        ],
+    )
+    .await;
+    world.add_policy("nightly", "daily", "720h", &["app"]).await;
+    lock_storage(world).await;
+    world.backup_now(world.policy_id("nightly")).await;
+    channel
+}
+
+/// `sql`'s text (its column `value`) once `done` says it is (5 s at most); the last one read.
+async fn text_when(world: &World, sql: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut text = scalar_text(&world.app, sql);
+    for _ in 0..50 {
+        if done(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scalar_text(&world.app, sql);
+    }
+    text
+}
+
 #[actix_web::test]
 async fn a_skipped_backup_reaches_a_signed_webhook_once_with_what_the_spec_names() {
     let world = world().await;
@@ -212,20 +245,7 @@ async fn a_skipped_backup_reaches_a_signed_webhook_once_with_what_the_spec_names
 async fn a_refused_delivery_is_retried_with_the_same_delivery_id_until_taken() {
     let world = world_with(&[("KEYHOLD_NOTIFY_RETRY_SECONDS", "1")]).await;
     let receiver = Peer::webhook(2).await;
-    let channel = add_channel(
-        &world,
-        &[
-            ("name", "Flaky"),
-            ("kind", "webhook"),
-            ("url", &receiver.url("/")),
-            ("secret", SECRET),
-            ("events", "backup.skipped"),
-        ],
-    )
-    .await;
-    world.add_policy("nightly", "daily", "720h", &["app"]).await;
-    lock_storage(&world).await;
-    world.backup_now(world.policy_id("nightly")).await;
+    let channel = a_skip_told_to(&world, &receiver, "Flaky").await;
     let received = receiver.wait_for(3).await;
     let answers: Vec<i64> = received
         .iter()
@@ -247,16 +267,12 @@ async fn a_refused_delivery_is_retried_with_the_same_delivery_id_until_taken() {
         assert_eq!(body["delivery"], request["delivery"], "{body}");
         assert_eq!(request["signature_valid"], true);
     }
-    for _ in 0..50 {
-        if scalar_text(
-            &world.app,
-            "SELECT state AS value FROM notification_deliveries",
-        ) == "delivered"
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    text_when(
+        &world,
+        "SELECT state AS value FROM notification_deliveries",
+        |state| state == "delivered",
+    )
+    .await;
     assert_eq!(
         scalar_text(
             &world.app,
@@ -273,38 +289,14 @@ async fn a_refused_delivery_is_retried_with_the_same_delivery_id_until_taken() {
 async fn a_delivery_refused_for_an_hour_is_given_up_by_the_database_clock() {
     let world = world_with(&[("KEYHOLD_NOTIFY_RETRY_SECONDS", "1")]).await;
     let receiver = Peer::webhook(1000).await;
-    let channel = add_channel(
-        &world,
-        &[
-            ("name", "Down"),
-            ("kind", "webhook"),
-            ("url", &receiver.url("/")),
-            ("secret", SECRET),
-            ("events", "backup.skipped"),
-        ],
-    )
-    .await;
-    world.add_policy("nightly", "daily", "720h", &["app"]).await;
-    lock_storage(&world).await;
-    world.backup_now(world.policy_id("nightly")).await;
+    let channel = a_skip_told_to(&world, &receiver, "Down").await;
     receiver.wait_for(1).await;
-    let state = |world: &World| {
-        scalar_text(
-            &world.app,
-            &format!(
-                "SELECT state || ' ' || attempts AS value FROM notification_deliveries
-                 WHERE channel_id = {channel}"
-            ),
-        )
-    };
-    for _ in 0..50 {
-        if state(&world) == "pending 1" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let state = format!(
+        "SELECT state || ' ' || attempts AS value FROM notification_deliveries
+         WHERE channel_id = {channel}"
+    );
     assert_eq!(
-        state(&world),
+        text_when(&world, &state, |state| state == "pending 1").await,
         "pending 1",
         "retried after the first refusal"
     );
@@ -319,13 +311,10 @@ async fn a_delivery_refused_for_an_hour_is_given_up_by_the_database_clock() {
         .execute(conn)
     });
     receiver.wait_for(2).await;
-    for _ in 0..50 {
-        if state(&world).starts_with("failed") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(state(&world), "failed 2");
+    assert_eq!(
+        text_when(&world, &state, |state| state.starts_with("failed")).await,
+        "failed 2"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.received().len(), 2, "no attempt after giving up");
 }
