@@ -3,20 +3,6 @@
 //! check), listed once in `PROVIDERS`. Forms, validation, tables, the listing queries and
 //! verification read it; nothing else names a kind or a provider.
 
-mod aws;
-mod azure;
-mod gcp;
-mod openai;
-mod openshift;
-mod openstack;
-mod prometheus;
-mod proxmox;
-mod s3;
-mod tanzu;
-mod vsphere;
-mod zadara;
-mod zededa;
-
 use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
 use diesel::sql_types::Text;
@@ -26,23 +12,33 @@ use crate::credentials::verify::Verifier;
 use crate::schema::projects;
 use crate::web::form::FieldErrors;
 
-/// Every provider of every kind; a kind's providers in the order its forms offer them.
-pub static PROVIDERS: &[&Provider] = &[
-    &aws::PROVIDER,
-    &azure::PROVIDER,
-    &gcp::PROVIDER,
-    &openstack::PROVIDER,
-    &proxmox::PROVIDER,
-    &vsphere::PROVIDER,
-    &zadara::PROVIDER,
-    &openshift::PROVIDER,
-    &tanzu::PROVIDER,
-    &zededa::PROVIDER,
-    &s3::PROVIDER,
-    &prometheus::BILLING,
-    &prometheus::SHOWBACK,
-    &openai::PROVIDER,
-];
+/// Lists every provider of every kind, a kind's providers in the order its forms offer them: one
+/// line per file of `provider/` (its module and the providers it defines), so a new provider is
+/// its file and its line here.
+macro_rules! providers {
+    ($($file:ident: [$($provider:ident),+],)+) => {
+        $(mod $file;)+
+
+        /// Every provider of every kind; a kind's providers in the order its forms offer them.
+        pub static PROVIDERS: &[&Provider] = &[$($(&$file::$provider,)+)+];
+    };
+}
+
+providers! {
+    aws: [PROVIDER],
+    azure: [PROVIDER],
+    gcp: [PROVIDER],
+    openstack: [PROVIDER],
+    proxmox: [PROVIDER],
+    vsphere: [PROVIDER],
+    zadara: [PROVIDER],
+    openshift: [PROVIDER],
+    tanzu: [PROVIDER],
+    zededa: [PROVIDER],
+    s3: [PROVIDER],
+    prometheus: [BILLING, SHOWBACK],
+    openai: [PROVIDER],
+}
 
 /// The five tabs of the Credentials area, stored as their key (`credentials.kind`). What each
 /// is and does is its `KindSpec`.
