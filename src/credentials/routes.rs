@@ -109,7 +109,6 @@ pub async fn list(
     // the htmx fragment.
     let whole_page = !is_htmx(&req);
     let organization_filter = whole_page && user.role() == Role::Partner;
-    let searched = query.search.is_some();
     let listing = service::list(
         &context(&state),
         user.scope(),
@@ -117,7 +116,7 @@ pub async fn list(
         organization_filter,
     )
     .await?;
-    if searched {
+    if query.search.is_some() {
         state.metrics.count_search(listing.answered_by.label());
     }
     let table = table(
@@ -127,18 +126,10 @@ pub async fn list(
         &listing.page.rows,
         listing.page.total,
     );
-    let page = Page::new(
-        &user,
-        &session,
-        "credentials",
-        &format!("{} credentials", kind.spec().label),
-    );
+    let title = format!("{} credentials", kind.spec().label);
+    let page = Page::new(&user, &session, "credentials", &title);
     if !whole_page {
-        return html(&ResultsFragment {
-            table,
-            csrf: page.csrf,
-            flashes: page.flashes,
-        });
+        return html(&ResultsFragment::new(table, page.csrf, page.flashes));
     }
     html(&TabPage::new(
         &user,
@@ -147,6 +138,16 @@ pub async fn list(
         table,
         &listing.organizations,
     ))
+}
+
+impl<'a> ResultsFragment<'a> {
+    fn new(table: Table<'a>, csrf: String, flashes: Vec<Flash>) -> ResultsFragment<'a> {
+        ResultsFragment {
+            table,
+            csrf,
+            flashes,
+        }
+    }
 }
 
 impl<'a> TabPage<'a> {
@@ -372,15 +373,21 @@ async fn refused_in_row(
             flashes: Vec::new(),
         },
     )?;
+    retarget(&mut response, &format!("#credential-{id}"), "outerHTML");
+    Ok(response)
+}
+
+/// Tells htmx to swap `response` into `target` (a CSS selector) the way `swap` says, whatever
+/// the request's own target was.
+fn retarget(response: &mut HttpResponse, target: &str, swap: &'static str) {
     let headers = response.headers_mut();
-    if let Ok(target) = HeaderValue::from_str(&format!("#credential-{id}")) {
+    if let Ok(target) = HeaderValue::from_str(target) {
         headers.insert(HeaderName::from_static("hx-retarget"), target);
     }
     headers.insert(
         HeaderName::from_static("hx-reswap"),
-        HeaderValue::from_static("outerHTML"),
+        HeaderValue::from_static(swap),
     );
-    Ok(response)
 }
 
 /// What htmx swaps after an action: nothing for a deleted row, the table after a new default
@@ -395,41 +402,24 @@ async fn changed(
 ) -> Result<HttpResponse, AppError> {
     let csrf = crate::auth::csrf::token(session);
     match action {
-        // The row's target is swapped with nothing; the message and the new count remain (the
-        // whole table when the page is now empty).
-        Action::Delete => {
+        Action::Delete | Action::Default => {
             let query = params.query(kind, user);
             let page = service::page(context, user.scope(), query.clone()).await?;
-            if page.rows.is_empty() {
-                let mut response = html(&ResultsFragment {
-                    table: table(kind, params, &query, &page.rows, page.total),
-                    csrf,
+            if action == Action::Delete && !page.rows.is_empty() {
+                // The row's target is swapped with nothing; the message and the new count
+                // remain.
+                return html(&RemovedFragment {
                     flashes,
-                })?;
-                let headers = response.headers_mut();
-                headers.insert(
-                    HeaderName::from_static("hx-retarget"),
-                    HeaderValue::from_static("#results"),
-                );
-                headers.insert(
-                    HeaderName::from_static("hx-reswap"),
-                    HeaderValue::from_static("innerHTML"),
-                );
-                return Ok(response);
+                    total: page.total,
+                });
             }
-            html(&RemovedFragment {
-                flashes,
-                total: page.total,
-            })
-        }
-        Action::Default => {
-            let query = params.query(kind, user);
-            let page = service::page(context, user.scope(), query.clone()).await?;
-            html(&ResultsFragment {
-                table: table(kind, params, &query, &page.rows, page.total),
-                csrf,
-                flashes,
-            })
+            // The table: after a new default, or after a delete that emptied the page.
+            let table = table(kind, params, &query, &page.rows, page.total);
+            let mut response = html(&ResultsFragment::new(table, csrf, flashes))?;
+            if action == Action::Delete {
+                retarget(&mut response, "#results", "innerHTML");
+            }
+            Ok(response)
         }
         Action::Lock | Action::Unlock | Action::Verify => {
             let listed = service::find(context, user.scope(), kind, id).await?;

@@ -122,6 +122,42 @@ impl FormPage {
         }
     }
 
+    /// The edit form after a refused submission: the stored public values, with the
+    /// editable ones as typed.
+    fn edit_again(
+        user: &CurrentUser,
+        session: &Session,
+        editing: &Editing,
+        submission: &Submission,
+        version: i32,
+    ) -> FormPage {
+        let Editing { listed, provider } = editing;
+        let mut values = listed.credential.public_values();
+        for field in provider.public_fields().filter(|f| f.editable) {
+            values.set(field.key, submission.values.get(field.key).to_string());
+        }
+        FormPage {
+            values,
+            ..FormPage::edit(user, session, provider, listed, version)
+        }
+    }
+
+    /// The form again after a refused submission: what was typed, and why it was refused.
+    fn again(
+        self,
+        submission: &Submission,
+        errors: FieldErrors,
+        outcome: Option<Outcome>,
+    ) -> FormPage {
+        FormPage {
+            name: submission.name.clone(),
+            expires_on: submission.expires_text.clone(),
+            errors,
+            outcome,
+            ..self
+        }
+    }
+
     fn action(&self) -> String {
         match &self.editing {
             Some(target) => format!("/credentials/{}/{}", self.kind.key(), target.id),
@@ -246,28 +282,31 @@ pub async fn create(
             credential,
             outcome,
         }) => {
-            let saved = capitalize(outcome.message());
-            flash::success(&session, format!("{} saved. {saved}.", credential.name));
+            let saved = saved(&session, kind, &credential.name, &outcome);
             if let Outcome::Warning(message) = &outcome {
                 flash::info(&session, format!("Warning: {message}"));
             }
-            return Ok(see_other(&format!("/credentials/{}", kind.key())));
+            return Ok(saved);
         }
         Err(error) => shown_on_form(error)?,
     };
     let organizations = service::organizations(&context, user.scope()).await?;
     let chosen = submission.organization_id.clone();
+    let form = FormPage::add(&user, &session, kind, provider, organizations, chosen);
     html_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
         &FormPage {
             values: submission.values.clone(),
-            name: submission.name.clone(),
-            expires_on: submission.expires_text.clone(),
-            errors,
-            outcome,
-            ..FormPage::add(&user, &session, kind, provider, organizations, chosen)
+            ..form.again(&submission, errors, outcome)
         },
     )
+}
+
+/// A form saved: its words for the next page, and the way back to its tab.
+fn saved(session: &Session, kind: Kind, name: &str, outcome: &Outcome) -> HttpResponse {
+    let saved = capitalize(outcome.message());
+    flash::success(session, format!("{name} saved. {saved}."));
+    see_other(&format!("/credentials/{}", kind.key()))
 }
 
 /// A refusal a form shows next to its fields or in its verification box (422); any other
@@ -433,11 +472,7 @@ pub async fn update(
     let (errors, outcome, refusal) = match service::update(&context, &actor, &editing, &submission)
         .await
     {
-        Ok(outcome) => {
-            let saved = capitalize(outcome.message());
-            flash::success(&session, format!("{} saved. {saved}.", submission.name));
-            return Ok(see_other(&format!("/credentials/{}", kind.key())));
-        }
+        Ok(outcome) => return Ok(saved(&session, kind, &submission.name, &outcome)),
         // Someone else saved it since the form was opened: the form again (409) with what
         // this person typed, the reason, and the stored version, so saving again is a
         // choice made knowingly.
@@ -454,22 +489,13 @@ pub async fn update(
             (errors, outcome, None)
         }
     };
-    let Editing { listed, provider } = &editing;
-    let mut values = listed.credential.public_values();
-    for field in provider.public_fields().filter(|f| f.editable) {
-        values.set(field.key, submission.values.get(field.key).to_string());
-    }
-    let version = version.unwrap_or(listed.credential.version);
+    let version = version.unwrap_or(editing.listed.credential.version);
+    let form = FormPage::edit_again(&user, &session, &editing, &submission, version);
     html_with_status(
         status,
         &FormPage {
-            values,
-            name: submission.name.clone(),
-            expires_on: submission.expires_text.clone(),
-            errors,
-            outcome,
             refusal,
-            ..FormPage::edit(&user, &session, provider, listed, version)
+            ..form.again(&submission, errors, outcome)
         },
     )
 }
