@@ -99,7 +99,10 @@ impl Application {
         if settings.page_cache {
             search_index::warm_up(pages.clone(), pool.clone());
         }
-        deliverer(&pool, &settings).spawn(chrono::Duration::from_std(settings.missed_grace)?);
+        let deliverer = deliverer(&pool, &settings);
+        deliverer
+            .clone()
+            .spawn(chrono::Duration::from_std(settings.missed_grace)?);
         if settings.scheduler && !settings.reverify_every.is_zero() {
             spawn_reverification(pool.clone(), pages.clone(), &settings);
         }
@@ -108,6 +111,7 @@ impl Application {
             pool.clone(),
             runner.clone(),
             pages.clone(),
+            deliverer,
             settings,
         )?;
         spawn_session_cleanup(pool.clone());
@@ -185,6 +189,7 @@ pub fn deliverer(pool: &DbPool, settings: &Settings) -> Deliverer {
         keyring: settings.keyring.clone(),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
         first_retry: settings.notify_retry,
+        looks: Default::default(),
     }
 }
 
@@ -193,6 +198,7 @@ fn serve(
     pool: DbPool,
     runner: Runner,
     pages: Arc<PageCache>,
+    deliverer: Deliverer,
     settings: Settings,
 ) -> anyhow::Result<Server> {
     let session_key = Key::from(&settings.session_key);
@@ -212,7 +218,7 @@ fn serve(
         hasher: PasswordHasher::new(settings.hash_concurrency),
         outbound: Outbound::new(settings.outbound_timeout, settings.outbound_allow_private),
         runner,
-        deliverer: deliverer(&pool, &settings),
+        deliverer,
         endpoints: Endpoints {
             aws_sts: settings.aws_sts_endpoint.clone(),
             azure_authority: settings.azure_authority.clone(),

@@ -6,6 +6,9 @@
 //! than the grace period, and credentials 14 or 3 days from their expiry (each recorded once,
 //! by its `once` key).
 
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,6 +39,34 @@ pub struct Deliverer {
     pub outbound: Outbound,
     /// The wait before the first retry (`KEYHOLD_NOTIFY_RETRY_SECONDS`).
     pub first_retry: Duration,
+    /// How often this process's loop has run (shared by its clones).
+    pub looks: Arc<Looks>,
+}
+
+/// How many passes and watches the delivery loop of this process has run: `/metrics` shows
+/// them, so a loop that stopped is seen, and tests wait for a later look instead of sleeping.
+#[derive(Default, Debug)]
+pub struct Looks {
+    passes: AtomicU64,
+    watches: AtomicU64,
+}
+
+impl Looks {
+    /// The Prometheus series of the counts.
+    pub fn render(&self, out: &mut String) {
+        out.push_str(concat!(
+            "# HELP keyhold_notification_looks_total Runs of the delivery loop: ",
+            "passes (each second) and watches (each five).\n"
+        ));
+        out.push_str("# TYPE keyhold_notification_looks_total counter\n");
+        for (look, count) in [("pass", &self.passes), ("watch", &self.watches)] {
+            let _ = writeln!(
+                out,
+                "keyhold_notification_looks_total{{look=\"{look}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+    }
 }
 
 /// The wait after `attempts` failed attempts: `first`, doubling, at most 15 minutes.
@@ -143,9 +174,11 @@ impl Deliverer {
                 timer.tick().await;
                 if ticks.is_multiple_of(5) {
                     self.watch(grace).await;
+                    self.looks.watches.fetch_add(1, Ordering::Relaxed);
                 }
                 ticks += 1;
                 self.pass().await;
+                self.looks.passes.fetch_add(1, Ordering::Relaxed);
             }
         });
     }

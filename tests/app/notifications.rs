@@ -95,6 +95,37 @@ impl Peer {
     }
 }
 
+/// How many looks of `look` (`pass`: each second, `watch`: each five) the delivery loop of
+/// `world`'s instance has run, as its `/metrics` says.
+async fn looks(world: &World, look: &str) -> u64 {
+    let metrics = world
+        .app
+        .client()
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let series = format!("keyhold_notification_looks_total{{look=\"{look}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+}
+
+/// Waits (30 s at most) until the delivery loop has run `more` looks of `look` after this
+/// call began: whatever it would have sent by then, it has sent.
+async fn after_looks(world: &World, look: &str, more: u64) {
+    let start = looks(world, look).await;
+    for _ in 0..300 {
+        if looks(world, look).await >= start + more {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the delivery loop ran fewer than {more} {look} looks in 30 s");
+}
+
 /// Creates a channel through the form; answers its id.
 async fn add_channel(world: &World, fields: &[(&str, &str)]) -> i64 {
     let organization = world.organization.to_string();
@@ -230,7 +261,7 @@ async fn a_skipped_backup_reaches_a_signed_webhook_once_with_what_the_spec_names
     chrono::DateTime::parse_from_rfc3339(body["at"].as_str().unwrap()).expect("at is RFC 3339");
 
     // Delivered once: the log says so, and nothing more arrives.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    after_looks(&world, "pass", 3).await;
     assert_eq!(receiver.received().len(), 1);
     let log = world
         .partner
@@ -315,7 +346,7 @@ async fn a_delivery_refused_for_an_hour_is_given_up_by_the_database_clock() {
         text_when(&world, &state, |state| state.starts_with("failed")).await,
         "failed 2"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    after_looks(&world, "pass", 3).await;
     assert_eq!(receiver.received().len(), 2, "no attempt after giving up");
 }
 
@@ -661,7 +692,7 @@ async fn a_missed_slot_and_a_coming_expiry_are_each_said_once() {
     assert_eq!(body["credential"]["name"], "Blue storage");
     assert_eq!(body["credential"]["kind"], "backup");
     assert!(body["message"].as_str().unwrap().contains("in 10 days"));
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    after_looks(&world, "watch", 2).await;
     assert_eq!(receiver.received().len(), 2, "each said once");
     assert_eq!(
         scalar_i64(&world.app, "SELECT count(*) AS n FROM notification_events"),
@@ -855,7 +886,7 @@ async fn an_event_storm_is_delivered_once_each_by_three_instances_while_pages_st
         started.elapsed()
     );
     let received = receiver.wait_for(100).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    after_looks(&world, "pass", 2).await;
     let received_after = receiver.received();
     assert_eq!(
         received_after.len(),
