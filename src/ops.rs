@@ -48,7 +48,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     let mut body = state.metrics.render(&state.pool, &state.pages);
     state.deliverer.looks.render(&mut body);
     // The backup series need the database; during an outage the process series still answer.
-    match crate::db::run(&state.pool, crate::backup::metrics::render).await {
+    match crate::backup::metrics::series(&state.pool).await {
         Ok(backups) => body.push_str(&backups),
         Err(error) => tracing::warn!("backup metrics unavailable: {error}"),
     }

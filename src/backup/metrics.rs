@@ -8,6 +8,8 @@ use std::fmt::Write;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
+use crate::db::{self, DbPool, RunError};
+
 /// Upper bounds of the backup duration buckets, in seconds.
 const BUCKETS: [f64; 8] = [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0];
 
@@ -90,6 +92,11 @@ JOIN projects p ON p.id = b.project_id
 JOIN organizations o ON o.id = p.organization_id
 WHERE b.phase = 'Completed' AND b.finished_at IS NOT NULL
 ORDER BY b.policy_id, b.finished_at DESC";
+
+/// Every backup series, in Prometheus text format, read through `pool`.
+pub async fn series(pool: &DbPool) -> Result<String, RunError<diesel::result::Error>> {
+    db::run(pool, render).await
+}
 
 /// Every backup series, in Prometheus text format.
 pub fn render(conn: &mut PgConnection) -> QueryResult<String> {
