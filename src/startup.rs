@@ -321,6 +321,7 @@ fn spawn_reverification(pool: DbPool, pages: Arc<PageCache>, settings: &Settings
                 outbound: &outbound,
                 endpoints: &endpoints,
                 pages: &pages,
+                backups_held: crate::backup::model::Backup::names_held_by,
             };
             if let Err(error) = crate::credentials::service::reverify_due(&context, every, 5).await
             {

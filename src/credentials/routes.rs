@@ -443,6 +443,7 @@ pub fn context(state: &AppState) -> service::Context<'_> {
         outbound: &state.outbound,
         endpoints: &state.endpoints,
         pages: &state.pages,
+        backups_held: crate::backup::model::Backup::names_held_by,
     }
 }
 

@@ -41,7 +41,13 @@ pub struct Context<'a> {
     pub outbound: &'a Outbound,
     pub endpoints: &'a Endpoints,
     pub pages: &'a Arc<PageCache>,
+    /// Which backups hold a credential, so it is not deleted under them: the backup area's
+    /// answer, given by the app (backup sits above credentials).
+    pub backups_held: BackupsHeld,
 }
+
+/// Names of the backups whose object a credential wrote and still holds, or that run with it.
+pub type BackupsHeld = fn(&mut PgConnection, CredentialId) -> diesel::QueryResult<Vec<String>>;
 
 impl Context<'_> {
     /// Runs `provider`'s check on complete values with this context's client and endpoints.

@@ -3,9 +3,8 @@
 
 use diesel::prelude::*;
 
-use super::{Actor, Context, find, run};
+use super::{Actor, BackupsHeld, Context, find, run};
 use crate::access::Scope;
-use crate::backup::model::Backup;
 use crate::credentials::error::{Attempt, CredentialError};
 use crate::credentials::model::{Credential, Listed};
 use crate::credentials::provider::Kind;
@@ -75,7 +74,13 @@ pub async fn deletable(
 
 /// A change of a row an action makes, inside the transaction that holds the row; answers the
 /// message the person reads.
-type Change = fn(&mut PgConnection, Credential, UserId) -> Result<String, CredentialError>;
+type Change = fn(&mut PgConnection, Credential, &Acting) -> Result<String, CredentialError>;
+
+/// What a change knows besides the row: who acts, and how to ask which backups hold it.
+struct Acting {
+    by: UserId,
+    backups_held: BackupsHeld,
+}
 
 /// Takes `action` on the credential of `kind` by `id` inside the actor's scope, audited;
 /// answers the message the person reads.
@@ -88,8 +93,8 @@ pub async fn act(
 ) -> Result<String, CredentialError> {
     let change: Change = match action {
         Action::Verify => return verify_stored(context, actor, kind, id).await,
-        Action::Lock => |conn, credential, by| set_locked(conn, credential, true, by),
-        Action::Unlock => |conn, credential, by| set_locked(conn, credential, false, by),
+        Action::Lock => |conn, credential, acting| set_locked(conn, credential, true, acting.by),
+        Action::Unlock => |conn, credential, acting| set_locked(conn, credential, false, acting.by),
         Action::Default => make_default,
         Action::Delete => delete,
     };
@@ -103,11 +108,14 @@ pub async fn act(
             listed.credential.id.0,
             &listed.credential.name,
         );
-    let by = actor.user.id();
+    let acting = Acting {
+        by: actor.user.id(),
+        backups_held: context.backups_held,
+    };
     run(context.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let credential = Credential::find_for_update(conn, &scope, kind, id)?;
-            let message = change(conn, credential, by)?;
+            let message = change(conn, credential, &acting)?;
             event.record(conn)?;
             Ok(message)
         })
@@ -139,7 +147,7 @@ fn set_locked(
 fn make_default(
     conn: &mut PgConnection,
     credential: Credential,
-    by: UserId,
+    acting: &Acting,
 ) -> Result<String, CredentialError> {
     let name = credential.name.clone();
     if !credential.kind.spec().has_default {
@@ -156,7 +164,7 @@ fn make_default(
     if credential.is_default {
         return Err(CredentialError::AlreadyDefault { name });
     }
-    credential.make_default(conn, by)?;
+    credential.make_default(conn, acting.by)?;
     Ok(format!("{name} is now the default."))
 }
 
@@ -164,7 +172,7 @@ fn make_default(
 fn delete(
     conn: &mut PgConnection,
     credential: Credential,
-    _by: UserId,
+    acting: &Acting,
 ) -> Result<String, CredentialError> {
     let name = credential.name.clone();
     if credential.is_locked {
@@ -181,7 +189,7 @@ fn delete(
             asking: false,
         });
     }
-    let backups = Backup::names_held_by(conn, credential.id)?;
+    let backups = (acting.backups_held)(conn, credential.id)?;
     if !backups.is_empty() {
         return Err(CredentialError::HoldsBackups { name, backups });
     }
