@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use sha2::Digest;
 
 use crate::support::{
-    DataDb, World, database_url, scalar_i64, scalar_text, test_runner, texts, walk, world,
+    DataDb, TestApp, database_url, scalar_i64, scalar_text, spawn_app_with, test_runner, texts,
+    walk, world,
 };
 
 #[actix_web::test]
@@ -472,10 +473,31 @@ async fn retention_deletes_expired_backups_and_never_an_unexpired_one() {
 }
 
 /// Inserts `count` hourly policies of the world's project, due since `since`.
-fn due_policies(world: &World, count: usize, cron: &str, zone: &str, since: chrono::DateTime<Utc>) {
+/// An app with one project of one organization, for tests of the scheduler's claims: no S3
+/// and no data source, which claiming never reaches, and the scheduler itself off.
+async fn scheduler_world() -> (TestApp, i64) {
+    let app = spawn_app_with(&[("KEYHOLD_SCHEDULER", "false")]).await;
+    let (partner, _) = app.partner().await;
+    let organization = partner.create_organization(&app, "Blue Org").await;
+    let project = scalar_i64(
+        &app,
+        &format!(
+            "INSERT INTO projects (organization_id, name, database_url)
+             VALUES ({organization}, 'shop', 'postgres://app@127.0.0.1:1/shop') RETURNING id AS n"
+        ),
+    );
+    (app, project)
+}
+
+fn due_policies(
+    app: &TestApp,
+    project: i64,
+    (count, cron, zone): (usize, &str, &str),
+    since: chrono::DateTime<Utc>,
+) {
     let schedule = keyhold::backup::policy::Schedule::parse(cron, zone).unwrap();
-    let project = keyhold::projects::model::ProjectId(world.project);
-    world.app.query(|conn| {
+    let project = keyhold::projects::model::ProjectId(project);
+    app.query(|conn| {
         for n in 0..count {
             keyhold::backup::model::BackupPolicy::create(
                 conn,
@@ -498,18 +520,13 @@ fn due_policies(world: &World, count: usize, cron: &str, zone: &str, since: chro
 
 #[actix_web::test]
 async fn two_schedulers_on_one_database_claim_each_due_slot_exactly_once() {
-    let world = world().await;
-    due_policies(
-        &world,
-        50,
-        "0 * * * *",
-        "UTC",
-        Utc::now() - chrono::Duration::hours(2),
-    );
+    let (app, project) = scheduler_world().await;
+    let since = Utc::now() - chrono::Duration::hours(2);
+    due_policies(&app, project, (50, "0 * * * *", "UTC"), since);
     let now = Utc::now();
     let claimers: Vec<_> = (0..2)
         .map(|_| {
-            let pool = world.app.pool.clone();
+            let pool = app.pool.clone();
             std::thread::spawn(move || {
                 let mut conn = pool.get().unwrap();
                 let mut claimed = Vec::new();
@@ -522,17 +539,14 @@ async fn two_schedulers_on_one_database_claim_each_due_slot_exactly_once() {
         .collect();
     let counts: Vec<usize> = claimers.into_iter().map(|c| c.join().unwrap()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 50, "{counts:?}");
-    assert_eq!(world.app.count("backups"), 50);
+    assert_eq!(app.count("backups"), 50);
     assert_eq!(
-        scalar_i64(
-            &world.app,
-            "SELECT count(DISTINCT policy_id) AS n FROM backups"
-        ),
+        scalar_i64(&app, "SELECT count(DISTINCT policy_id) AS n FROM backups"),
         50
     );
     assert_eq!(
         scalar_i64(
-            &world.app,
+            &app,
             &format!(
                 "SELECT count(*) AS n FROM backup_policies WHERE next_run_at <= '{}'",
                 now.to_rfc3339()
@@ -544,15 +558,15 @@ async fn two_schedulers_on_one_database_claim_each_due_slot_exactly_once() {
 
 #[actix_web::test]
 async fn slots_missed_while_down_collapse_into_one_run_of_the_latest() {
-    let world = world().await;
+    let (app, project) = scheduler_world().await;
     let since = Utc::now() - chrono::Duration::hours(5);
-    due_policies(&world, 1, "0 * * * *", "UTC", since);
+    due_policies(&app, project, (1, "0 * * * *", "UTC"), since);
     let now = Utc::now();
-    let mut conn = world.app.pool.get().unwrap();
+    let mut conn = app.pool.get().unwrap();
     let claimed = keyhold::backup::scheduler::claim_due(&mut conn, now).unwrap();
     assert_eq!(claimed.len(), 1, "one run for five missed slots");
     let slot = scalar_text(
-        &world.app,
+        &app,
         "SELECT to_char(scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS value FROM backups",
     );
     assert_eq!(
@@ -570,26 +584,22 @@ async fn slots_missed_while_down_collapse_into_one_run_of_the_latest() {
 
 #[actix_web::test]
 async fn a_daily_berlin_policy_runs_once_per_local_day_across_dst_changes() {
-    let world = world().await;
+    let (app, project) = scheduler_world().await;
     for (start, days) in [
         (Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).unwrap(), 4),
         (Utc.with_ymd_and_hms(2026, 10, 23, 0, 0, 0).unwrap(), 4),
     ] {
-        world
-            .app
-            .query(|conn| diesel::sql_query("DELETE FROM backups").execute(conn));
-        world
-            .app
-            .query(|conn| diesel::sql_query("DELETE FROM backup_policies").execute(conn));
-        due_policies(&world, 1, "30 2 * * *", "Europe/Berlin", start);
-        let mut conn = world.app.pool.get().unwrap();
+        app.query(|conn| diesel::sql_query("DELETE FROM backups").execute(conn));
+        app.query(|conn| diesel::sql_query("DELETE FROM backup_policies").execute(conn));
+        due_policies(&app, project, (1, "30 2 * * *", "Europe/Berlin"), start);
+        let mut conn = app.pool.get().unwrap();
         // The scheduler wakes every 15 minutes over four days.
         for quarter in 0..(days * 96) {
             let now = start + chrono::Duration::minutes(15 * quarter);
             keyhold::backup::scheduler::claim_due(&mut conn, now).unwrap();
         }
         let runs = scalar_text(
-            &world.app,
+            &app,
             "SELECT string_agg(to_char(scheduled_for AT TIME ZONE 'Europe/Berlin', 'MM-DD HH24:MI'), ',' ORDER BY scheduled_for) AS value FROM backups",
         );
         let local_days: Vec<&str> = runs.split(',').map(|run| &run[..5]).collect();
