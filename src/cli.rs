@@ -17,7 +17,6 @@ use crate::crypto::Secret;
 use crate::db;
 use crate::projects::model::Project;
 use crate::startup::Application;
-use crate::web::form::check_length;
 
 /// keyhold: credentials and scheduled S3 backups for your organizations.
 #[derive(Parser, Debug)]
@@ -269,13 +268,11 @@ fn create_user(
     }
     let hash = password::hash_blocking(password)?;
     conn.transaction(|conn| {
-        diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+        service::lock_people(conn).map_err(shell_words)?;
         let partners = Partner::all(conn)?;
         let partner = match (partners.as_slice(), role) {
             ([], Role::Partner) => {
-                check_length(partner_name, 3, 60)
-                    .map_err(|message| anyhow::anyhow!("--partner-name: {message}"))?;
-                Partner::create(conn, partner_name.trim())?
+                service::open_partner_account(conn, partner_name).map_err(shell_words)?
             }
             ([], _) => bail!("the first account must be a Partner (--role partner)"),
             ([only], _) => only.clone(),
@@ -305,13 +302,24 @@ fn create_user(
             actor_label: "keyhold user create".to_string(),
             ..NewEvent::system("user.create")
         };
-        let user =
-            service::add_person(conn, &person, &hash, &placement, event).map_err(|error| {
-                match error {
-                    AccountError::Invalid(_) => anyhow::anyhow!("{email} already exists"),
-                    other => anyhow::anyhow!("{other}"),
-                }
-            })?;
-        Ok(user)
+        service::add_person(conn, &person, &hash, &placement, event).map_err(|error| match error {
+            AccountError::Invalid(_) => anyhow::anyhow!("{email} already exists"),
+            other => shell_words(other),
+        })
     })
+}
+
+/// An account refusal as the shell says it: a field's message after its flag.
+fn shell_words(error: AccountError) -> anyhow::Error {
+    match error {
+        AccountError::Invalid(errors) => {
+            let said = errors.iter().next().map(|(field, message)| match field {
+                "partner_name" => format!("--partner-name: {message}"),
+                field => format!("{field}: {message}"),
+            });
+            anyhow::anyhow!(said.unwrap_or_else(|| "the fields are not right".to_string()))
+        }
+        AccountError::Database(error) => error.into(),
+        other => anyhow::anyhow!("{other}"),
+    }
 }

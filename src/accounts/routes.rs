@@ -15,32 +15,18 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Deserialize;
 
 use crate::access::Role;
-use crate::accounts::model::{Organization, User, UserListing};
-use crate::accounts::service::{self, AccountError, NewPerson, Placement};
-use crate::audit::NewEvent;
+use crate::accounts::model::{Organization, UserListing};
+use crate::accounts::service::{self, AccountError, NewPerson, PeopleList, PersonForm};
 use crate::auth::CurrentUser;
 use crate::crypto::Secret;
-use crate::db;
 use crate::error::AppError;
 use crate::ids::{OrganizationId, UserId};
 use crate::startup::AppState;
-use crate::web::form::{FieldErrors, check_length};
+use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html_with_status, see_other};
-
-fn is_unique_violation(error: &AppError) -> bool {
-    matches!(
-        error,
-        AppError::Internal(cause)
-            if matches!(
-                cause.downcast_ref::<DieselError>(),
-                Some(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
-            )
-    )
-}
 
 #[derive(Template)]
 #[template(path = "accounts/organizations.html")]
@@ -84,30 +70,27 @@ async fn render_organizations(
     name: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let (scope, partner) = (user.scope(), user.identity.partner_id);
-    let (organizations, (mfa_everyone, mfa_organizations)) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((
-            Organization::list(conn, &scope)?,
-            crate::auth::mfa::requirements(conn, partner)?,
-        ))
-    })
-    .await?;
-    let status = if errors.is_empty() {
+    let listed = service::organization_list(&state.pool, user).await?;
+    html_with_status(
+        status_of(&errors),
+        &OrganizationsPage {
+            page: Page::new(user, session, "organizations", "Organizations"),
+            organizations: listed.organizations,
+            name,
+            errors,
+            mfa_everyone: listed.mfa_everyone,
+            mfa_organizations: listed.mfa_organizations,
+        },
+    )
+}
+
+/// 200, or 422 for a form with errors.
+fn status_of(errors: &FieldErrors) -> StatusCode {
+    if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
-    };
-    html_with_status(
-        status,
-        &OrganizationsPage {
-            page: Page::new(user, session, "organizations", "Organizations"),
-            organizations,
-            name,
-            errors,
-            mfa_everyone,
-            mfa_organizations,
-        },
-    )
+    }
 }
 
 /// POST /organizations
@@ -119,33 +102,8 @@ pub async fn create_organization(
     form: web::Form<OrganizationForm>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let name = form.into_inner().name.trim().to_string();
-    let mut errors = FieldErrors::default();
-    errors.check("name", check_length(&name, 3, 60));
-    if !errors.is_empty() {
-        return render_organizations(&state, &session, &user, name, errors).await;
-    }
-    let partner = user.identity.partner_id;
-    let event = NewEvent::by(
-        &user,
-        "organization.create",
-        &client_ip(&req, &state.settings.trusted_proxies),
-    );
-    let (actor, new_name) = (user.id(), name.clone());
-    let created = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let organization = Organization::create(conn, partner, &new_name, Some(actor))?;
-            event
-                .object("organization", organization.id.0, &organization.name)
-                .in_organization(Some(organization.id))
-                .fields(&["name"])
-                .record(conn)?;
-            Ok::<_, DieselError>(organization)
-        })
-    })
-    .await
-    .map_err(AppError::from);
-    match created {
+    let actor = actor(&req, &state, &user);
+    match service::create_organization(&state.pool, &actor, &form.name).await {
         Ok(organization) => {
             flash::success(
                 &session,
@@ -153,11 +111,11 @@ pub async fn create_organization(
             );
             Ok(see_other("/organizations"))
         }
-        Err(error) if is_unique_violation(&error) => {
-            errors.add("name", format!("{name} already exists"));
+        Err(AccountError::Invalid(errors)) => {
+            let name = form.into_inner().name.trim().to_string();
             render_organizations(&state, &session, &user, name, errors).await
         }
-        Err(error) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -209,32 +167,23 @@ pub async fn users(
         role: Role::Manager.key().to_string(),
         ..UserValues::default()
     };
-    render_users(&state, &session, &user, blank, FieldErrors::default()).await
+    let listed = service::people_list(&state.pool, &user).await?;
+    render_users(&session, &user, listed, blank, FieldErrors::default())
 }
 
-async fn render_users(
-    state: &AppState,
+fn render_users(
     session: &Session,
     user: &CurrentUser,
+    listed: PeopleList,
     form: UserValues,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let scope = user.scope();
-    let (people, organizations) = db::run(&state.pool, move |conn| {
-        Ok::<_, AppError>((User::list(conn, &scope)?, Organization::list(conn, &scope)?))
-    })
-    .await?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     html_with_status(
-        status,
+        status_of(&errors),
         &UsersPage {
             page: Page::new(user, session, "users", "Users"),
-            people,
-            organizations,
+            people: listed.people,
+            organizations: listed.organizations,
             form,
             errors,
             roles: Role::ALL,
@@ -252,77 +201,50 @@ pub async fn create_user(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let form = form.into_inner();
-    let person = NewPerson {
-        email: &form.email,
-        display_name: &form.display_name,
-        password: &form.password,
+    let person = PersonForm {
+        person: NewPerson {
+            email: &form.email,
+            display_name: &form.display_name,
+            password: &form.password,
+        },
+        role: &form.role,
+        organization: form.organization_id.as_deref(),
     };
-    let mut errors = person.check();
-    let scope = user.scope();
-    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
-    let (role, organization_id) = service::role_and_organization(
-        &form.role,
-        form.organization_id.as_deref(),
-        &organizations,
-        &mut errors,
-    );
-    let values = UserValues {
-        email: form.email.trim().to_string(),
-        display_name: form.display_name.clone(),
-        role: form.role.clone(),
-        organization_id: organization_id.map(|id| id.0),
-    };
-    if errors.get("email").is_none() {
-        let email = values.email.clone();
-        if db::run(&state.pool, move |conn| User::email_taken(conn, &email)).await? {
-            errors.add("email", service::EMAIL_IN_USE);
-        }
-    }
-    let Some(role) = role.filter(|_| errors.is_empty()) else {
-        return render_users(&state, &session, &user, values, errors).await;
-    };
-
-    let hash = state.hasher.hash(&form.password).await?;
-    let placement = Placement {
-        partner: user.identity.partner_id,
-        organization: organization_id,
-        role,
-        created_by: Some(user.id()),
-    };
-    let event = NewEvent::by(
-        &user,
-        "user.create",
-        &client_ip(&req, &state.settings.trusted_proxies),
-    )
-    .in_organization(organization_id);
-    let (email, display_name, password) = (
-        form.email.clone(),
-        form.display_name.clone(),
-        form.password.clone(),
-    );
-    let created = db::run(&state.pool, move |conn| {
-        let person = NewPerson {
-            email: &email,
-            display_name: &display_name,
-            password: &password,
-        };
-        conn.build_transaction()
-            .run(|conn| service::add_person(conn, &person, &hash, &placement, event))
-    })
-    .await
-    .map_err(AccountError::from);
-    match created {
+    let actor = actor(&req, &state, &user);
+    match service::create_person(&state.pool, &state.hasher, &actor, &person).await {
         Ok(created) => {
-            flash::success(
-                &session,
-                format!("{} can now sign in as {}.", created.email, role.label()),
+            let message = format!(
+                "{} can now sign in as {}.",
+                created.email,
+                created.role.label()
             );
+            flash::success(&session, message);
             Ok(see_other("/users"))
         }
         Err(AccountError::Invalid(refused)) => {
-            render_users(&state, &session, &user, values, refused).await
+            let listed = service::people_list(&state.pool, &user).await?;
+            let values = UserValues::typed(&form, &listed.organizations);
+            render_users(&session, &user, listed, values, refused)
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+impl UserValues {
+    /// The form as typed, its organization shown chosen only where the role takes it.
+    fn typed(form: &UserForm, organizations: &[Organization]) -> UserValues {
+        let (_, organization_id) = service::role_and_organization(
+            &form.role,
+            form.organization_id.as_deref(),
+            organizations,
+            &mut FieldErrors::default(),
+        );
+        UserValues {
+            email: form.email.trim().to_string(),
+            display_name: form.display_name.clone(),
+            role: form.role.clone(),
+            organization_id: organization_id.map(|id| id.0),
+        }
     }
 }
 
@@ -342,61 +264,17 @@ pub async fn set_disabled(
         _ => return Err(AppError::NotFound),
     };
     let id = UserId(id);
-    if id == user.id() && disable {
-        return Err(AppError::Conflict(
-            "You cannot disable your own account.".to_string(),
-        ));
-    }
-    let scope = user.scope();
-    let event = NewEvent::by(
-        &user,
-        if disable {
-            "user.disable"
-        } else {
-            "user.enable"
-        },
-        &client_ip(&req, &state.settings.trusted_proxies),
-    );
-    let target = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let target = User::find(conn, &scope, id)?;
-            if target.disabled == disable {
-                return Err(AppError::Conflict(format!(
-                    "{} is already {}.",
-                    target.email,
-                    if disable { "disabled" } else { "enabled" }
-                )));
-            }
-            // Disabling the last enabled Partner would leave the account without one (the
-            // Partners' rows are locked while counted, as for a role change).
-            if disable {
-                crate::accounts::service::keep_a_partner(conn, &target)?;
-            }
-            User::set_disabled(conn, id, disable)?;
-            event
-                .object("user", target.id.0, &target.email)
-                .in_organization(target.organization_id)
-                .fields(&["disabled"])
-                .record(conn)?;
-            Ok(target)
-        })
-    })
-    .await?;
+    let actor = actor(&req, &state, &user);
+    let target = service::set_disabled(&state.pool, &actor, id, disable).await?;
     if disable {
         state.forget_person(id);
     }
-    flash::success(
-        &session,
-        format!(
-            "{} {}.",
-            target.email,
-            if disable {
-                "is disabled and signed out everywhere"
-            } else {
-                "can sign in again"
-            }
-        ),
-    );
+    let now = if disable {
+        "is disabled and signed out everywhere"
+    } else {
+        "can sign in again"
+    };
+    flash::success(&session, format!("{} {now}.", target.email));
     Ok(see_other("/users"))
 }
 

@@ -3,18 +3,17 @@
 //! transaction that records its audit row; a change that ends a person's sessions says so in
 //! `Changed::signed_out`, for the caller to forget them in this process's session cache.
 
-use diesel::PgConnection;
-use diesel::result::Error as DieselError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, PgConnection};
 
 use crate::access::Role;
-use crate::accounts::model::{Contents, Organization, User};
+use crate::accounts::model::{Contents, Organization, User, UserListing};
 use crate::audit::NewEvent;
-use crate::auth::password::{self, PasswordHasher};
+use crate::auth::password::{self, HashError, PasswordHasher};
 use crate::auth::{CurrentUser, session_store};
 use crate::crypto::Secret;
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
-use crate::error::AppError;
 use crate::ids::{OrganizationId, UserId};
 use crate::web::form::{FieldErrors, check_length};
 
@@ -35,15 +34,25 @@ pub enum AccountError {
         "{email} is the last Partner of the partner account: make someone else a Partner first."
     )]
     LastPartner { email: String },
+    /// The person to disable or enable already is (409).
+    #[error("{email} is already {state}.")]
+    AlreadySo { email: String, state: &'static str },
+    /// A Partner cannot disable their own account (409).
+    #[error("You cannot disable your own account.")]
+    DisablingSelf,
     #[error(transparent)]
-    Store(#[from] AppError),
+    Hashing(#[from] HashError),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(DieselError),
 }
 
 impl From<DieselError> for AccountError {
     fn from(error: DieselError) -> AccountError {
         match error {
             DieselError::NotFound => AccountError::NotFound,
-            other => AccountError::Store(other.into()),
+            other => AccountError::Database(other),
         }
     }
 }
@@ -52,9 +61,7 @@ impl<E: Into<AccountError>> From<db::RunError<E>> for AccountError {
     fn from(error: db::RunError<E>) -> AccountError {
         match error {
             db::RunError::Failed(error) => error.into(),
-            db::RunError::Unavailable(reason) => {
-                AccountError::Store(db::RunError::<AppError>::Unavailable(reason).into())
-            }
+            db::RunError::Unavailable(reason) => AccountError::Unavailable(reason),
         }
     }
 }
@@ -355,6 +362,206 @@ pub async fn set_password(
     .map_err(AccountError::from)
 }
 
+/// The organizations page: the Partner's organizations and who must use a second factor.
+pub struct OrganizationList {
+    pub organizations: Vec<Organization>,
+    /// Two-step sign-in required of everyone, and of these organizations.
+    pub mfa_everyone: bool,
+    pub mfa_organizations: Vec<OrganizationId>,
+}
+
+pub async fn organization_list(
+    pool: &DbPool,
+    user: &CurrentUser,
+) -> Result<OrganizationList, AccountError> {
+    let (scope, partner) = (user.scope(), user.identity.partner_id);
+    Ok(db::run(pool, move |conn| {
+        let (mfa_everyone, mfa_organizations) = crate::auth::mfa::requirements(conn, partner)?;
+        Ok::<_, DieselError>(OrganizationList {
+            organizations: Organization::list(conn, &scope)?,
+            mfa_everyone,
+            mfa_organizations,
+        })
+    })
+    .await?)
+}
+
+/// Creates an organization in the Partner's account; its name (trimmed) is unique there.
+pub async fn create_organization(
+    pool: &DbPool,
+    actor: &Actor<'_>,
+    name: &str,
+) -> Result<Organization, AccountError> {
+    let name = name.trim().to_string();
+    let mut errors = FieldErrors::default();
+    errors.check("name", check_organization_name(&name));
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    let (partner, by) = (actor.user.identity.partner_id, actor.user.id());
+    let (event, new_name) = (actor.event("organization.create"), name.clone());
+    let created = db::run(pool, move |conn| {
+        conn.build_transaction().run(|conn| {
+            let organization = Organization::create(conn, partner, &new_name, Some(by))?;
+            event
+                .object("organization", organization.id.0, &organization.name)
+                .in_organization(Some(organization.id))
+                .fields(&["name"])
+                .record(conn)?;
+            Ok::<_, DieselError>(organization)
+        })
+    })
+    .await;
+    match created {
+        Err(db::RunError::Failed(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) => {
+            errors.add("name", format!("{name} already exists"));
+            Err(AccountError::Invalid(errors))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The people page: everyone of the Partner's account, and the organizations to place them in.
+pub struct PeopleList {
+    pub people: Vec<UserListing>,
+    pub organizations: Vec<Organization>,
+}
+
+pub async fn people_list(pool: &DbPool, user: &CurrentUser) -> Result<PeopleList, AccountError> {
+    let scope = user.scope();
+    Ok(db::run(pool, move |conn| {
+        Ok::<_, DieselError>(PeopleList {
+            people: User::list(conn, &scope)?,
+            organizations: Organization::list(conn, &scope)?,
+        })
+    })
+    .await?)
+}
+
+/// A new person as the Users page's form gives them: who, and the role and organization.
+pub struct PersonForm<'a> {
+    pub person: NewPerson<'a>,
+    pub role: &'a str,
+    pub organization: Option<&'a str>,
+}
+
+/// Adds a person from the Users page: the fields checked (an address in use is refused
+/// beside `email`), then `add_person` in one transaction.
+pub async fn create_person(
+    pool: &DbPool,
+    hasher: &PasswordHasher,
+    actor: &Actor<'_>,
+    form: &PersonForm<'_>,
+) -> Result<User, AccountError> {
+    let mut errors = form.person.check();
+    let scope = actor.user.scope();
+    let organizations = db::run(pool, move |conn| Organization::list(conn, &scope)).await?;
+    let (role, organization) =
+        role_and_organization(form.role, form.organization, &organizations, &mut errors);
+    if errors.get("email").is_none() {
+        let email = form.person.email.trim().to_string();
+        if db::run(pool, move |conn| User::email_taken(conn, &email)).await? {
+            errors.add("email", EMAIL_IN_USE);
+        }
+    }
+    let Some(role) = role.filter(|_| errors.is_empty()) else {
+        return Err(AccountError::Invalid(errors));
+    };
+    let hash = hasher.hash(form.person.password).await?;
+    let placement = Placement {
+        partner: actor.user.identity.partner_id,
+        organization,
+        role,
+        created_by: Some(actor.user.id()),
+    };
+    let event = actor.event("user.create").in_organization(organization);
+    let (email, display_name, password) = (
+        form.person.email.to_string(),
+        form.person.display_name.to_string(),
+        form.person.password.clone(),
+    );
+    db::run(pool, move |conn| {
+        let person = NewPerson {
+            email: &email,
+            display_name: &display_name,
+            password: &password,
+        };
+        conn.build_transaction()
+            .run(|conn| add_person(conn, &person, &hash, &placement, event))
+    })
+    .await
+    .map_err(AccountError::from)
+}
+
+/// Disables a person (their sessions end: the caller forgets them in its session cache) or
+/// enables them again. A Partner cannot disable themselves, nor the account's last Partner.
+pub async fn set_disabled(
+    pool: &DbPool,
+    actor: &Actor<'_>,
+    id: UserId,
+    disable: bool,
+) -> Result<User, AccountError> {
+    if id == actor.user.id() && disable {
+        return Err(AccountError::DisablingSelf);
+    }
+    let scope = actor.user.scope();
+    let event = actor.event(if disable {
+        "user.disable"
+    } else {
+        "user.enable"
+    });
+    db::run(pool, move |conn| {
+        conn.build_transaction()
+            .run(|conn| -> Result<_, AccountError> {
+                let target = User::find(conn, &scope, id)?;
+                if target.disabled == disable {
+                    return Err(AccountError::AlreadySo {
+                        email: target.email,
+                        state: if disable { "disabled" } else { "enabled" },
+                    });
+                }
+                // Disabling the last enabled Partner would leave the account without one (the
+                // Partners' rows are locked while counted, as for a role change).
+                if disable {
+                    keep_a_partner(conn, &target)?;
+                }
+                User::set_disabled(conn, id, disable)?;
+                event
+                    .object("user", target.id.0, &target.email)
+                    .in_organization(target.organization_id)
+                    .fields(&["disabled"])
+                    .record(conn)?;
+                Ok(target)
+            })
+    })
+    .await
+    .map_err(AccountError::from)
+}
+
+/// One person's page: the person and the organizations they may be moved to.
+pub struct PersonChoices {
+    pub person: User,
+    pub organizations: Vec<Organization>,
+}
+
+pub async fn person_choices(
+    pool: &DbPool,
+    user: &CurrentUser,
+    id: UserId,
+) -> Result<PersonChoices, AccountError> {
+    let scope = user.scope();
+    Ok(db::run(pool, move |conn| {
+        Ok::<_, DieselError>(PersonChoices {
+            person: User::find(conn, &scope, id)?,
+            organizations: Organization::list(conn, &scope)?,
+        })
+    })
+    .await?)
+}
+
 /// One person of the Partner's account (for the pages that change them).
 pub async fn person(pool: &DbPool, user: &CurrentUser, id: UserId) -> Result<User, AccountError> {
     let scope = user.scope();
@@ -466,6 +673,28 @@ pub fn add_person(
     Ok(created)
 }
 
+/// Takes the lock on `users` that orders whatever may open the first partner account: of two
+/// at once, the second waits for the first's commit, then finds its account.
+pub fn lock_people(conn: &mut PgConnection) -> Result<(), AccountError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+    Ok(())
+}
+
+/// Opens a partner account named `name` (trimmed; 3 to 60 characters, else `Invalid` beside
+/// `partner_name`), in `conn`'s transaction, under `lock_people`.
+pub fn open_partner_account(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<crate::accounts::model::Partner, AccountError> {
+    if let Err(message) = check_length(name, 3, 60) {
+        let mut errors = FieldErrors::default();
+        errors.add("partner_name", message);
+        return Err(AccountError::Invalid(errors));
+    }
+    Ok(crate::accounts::model::Partner::create(conn, name.trim())?)
+}
+
 /// Opens keyhold (`/setup`): the first partner account, named `partner_name`, with `person`
 /// (their password hashed into `hash`) as its first Partner, and `setup.complete` recorded
 /// from `ip`, in `conn`'s transaction. `NotFound` once anyone signs in: of two set-ups at
@@ -477,12 +706,11 @@ pub fn open_keyhold(
     hash: &str,
     ip: String,
 ) -> Result<User, AccountError> {
-    use diesel::RunQueryDsl;
-    diesel::sql_query("LOCK TABLE users IN EXCLUSIVE MODE").execute(conn)?;
+    lock_people(conn)?;
     if User::any_exists(conn)? {
         return Err(AccountError::NotFound);
     }
-    let partner = crate::accounts::model::Partner::create(conn, partner_name.trim())?;
+    let partner = open_partner_account(conn, partner_name)?;
     let user = User::create(
         conn,
         &crate::accounts::model::NewUser {
@@ -505,4 +733,40 @@ pub fn open_keyhold(
     .object("partner", partner.id.0, &partner.name)
     .record(conn)?;
     Ok(user)
+}
+
+/// Opens keyhold from the set-up page: refused (`NotFound`) once anyone signs in; the fields
+/// checked (`Invalid`), the password hashed, then `open_keyhold` in one transaction.
+pub async fn set_up(
+    pool: &DbPool,
+    hasher: &PasswordHasher,
+    partner_name: &str,
+    person: &NewPerson<'_>,
+    ip: String,
+) -> Result<User, AccountError> {
+    if db::run(pool, User::any_exists).await? {
+        return Err(AccountError::NotFound);
+    }
+    let mut errors = person.check();
+    errors.check("partner_name", check_length(partner_name, 3, 60));
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    let hash = hasher.hash(person.password).await?;
+    let (partner_name, email, display_name, password) = (
+        partner_name.to_string(),
+        person.email.to_string(),
+        person.display_name.to_string(),
+        person.password.clone(),
+    );
+    db::run(pool, move |conn| {
+        let person = NewPerson {
+            email: &email,
+            display_name: &display_name,
+            password: &password,
+        };
+        conn.transaction(|conn| open_keyhold(conn, &partner_name, &person, &hash, ip))
+    })
+    .await
+    .map_err(AccountError::from)
 }

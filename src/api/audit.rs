@@ -7,9 +7,8 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiUser, ListAnswer, Problem, json};
 use crate::access::Role;
+use crate::audit::EventView;
 use crate::audit::filter::FilterParams;
-use crate::audit::{Event, EventView};
-use crate::db;
 use crate::startup::AppState;
 use crate::tokens::ApiScope;
 use crate::web::form::{FieldErrors, Pagination};
@@ -59,20 +58,10 @@ pub async fn list(
         .ok()
         .and_then(|param| param.page.trim().parse::<i64>().ok());
     let pagination = Pagination::new(page, PER_PAGE);
-    let scope = user.scope();
-    let found = db::run(&state.pool, move |conn| {
-        Event::page(conn, &scope, &filter, pagination)
-    })
-    .await?;
-    let next = found.has_next.then(|| {
-        let query = params.to_query();
-        let separator = if query.is_empty() { "" } else { "&" };
-        format!(
-            "{}?{query}{separator}page={}",
-            req.path(),
-            pagination.page + 1
-        )
-    });
+    let found = crate::audit::service::page(&state.pool, user.scope(), filter, pagination).await?;
+    let next = found
+        .has_next
+        .then(|| next_page(req.path(), &params, pagination));
     Ok(json(
         StatusCode::OK,
         &ListAnswer {
@@ -82,4 +71,11 @@ pub async fn list(
             next,
         },
     ))
+}
+
+/// The link of the page after `pagination`'s, with the same filter.
+fn next_page(path: &str, params: &FilterParams, pagination: Pagination) -> String {
+    let query = params.to_query();
+    let separator = if query.is_empty() { "" } else { "&" };
+    format!("{path}?{query}{separator}page={}", pagination.page + 1)
 }

@@ -225,25 +225,8 @@ async fn export(
             .collect();
         AppError::Invalid(said.join(" "))
     })?;
-    let shown = params.to_query();
-    let event = NewEvent {
-        object_kind: "audit_log".to_string(),
-        object_label: format!(
-            "{} of {}",
-            format.extension().to_uppercase(),
-            if shown.is_empty() {
-                "everything but sign-ins"
-            } else {
-                shown.as_str()
-            }
-        ),
-        ..NewEvent::by(
-            &user,
-            "audit.export",
-            &client_ip(&req, &state.settings.trusted_proxies),
-        )
-    }
-    .fields(&params.names());
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let event = export_event(&user, &ip, &params, format);
     let export = export::start(&state.pool, user.scope(), filter, format, event).await?;
     let file = format!(
         "attachment; filename=\"keyhold-audit-{}.{}\"",
@@ -256,4 +239,23 @@ async fn export(
         response.insert_header((header::CONTENT_DISPOSITION, value));
     }
     Ok(response.streaming(export.into_stream()))
+}
+
+/// The `audit.export` event of an export: its format and the filter it was asked with.
+fn export_event(user: &CurrentUser, ip: &str, params: &FilterParams, format: Format) -> NewEvent {
+    let shown = params.to_query();
+    NewEvent {
+        object_kind: "audit_log".to_string(),
+        object_label: format!(
+            "{} of {}",
+            format.extension().to_uppercase(),
+            if shown.is_empty() {
+                "everything but sign-ins"
+            } else {
+                shown.as_str()
+            }
+        ),
+        ..NewEvent::by(user, "audit.export", ip)
+    }
+    .fields(&params.names())
 }

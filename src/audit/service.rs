@@ -48,3 +48,16 @@ pub async fn list(
     })
     .await
 }
+
+/// A page of the log for `filter` (the API's list).
+pub async fn page(
+    pool: &DbPool,
+    scope: Scope,
+    filter: Filter,
+    pagination: Pagination,
+) -> Result<EventPage, RunError<DbError>> {
+    db::run(pool, move |conn| {
+        Event::page(conn, &scope, &filter, pagination)
+    })
+    .await
+}

@@ -9,16 +9,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::access::Role;
-use crate::accounts::model::User;
-use crate::audit::NewEvent;
 use crate::auth::mfa::{self, Enrolment, MfaError, Requirement};
-use crate::auth::passkey::{self, PasskeyError};
-use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, SettingUp, password};
+use crate::auth::passkey::{Listed, PasskeyError};
+use crate::auth::routes::guard;
+use crate::auth::service::{self, AuthError, RequirementChange};
+use crate::auth::{CurrentUser, SettingUp};
 use crate::crypto::Secret;
-use crate::db;
 use crate::error::AppError;
-use crate::ids::OrganizationId;
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
@@ -85,66 +82,13 @@ pub struct PasswordForm {
     new_password: Secret,
 }
 
-pub(super) fn event(
-    state: &AppState,
-    req: &HttpRequest,
-    user: &CurrentUser,
-    action: &str,
-) -> NewEvent {
-    NewEvent::by(
-        user,
-        action,
-        &client_ip(req, &state.settings.trusted_proxies),
-    )
-    .object("user", user.id().0, &user.label())
-}
-
-/// Whether `password` is the signed-in person's own, counted like a sign-in (a stolen session
-/// cannot guess the password at hashing speed): refused with 429 past the limits.
-pub(super) async fn own_password(
-    state: &AppState,
-    req: &HttpRequest,
-    user: &CurrentUser,
-    password: &Secret,
-) -> Result<bool, AppError> {
-    let ip = client_ip(req, &state.settings.trusted_proxies);
-    let limits = state.settings.login;
-    let (id, email) = (user.id(), user.identity.email.clone());
-    let attempt = Attempt::new(&ip, &email, &limits);
-    let (blocked, found) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((attempt.count(conn, &limits)?, User::find_any(conn, id)?))
-    })
-    .await?;
-    if let Some(seconds) = blocked {
-        return Err(AppError::TooManyRequests {
-            retry_after_secs: seconds,
-        });
-    }
-    let matches = state
-        .hasher
-        .verify(password, Some(found.password_hash))
-        .await?;
-    if matches {
-        let attempt = Attempt::new(&ip, &email, &limits);
-        db::run(&state.pool, move |conn| attempt.succeeded(conn)).await?;
-    }
-    Ok(matches)
-}
-
 async fn render_account(
     state: &AppState,
     session: &Session,
     user: &CurrentUser,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let id = user.id();
-    let (mfa_on, codes_left) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((
-            mfa::enabled(conn, id)?,
-            mfa::recovery_codes_left(conn, id)?,
-        ))
-    })
-    .await?;
+    let factor = service::account_factor(&state.pool, user.id()).await?;
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -156,8 +100,8 @@ async fn render_account(
             page: Page::new(user, session, "account", "Your account"),
             email: user.identity.email.clone(),
             role: user.role(),
-            mfa_on,
-            codes_left,
+            mfa_on: factor.mfa_on,
+            codes_left: factor.codes_left,
             errors,
         },
     )
@@ -180,26 +124,15 @@ pub async fn change_password(
     user: CurrentUser,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let id = user.id();
-    let mut errors = FieldErrors::default();
-    if !own_password(&state, &req, &user, &form.current_password).await? {
-        errors.add("current_password", "This is not your current password.");
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let (current, new) = (&form.current_password, &form.new_password);
+    match service::change_password(guard(&state), &ip, &user, current, new).await {
+        Ok(()) => {}
+        Err(AuthError::Invalid(errors)) => {
+            return render_account(&state, &session, &user, errors).await;
+        }
+        Err(error) => return Err(error.into()),
     }
-    errors.check("new_password", password::check_new(&form.new_password));
-    if !errors.is_empty() {
-        return render_account(&state, &session, &user, errors).await;
-    }
-    let hash = state.hasher.hash(&form.new_password).await?;
-    let event = event(&state, &req, &user, "user.password_change");
-    db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            User::set_password_hash(conn, id, &hash)?;
-            // Every other session of the person ends; this one goes on under a new key.
-            crate::auth::session_store::revoke_all_for(conn, id)?;
-            event.record(conn)
-        })
-    })
-    .await?;
     session.renew();
     flash::success(
         &session,
@@ -226,32 +159,32 @@ pub(super) async fn render_mfa_refusing(
     errors: FieldErrors,
     refused: Option<(i64, String)>,
 ) -> Result<HttpResponse, AppError> {
-    let (id, partner, organization) = (
-        user.id(),
-        user.identity.partner_id,
-        user.identity.organization_id,
-    );
-    let keyring = state.settings.keyring.clone();
-    let (enrolment, codes_left, required, passkeys) = db::run(&state.pool, move |conn| {
-        let enrolment = if mfa::enabled(conn, id)? {
-            None
-        } else {
-            Some(mfa::enrolment(conn, &keyring, id)?)
-        };
-        Ok::<_, MfaError>((
-            enrolment,
-            mfa::recovery_codes_left(conn, id)?,
-            mfa::required(conn, partner, organization)?,
-            passkey::list(conn, id)?,
-        ))
-    })
-    .await?;
+    let settings = service::factor_settings(&state.pool, &state.settings.keyring, user).await?;
     let status = if errors.is_empty() && refused.is_none() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let passkeys = passkeys
+    let passkey_origin = match state.passkeys {
+        Some(_) => Ok(state.settings.public_url.origin().ascii_serialization()),
+        None => Err(PasskeyError::Unavailable.to_string()),
+    };
+    let page = MfaPage {
+        page: Page::new(user, session, "account", "Two-step sign-in"),
+        enrolment: settings.enrolment,
+        codes_left: settings.codes_left,
+        required: settings.required,
+        errors,
+        passkeys: passkey_rows(settings.passkeys, refused),
+        passkey_origin,
+    };
+    // The page shows a secret while it is being set up.
+    no_store(html_with_status(status, &page)?)
+}
+
+/// The passkeys as the page lists them, `refused` beside the one it names.
+fn passkey_rows(passkeys: Vec<Listed>, refused: Option<(i64, String)>) -> Vec<PasskeyRow> {
+    passkeys
         .into_iter()
         .map(|listed| PasskeyRow {
             error: refused
@@ -265,24 +198,11 @@ pub(super) async fn render_mfa_refusing(
                 .last_used_at
                 .map_or_else(|| "never".to_string(), crate::web::words::ago),
         })
-        .collect();
-    let passkey_origin = match state.passkeys {
-        Some(_) => Ok(state.settings.public_url.origin().ascii_serialization()),
-        None => Err(PasskeyError::Unavailable.to_string()),
-    };
-    let mut response = html_with_status(
-        status,
-        &MfaPage {
-            page: Page::new(user, session, "account", "Two-step sign-in"),
-            enrolment,
-            codes_left,
-            required,
-            errors,
-            passkeys,
-            passkey_origin,
-        },
-    )?;
-    // The page shows a secret while it is being set up.
+        .collect()
+}
+
+/// A page that shows a secret is not kept by the browser.
+fn no_store(mut response: HttpResponse) -> Result<HttpResponse, AppError> {
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
@@ -308,22 +228,11 @@ pub async fn mfa_enable(
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, AppError> {
     let user = user.0;
-    let (id, keyring) = (user.id(), state.settings.keyring.clone());
-    let code = form.code.expose().to_string();
-    let event = event(&state, &req, &user, "mfa.enable");
-    let confirmed = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let codes = mfa::confirm(conn, &keyring, id, &code)?;
-            // Sessions a password alone opened end; this one goes on under a new key.
-            crate::auth::session_store::revoke_all_for(conn, id)?;
-            event.record(conn)?;
-            Ok::<_, MfaError>(codes)
-        })
-    })
-    .await;
-    let codes = match confirmed {
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let keyring = &state.settings.keyring;
+    let codes = match service::enable_factor(&state.pool, keyring, &ip, &user, &form.code).await {
         Ok(codes) => codes,
-        Err(db::RunError::Failed(MfaError::WrongCode)) => {
+        Err(AuthError::Mfa(MfaError::WrongCode)) => {
             let mut errors = FieldErrors::default();
             errors.add("code", MfaError::WrongCode.to_string());
             return render_mfa(&state, &session, &user, errors).await;
@@ -336,15 +245,10 @@ pub async fn mfa_enable(
         &session,
         "Two-step sign-in is on; you were signed out everywhere else.",
     );
-    let mut response = html(&RecoveryCodesPage {
+    no_store(html(&RecoveryCodesPage {
         page: Page::new(&user, &session, "account", "Your recovery codes"),
         codes,
-    })?;
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    })?)
 }
 
 /// POST /account/mfa/disable: needs the password and a current code (or a recovery code).
@@ -355,48 +259,14 @@ pub async fn mfa_disable(
     user: CurrentUser,
     form: web::Form<DisableForm>,
 ) -> Result<HttpResponse, AppError> {
-    let (id, partner, organization) = (
-        user.id(),
-        user.identity.partner_id,
-        user.identity.organization_id,
-    );
-    let required = db::run(&state.pool, move |conn| {
-        mfa::required(conn, partner, organization)
-    })
-    .await?;
-    if required {
-        return Err(AppError::Conflict(
-            "Your partner account requires two-step sign-in: it cannot be turned off.".into(),
-        ));
-    }
-    let mut errors = FieldErrors::default();
-    if !own_password(&state, &req, &user, &form.password).await? {
-        errors.add("password", "This is not your password.");
-        return render_mfa(&state, &session, &user, errors).await;
-    }
-    let (keyring, code) = (
-        state.settings.keyring.clone(),
-        form.code.expose().to_string(),
-    );
-    let event = event(&state, &req, &user, "mfa.disable");
-    let removed = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            mfa::check(conn, &keyring, id, &code)?;
-            mfa::remove(conn, id)?;
-            event.record(conn)?;
-            Ok::<_, MfaError>(())
-        })
-    })
-    .await;
-    match removed {
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let (keyring, password, code) = (&state.settings.keyring, &form.password, &form.code);
+    match service::disable_factor(guard(&state), keyring, &ip, &user, password, code).await {
         Ok(()) => {
             flash::success(&session, "Two-step sign-in is off.");
             Ok(see_other("/account"))
         }
-        Err(db::RunError::Failed(MfaError::WrongCode)) => {
-            errors.add("code", MfaError::WrongCode.to_string());
-            render_mfa(&state, &session, &user, errors).await
-        }
+        Err(AuthError::Invalid(errors)) => render_mfa(&state, &session, &user, errors).await,
         Err(error) => Err(error.into()),
     }
 }
@@ -418,60 +288,13 @@ pub async fn enforce(
     form: web::Form<RequirementForm>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let organization = match form.organization_id.trim() {
-        "" => None,
-        id => Some(
-            id.parse::<i64>()
-                .map(OrganizationId)
-                .map_err(|_| AppError::NotFound)?,
-        ),
-    };
-    let requirement = match (form.required.as_str(), organization) {
-        ("partner", _) => Requirement::Partner,
-        ("organization", Some(organization)) => Requirement::Organization(organization),
-        ("off", organization) => Requirement::Off(organization),
-        _ => {
-            return Err(AppError::Invalid(
-                "Choose partner, organization (with an organization) or off.".into(),
-            ));
-        }
-    };
-    let (partner, actor) = (user.identity.partner_id, user.id());
-    let scope = user.scope();
-    let event = NewEvent::by(
-        &user,
-        "mfa.enforcement",
-        &client_ip(&req, &state.settings.trusted_proxies),
-    )
-    .in_organization(organization)
-    .fields(&["required"]);
-    let actor_protected = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            if let Some(organization) = organization {
-                // Another partner account's organization is not found.
-                crate::accounts::model::Organization::find(conn, &scope, organization)?;
-            }
-            mfa::set_required(conn, partner, requirement)?;
-            mfa::end_unprotected_access(conn, partner, requirement, actor)?;
-            event.record(conn)?;
-            Ok::<_, AppError>(mfa::enabled(conn, actor)?)
-        })
-    })
-    .await?;
+    let change = RequirementChange::parse(&form.required, &form.organization_id)?;
+    let requirement = change.requirement;
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let actor_protected = service::require_factor(&state.pool, &ip, &user, change).await?;
     // Tokens revoked by the requirement stop answering here at once.
     state.token_uses.forget();
-    flash::success(
-        &session,
-        match requirement {
-            Requirement::Partner => {
-                "Everyone in your partner account now needs two-step sign-in.".to_string()
-            }
-            Requirement::Organization(_) => {
-                "Everyone in that organization now needs two-step sign-in.".to_string()
-            }
-            Requirement::Off(_) => "Two-step sign-in is no longer required there.".to_string(),
-        },
-    );
+    flash::success(&session, required_words(requirement));
     // People it now covers who have no factor were signed out; the Partner who set it is
     // taken to the setup instead.
     if requirement == Requirement::Partner && !actor_protected {
@@ -481,4 +304,13 @@ pub async fn enforce(
         return Ok(see_other("/account/mfa"));
     }
     Ok(see_other("/organizations"))
+}
+
+/// What the flash says of a new requirement.
+fn required_words(requirement: Requirement) -> &'static str {
+    match requirement {
+        Requirement::Partner => "Everyone in your partner account now needs two-step sign-in.",
+        Requirement::Organization(_) => "Everyone in that organization now needs two-step sign-in.",
+        Requirement::Off(_) => "Two-step sign-in is no longer required there.",
+    }
 }

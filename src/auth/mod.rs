@@ -9,6 +9,7 @@ pub mod passkey_pages;
 pub mod password;
 pub mod routes;
 pub mod second_step;
+pub mod service;
 pub mod session_cache;
 pub mod session_store;
 pub mod throttle;

@@ -14,17 +14,18 @@ use webauthn_rs::prelude::{
 };
 
 use crate::auth::CurrentUser;
-use crate::auth::account::{event, own_password, render_mfa_refusing};
+use crate::auth::account::render_mfa_refusing;
 use crate::auth::mfa::Passed;
 use crate::auth::passkey::{self, PasskeyError};
+use crate::auth::routes::guard;
 use crate::auth::second_step::{Gate, pending, second_step};
+use crate::auth::service::{self, AuthError, Removal};
 use crate::crypto::Secret;
-use crate::db;
 use crate::error::AppError;
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::problem::problem;
-use crate::web::{flash, see_other};
+use crate::web::{client_ip, flash, see_other};
 
 /// A refusal as problem+json (the script shows `detail`).
 fn refused_with(status: StatusCode, message: &str) -> HttpResponse {
@@ -33,8 +34,8 @@ fn refused_with(status: StatusCode, message: &str) -> HttpResponse {
 
 /// A passkey step's refusal: as problem+json with the status `error.rs` gives it (the script
 /// shows `detail`); a database failure stays an error of the app.
-fn refusal(error: PasskeyError) -> Result<HttpResponse, AppError> {
-    match AppError::from(error) {
+fn refusal(error: impl Into<AppError>) -> Result<HttpResponse, AppError> {
+    match error.into() {
         refused @ (AppError::Invalid(_) | AppError::Conflict(_)) => {
             Ok(refused_with(refused.status_code(), &refused.to_string()))
         }
@@ -82,18 +83,15 @@ pub async fn registration_options(
     };
     // The options first (they refuse a person without two-step sign-in), then the password;
     // the challenge is kept only once both passed.
-    let (id, email) = (user.id(), user.identity.email.clone());
-    let started = db::run(&state.pool, move |conn| {
-        passkey::start_registration(conn, &webauthn, id, &email)
-    })
-    .await;
+    let started = service::start_passkey_registration(&state.pool, webauthn, &user).await;
     let (options, registration) = match started {
         Ok(started) => started,
-        Err(db::RunError::Failed(error)) => return refusal(error),
+        Err(error @ AuthError::Passkey(_)) => return refusal(error),
         Err(error) => return Err(error.into()),
     };
     let confirmation: Confirmation = serde_json::from_slice(&body).unwrap_or_default();
-    if !own_password(&state, &req, &user, &confirmation.password).await? {
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    if !service::own_password(guard(&state), &ip, &user, &confirmation.password).await? {
         let mut errors = FieldErrors::default();
         errors.add("password", "This is not your password.");
         return Ok(problem(
@@ -135,25 +133,16 @@ pub async fn register(
         return refusal(PasskeyError::NoCeremony);
     };
     let NewPasskey { name, credential } = body.into_inner();
-    let id = user.id();
-    let added_event = event(&state, &req, &user, "mfa.passkey_add");
-    let label = name.trim().to_string();
-    let added = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let passkey_id = passkey::finish_registration(
-                conn,
-                &webauthn,
-                id,
-                &name,
-                &credential,
-                &registration,
-            )?;
-            added_event
-                .object("passkey", passkey_id, &label)
-                .record(conn)?;
-            Ok::<_, PasskeyError>(())
-        })
-    })
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let added = service::add_passkey(
+        &state.pool,
+        webauthn,
+        &ip,
+        &user,
+        name,
+        credential,
+        registration,
+    )
     .await;
     match added {
         Ok(()) => {
@@ -163,7 +152,7 @@ pub async fn register(
             );
             Ok(go_to("/account/mfa"))
         }
-        Err(db::RunError::Failed(error)) => refusal(error),
+        Err(error @ AuthError::Passkey(_)) => refusal(error),
         Err(error) => Err(error.into()),
     }
 }
@@ -185,41 +174,18 @@ pub async fn remove(
     form: web::Form<RemoveForm>,
 ) -> Result<HttpResponse, AppError> {
     let passkey_id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
-    let id = user.id();
-    let theirs = db::run(&state.pool, move |conn| passkey::list(conn, id))
-        .await?
-        .into_iter()
-        .find(|listed| listed.id == passkey_id)
-        .ok_or(AppError::NotFound)?;
-    if !own_password(&state, &req, &user, &form.password).await? {
-        return render_mfa_refusing(
-            &state,
-            &session,
-            &user,
-            FieldErrors::default(),
-            Some((passkey_id, "This is not your password.".into())),
-        )
-        .await;
-    }
-    let event =
-        event(&state, &req, &user, "mfa.passkey_remove").object("passkey", theirs.id, &theirs.name);
-    let removed = db::run(&state.pool, move |conn| {
-        conn.build_transaction().run(|conn| {
-            let removed = passkey::remove(conn, id, passkey_id)?;
-            if removed.is_some() {
-                event.record(conn)?;
-            }
-            Ok::<_, diesel::result::Error>(removed)
-        })
-    })
-    .await?;
-    if removed.is_none() {
-        return Err(AppError::NotFound);
-    }
-    flash::success(
-        &session,
-        format!("The passkey “{}” was removed.", theirs.name),
-    );
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    let removal =
+        service::remove_passkey(guard(&state), &ip, &user, passkey_id, &form.password).await?;
+    let name = match removal {
+        Removal::Removed(name) => name,
+        Removal::WrongPassword => {
+            let refused = Some((passkey_id, "This is not your password.".into()));
+            let errors = FieldErrors::default();
+            return render_mfa_refusing(&state, &session, &user, errors, refused).await;
+        }
+    };
+    flash::success(&session, format!("The passkey “{name}” was removed."));
     Ok(see_other("/account/mfa"))
 }
 
@@ -239,11 +205,7 @@ pub async fn sign_in_options(
             "The sign-in expired: enter your password again.",
         ));
     };
-    let user = waiting.user_id;
-    let started = db::run(&state.pool, move |conn| {
-        passkey::start_authentication(conn, &webauthn, user)
-    })
-    .await;
+    let started = service::start_passkey_sign_in(&state.pool, webauthn, waiting.user_id).await;
     match started {
         Ok(Some((options, authentication))) => {
             keep(&session, passkey::AUTHENTICATION_KEY, &authentication)?;
@@ -255,7 +217,7 @@ pub async fn sign_in_options(
             StatusCode::CONFLICT,
             "You have no passkey: enter the code from your authenticator app.",
         )),
-        Err(db::RunError::Failed(error)) => refusal(error),
+        Err(error @ AuthError::Passkey(_)) => refusal(error),
         Err(error) => Err(error.into()),
     }
 }
@@ -308,10 +270,7 @@ pub async fn sign_in(
             "The passkey's answer could not be read.",
         ));
     };
-    let checked = db::run(&state.pool, move |conn| {
-        passkey::finish_authentication(conn, &webauthn, user, &answer, &authentication)
-    })
-    .await;
+    let checked = service::check_passkey(&state.pool, webauthn, user, answer, authentication).await;
     match checked {
         Ok(_name) => {
             let next = step
@@ -319,8 +278,8 @@ pub async fn sign_in(
                 .await?;
             Ok(go_to(&next))
         }
-        Err(db::RunError::Failed(PasskeyError::Database(error))) => Err(error.into()),
-        Err(db::RunError::Failed(error)) => {
+        Err(AuthError::Passkey(PasskeyError::Database(error))) => Err(error.into()),
+        Err(AuthError::Passkey(error)) => {
             step.failed(&state, "passkey").await?;
             Ok(refused_with(StatusCode::UNAUTHORIZED, &error.to_string()))
         }

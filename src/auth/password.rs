@@ -8,7 +8,6 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as
 use tokio::sync::Semaphore;
 
 use crate::crypto::Secret;
-use crate::error::AppError;
 
 /// Shortest password accepted for a new account.
 pub const MIN_LENGTH: usize = 10;
@@ -33,6 +32,16 @@ fn hash_now(password: &str) -> anyhow::Result<String> {
         .map_err(|error| anyhow::anyhow!("hashing failed: {error}"))
 }
 
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The hasher is shutting down.
+    #[error("the password hasher is closed")]
+    Closed,
+    #[error(transparent)]
+    Failed(anyhow::Error),
+}
+
 /// Hashes and verifies passwords, a bounded number at once.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -49,15 +58,15 @@ impl PasswordHasher {
     }
 
     /// The PHC string of a new hash of `password`.
-    pub async fn hash(&self, password: &Secret) -> Result<String, AppError> {
+    pub async fn hash(&self, password: &Secret) -> Result<String, HashError> {
         let password = password.clone();
-        self.bounded(move || hash_now(password.expose()).map_err(AppError::Internal))
+        self.bounded(move || hash_now(password.expose()).map_err(HashError::Failed))
             .await
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown person) it spends the same time
     /// and answers no.
-    pub async fn verify(&self, password: &Secret, hash: Option<String>) -> Result<bool, AppError> {
+    pub async fn verify(&self, password: &Secret, hash: Option<String>) -> Result<bool, HashError> {
         let password = password.clone();
         self.bounded(move || {
             let known = hash.is_some();
@@ -72,14 +81,16 @@ impl PasswordHasher {
 
     async fn bounded<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-    ) -> Result<T, AppError> {
+        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
         let _permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| AppError::Unavailable)?;
-        web::block(work).await?
+            .map_err(|_| HashError::Closed)?;
+        web::block(work)
+            .await
+            .map_err(|error| HashError::Failed(anyhow::anyhow!("blocking task failed: {error}")))?
     }
 }
 

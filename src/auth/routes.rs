@@ -5,19 +5,17 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use diesel::prelude::*;
 use serde::Deserialize;
 
+use crate::accounts;
 use crate::accounts::model::User;
-use crate::accounts::service::{AccountError, NewPerson, open_keyhold};
-use crate::audit::NewEvent;
-use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, Identity, csrf};
+use crate::accounts::service::{AccountError, NewPerson};
+use crate::auth::service::{self, Guard, SignIn};
+use crate::auth::{CurrentUser, Identity, csrf, mfa, second_step};
 use crate::crypto::Secret;
-use crate::db;
 use crate::error::AppError;
 use crate::startup::AppState;
-use crate::web::form::{FieldErrors, check_length, safe_next};
+use crate::web::form::{FieldErrors, safe_next};
 use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password.";
@@ -48,6 +46,15 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// What checks a password in this app: its pool, its hasher and its sign-in limits.
+pub(crate) fn guard(state: &AppState) -> Guard<'_> {
+    Guard {
+        pool: &state.pool,
+        hasher: &state.hasher,
+        limits: state.settings.login,
+    }
+}
+
 /// GET /login
 pub async fn login_form(
     req: HttpRequest,
@@ -59,7 +66,7 @@ pub async fn login_form(
     if user.is_some() {
         return Ok(see_other("/"));
     }
-    if !db::run(&state.pool, User::any_exists).await? {
+    if !service::anyone_signs_in(&state.pool).await? {
         return Ok(see_other("/setup"));
     }
     html(&LoginPage {
@@ -80,107 +87,63 @@ pub async fn login(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let ip = client_ip(&req, &state.settings.trusted_proxies);
-    let limits = state.settings.login;
-    let attempt = Attempt::new(&ip, &form.email, &limits);
-    let refuse = |status: StatusCode, message: &str| {
-        html_with_status(
-            status,
-            &LoginPage {
-                page: Page::anonymous(&req, &session, "Sign in"),
-                email: form.email.clone(),
-                next: safe_next(form.next.as_deref()),
-                error: Some(message.to_string()),
-                expired: false,
-            },
-        )
+    let next = safe_next(form.next.as_deref());
+    let refuse = |status: StatusCode, message: String| {
+        let page = LoginPage {
+            page: Page::anonymous(&req, &session, "Sign in"),
+            email: form.email.clone(),
+            next: next.clone(),
+            error: Some(message),
+            expired: false,
+        };
+        html_with_status(status, &page)
     };
-
-    // Counted before the password is checked, so concurrent attempts cannot all pass.
-    let (blocked, user) = {
-        let email = form.email.clone();
-        db::run(&state.pool, move |conn| {
-            Ok::<_, AppError>((
-                attempt.count(conn, &limits)?,
-                User::find_by_email(conn, &email)?,
-            ))
-        })
-        .await?
-    };
-    if let Some(seconds) = blocked {
-        state.metrics.count_login("throttled");
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed sign-ins. Try again in {seconds} seconds."),
-        )?;
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, seconds.into());
-        return Ok(response);
-    }
-
-    let matches = state
-        .hasher
-        .verify(
-            &form.password,
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
-    let attempt = Attempt::new(&ip, &form.email, &limits);
-    match user {
-        Some(user) if matches && !user.disabled => {
-            let next = safe_next(form.next.as_deref());
-            // A person with a second factor owes its code first (the throttle's count is
-            // cleared only once the code passes).
-            if let Some(code_page) =
-                crate::auth::second_step::after_password(&state, &session, &user, next.clone())
-                    .await?
-            {
-                return Ok(code_page);
-            }
-            let event = NewEvent {
-                actor_id: Some(user.id),
-                actor_label: user.email.clone(),
-                partner_id: Some(user.partner_id),
-                organization_id: user.organization_id,
-                client_ip: Some(ip.clone()),
-                ..NewEvent::system("session.sign_in")
-            }
-            .object("user", user.id.0, &user.email);
-            db::run(&state.pool, move |conn| {
-                attempt.succeeded(conn)?;
-                event.record(conn)
-            })
-            .await?;
-            session.renew();
-            Identity::of(&user).store(&session)?;
-            csrf::rotate(&session);
-            state.metrics.count_login("success");
-            if matches!(
-                session.get::<bool>(crate::auth::mfa::SETUP_KEY),
-                Ok(Some(true))
-            ) {
+    match service::sign_in(guard(&state), &ip, &form.email, &form.password).await? {
+        SignIn::Throttled(seconds) => {
+            state.metrics.count_login("throttled");
+            let message = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message)?;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+            Ok(response)
+        }
+        SignIn::Refused => {
+            state.metrics.count_login("failure");
+            refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS.to_string())
+        }
+        SignIn::SecondStepOwed(user) => {
+            second_step::wait_for_answer(&session, user.id, next.clone())?;
+            Ok(see_other("/login/mfa"))
+        }
+        SignIn::SignedIn { user, setup_owed } => {
+            signed_in(&state, &session, &user, setup_owed)?;
+            if matches!(session.get::<bool>(mfa::SETUP_KEY), Ok(Some(true))) {
                 return Ok(see_other("/account/mfa"));
             }
             Ok(see_other(&next))
         }
-        user => {
-            // A disabled account's right password is answered like a wrong one: the answer
-            // must not tell whoever holds a password that it is right.
-            let mut event = NewEvent {
-                client_ip: Some(ip.clone()),
-                actor_label: form.email.trim().chars().take(254).collect(),
-                ..NewEvent::system("session.sign_in_failed")
-            };
-            if let Some(user) = &user {
-                event.partner_id = Some(user.partner_id);
-                event.organization_id = user.organization_id;
-                event = event.object("user", user.id.0, &user.email);
-            }
-            db::run(&state.pool, move |conn| event.record(conn)).await?;
-            state.metrics.count_login("failure");
-            refuse(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
-        }
     }
+}
+
+/// Makes the session of a person who signed in with a password alone (`setup_owed`: who must
+/// set up the second factor their partner account requires before anything else).
+fn signed_in(
+    state: &AppState,
+    session: &Session,
+    user: &User,
+    setup_owed: bool,
+) -> Result<(), AppError> {
+    if setup_owed {
+        session
+            .insert(mfa::SETUP_KEY, true)
+            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
+    }
+    session.renew();
+    Identity::of(user).store(session)?;
+    csrf::rotate(session);
+    state.metrics.count_login("success");
+    Ok(())
 }
 
 /// POST /logout (also half signed in, or while a required second factor is being set up)
@@ -198,13 +161,8 @@ pub async fn logout(
         }
         Err(error) => return Err(error),
     };
-    let event = NewEvent::by(
-        &user,
-        "session.sign_out",
-        &client_ip(&req, &state.settings.trusted_proxies),
-    )
-    .object("user", user.id().0, &user.label());
-    db::run(&state.pool, move |conn| event.record(conn)).await?;
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    service::sign_out(&state.pool, &user, &ip).await?;
     session.purge();
     Ok(see_other("/login?signed_out=1"))
 }
@@ -239,7 +197,7 @@ pub async fn setup_form(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    if db::run(&state.pool, User::any_exists).await? {
+    if service::anyone_signs_in(&state.pool).await? {
         return Err(AppError::NotFound);
     }
     html(&SetupPage {
@@ -256,43 +214,30 @@ pub async fn setup(
     session: Session,
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, AppError> {
-    if db::run(&state.pool, User::any_exists).await? {
-        return Err(AppError::NotFound);
-    }
     let form = form.into_inner();
-    let mut errors = NewPerson {
+    let person = NewPerson {
         email: &form.email,
         display_name: &form.display_name,
         password: &form.password,
-    }
-    .check();
-    errors.check("partner_name", check_length(&form.partner_name, 3, 60));
-    if !errors.is_empty() {
-        return html_with_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &SetupPage {
-                page: Page::anonymous(&req, &session, "Set up keyhold"),
-                form: SetupValues {
-                    partner_name: form.partner_name,
-                    display_name: form.display_name,
-                    email: form.email,
-                },
-                errors,
-            },
-        );
-    }
-    let hash = state.hasher.hash(&form.password).await?;
+    };
     let ip = client_ip(&req, &state.settings.trusted_proxies);
-    let user = db::run(&state.pool, move |conn| {
-        let person = NewPerson {
-            email: &form.email,
-            display_name: &form.display_name,
-            password: &form.password,
-        };
-        conn.transaction(|conn| open_keyhold(conn, &form.partner_name, &person, &hash, ip))
-    })
-    .await
-    .map_err(AccountError::from)?;
+    let opened =
+        accounts::service::set_up(&state.pool, &state.hasher, &form.partner_name, &person, ip)
+            .await;
+    let user = match opened {
+        Ok(user) => user,
+        Err(AccountError::Invalid(errors)) => {
+            let form = SetupValues {
+                partner_name: form.partner_name,
+                display_name: form.display_name,
+                email: form.email,
+            };
+            let page = Page::anonymous(&req, &session, "Set up keyhold");
+            let page = SetupPage { page, form, errors };
+            return html_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+        Err(error) => return Err(error.into()),
+    };
     session.renew();
     Identity::of(&user).store(&session)?;
     csrf::rotate(&session);

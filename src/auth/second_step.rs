@@ -11,17 +11,17 @@ use askama::Template;
 use chrono::Utc;
 
 use crate::accounts::model::User;
-use crate::audit::NewEvent;
 use crate::auth::account::CodeForm;
 use crate::auth::mfa::{self, MfaError, Passed, Pending};
 use crate::auth::passkey;
-use crate::auth::throttle::Attempt;
+use crate::auth::routes::guard;
+use crate::auth::service::{self, AuthError, Waiting};
 use crate::auth::{Identity, csrf};
-use crate::db;
 use crate::error::AppError;
+use crate::ids::UserId;
 use crate::startup::AppState;
 use crate::web::form::safe_next;
-use crate::web::{Page, client_ip, flash, html, html_with_status, see_other};
+use crate::web::{Page, client_ip, flash, html_with_status, see_other};
 
 #[derive(Template)]
 #[template(path = "auth/login_mfa.html")]
@@ -47,9 +47,26 @@ async fn passkeys_offered(state: &AppState, waiting: &Pending) -> Result<Option<
     if state.passkeys.is_none() {
         return Ok(None);
     }
-    let user = waiting.user_id;
-    let any = db::run(&state.pool, move |conn| passkey::any(conn, user)).await?;
+    let any = service::has_passkey(&state.pool, waiting.user_id).await?;
     Ok(any.then(|| state.settings.public_url.origin().ascii_serialization()))
+}
+
+/// The code page, with `error` under its field and the passkey offered at `passkey_origin`.
+fn code_page(
+    req: &HttpRequest,
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+    passkey_origin: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    html_with_status(
+        status,
+        &LoginMfaPage {
+            page: Page::anonymous(req, session, "Two-step sign-in"),
+            error,
+            passkey_origin,
+        },
+    )
 }
 
 /// GET /login/mfa
@@ -62,11 +79,8 @@ pub async fn login_mfa_form(
         session.remove(mfa::PENDING_KEY);
         return Ok(see_other("/login"));
     };
-    html(&LoginMfaPage {
-        page: Page::anonymous(&req, &session, "Two-step sign-in"),
-        error: None,
-        passkey_origin: passkeys_offered(&state, &waiting).await?,
-    })
+    let offered = passkeys_offered(&state, &waiting).await?;
+    code_page(&req, &session, StatusCode::OK, None, offered)
 }
 
 /// A second step of signing in that may be tried: the sign-in waiting for it, its person,
@@ -99,40 +113,23 @@ pub(super) async fn second_step(
         return Ok(Gate::Restart);
     };
     let ip = client_ip(req, &state.settings.trusted_proxies);
-    let limits = state.settings.login;
-    let user_id = waiting.user_id;
-    let user = db::run(&state.pool, move |conn| User::find_any(conn, user_id)).await?;
-    let attempt = Attempt::new(&ip, &user.email, &limits);
-    let blocked = db::run(&state.pool, move |conn| attempt.count(conn, &limits)).await?;
-    if let Some(seconds) = blocked {
-        state.metrics.count_login("throttled");
-        return Ok(Gate::Blocked(seconds));
+    match service::second_step(guard(state), &ip, waiting.user_id).await? {
+        Waiting::Blocked(seconds) => {
+            state.metrics.count_login("throttled");
+            Ok(Gate::Blocked(seconds))
+        }
+        Waiting::Disabled => {
+            session.purge();
+            Ok(Gate::Restart)
+        }
+        Waiting::Go(user) => Ok(Gate::Go(SecondStep { waiting, user, ip })),
     }
-    if user.disabled {
-        session.purge();
-        return Ok(Gate::Restart);
-    }
-    Ok(Gate::Go(SecondStep { waiting, user, ip }))
 }
 
 impl SecondStep {
-    /// The audit event of this sign-in, by its person.
-    fn event(&self, action: &str) -> NewEvent {
-        NewEvent {
-            actor_id: Some(self.user.id),
-            actor_label: self.user.email.clone(),
-            partner_id: Some(self.user.partner_id),
-            organization_id: self.user.organization_id,
-            client_ip: Some(self.ip.clone()),
-            ..NewEvent::system(action)
-        }
-        .object("user", self.user.id.0, &self.user.email)
-    }
-
     /// Records a refused answer (`how`: `mfa` or `passkey`).
     pub(super) async fn failed(&self, state: &AppState, how: &str) -> Result<(), AppError> {
-        let failed = self.event("session.sign_in_failed").fields(&[how]);
-        db::run(&state.pool, move |conn| failed.record(conn)).await?;
+        service::second_step_failed(&state.pool, &self.user, &self.ip, how).await?;
         state.metrics.count_login("failure");
         Ok(())
     }
@@ -146,18 +143,7 @@ impl SecondStep {
         how: &str,
         passed: Passed,
     ) -> Result<String, AppError> {
-        let attempt = Attempt::new(&self.ip, &self.user.email, &state.settings.login);
-        let signed_in = self.event("session.sign_in").fields(&[how]);
-        let recovery = self.event("mfa.recovery_code_used");
-        db::run(&state.pool, move |conn| {
-            attempt.succeeded(conn)?;
-            signed_in.record(conn)?;
-            if matches!(passed, Passed::RecoveryCode { .. }) {
-                recovery.record(conn)?;
-            }
-            Ok::<_, diesel::result::Error>(())
-        })
-        .await?;
+        service::second_step_passed(guard(state), &self.user, &self.ip, how, passed).await?;
         session.renew();
         session.remove(mfa::PENDING_KEY);
         session.remove(passkey::AUTHENTICATION_KEY);
@@ -190,86 +176,41 @@ pub async fn login_mfa(
         Gate::Go(step) => step,
         Gate::Restart => return Ok(see_other("/login")),
         Gate::Blocked(seconds) => {
-            let mut response = html_with_status(
-                StatusCode::TOO_MANY_REQUESTS,
-                &LoginMfaPage {
-                    page: Page::anonymous(&req, &session, "Two-step sign-in"),
-                    error: Some(format!(
-                        "Too many failed sign-ins. Try again in {seconds} seconds."
-                    )),
-                    passkey_origin: None,
-                },
-            )?;
+            let error = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut response = code_page(&req, &session, status, Some(error), None)?;
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, seconds.into());
             return Ok(response);
         }
     };
-    let (keyring, code, user_id) = (
-        state.settings.keyring.clone(),
-        form.code.expose().to_string(),
-        step.user.id,
-    );
-    let checked = db::run(&state.pool, move |conn| {
-        mfa::check(conn, &keyring, user_id, &code)
-    })
-    .await;
-    match checked {
+    let keyring = &state.settings.keyring;
+    match service::check_code(&state.pool, keyring, step.user.id, &form.code).await {
         Ok(passed) => {
             let next = step.passed(&state, &session, "mfa", passed).await?;
             Ok(see_other(&next))
         }
-        Err(db::RunError::Failed(MfaError::WrongCode)) => {
+        Err(AuthError::Mfa(MfaError::WrongCode)) => {
             step.failed(&state, "mfa").await?;
-            html_with_status(
-                StatusCode::UNAUTHORIZED,
-                &LoginMfaPage {
-                    page: Page::anonymous(&req, &session, "Two-step sign-in"),
-                    error: Some(MfaError::WrongCode.to_string()),
-                    passkey_origin: passkeys_offered(&state, &step.waiting).await?,
-                },
-            )
+            let offered = passkeys_offered(&state, &step.waiting).await?;
+            let error = Some(MfaError::WrongCode.to_string());
+            code_page(&req, &session, StatusCode::UNAUTHORIZED, error, offered)
         }
         Err(error) => Err(error.into()),
     }
 }
 
-/// Where the sign-in goes once the password is right: the code page when the person has a
-/// second factor (the session holds only `Pending` until then), or the session itself, with
-/// the setup required first when the partner account requires a factor the person lacks.
-pub async fn after_password(
-    state: &AppState,
-    session: &Session,
-    user: &User,
-    next: String,
-) -> Result<Option<HttpResponse>, AppError> {
-    let (id, partner, organization) = (user.id, user.partner_id, user.organization_id);
-    let (has_factor, required) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((
-            mfa::enabled(conn, id)?,
-            mfa::required(conn, partner, organization)?,
-        ))
-    })
-    .await?;
-    if has_factor {
-        session.renew();
-        session
-            .insert(
-                mfa::PENDING_KEY,
-                Pending {
-                    user_id: id,
-                    next,
-                    since: Utc::now().timestamp(),
-                },
-            )
-            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
-        return Ok(Some(see_other("/login/mfa")));
-    }
-    if required {
-        session
-            .insert(mfa::SETUP_KEY, true)
-            .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
-    }
-    Ok(None)
+/// Leaves only the sign-in waiting for `user`'s second step in a renewed session (going on to
+/// `next` once it passes).
+pub fn wait_for_answer(session: &Session, user: UserId, next: String) -> Result<(), AppError> {
+    session.renew();
+    let waiting = Pending {
+        user_id: user,
+        next,
+        since: Utc::now().timestamp(),
+    };
+    session
+        .insert(mfa::PENDING_KEY, waiting)
+        .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))
 }

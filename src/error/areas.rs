@@ -112,12 +112,60 @@ impl From<crate::accounts::service::AccountError> for AppError {
     fn from(error: crate::accounts::service::AccountError) -> AppError {
         use crate::accounts::service::AccountError;
         match error {
-            AccountError::Store(error) => error,
             AccountError::NotFound => AppError::NotFound,
             AccountError::Invalid(_) => AppError::Invalid(error.to_string()),
-            AccountError::NotEmpty { .. } | AccountError::LastPartner { .. } => {
-                AppError::Conflict(error.to_string())
+            AccountError::NotEmpty { .. }
+            | AccountError::LastPartner { .. }
+            | AccountError::AlreadySo { .. }
+            | AccountError::DisablingSelf => AppError::Conflict(error.to_string()),
+            AccountError::Hashing(error) => error.into(),
+            AccountError::Unavailable(reason) => {
+                crate::db::RunError::<AppError>::Unavailable(reason).into()
             }
+            AccountError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::auth::password::HashError> for AppError {
+    fn from(error: crate::auth::password::HashError) -> AppError {
+        use crate::auth::password::HashError;
+        match error {
+            HashError::Closed => AppError::Unavailable,
+            HashError::Failed(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::auth::service::AuthError> for AppError {
+    fn from(error: crate::auth::service::AuthError) -> AppError {
+        use crate::auth::service::AuthError;
+        match error {
+            AuthError::NotFound => AppError::NotFound,
+            AuthError::Invalid(_) | AuthError::NoSuchRequirement => {
+                AppError::Invalid(error.to_string())
+            }
+            AuthError::Throttled(seconds) => AppError::TooManyRequests {
+                retry_after_secs: seconds,
+            },
+            AuthError::FactorRequired => AppError::Conflict(error.to_string()),
+            AuthError::Mfa(error) => error.into(),
+            AuthError::Passkey(error) => error.into(),
+            AuthError::Hashing(error) => error.into(),
+            AuthError::Unavailable(reason) => {
+                crate::db::RunError::<AppError>::Unavailable(reason).into()
+            }
+            AuthError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::notifications::service::ChannelError> for AppError {
+    fn from(error: crate::notifications::service::ChannelError) -> AppError {
+        use crate::notifications::service::ChannelError;
+        match error {
+            ChannelError::Store(error) => error,
+            ChannelError::Form(_) => AppError::Invalid(error.to_string()),
         }
     }
 }

@@ -11,12 +11,12 @@ use crate::access::Role;
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
-use crate::db;
 use crate::error::AppError;
 use crate::ids::ChannelId;
 use crate::notifications::EventKind;
 use crate::notifications::model::{Channel, ChannelKind, Delivery, SmtpTls};
-use crate::notifications::service::{self, ChannelError, Submission};
+use crate::notifications::send::Answer;
+use crate::notifications::service::{self, ChannelError, ChannelList, ChannelPage, Submission};
 use crate::projects::MANAGERS;
 use crate::startup::AppState;
 use crate::web::form::FieldErrors;
@@ -75,14 +75,10 @@ async fn render_list(
     form: Submission,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let scope = user.scope();
-    let (channels, organizations) = db::run(&state.pool, move |conn| {
-        Ok::<_, diesel::result::Error>((
-            Channel::list(conn, &scope)?,
-            Organization::list(conn, &scope)?,
-        ))
-    })
-    .await?;
+    let ChannelList {
+        channels,
+        organizations,
+    } = service::channel_list(&state.pool, user.scope()).await?;
     html_with_status(
         status_of(&errors),
         &ListPage {
@@ -107,32 +103,12 @@ async fn render_show(
     form: Option<Submission>,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let scope = user.scope();
-    let (channel, organization, deliveries) = db::run(&state.pool, move |conn| {
-        let channel = Channel::find(conn, &scope, id)?;
-        let organization = Organization::find(conn, &scope, channel.organization_id)?.name;
-        let deliveries = Delivery::of_channel(conn, id, LOG_LENGTH)?;
-        Ok::<_, diesel::result::Error>((channel, organization, deliveries))
-    })
-    .await?;
-    let form = form.unwrap_or_else(|| Submission {
-        name: channel.name.clone(),
-        kind: channel.kind.key().to_string(),
-        smtp_host: channel.smtp_host.clone().unwrap_or_default(),
-        smtp_port: channel
-            .smtp_port
-            .map(|port| port.to_string())
-            .unwrap_or_default(),
-        smtp_tls: channel
-            .smtp_tls
-            .map(|tls| tls.key().to_string())
-            .unwrap_or_default(),
-        smtp_username: channel.smtp_username.clone().unwrap_or_default(),
-        email_from: channel.email_from.clone().unwrap_or_default(),
-        email_to: channel.email_to.clone().unwrap_or_default(),
-        events: channel.events.iter().flatten().cloned().collect(),
-        ..Submission::default()
-    });
+    let ChannelPage {
+        channel,
+        organization,
+        deliveries,
+    } = service::channel_page(&state.pool, user.scope(), id, LOG_LENGTH).await?;
+    let form = form.unwrap_or_else(|| Submission::of(&channel));
     let title = format!("Notification channel {}", channel.name);
     html_with_status(
         status_of(&errors),
@@ -265,20 +241,7 @@ pub async fn action(
         "test" => service::test(&state.deliverer, user.scope(), id, by)
             .await
             .map(|(channel, answer)| {
-                match (answer.error, answer.status) {
-                    (None, Some(status)) => flash::success(
-                        &session,
-                        format!("Test sent to {}: answered HTTP {status}.", channel.name),
-                    ),
-                    (None, None) => flash::success(
-                        &session,
-                        format!("Test sent to {}: the server took it.", channel.name),
-                    ),
-                    (Some(error), _) => flash::error(
-                        &session,
-                        format!("The test did not reach {}: {error}", channel.name),
-                    ),
-                }
+                flash_test(&session, &channel, answer);
                 format!("/notifications/{id}")
             }),
         "delete" => service::delete(&state.pool, user.scope(), id, by)
@@ -293,5 +256,23 @@ pub async fn action(
         Ok(next) => Ok(see_other(&next)),
         Err(ChannelError::Form(_)) => Err(AppError::Invalid("The request was refused.".into())),
         Err(ChannelError::Store(error)) => Err(error),
+    }
+}
+
+/// What a test's answer says in the flash.
+fn flash_test(session: &Session, channel: &Channel, answer: Answer) {
+    match (answer.error, answer.status) {
+        (None, Some(status)) => flash::success(
+            session,
+            format!("Test sent to {}: answered HTTP {status}.", channel.name),
+        ),
+        (None, None) => flash::success(
+            session,
+            format!("Test sent to {}: the server took it.", channel.name),
+        ),
+        (Some(error), _) => flash::error(
+            session,
+            format!("The test did not reach {}: {error}", channel.name),
+        ),
     }
 }

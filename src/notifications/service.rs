@@ -52,6 +52,28 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// The edit form of a stored channel (its secrets blank).
+    pub fn of(channel: &Channel) -> Submission {
+        Submission {
+            name: channel.name.clone(),
+            kind: channel.kind.key().to_string(),
+            smtp_host: channel.smtp_host.clone().unwrap_or_default(),
+            smtp_port: channel
+                .smtp_port
+                .map(|port| port.to_string())
+                .unwrap_or_default(),
+            smtp_tls: channel
+                .smtp_tls
+                .map(|tls| tls.key().to_string())
+                .unwrap_or_default(),
+            smtp_username: channel.smtp_username.clone().unwrap_or_default(),
+            email_from: channel.email_from.clone().unwrap_or_default(),
+            email_to: channel.email_to.clone().unwrap_or_default(),
+            events: channel.events.iter().flatten().cloned().collect(),
+            ..Submission::default()
+        }
+    }
+
     pub fn from_fields(fields: Vec<(String, String)>) -> Submission {
         let mut submission = Submission::default();
         for (key, value) in fields {
@@ -324,6 +346,49 @@ fn changed_fields(submission: &Submission) -> Vec<&'static str> {
         }
     }
     fields
+}
+
+/// The channels page: the channels the person reaches, each with its organization's name, and
+/// the organizations a new one may go to.
+pub struct ChannelList {
+    pub channels: Vec<(Channel, String)>,
+    pub organizations: Vec<Organization>,
+}
+
+pub async fn channel_list(pool: &db::DbPool, scope: Scope) -> Result<ChannelList, ChannelError> {
+    Ok(db::run(pool, move |conn| {
+        Ok::<_, DieselError>(ChannelList {
+            channels: Channel::list(conn, &scope)?,
+            organizations: Organization::list(conn, &scope)?,
+        })
+    })
+    .await?)
+}
+
+/// One channel's page: the channel, its organization's name and its latest `deliveries`.
+pub struct ChannelPage {
+    pub channel: Channel,
+    pub organization: String,
+    pub deliveries: Vec<Delivery>,
+}
+
+pub async fn channel_page(
+    pool: &db::DbPool,
+    scope: Scope,
+    id: ChannelId,
+    deliveries: i64,
+) -> Result<ChannelPage, ChannelError> {
+    Ok(db::run(pool, move |conn| {
+        let channel = Channel::find(conn, &scope, id)?;
+        let organization = Organization::find(conn, &scope, channel.organization_id)?.name;
+        let deliveries = Delivery::of_channel(conn, id, deliveries)?;
+        Ok::<_, DieselError>(ChannelPage {
+            channel,
+            organization,
+            deliveries,
+        })
+    })
+    .await?)
 }
 
 /// Creates a channel.

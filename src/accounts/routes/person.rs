@@ -8,10 +8,9 @@ use serde::Deserialize;
 
 use crate::access::Role;
 use crate::accounts::model::{Organization, User};
-use crate::accounts::service::{self, AccountError};
+use crate::accounts::service::{self, AccountError, PersonChoices};
 use crate::auth::CurrentUser;
 use crate::crypto::Secret;
-use crate::db;
 use crate::error::AppError;
 use crate::ids::{OrganizationId, UserId};
 use crate::startup::AppState;
@@ -49,17 +48,18 @@ struct Typed {
     organization_id: Option<i64>,
 }
 
-async fn render(
-    state: &AppState,
+fn render(
     session: &Session,
     user: &CurrentUser,
-    person: User,
+    loaded: PersonChoices,
     typed: Option<Typed>,
     errors: FieldErrors,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let scope = user.scope();
-    let organizations = db::run(&state.pool, move |conn| Organization::list(conn, &scope)).await?;
+    let PersonChoices {
+        person,
+        organizations,
+    } = loaded;
     let typed = typed.unwrap_or(Typed {
         role: person.role.key().to_string(),
         organization_id: person.organization_id.map(|id| id.0),
@@ -87,17 +87,15 @@ pub async fn edit_person(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let person = service::person(&state.pool, &user, user_id(&id)?).await?;
+    let loaded = service::person_choices(&state.pool, &user, user_id(&id)?).await?;
     render(
-        &state,
         &session,
         &user,
-        person,
+        loaded,
         None,
         FieldErrors::default(),
         StatusCode::OK,
     )
-    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -139,18 +137,7 @@ pub async fn update_person(
     .await;
     let (errors, status) = match changed {
         Ok(changed) => {
-            let person = changed.person;
-            let message = if changed.signed_out {
-                state.forget_person(id);
-                format!(
-                    "{} is now {}: their sessions ended, they sign in again.",
-                    person.email,
-                    person.role.label()
-                )
-            } else {
-                format!("Nothing changed for {}.", person.email)
-            };
-            flash::success(&session, message);
+            flash::success(&session, role_changed(&state, changed));
             return Ok(after_change(&user, id));
         }
         Err(AccountError::Invalid(errors)) => (errors, StatusCode::UNPROCESSABLE_ENTITY),
@@ -161,7 +148,7 @@ pub async fn update_person(
         }
         Err(error) => return Err(error.into()),
     };
-    let person = service::person(&state.pool, &user, id).await?;
+    let loaded = service::person_choices(&state.pool, &user, id).await?;
     let typed = Typed {
         role: form.role,
         organization_id: form
@@ -169,7 +156,22 @@ pub async fn update_person(
             .as_deref()
             .and_then(|id| id.parse().ok()),
     };
-    render(&state, &session, &user, person, Some(typed), errors, status).await
+    render(&session, &user, loaded, Some(typed), errors, status)
+}
+
+/// What a role change says; a person signed out is forgotten in this process's session cache.
+fn role_changed(state: &AppState, changed: service::Changed) -> String {
+    let person = changed.person;
+    if changed.signed_out {
+        state.forget_person(person.id);
+        format!(
+            "{} is now {}: their sessions ended, they sign in again.",
+            person.email,
+            person.role.label()
+        )
+    } else {
+        format!("Nothing changed for {}.", person.email)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -203,17 +205,9 @@ pub async fn reset_password(
             Ok(see_other("/users"))
         }
         Err(AccountError::Invalid(errors)) => {
-            let person = service::person(&state.pool, &user, id).await?;
-            render(
-                &state,
-                &session,
-                &user,
-                person,
-                None,
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            let loaded = service::person_choices(&state.pool, &user, id).await?;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render(&session, &user, loaded, None, errors, status)
         }
         Err(error) => Err(error.into()),
     }
