@@ -259,6 +259,22 @@ pub fn people(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<(UserId
     .load(conn)
 }
 
+/// The organizations `scope` reaches, by name: the organization filter's choices.
+pub fn organizations(
+    conn: &mut PgConnection,
+    scope: &Scope,
+) -> QueryResult<Vec<(OrganizationId, String)>> {
+    let query = organizations::table
+        .select((organizations::id, organizations::name))
+        .order(organizations::name)
+        .into_boxed();
+    match *scope {
+        Scope::Partner(partner) => query.filter(organizations::partner_id.eq(partner)),
+        Scope::Organization(organization) => query.filter(organizations::id.eq(organization)),
+    }
+    .load(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

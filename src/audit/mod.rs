@@ -15,12 +15,21 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::access::Scope;
-use crate::accounts::model::Organization;
-use crate::auth::CurrentUser;
 use crate::ids::{OrganizationId, PartnerId, UserId};
 use crate::schema::audit_events;
 use crate::web::form::Pagination;
 pub use filter::Filter;
+
+/// Who does what an event records: the signed-in person (`auth::CurrentUser`), as the audit
+/// log names them.
+pub trait Actor {
+    fn actor_id(&self) -> UserId;
+    /// The words the log shows for them (their address, or the API token they act by).
+    fn actor_label(&self) -> String;
+    fn partner_id(&self) -> PartnerId;
+    /// Their organization; `None` for a Partner.
+    fn organization_id(&self) -> Option<OrganizationId>;
+}
 
 /// An event about to be recorded.
 #[derive(Insertable, Debug, Clone)]
@@ -56,12 +65,12 @@ impl NewEvent {
     }
 
     /// An event done by the signed-in `actor` in the actor's own partner account.
-    pub fn by(actor: &CurrentUser, action: &str, client_ip: &str) -> NewEvent {
+    pub fn by(actor: &dyn Actor, action: &str, client_ip: &str) -> NewEvent {
         NewEvent {
-            actor_id: Some(actor.id()),
-            actor_label: actor.label(),
-            partner_id: Some(actor.identity.partner_id),
-            organization_id: actor.identity.organization_id,
+            actor_id: Some(actor.actor_id()),
+            actor_label: actor.actor_label(),
+            partner_id: Some(actor.partner_id()),
+            organization_id: actor.organization_id(),
             client_ip: Some(client_ip.to_string()),
             ..NewEvent::system(action)
         }
@@ -226,10 +235,7 @@ pub struct OrganizationNames(HashMap<OrganizationId, String>);
 impl OrganizationNames {
     pub fn of(conn: &mut PgConnection, scope: &Scope) -> QueryResult<OrganizationNames> {
         Ok(OrganizationNames(
-            Organization::list(conn, scope)?
-                .into_iter()
-                .map(|organization| (organization.id, organization.name))
-                .collect(),
+            filter::organizations(conn, scope)?.into_iter().collect(),
         ))
     }
 

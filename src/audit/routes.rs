@@ -183,9 +183,7 @@ fn selects(params: &FilterParams, user: &CurrentUser, choices: FilterChoices) ->
             choices
                 .organizations
                 .into_iter()
-                .map(|organization| {
-                    choose(organization.id.to_string(), organization.name, &params.org)
-                })
+                .map(|(id, name)| choose(id.to_string(), name, &params.org))
                 .collect()
         }),
     }

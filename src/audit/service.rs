@@ -5,16 +5,15 @@ use diesel::result::Error as DbError;
 use super::filter::{self, Filter};
 use super::{Event, EventPage};
 use crate::access::Scope;
-use crate::accounts::model::Organization;
 use crate::db::{self, DbPool, RunError};
-use crate::ids::UserId;
+use crate::ids::{OrganizationId, UserId};
 use crate::web::form::Pagination;
 
 /// What the person filter and the organization filter offer.
 #[derive(Default)]
 pub struct FilterChoices {
     pub people: Vec<(UserId, String)>,
-    pub organizations: Vec<Organization>,
+    pub organizations: Vec<(OrganizationId, String)>,
 }
 
 /// A page of the log (none for a filter that did not check) and, for a whole page, the
@@ -39,7 +38,7 @@ pub async fn list(
         let choices = if with_choices {
             FilterChoices {
                 people: filter::people(conn, &scope)?,
-                organizations: Organization::list(conn, &scope)?,
+                organizations: filter::organizations(conn, &scope)?,
             }
         } else {
             FilterChoices::default()

@@ -136,6 +136,24 @@ impl CurrentUser {
     }
 }
 
+impl crate::audit::Actor for CurrentUser {
+    fn actor_id(&self) -> UserId {
+        self.id()
+    }
+
+    fn actor_label(&self) -> String {
+        self.label()
+    }
+
+    fn partner_id(&self) -> PartnerId {
+        self.identity.partner_id
+    }
+
+    fn organization_id(&self) -> Option<OrganizationId> {
+        self.identity.organization_id
+    }
+}
+
 impl FromRequest for CurrentUser {
     type Error = AppError;
     type Future = Ready<Result<CurrentUser, AppError>>;
