@@ -95,17 +95,16 @@ impl Peer {
     }
 }
 
+/// What `world`'s instance says at `/metrics`.
+async fn metrics(world: &World) -> String {
+    let response = world.app.client().get("/metrics").await;
+    response.text().await.unwrap()
+}
+
 /// How many looks of `look` (`pass`: each second, `watch`: each five) the delivery loop of
 /// `world`'s instance has run, as its `/metrics` says.
 async fn looks(world: &World, look: &str) -> u64 {
-    let metrics = world
-        .app
-        .client()
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(world).await;
     let series = format!("keyhold_notification_looks_total{{look=\"{look}\"}} ");
     metrics
         .lines()
@@ -698,14 +697,7 @@ async fn a_missed_slot_and_a_coming_expiry_are_each_said_once() {
         scalar_i64(&world.app, "SELECT count(*) AS n FROM notification_events"),
         2
     );
-    let metrics = world
-        .app
-        .client()
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&world).await;
     assert!(
         metrics.contains("keyhold_backups_missed_total 1"),
         "{metrics}"
@@ -758,14 +750,7 @@ async fn heartbeats_metrics_and_last_used_follow_each_run() {
     let pinged = checks.wait_for(2).await;
     assert_eq!(pinged[1]["path"], "/ping/abc-123/fail?rid=7");
 
-    let metrics = world
-        .app
-        .client()
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&world).await;
     for line in [
         "keyhold_backup_runs_total{outcome=\"completed\"} 1",
         "keyhold_backup_runs_total{outcome=\"skipped\"} 1",
