@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod phase;
 pub mod policy;
+pub mod reads;
 pub mod restore;
 pub mod routes;
 pub mod runner;

@@ -11,15 +11,14 @@ use serde::Deserialize;
 use crate::access::Role;
 use crate::accounts::model::Organization;
 use crate::auth::CurrentUser;
-use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
+use crate::backup::views::{Draft, PolicyForm, Preview, ProjectReply};
 use crate::credentials::model::CredentialOption;
-use crate::db;
 use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, ProjectId};
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectFilter, ProjectListing};
+use crate::projects::model::{ProjectFilter, ProjectListing};
 use crate::projects::service::{
-    self, EditForm, Editing, Options, ProjectError, ProjectForm, Success,
+    self, EditForm, Editing, Options, ProjectError, ProjectForm, ProjectList, Success,
 };
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
@@ -92,16 +91,10 @@ pub async fn list(
     let is_partner = user.role() == Role::Partner;
     // The organization filter is part of the page around the results, not of the fragment.
     let whole_page = !is_htmx(&req);
-    let (projects, organizations) = db::run(&state.pool, move |conn| {
-        let projects = Project::list_filtered(conn, &scope, &filter)?;
-        let organizations = if is_partner && whole_page {
-            Organization::list(conn, &scope)?
-        } else {
-            Vec::new()
-        };
-        Ok::<_, diesel::result::Error>((projects, organizations))
-    })
-    .await?;
+    let ProjectList {
+        projects,
+        organizations,
+    } = service::list(&state.pool, scope, filter, is_partner && whole_page).await?;
     let can_manage = MANAGERS.contains(&user.role());
     if !whole_page {
         return html(&ProjectResults {
@@ -292,21 +285,14 @@ pub async fn show(
         ..PolicyForm::default()
     };
     let tab = query.tab.clone().unwrap_or_default();
-    render_project(
-        &req,
-        &state,
-        &session,
-        &user,
-        id,
-        &tab,
-        Draft {
-            form,
-            errors: FieldErrors::default(),
-            preview,
-            ..Draft::default()
-        },
-    )
-    .await
+    let draft = Draft {
+        form,
+        errors: FieldErrors::default(),
+        preview,
+        ..Draft::default()
+    };
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    reply.render(id, &tab, draft).await
 }
 
 #[derive(Template)]

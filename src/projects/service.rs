@@ -19,9 +19,10 @@ use crate::credentials::provider::Kind;
 use crate::crypto::{Keyring, Secret};
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
-use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, ProjectId};
-use crate::projects::model::{NewProject, Project, ProjectChanges, ProjectListing, SourceUse};
+use crate::projects::model::{
+    NewProject, Project, ProjectChanges, ProjectFilter, ProjectListing, SourceUse, WriteError,
+};
 use crate::projects::source_url;
 use crate::web::form::FieldErrors;
 
@@ -58,13 +59,31 @@ pub enum ProjectError {
     /// Something keeps the project from being deleted; the words say what (409).
     #[error("{0}")]
     Kept(String),
-    #[error(transparent)]
-    Store(#[from] AppError),
+    /// Another organization's project took the database while this one was being created;
+    /// the words say so (422).
+    #[error("{0}")]
+    SourceTaken(String),
+    /// The data source could not be sealed or opened with the configured keys.
+    #[error("sealing failed: {0:#}")]
+    Sealing(anyhow::Error),
+    /// The database failed or could not be reached, as `db::run` answers it (a project that
+    /// is not there, or not in the person's scope, is `Failed(NotFound)`).
+    #[error("{0}")]
+    Store(db::RunError<diesel::result::Error>),
 }
 
 impl From<diesel::result::Error> for ProjectError {
     fn from(error: diesel::result::Error) -> ProjectError {
-        ProjectError::Store(error.into())
+        ProjectError::Store(db::RunError::Failed(error))
+    }
+}
+
+impl From<WriteError> for ProjectError {
+    fn from(error: WriteError) -> ProjectError {
+        match error {
+            WriteError::Query(error) => error.into(),
+            WriteError::Sealing(cause) => ProjectError::Sealing(cause),
+        }
     }
 }
 
@@ -73,10 +92,49 @@ impl<E: Into<ProjectError>> From<db::RunError<E>> for ProjectError {
         match error {
             db::RunError::Failed(error) => error.into(),
             db::RunError::Unavailable(reason) => {
-                ProjectError::Store(db::RunError::<AppError>::Unavailable(reason).into())
+                ProjectError::Store(db::RunError::Unavailable(reason))
             }
         }
     }
+}
+
+/// The projects list: the projects a filter keeps, and the organizations it may filter by.
+pub struct ProjectList {
+    pub projects: Vec<ProjectListing>,
+    /// Empty unless asked for (a Partner's whole page).
+    pub organizations: Vec<Organization>,
+}
+
+/// The projects of `scope` that `filter` keeps, and (`organizations`) the organizations of
+/// `scope`.
+pub async fn list(
+    pool: &DbPool,
+    scope: Scope,
+    filter: ProjectFilter,
+    organizations: bool,
+) -> Result<ProjectList, ProjectError> {
+    Ok(db::run(pool, move |conn| {
+        let projects = Project::list_filtered(conn, &scope, &filter)?;
+        let organizations = if organizations {
+            Organization::list(conn, &scope)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, diesel::result::Error>(ProjectList {
+            projects,
+            organizations,
+        })
+    })
+    .await?)
+}
+
+/// A project in `scope`, with its organization's and credentials' names and its last run.
+pub async fn listing(
+    pool: &DbPool,
+    scope: Scope,
+    id: ProjectId,
+) -> Result<ProjectListing, ProjectError> {
+    Ok(db::run(pool, move |conn| Project::find_listing(conn, &scope, id)).await?)
 }
 
 /// What the create form holds.
@@ -125,9 +183,9 @@ pub struct Options {
     pub backup: Vec<CredentialOption>,
 }
 
-pub async fn options(pool: &DbPool, scope: Scope) -> Result<Options, AppError> {
+pub async fn options(pool: &DbPool, scope: Scope) -> Result<Options, ProjectError> {
     Ok(db::run(pool, move |conn| {
-        Ok::<_, AppError>(Options {
+        Ok::<_, diesel::result::Error>(Options {
             organizations: Organization::list(conn, &scope)?,
             cloud: Credential::options(conn, &scope, Kind::Cloud)?,
             ai: Credential::options(conn, &scope, Kind::Ai)?,
@@ -290,7 +348,7 @@ pub async fn create(
                 };
                 SourceUse::lock(conn, identity)?;
                 if usage.refused(conn, identity)? {
-                    return Err(AppError::Invalid(usage.message("This database")));
+                    return Err(ProjectError::SourceTaken(usage.message("This database")));
                 }
             }
             let project = Project::create(
@@ -321,7 +379,7 @@ pub async fn create(
                     "bucket",
                 ])
                 .record(conn)?;
-            Ok::<_, AppError>(project)
+            Ok::<_, ProjectError>(project)
         })
     })
     .await?;
@@ -471,7 +529,7 @@ pub async fn update(
     );
     let stored = project
         .open_database_url(keyring)
-        .map_err(AppError::Internal)?;
+        .map_err(ProjectError::Sealing)?;
     let new_url =
         match source_url::edited(&stored, &form.database_url, form.database_password.expose()) {
             Ok(url) => url,
@@ -558,12 +616,8 @@ pub async fn update(
                     Ok(true) => {}
                     Ok(false) => return Err(stale()),
                     // Another project of the organization took the name meanwhile.
-                    Err(AppError::Internal(cause))
-                        if cause
-                            .downcast_ref::<diesel::result::Error>()
-                            .is_some_and(|error| {
-                                unique_violation(error, "projects_name_unique")
-                            }) =>
+                    Err(WriteError::Query(error))
+                        if unique_violation(&error, "projects_name_unique") =>
                     {
                         let mut errors = FieldErrors::default();
                         errors.add("name", format!("{name} already exists"));
