@@ -307,7 +307,7 @@ pub async fn delete(
     let user = api.require(ApiScope::ProjectsWrite)?;
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
-    let project = projects::delete(&state.pool, user, &api.ip, id).await?;
+    let project = projects::delete(&state.runner, user, &api.ip, id).await?;
     let message = projects::Success::Deleted {
         name: &project.name,
     }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use crate::access::Scope;
-use crate::backup::database::DataSource;
 use crate::backup::drill::{BackupTable, Drill};
 use crate::backup::encryption::Encryption;
 use crate::backup::model::{Backup, BackupPolicy, Restore};
@@ -17,6 +16,7 @@ use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::ids::{BackupId, PolicyId, ProjectId};
 use crate::page_cache::{PageCache, PageKey};
+use crate::projects::data_source::DataSource;
 use crate::projects::model::{Project, ProjectListing};
 use crate::web::form::Pagination;
 

@@ -11,23 +11,24 @@
 //! pages and the API both map.
 
 use chrono::Utc;
+use diesel::{PgConnection, QueryResult};
 
 use crate::access::Scope;
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::backup::database::DataSource;
 use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
+use crate::backup::keeping::Keeping;
 use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
-use crate::backup::runner::{
-    Runner, check_bucket_name, default_bucket, prepare_bucket, s3_settings,
-};
+use crate::backup::runner::{Runner, prepare_bucket, s3_settings};
 use crate::credentials::model::Credential;
 use crate::credentials::provider::Kind;
 use crate::db;
 use crate::ids::{BackupId, CredentialId, UserId};
+use crate::projects::data_source::{Checked, DataSource};
 use crate::projects::model::{Project, SourceUse};
+use crate::storage::bucket_name::{check_bucket_name, default_bucket};
 use crate::web::form::FieldErrors;
 
 /// What a backup use case did, in the words the page's message and the API's `message` both
@@ -163,6 +164,25 @@ pub async fn ready_bucket(
 pub struct EnableRequest {
     pub credential: String,
     pub bucket: String,
+}
+
+/// What projects ask of backup when one is created, edited or deleted.
+impl crate::projects::service::Checks for Runner {
+    fn pool(&self) -> &db::DbPool {
+        &self.pool
+    }
+
+    async fn check_source(&self, source: &DataSource, usage: SourceUse) -> Result<Checked, String> {
+        Runner::check_source(self, source, usage).await
+    }
+
+    async fn ready_bucket(&self, credential: CredentialId, bucket: &str) -> Result<String, String> {
+        ready_bucket(self, credential, bucket).await
+    }
+
+    fn keeping(&self) -> fn(&mut PgConnection, &Project) -> QueryResult<Option<String>> {
+        |conn, project| Ok(Keeping::of(conn, project)?.reason(&project.name))
+    }
 }
 
 /// Turns backup on with one of `scope`'s unlocked backup credentials of the project's

@@ -1,27 +1,28 @@
-//! The pages of a project's Backup tabs (Schedules, Backups, Restores): what each tab shows,
-//! the add-policy form and its cron preview, and the project page or (for htmx) the tab alone.
-//! The Backups tab is kept in `page_cache` while nothing runs.
+//! A project's page (`GET /projects/{id}`) and its Backup tabs (Schedules, Backups, Restores):
+//! what each tab shows, the add-policy form and its cron preview, and the project page or (for
+//! htmx) the tab alone. What they read is `backup::reads`.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupId, BackupPolicy, Restore};
-use crate::backup::phase::{DrillPhase, Phase};
 use crate::backup::policy::{self, Schedule};
 use crate::backup::reads::{self, ProjectPageRead, ProjectSettings, TabName, TabRows};
-use crate::backup::runner::default_bucket;
 use crate::backup::service::PolicyRequest;
 use crate::credentials::model::CredentialOption;
 use crate::error::AppError;
 use crate::projects::MANAGERS;
 use crate::projects::model::{ProjectId, ProjectListing};
+use crate::projects::phase::{DrillPhase, Phase};
 use crate::startup::AppState;
+use crate::storage::bucket_name::default_bucket;
 use crate::web::form::{Choice, FieldErrors};
 use crate::web::words::human_size;
 use crate::web::{Page, html_with_status, is_htmx};
@@ -611,6 +612,46 @@ fn backup_choices(
             CredentialOption::choices(own, &[], Some(organization), chosen, false, "— choose —")
         })
         .unwrap_or_default()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ShowQuery {
+    tab: Option<String>,
+    cron: Option<String>,
+    timezone: Option<String>,
+}
+
+/// GET /projects/{id}
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    query: web::Query<ShowQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = ProjectId::from_path(&id)?;
+    let preview = query
+        .cron
+        .as_deref()
+        .filter(|cron| !cron.trim().is_empty())
+        .map(|cron| Preview::of(cron, query.timezone.as_deref().unwrap_or("UTC")));
+    let form = PolicyForm {
+        cron: query.cron.clone().unwrap_or_else(|| "0 0 * * *".into()),
+        timezone: query.timezone.clone().unwrap_or_else(|| "UTC".into()),
+        retention: "720h".into(),
+        ..PolicyForm::default()
+    };
+    let tab = query.tab.clone().unwrap_or_default();
+    let draft = Draft {
+        form,
+        errors: FieldErrors::default(),
+        preview,
+        ..Draft::default()
+    };
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    reply.render(id, &tab, draft).await
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::access::Scope;
-use crate::backup::phase::Phase;
 use crate::crypto::Keyring;
 use crate::db::{Bind, Prepared, Tables, like_pattern};
 use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, UserId};
+use crate::projects::phase::Phase;
 use crate::schema::projects;
 
 pub use crate::ids::ProjectId;

@@ -1,5 +1,5 @@
 //! Project pages: the list (searched and filtered), the create and edit forms, the delete
-//! page, and a project's page, whose Backup tabs `backup::views` renders. Users may look;
+//! page. A project's own page, its Backup tabs, is `backup::views::show`. Users may look;
 //! Managers and Partners change things.
 
 use actix_session::Session;
@@ -11,7 +11,6 @@ use serde::Deserialize;
 use crate::access::Role;
 use crate::accounts::model::Organization;
 use crate::auth::CurrentUser;
-use crate::backup::views::{Draft, PolicyForm, Preview, ProjectReply};
 use crate::credentials::model::CredentialOption;
 use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, ProjectId};
@@ -255,46 +254,6 @@ pub async fn create(
     Ok(see_other(&format!("/projects/{}", project.id)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct ShowQuery {
-    tab: Option<String>,
-    cron: Option<String>,
-    timezone: Option<String>,
-}
-
-/// GET /projects/{id}
-pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    query: web::Query<ShowQuery>,
-) -> Result<HttpResponse, AppError> {
-    let id = ProjectId::from_path(&id)?;
-    let preview = query
-        .cron
-        .as_deref()
-        .filter(|cron| !cron.trim().is_empty())
-        .map(|cron| Preview::of(cron, query.timezone.as_deref().unwrap_or("UTC")));
-    let form = PolicyForm {
-        cron: query.cron.clone().unwrap_or_else(|| "0 0 * * *".into()),
-        timezone: query.timezone.clone().unwrap_or_else(|| "UTC".into()),
-        retention: "720h".into(),
-        ..PolicyForm::default()
-    };
-    let tab = query.tab.clone().unwrap_or_default();
-    let draft = Draft {
-        form,
-        errors: FieldErrors::default(),
-        preview,
-        ..Draft::default()
-    };
-    let reply = ProjectReply::new(&req, &state, &session, &user);
-    reply.render(id, &tab, draft).await
-}
-
 #[derive(Template)]
 #[template(path = "projects/edit.html")]
 struct EditPage {
@@ -492,7 +451,7 @@ pub async fn confirm_delete(
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
-    let (project, kept) = service::deletion(&state.pool, &user, id).await?;
+    let (project, kept) = service::deletion(&state.runner, &user, id).await?;
     delete_question(&project, kept).render(&user, &session, false)
 }
 
@@ -508,7 +467,7 @@ pub async fn delete(
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
     let ip = client_ip(&req, &state.settings.trusted_proxies);
-    match service::delete(&state.pool, &user, &ip, id).await {
+    match service::delete(&state.runner, &user, &ip, id).await {
         Ok(project) => {
             flash::success(
                 &session,
@@ -520,7 +479,7 @@ pub async fn delete(
             Ok(see_other("/projects"))
         }
         Err(ProjectError::Kept(reason)) => {
-            let (project, _) = service::deletion(&state.pool, &user, id).await?;
+            let (project, _) = service::deletion(&state.runner, &user, id).await?;
             delete_question(&project, Some(reason)).render(&user, &session, true)
         }
         Err(error) => Err(error.into()),
