@@ -50,7 +50,7 @@ const SYNC: &str = "sync:";
 
 /// What an entry is kept under: a key type declared by the area whose read it is (which read,
 /// and everything its answer depends on: `credentials::service::TabKey`,
-/// `backup::views::BackupsTabKey`, …). Keys of two types never match, so this module knows no
+/// `backup::reads::BackupsTabKey`, …). Keys of two types never match, so this module knows no
 /// area.
 #[derive(Clone)]
 pub struct PageKey(Arc<dyn Key>);

@@ -118,7 +118,7 @@ pages: {
     },
     "/projects" => { get: projects::routes::list, post: projects::routes::create },
     "/projects/new" => { get: projects::routes::new },
-    "/projects/{id}" => { get: projects::routes::show, post: projects::routes::update },
+    "/projects/{id}" => { get: backup::views::show, post: projects::routes::update },
     "/projects/{id}/edit" => { get: projects::routes::edit },
     "/projects/{id}/delete" => {
         get: projects::routes::confirm_delete,

@@ -20,7 +20,6 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::session_store::{self, PgSessionStore};
 use crate::auth::{SessionTimeouts, csrf, session_ttl};
-use crate::backup::database::SourceRules;
 use crate::backup::runner::{RestoreSettings, Runner};
 use crate::backup::scheduler;
 use crate::config::Settings;
@@ -32,6 +31,7 @@ use crate::metrics::{self, Metrics};
 use crate::notifications::deliver::Deliverer;
 use crate::outbound::Outbound;
 use crate::page_cache::{self, PageCache};
+use crate::projects::data_source::SourceRules;
 use crate::routes;
 use crate::web::{error_pages, form, security_headers};
 

@@ -21,6 +21,7 @@ use s3::request::Request as _;
 use s3::request::tokio_backend::ReqwestRequest;
 use s3::{Bucket, BucketConfiguration, Region};
 
+pub mod bucket_name;
 mod download;
 mod upload;
 use crate::outbound::{self, Outbound, reason};

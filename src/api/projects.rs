@@ -1,6 +1,6 @@
 //! `/api/v1/projects/…`: projects, their backup switch, policies, backups and restores, through
 //! the use cases the pages call (`projects::service`, `backup::service`) and the pages'
-//! authorization (`backup::routes::project_for`/`project_and`: Managers and Partners change,
+//! authorization (`backup::routes::{project_for, policy_for, backup_for}`: Managers and Partners change,
 //! another organization's id is 404). A project's database address is never answered.
 //!
 //! Over 600 lines because it is the twin of fifteen page actions and lists, each with the OpenAPI
@@ -15,15 +15,15 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiUser, ListAnswer, Problem, fields_of, json};
 use crate::auth::CurrentUser;
 use crate::backup::model::{Backup, BackupPolicy, Restore};
+use crate::backup::reads;
 use crate::backup::routes::{
-    policy_request, project_and, project_event, project_for, restore_request,
+    backup_for, policy_for, policy_request, project_event, project_for, restore_request,
 };
-use crate::backup::service::{self, Success};
-use crate::db;
+use crate::backup::service::{self, EnableRequest, Success};
 use crate::error::AppError;
-use crate::ids::{BackupId, PolicyId, ProjectId};
+use crate::ids::{BackupId, ProjectId};
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectListing};
+use crate::projects::model::ProjectListing;
 use crate::projects::routes::ProjectsQuery;
 use crate::projects::service::{self as projects, EditForm, ProjectError, ProjectForm};
 use crate::startup::AppState;
@@ -221,11 +221,8 @@ async fn listing(
     user: &CurrentUser,
     id: &str,
 ) -> Result<ProjectListing, ApiError> {
-    let (scope, id) = (user.scope(), ProjectId::from_path(id)?);
-    Ok(db::run(&state.pool, move |conn| {
-        Project::find_listing(conn, &scope, id)
-    })
-    .await?)
+    let id = ProjectId::from_path(id)?;
+    Ok(projects::listing(&state.pool, user.scope(), id).await?)
 }
 
 /// Projects of the person's organizations, searched (`q`: the names the list shows) and, for
@@ -243,13 +240,10 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::ProjectsRead)?;
     let (scope, filter) = (user.scope(), query.filter(user));
-    let projects = db::run(&state.pool, move |conn| {
-        Project::list_filtered(conn, &scope, &filter)
-    })
-    .await?;
+    let list = projects::list(&state.pool, scope, filter, false).await?;
     Ok(in_pages(
         &req,
-        projects.iter().map(ProjectView::of).collect(),
+        list.projects.iter().map(ProjectView::of).collect(),
         paging.page,
     ))
 }
@@ -313,7 +307,7 @@ pub async fn delete(
     let user = api.require(ApiScope::ProjectsWrite)?;
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
-    let project = projects::delete(&state.pool, user, &api.ip, id).await?;
+    let project = projects::delete(&state.runner, user, &api.ip, id).await?;
     let message = projects::Success::Deleted {
         name: &project.name,
     }
@@ -355,17 +349,12 @@ pub async fn enable(
         fields_of(body.into_inner())?.into_iter().collect();
     let field = |key: &str| form.get(key).cloned().unwrap_or_default();
     let by = project_event(user, &api.ip, &project);
-    let (credential, bucket) = (field("backup_credential_id"), field("bucket"));
-    let ready = service::enable(
-        &state.runner,
-        user.scope(),
-        user.id(),
-        &project,
-        &credential,
-        &bucket,
-        by,
-    )
-    .await?;
+    let request = EnableRequest {
+        credential: field("backup_credential_id"),
+        bucket: field("bucket"),
+    };
+    let (runner, scope, actor) = (&state.runner, user.scope(), user.id());
+    let ready = service::enable(runner, scope, actor, &project, &request, by).await?;
     let listing = listing(&state, user, &id).await?;
     let message = Success::Enabled { ready: &ready }.to_string();
     Ok(done(
@@ -411,11 +400,8 @@ pub async fn policies(
     paging: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsRead)?;
-    let project = listing(&state, user, &id).await?.project.id;
-    let policies = db::run(&state.pool, move |conn| {
-        BackupPolicy::for_project(conn, project)
-    })
-    .await?;
+    let id = ProjectId::from_path(&id)?;
+    let policies = reads::policies(&state.pool, user.scope(), id).await?;
     Ok(in_pages(
         &req,
         policies.iter().map(PolicyView::of).collect(),
@@ -501,23 +487,16 @@ pub async fn create_policy(
     let project = project_for(&state, user, &id).await?;
     let request = policy_request(fields_of(body.into_inner())?);
     let by = project_event(user, &api.ip, &project);
-    let words = service::create_policy(&state.runner, user.id(), &project, &request, by).await?;
-    let (project_id, name) = (project.id, request.name.clone());
-    let policy = db::run(&state.pool, move |conn| {
-        BackupPolicy::for_project(conn, project_id)
-            .map(|policies| policies.into_iter().find(|policy| policy.name == name))
-    })
-    .await?
-    .ok_or(AppError::NotFound)?;
+    let added = service::create_policy(&state.runner, user.id(), &project, &request, by).await?;
     let message = Success::PolicyAdded {
         name: &request.name,
-        words: &words,
+        words: &added.words,
     }
     .to_string();
     Ok(done(
         StatusCode::CREATED,
         message,
-        Some(PolicyView::of(&policy)),
+        Some(PolicyView::of(&added.policy)),
     ))
 }
 
@@ -533,8 +512,7 @@ pub async fn delete_policy(
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsWrite)?;
     let (id, policy_id) = path.into_inner();
-    let (project, policy) =
-        project_and(&state, user, &id, &policy_id, PolicyId, BackupPolicy::find).await?;
+    let (project, policy) = policy_for(&state, user, &id, &policy_id).await?;
     let (by, name) = (project_event(user, &api.ip, &project), policy.name.clone());
     service::delete_policy(&state.runner, policy, by).await?;
     let message = Success::PolicyDeleted { name: &name }.to_string();
@@ -553,15 +531,10 @@ pub async fn run_policy(
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsWrite)?;
     let (id, policy_id) = path.into_inner();
-    let (project, policy) =
-        project_and(&state, user, &id, &policy_id, PolicyId, BackupPolicy::find).await?;
+    let (project, policy) = policy_for(&state, user, &id, &policy_id).await?;
     let (by, name) = (project_event(user, &api.ip, &project), policy.name.clone());
     let backup = service::backup_now(&state.runner, policy, by).await?;
-    let project_id = project.id;
-    let backup = db::run(&state.pool, move |conn| {
-        Backup::find(conn, project_id, backup)
-    })
-    .await?;
+    let backup = reads::backup(&state.pool, project.id, backup).await?;
     let message = Success::BackupStarted { policy: &name }.to_string();
     Ok(done(
         StatusCode::ACCEPTED,
@@ -583,12 +556,9 @@ pub async fn backups(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsRead)?;
-    let project = listing(&state, user, &id).await?.project.id;
+    let id = ProjectId::from_path(&id)?;
     let pagination = Pagination::new(query.page, PER_PAGE);
-    let (backups, total) = db::run(&state.pool, move |conn| {
-        Backup::page_for_project(conn, project, pagination)
-    })
-    .await?;
+    let (backups, total) = reads::backups_page(&state.pool, user.scope(), id, pagination).await?;
     let items = backups.iter().map(BackupView::of).collect();
     Ok(paged(&req, items, total, pagination))
 }
@@ -600,15 +570,12 @@ async fn visible_backup(
     id: &str,
     backup_id: &str,
 ) -> Result<Backup, ApiError> {
-    let project = listing(state, user, id).await?.project.id;
+    let id = ProjectId::from_path(id)?;
     let backup_id = backup_id
         .parse()
         .map(BackupId)
         .map_err(|_| AppError::NotFound)?;
-    Ok(db::run(&state.pool, move |conn| {
-        Backup::find(conn, project, backup_id)
-    })
-    .await?)
+    Ok(reads::visible_backup(&state.pool, user.scope(), id, backup_id).await?)
 }
 
 /// One backup, with its phase.
@@ -639,8 +606,7 @@ pub async fn delete_backup(
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsWrite)?;
     let (id, backup_id) = path.into_inner();
-    let (project, backup) =
-        project_and(&state, user, &id, &backup_id, BackupId, Backup::find).await?;
+    let (project, backup) = backup_for(&state, user, &id, &backup_id).await?;
     let (by, name) = (project_event(user, &api.ip, &project), backup.name.clone());
     service::delete_backup(&state.runner, backup, by).await?;
     let message = Success::BackupDeleted { name: &name }.to_string();
@@ -662,17 +628,13 @@ pub async fn restore(
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsWrite)?;
     let (id, backup_id) = path.into_inner();
-    let (project, backup) =
-        project_and(&state, user, &id, &backup_id, BackupId, Backup::find).await?;
+    let (project, backup) = backup_for(&state, user, &id, &backup_id).await?;
     let request = restore_request(fields_of(body.into_inner())?);
     let (by, project_id) = (project_event(user, &api.ip, &project), project.id);
     let name = service::restore(&state.runner, user.id(), project, backup, request, by).await?;
-    let restore = db::run(&state.pool, move |conn| {
-        Restore::for_project(conn, project_id, 1).map(|restores| restores.into_iter().next())
-    })
-    .await?
-    .filter(|restore| restore.name == name)
-    .ok_or(AppError::NotFound)?;
+    let restore = reads::started_restore(&state.pool, project_id, name.clone())
+        .await?
+        .ok_or(AppError::NotFound)?;
     let message = Success::RestoreStarted { name: &name }.to_string();
     Ok(done(
         StatusCode::ACCEPTED,
@@ -693,8 +655,7 @@ pub async fn verify_backup(
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsWrite)?;
     let (id, backup_id) = path.into_inner();
-    let (project, backup) =
-        project_and(&state, user, &id, &backup_id, BackupId, Backup::find).await?;
+    let (project, backup) = backup_for(&state, user, &id, &backup_id).await?;
     let (by, name) = (project_event(user, &api.ip, &project), backup.name.clone());
     service::verify_backup(&state.runner, Some(user.id()), project, backup, Some(by)).await?;
     let message = Success::CheckStarted { backup: &name }.to_string();
@@ -714,12 +675,9 @@ pub async fn restores(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = api.require(ApiScope::BackupsRead)?;
-    let project = listing(&state, user, &id).await?.project.id;
+    let id = ProjectId::from_path(&id)?;
     let pagination = Pagination::new(query.page, PER_PAGE);
-    let (restores, total) = db::run(&state.pool, move |conn| {
-        Restore::page_for_project(conn, project, pagination)
-    })
-    .await?;
+    let (restores, total) = reads::restores_page(&state.pool, user.scope(), id, pagination).await?;
     let items = restores.iter().map(RestoreView::of).collect();
     Ok(paged(&req, items, total, pagination))
 }

@@ -12,13 +12,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::backup::database::{Checked, TableRows};
 use crate::backup::model::Backup;
-use crate::backup::phase::DrillPhase;
 use crate::backup::runner::Runner;
 use crate::db::{self, Tables};
 use crate::ids::{BackupId, ProjectId, UserId};
+use crate::projects::data_source::{Checked, TableRows};
 use crate::projects::model::{Project, SourceUse};
+use crate::projects::phase::DrillPhase;
 use crate::schema::{backup_tables, drills};
 
 pub use crate::ids::DrillId;
@@ -526,7 +526,7 @@ impl Runner {
     async fn drill_server(&self, project: &Project) -> Result<Checked, String> {
         match &self.drill_server {
             Some(url) => {
-                let parsed = crate::backup::database::DataSource::parse(url)
+                let parsed = crate::projects::data_source::DataSource::parse(url)
                     .map_err(|reason| format!("KEYHOLD_DRILL_DATABASE_URL: {reason}"))?;
                 self.check_source(&parsed, SourceUse::RestoreTarget(project.id))
                     .await
@@ -537,7 +537,7 @@ impl Runner {
                     "the project's database URL cannot be opened with the configured keys"
                         .to_string()
                 })?;
-                let parsed = crate::backup::database::DataSource::parse(&url)?;
+                let parsed = crate::projects::data_source::DataSource::parse(&url)?;
                 let usage = SourceUse::DataSource {
                     organization: project.organization_id,
                     project: Some(project.id),

@@ -1,11 +1,11 @@
 //! What of a project's backup keeps it from being deleted: backup on, its policies, backups
 //! holding an object, and restores and drills that run (read under the project's lock by
-//! `projects::service::delete`).
+//! `projects::service::delete`, which asks through `projects::service::Checks::keeping`).
 
 use diesel::prelude::*;
 
-use crate::backup::phase::{DrillPhase, Phase};
 use crate::projects::model::Project;
+use crate::projects::phase::{DrillPhase, Phase};
 use crate::schema::{backup_policies, backups, drills, restores};
 
 /// What keeps a project from being deleted: backup on, its policies, backups that still hold

@@ -3,15 +3,14 @@
 //! claims due slots, and the pages of a project's Backup tabs.
 
 pub mod bucket;
-pub mod database;
 pub mod drill;
 pub mod encryption;
 pub mod health;
 pub mod keeping;
 pub mod metrics;
 pub mod model;
-pub mod phase;
 pub mod policy;
+pub mod reads;
 pub mod restore;
 pub mod routes;
 pub mod runner;

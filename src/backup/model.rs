@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::backup::drill::DrillSchedule;
-use crate::backup::phase::Phase;
 use crate::backup::policy::Schedule;
 use crate::credentials::model::Credential;
 use crate::db::Tables;
 use crate::ids::{CredentialId, ProjectId, UserId};
+use crate::projects::phase::Phase;
 use crate::schema::{backup_policies, backups, restores};
 use crate::web::form::Pagination;
 

@@ -3,14 +3,14 @@
 //! file, and only then `pg_restore` on the file, so a corrupted or replaced object, a wrong key
 //! or a short disk never touches the target. Drills (`drill.rs`) use the same two steps.
 
-use crate::backup::database::{Checked, DataSource};
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, Restore};
-use crate::backup::phase::Phase;
 use crate::backup::runner::{Runner, denied_or, tail};
 use crate::backup::spool::Spool;
 use crate::db;
+use crate::projects::data_source::{Checked, DataSource};
 use crate::projects::model::{Project, SourceUse};
+use crate::projects::phase::Phase;
 
 impl Runner {
     /// Restores `backup` into `target` (the project database when `None`), recording the outcome.

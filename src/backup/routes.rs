@@ -13,18 +13,18 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
-use crate::backup::model::{Backup, BackupPolicy};
+use crate::backup::drill::{BackupTable, Drill};
+use crate::backup::model::{Backup, BackupPolicy, Restore};
 use crate::backup::policy;
+use crate::backup::reads::{self, BackupRecord};
 use crate::backup::service::{
-    self, BackupError, EncryptionRequest, PolicyRequest, RestoreRequest, Success,
+    self, BackupError, EnableRequest, EncryptionRequest, PolicyRequest, RestoreRequest, Success,
 };
-use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
-use crate::db;
+use crate::backup::views::{Draft, PolicyForm, Preview, ProjectReply};
 use crate::error::AppError;
 use crate::ids::{BackupId, PolicyId, ProjectId};
 use crate::projects::MANAGERS;
@@ -42,34 +42,40 @@ pub async fn project_for(
 ) -> Result<Project, AppError> {
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(id)?;
-    let scope = user.scope();
-    Ok(db::run(&state.pool, move |conn| Project::find(conn, &scope, id)).await?)
+    Ok(reads::project(&state.pool, user.scope(), id).await?)
 }
 
-/// The project of an action on one of its policies or backups (checked for role and scope)
-/// and that policy or backup (`find` by the project and the id in the path), in one trip.
-pub async fn project_and<I, T>(
+/// The project of an action on one of its policies (checked for role and scope) and that
+/// policy, in one trip; another project's policy is "not found".
+pub async fn policy_for(
     state: &AppState,
     user: &CurrentUser,
     id: &str,
-    child: &str,
-    make_id: fn(i64) -> I,
-    find: fn(&mut PgConnection, ProjectId, I) -> QueryResult<T>,
-) -> Result<(Project, T), AppError>
-where
-    I: Send + 'static,
-    T: Send + 'static,
-{
+    policy: &str,
+) -> Result<(Project, BackupPolicy), AppError> {
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(id)?;
-    let child = child.parse().map(make_id).map_err(|_| AppError::NotFound)?;
-    let scope = user.scope();
-    Ok(db::run(&state.pool, move |conn| {
-        let project = Project::find(conn, &scope, id)?;
-        let found = find(conn, project.id, child)?;
-        Ok::<_, AppError>((project, found))
-    })
-    .await?)
+    let policy = PolicyId(child_id(policy)?);
+    Ok(reads::project_policy(&state.pool, user.scope(), id, policy).await?)
+}
+
+/// The project of an action on one of its backups (checked for role and scope) and that
+/// backup, in one trip; another project's backup is "not found".
+pub async fn backup_for(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    backup: &str,
+) -> Result<(Project, Backup), AppError> {
+    user.require(&MANAGERS)?;
+    let id = ProjectId::from_path(id)?;
+    let backup = BackupId(child_id(backup)?);
+    Ok(reads::project_backup(&state.pool, user.scope(), id, backup).await?)
+}
+
+/// A policy's or backup's id in a path.
+fn child_id(text: &str) -> Result<i64, AppError> {
+    text.parse().map_err(|_| AppError::NotFound)
 }
 
 /// The audit event of a request on `project` (the use case adds its action and fields).
@@ -94,19 +100,23 @@ fn back_to(project: ProjectId, tab: &str) -> HttpResponse {
 
 /// After an action: htmx gets the tab, a plain form a redirect with the flash message.
 async fn answer(
-    req: &HttpRequest,
-    state: &AppState,
-    session: &Session,
-    user: &CurrentUser,
+    reply: &ProjectReply<'_>,
     project: ProjectId,
     tab: &str,
     message: String,
 ) -> Result<HttpResponse, AppError> {
-    flash::success(session, message);
-    if is_htmx(req) {
-        return render_project(req, state, session, user, project, tab, Draft::default()).await;
+    flash::success(reply.session, message);
+    if is_htmx(reply.req) {
+        return reply.render(project, tab, Draft::default()).await;
     }
     Ok(back_to(project, tab))
+}
+
+/// A refusal's message beside its field.
+fn beside(field: &'static str, message: String) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    errors.add(field, message);
+    errors
 }
 
 #[derive(Deserialize, Default)]
@@ -128,51 +138,33 @@ pub async fn enable(
     form: web::Form<EnableForm>,
 ) -> Result<HttpResponse, AppError> {
     let project = project_for(&state, &user, &id).await?;
-    let by = event(&state, &req, &user, &project);
-    let enabled = service::enable(
-        &state.runner,
-        user.scope(),
-        user.id(),
-        &project,
-        &form.backup_credential_id,
-        &form.bucket,
-        by,
-    )
-    .await;
-    // A refusal shows the page again, the reason beside the field, the choices kept.
-    let field = match &enabled {
-        Err(BackupError::NoSuchCredential) => Some("backup_credential_id"),
-        Err(BackupError::Refused(_)) => Some("bucket"),
-        _ => None,
+    let (by, form) = (event(&state, &req, &user, &project), form.into_inner());
+    let request = EnableRequest {
+        credential: form.backup_credential_id,
+        bucket: form.bucket,
     };
-    let ready = match (enabled, field) {
-        (Ok(ready), _) => ready,
-        (Err(error), Some(field)) => {
-            let mut errors = FieldErrors::default();
-            errors.add(field, error.to_string());
-            let form = form.into_inner();
-            let draft = Draft {
-                errors,
-                enable: Some((form.backup_credential_id, form.bucket)),
-                ..Draft::default()
-            };
-            let tab = "schedules";
-            return render_project(&req, &state, &session, &user, project.id, tab, draft).await;
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    let (runner, scope, actor) = (&state.runner, user.scope(), user.id());
+    let error = match service::enable(runner, scope, actor, &project, &request, by).await {
+        // (The empty Schedules tab says a policy is needed next: said once.)
+        Ok(ready) => {
+            let message = Success::Enabled { ready: &ready }.to_string();
+            return answer(&reply, project.id, "schedules", message).await;
         }
-        (Err(error), None) => return Err(error.into()),
+        Err(error) => error,
     };
-    // (The empty Schedules tab says a policy is needed next: said once.)
-    let message = Success::Enabled { ready: &ready }.to_string();
-    answer(
-        &req,
-        &state,
-        &session,
-        &user,
-        project.id,
-        "schedules",
-        message,
-    )
-    .await
+    // A refusal shows the page again, the reason beside the field, the choices kept.
+    let field = match &error {
+        BackupError::NoSuchCredential => "backup_credential_id",
+        BackupError::Refused(_) => "bucket",
+        _ => return Err(error.into()),
+    };
+    let draft = Draft {
+        errors: beside(field, error.to_string()),
+        enable: Some((request.credential, request.bucket)),
+        ..Draft::default()
+    };
+    reply.render(project.id, "schedules", draft).await
 }
 
 /// POST /projects/{id}/backup/disable
@@ -185,33 +177,23 @@ pub async fn disable(
 ) -> Result<HttpResponse, AppError> {
     let project = project_for(&state, &user, &id).await?;
     let by = event(&state, &req, &user, &project);
+    let reply = ProjectReply::new(&req, &state, &session, &user);
     match service::disable(&state.runner, user.scope(), user.id(), &project, by).await {
-        Ok(()) => {}
+        Ok(()) => {
+            let message = Success::Disabled.to_string();
+            answer(&reply, project.id, "schedules", message).await
+        }
         // Refused (policies exist, already off): the page again, the reason beside the button.
-        Err(BackupError::Store(AppError::Conflict(reason))) => {
-            let mut errors = FieldErrors::default();
-            errors.add("disable", reason);
+        Err(refused @ (BackupError::AlreadyDisabled | BackupError::PoliciesExist)) => {
             let draft = Draft {
-                errors,
+                errors: beside("disable", refused.to_string()),
                 status: Some(StatusCode::CONFLICT),
                 ..Draft::default()
             };
-            let tab = "schedules";
-            return render_project(&req, &state, &session, &user, project.id, tab, draft).await;
+            reply.render(project.id, "schedules", draft).await
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => Err(error.into()),
     }
-    let message = Success::Disabled.to_string();
-    answer(
-        &req,
-        &state,
-        &session,
-        &user,
-        project.id,
-        "schedules",
-        message,
-    )
-    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -241,20 +223,16 @@ pub async fn encryption(
         confirm_off: form.confirm_off == "on",
     };
     let by = event(&state, &req, &user, &project);
+    let reply = ProjectReply::new(&req, &state, &session, &user);
     match service::set_encryption(&state.runner, user.id(), &project, request, by).await {
-        Ok(message) => {
-            answer(
-                &req, &state, &session, &user, project.id, "backups", message,
-            )
-            .await
-        }
+        Ok(message) => answer(&reply, project.id, "backups", message).await,
         Err(BackupError::Form(errors)) => {
             let draft = Draft {
                 errors,
                 recipients: Some(form.age_recipients),
                 ..Draft::default()
             };
-            render_project(&req, &state, &session, &user, project.id, "backups", draft).await
+            reply.render(project.id, "backups", draft).await
         }
         Err(error) => Err(error.into()),
     }
@@ -319,23 +297,12 @@ pub async fn create_policy(
     let project = project_for(&state, &user, &id).await?;
     let request = policy_request(form.into_inner());
     let by = event(&state, &req, &user, &project);
+    let reply = ProjectReply::new(&req, &state, &session, &user);
     match service::create_policy(&state.runner, user.id(), &project, &request, by).await {
-        Ok(words) => {
-            let message = Success::PolicyAdded {
-                name: &request.name,
-                words: &words,
-            }
-            .to_string();
-            answer(
-                &req,
-                &state,
-                &session,
-                &user,
-                project.id,
-                "schedules",
-                message,
-            )
-            .await
+        Ok(added) => {
+            let (name, words) = (&request.name, &added.words);
+            let message = Success::PolicyAdded { name, words }.to_string();
+            answer(&reply, project.id, "schedules", message).await
         }
         Err(BackupError::Form(errors)) => {
             // A period that cannot be read is said once, beside its field, not again below.
@@ -347,16 +314,7 @@ pub async fn create_policy(
                 errors,
                 ..Draft::default()
             };
-            render_project(
-                &req,
-                &state,
-                &session,
-                &user,
-                project.id,
-                "schedules",
-                draft,
-            )
-            .await
+            reply.render(project.id, "schedules", draft).await
         }
         Err(error) => Err(error.into()),
     }
@@ -438,16 +396,8 @@ pub async fn preview_form(
         form: PolicyForm::from(request),
         ..Draft::default()
     };
-    render_project(
-        &req,
-        &state,
-        &session,
-        &user,
-        project.id,
-        "schedules",
-        draft,
-    )
-    .await
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    reply.render(project.id, "schedules", draft).await
 }
 
 /// POST /projects/{id}/policies/{policy_id}/{action}: delete, run (backup now).
@@ -459,8 +409,7 @@ pub async fn policy_action(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, policy_id, action) = path.into_inner();
-    let (project, policy) =
-        project_and(&state, &user, &id, &policy_id, PolicyId, BackupPolicy::find).await?;
+    let (project, policy) = policy_for(&state, &user, &id, &policy_id).await?;
     let (by, name) = (event(&state, &req, &user, &project), policy.name.clone());
     let (tab, message) = match action.as_str() {
         "delete" => {
@@ -477,7 +426,8 @@ pub async fn policy_action(
         }
         _ => return Err(AppError::NotFound),
     };
-    answer(&req, &state, &session, &user, project.id, tab, message).await
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    answer(&reply, project.id, tab, message).await
 }
 
 /// Only completed backups whose object still exists can be restored.
@@ -517,6 +467,15 @@ impl RestoreDraft {
 
     fn checked(&self, namespace: &str) -> bool {
         self.namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// 422 with a refusal, else 200.
+    fn status(&self) -> StatusCode {
+        if self.errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
     }
 }
 
@@ -565,50 +524,68 @@ pub async fn backup_page(
     if action != "restore" && action != "delete" {
         return Err(AppError::NotFound);
     }
-    let (project, backup) =
-        project_and(&state, &user, &id, &backup_id, BackupId, Backup::find).await?;
+    let (project, backup) = backup_for(&state, &user, &id, &backup_id).await?;
     if action == "delete" {
-        let question = ConfirmDelete {
-            section: "projects",
-            name: backup.name.clone(),
-            consequence: "The backup and its stored object are deleted: it can no longer be \
-                          restored. This cannot be undone."
-                .into(),
-            action: format!("/projects/{}/backups/{}/delete", project.id, backup.id.0),
-            back: format!("/projects/{}?tab=backups", project.id),
-            back_label: project.name.clone(),
-            refusal: None,
-        };
-        return question.render(&user, &session, false);
+        return delete_question(&project, &backup).render(&user, &session, false);
     }
     restorable(&backup)?;
-    restore_form(
-        &req,
-        &state,
-        &session,
-        &user,
-        &project,
-        backup,
-        RestoreDraft::default(),
-    )
-    .await
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    restore_form(&reply, &project, backup, RestoreDraft::default()).await
+}
+
+/// The question before a backup is deleted.
+fn delete_question(project: &Project, backup: &Backup) -> ConfirmDelete {
+    ConfirmDelete {
+        section: "projects",
+        name: backup.name.clone(),
+        consequence: "The backup and its stored object are deleted: it can no longer be \
+                      restored. This cannot be undone."
+            .into(),
+        action: format!("/projects/{}/backups/{}/delete", project.id, backup.id.0),
+        back: format!("/projects/{}?tab=backups", project.id),
+        back_label: project.name.clone(),
+        refusal: None,
+    }
 }
 
 /// The restore form of `backup`: in its row's dialog for htmx, else on its page; with a
 /// refusal, 422 and (for htmx) in place of the form that was sent.
 async fn restore_form(
-    req: &HttpRequest,
-    state: &AppState,
-    session: &Session,
-    user: &CurrentUser,
+    reply: &ProjectReply<'_>,
     project: &Project,
     backup: Backup,
     draft: RestoreDraft,
 ) -> Result<HttpResponse, AppError> {
-    let project_id = project.id;
-    let csrf = crate::auth::csrf::token(session);
-    let namespaces = backup.namespaces();
-    let encrypted_to = backup
+    let csrf = crate::auth::csrf::token(reply.session);
+    let encrypted_to = sealed_to(&backup);
+    let identity_kept =
+        !encrypted_to.is_empty() && reads::identity_kept(&reply.state.pool, project.id).await?;
+    let status = draft.status();
+    let form = RestoreFormFragment {
+        project_id: project.id,
+        namespaces: backup.namespaces(),
+        backup,
+        csrf,
+        inline: true,
+        encrypted_to,
+        identity_kept,
+        draft,
+    };
+    if !is_htmx(reply.req) {
+        return html_with_status(status, &RestorePage::of(reply, project, form));
+    }
+    let selector = format!("#restore-form-{}", form.backup.id.0);
+    let mut response = html_with_status(status, &form)?;
+    if status != StatusCode::OK {
+        // The refused form is replaced where it is, not the tab its success would swap.
+        in_place_of(&mut response, &selector);
+    }
+    Ok(response)
+}
+
+/// The recipients an encrypted backup was sealed to, shortened (empty: not encrypted).
+fn sealed_to(backup: &Backup) -> String {
+    backup
         .encrypted_to()
         .map(|recipients| {
             recipients
@@ -617,59 +594,26 @@ async fn restore_form(
                 .collect::<Vec<_>>()
                 .join(" or ")
         })
-        .unwrap_or_default();
-    let identity_kept = !encrypted_to.is_empty()
-        && db::run(&state.pool, move |conn| {
-            crate::backup::encryption::Encryption::find(conn, project_id)
-        })
-        .await?
-        .is_some_and(|saved| saved.identity.is_some());
-    let status = if !draft.errors.is_empty() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    if is_htmx(req) {
-        let form = format!("#restore-form-{}", backup.id.0);
-        let mut response = html_with_status(
-            status,
-            &RestoreFormFragment {
-                project_id,
-                backup,
-                namespaces,
-                csrf,
-                inline: true,
-                encrypted_to,
-                identity_kept,
-                draft,
-            },
-        )?;
-        if status != StatusCode::OK {
-            // The refused form is replaced where it is, not the tab its success would swap.
-            in_place_of(&mut response, &form);
-        }
-        return Ok(response);
-    }
-    html_with_status(
-        status,
-        &RestorePage {
-            page: Page::new(
-                user,
-                session,
-                "projects",
-                &format!("Restore {}", backup.name),
-            ),
+        .unwrap_or_default()
+}
+
+impl RestorePage {
+    /// The restore `form` on a page of its own (browsers without JavaScript).
+    fn of(reply: &ProjectReply<'_>, project: &Project, form: RestoreFormFragment) -> RestorePage {
+        let title = format!("Restore {}", form.backup.name);
+        RestorePage {
+            page: Page::new(reply.user, reply.session, "projects", &title),
             project_name: project.name.clone(),
-            project_id,
-            backup,
-            namespaces,
-            csrf,
+            project_id: form.project_id,
+            backup: form.backup,
+            namespaces: form.namespaces,
+            csrf: form.csrf,
             inline: false,
-            encrypted_to,
-            identity_kept,
-            draft,
-        },
-    )
+            encrypted_to: form.encrypted_to,
+            identity_kept: form.identity_kept,
+            draft: form.draft,
+        }
+    }
 }
 
 /// A drill as the backup page lists it.
@@ -682,53 +626,9 @@ struct DrillRow {
     mismatches: Vec<String>,
 }
 
-#[derive(Template)]
-#[template(path = "backup/detail.html")]
-struct BackupDetail {
-    page: Page,
-    project_id: ProjectId,
-    project_name: String,
-    backup: Backup,
-    can_manage: bool,
-    csrf: String,
-    size: String,
-    encrypted_to: Vec<String>,
-    tables: Vec<crate::backup::drill::BackupTable>,
-    drills: Vec<DrillRow>,
-    restores: Vec<crate::backup::model::Restore>,
-}
-
-/// GET /projects/{id}/backups/{backup_id}: a backup, what it holds (tables and rows at dump
-/// time), its drills and restores. Anyone who may see the project.
-pub async fn backup_detail(
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AppError> {
-    use crate::backup::drill::{BackupTable, Drill};
-    let (id, backup_id) = path.into_inner();
-    let id = ProjectId::from_path(&id)?;
-    let backup_id = backup_id
-        .parse()
-        .map(BackupId)
-        .map_err(|_| AppError::NotFound)?;
-    let scope = user.scope();
-    let (project, backup, tables, drills, restores) = db::run(&state.pool, move |conn| {
-        let project = Project::find(conn, &scope, id)?;
-        let backup = Backup::find(conn, project.id, backup_id)?;
-        let tables = BackupTable::of(conn, backup.id)?;
-        let drills = Drill::of(conn, backup.id)?;
-        let restores: Vec<_> = crate::backup::model::Restore::for_project(conn, project.id, 200)?
-            .into_iter()
-            .filter(|restore| restore.backup_id == Some(backup.id))
-            .collect();
-        Ok::<_, AppError>((project, backup, tables, drills, restores))
-    })
-    .await?;
-    let drills = drills
-        .iter()
-        .map(|drill| DrillRow {
+impl DrillRow {
+    fn of(drill: &Drill) -> DrillRow {
+        DrillRow {
             phase: drill.phase.to_string(),
             started: drill
                 .started_at
@@ -744,26 +644,67 @@ pub async fn backup_detail(
             ),
             reason: drill.reason.clone().unwrap_or_default(),
             mismatches: drill.mismatches.iter().flatten().cloned().collect(),
-        })
-        .collect();
-    let size = backup
-        .size_bytes
-        .map(|bytes| format!("{bytes} bytes"))
-        .unwrap_or_default();
-    let encrypted_to = backup.encrypted_to().unwrap_or_default();
-    html(&BackupDetail {
-        page: Page::new(&user, &session, "projects", &backup.name),
-        project_id: project.id,
-        project_name: project.name.clone(),
-        can_manage: MANAGERS.contains(&user.role()),
-        csrf: crate::auth::csrf::token(&session),
-        size,
-        encrypted_to,
-        tables,
-        drills,
-        restores,
-        backup,
-    })
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "backup/detail.html")]
+struct BackupDetail {
+    page: Page,
+    project_id: ProjectId,
+    project_name: String,
+    backup: Backup,
+    can_manage: bool,
+    csrf: String,
+    size: String,
+    encrypted_to: Vec<String>,
+    tables: Vec<BackupTable>,
+    drills: Vec<DrillRow>,
+    restores: Vec<Restore>,
+}
+
+impl BackupDetail {
+    fn of(record: BackupRecord, user: &CurrentUser, session: &Session) -> BackupDetail {
+        let BackupRecord {
+            project,
+            backup,
+            tables,
+            drills,
+            restores,
+        } = record;
+        BackupDetail {
+            page: Page::new(user, session, "projects", &backup.name),
+            project_id: project.id,
+            project_name: project.name,
+            can_manage: MANAGERS.contains(&user.role()),
+            csrf: crate::auth::csrf::token(session),
+            size: backup
+                .size_bytes
+                .map(|bytes| format!("{bytes} bytes"))
+                .unwrap_or_default(),
+            encrypted_to: backup.encrypted_to().unwrap_or_default(),
+            tables,
+            drills: drills.iter().map(DrillRow::of).collect(),
+            restores,
+            backup,
+        }
+    }
+}
+
+/// GET /projects/{id}/backups/{backup_id}: a backup, what it holds (tables and rows at dump
+/// time), its drills and restores. Anyone who may see the project.
+pub async fn backup_detail(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, backup_id) = path.into_inner();
+    let id = ProjectId::from_path(&id)?;
+    let backup_id = BackupId(child_id(&backup_id)?);
+    let record = reads::backup_record(&state.pool, user.scope(), id, backup_id).await?;
+    html(&BackupDetail::of(record, &user, &session))
 }
 
 /// POST /projects/{id}/backups/{backup_id}/{action}: restore, verify (a drill), delete.
@@ -776,62 +717,60 @@ pub async fn backup_action(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let (id, backup_id, action) = path.into_inner();
-    let (project, backup) =
-        project_and(&state, &user, &id, &backup_id, BackupId, Backup::find).await?;
+    let (project, backup) = backup_for(&state, &user, &id, &backup_id).await?;
     let (by, project_id, name) = (
         event(&state, &req, &user, &project),
         project.id,
         backup.name.clone(),
     );
-    let (tab, message) = match action.as_str() {
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    let message = match action.as_str() {
         "delete" => {
             service::delete_backup(&state.runner, backup, by).await?;
-            (
-                "backups",
-                Success::BackupDeleted { name: &name }.to_string(),
-            )
+            Success::BackupDeleted { name: &name }.to_string()
         }
-        "restore" => {
-            let fields = form.into_inner();
-            let asks_first = fields
-                .iter()
-                .any(|(key, value)| key == CONFIRM_IN_PLACE && value == "ask");
-            let request = restore_request(fields);
-            // The whole form is checked before anything asks or starts; a refusal is shown
-            // beside its field in the form that was sent.
-            let checked = match service::check_restore(&state.runner, &project, &backup, &request)
-                .await
-            {
-                Ok(checked) => checked,
-                Err(BackupError::Form(errors)) => {
-                    let draft = RestoreDraft::of(&request, errors);
-                    return restore_form(&req, &state, &session, &user, &project, backup, draft)
-                        .await;
-                }
-                Err(error) => return Err(error.into()),
-            };
-            if asks_first && checked.in_place() {
-                return confirm_restore(&req, &session, &user, &project, &backup, &checked);
-            }
-            let name =
-                service::start_restore(&state.runner, user.id(), project, backup, checked, by)
-                    .await?;
-            (
-                "restores",
-                Success::RestoreStarted { name: &name }.to_string(),
-            )
-        }
+        "restore" => return restore(&reply, project, backup, form.into_inner(), by).await,
         "verify" => {
             service::verify_backup(&state.runner, Some(user.id()), project, backup, Some(by))
                 .await?;
-            (
-                "backups",
-                Success::CheckStarted { backup: &name }.to_string(),
-            )
+            Success::CheckStarted { backup: &name }.to_string()
         }
         _ => return Err(AppError::NotFound),
     };
-    answer(&req, &state, &session, &user, project_id, tab, message).await
+    answer(&reply, project_id, "backups", message).await
+}
+
+/// A restore as its form sent it. The whole form is checked before anything asks or starts
+/// (a refusal is shown beside its field in the form that was sent); one into the project
+/// database asks first when the form says so.
+async fn restore(
+    reply: &ProjectReply<'_>,
+    project: Project,
+    backup: Backup,
+    fields: Vec<(String, String)>,
+    by: NewEvent,
+) -> Result<HttpResponse, AppError> {
+    let asks_first = fields
+        .iter()
+        .any(|(key, value)| key == CONFIRM_IN_PLACE && value == "ask");
+    let request = restore_request(fields);
+    let runner = &reply.state.runner;
+    let checked = match service::check_restore(runner, &project, &backup, &request).await {
+        Ok(checked) => checked,
+        Err(BackupError::Form(errors)) => {
+            let draft = RestoreDraft::of(&request, errors);
+            return restore_form(reply, &project, backup, draft).await;
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if asks_first && checked.in_place() {
+        let (req, session, user) = (reply.req, reply.session, reply.user);
+        return confirm_restore(req, session, user, &project, &backup, &checked);
+    }
+    let (project_id, actor) = (project.id, reply.user.id());
+    let name = service::start_restore(runner, actor, project, backup, checked, by).await?;
+    let message = Success::RestoreStarted { name: &name }.to_string();
+    answer(reply, project_id, "restores", message).await
 }
 
 /// The restore form's field that only keyhold's own page sends (SPEC §6's fields stay as they

@@ -20,19 +20,19 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 pub(crate) use crate::backup::bucket::denied_or;
-pub use crate::backup::bucket::{check_bucket_name, default_bucket, prepare_bucket, s3_settings};
-use crate::backup::database::{Checked, DataSource, SourceRules, TableRows};
+pub use crate::backup::bucket::{prepare_bucket, s3_settings};
 use crate::backup::drill::BackupTable;
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::Backup;
-use crate::backup::phase::Phase;
 use crate::credentials::model::Credential;
 use crate::credentials::verify::{Outcome, VerifyState};
 use crate::crypto::Keyring;
 use crate::db::{self, DbPool};
 use crate::ids::BackupId;
 use crate::outbound::Outbound;
+use crate::projects::data_source::{Checked, DataSource, SourceRules, TableRows};
 use crate::projects::model::{Project, SourceUse};
+use crate::projects::phase::Phase;
 use crate::storage::{MAX_PARTS, MEMORY_PART, S3Settings, Storage, UploadFailure};
 
 /// How long `pg_dump` may give nothing before the backup is treated as stuck (it may wait for

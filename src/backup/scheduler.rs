@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::backup::model::{Backup, BackupPolicy};
-use crate::backup::phase::Phase;
 use crate::backup::runner::Runner;
 use crate::db;
 use crate::error::AppError;
 use crate::ids::{BackupId, RestoreId};
 use crate::projects::model::Project;
+use crate::projects::phase::Phase;
 use crate::schema::{backup_policies, backups, restores};
 
 /// Policies claimed per transaction.

@@ -11,24 +11,24 @@
 //! pages and the API both map.
 
 use chrono::Utc;
+use diesel::{PgConnection, QueryResult};
 
 use crate::access::Scope;
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
-use crate::backup::database::DataSource;
 use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
+use crate::backup::keeping::Keeping;
 use crate::backup::model::{Backup, BackupPolicy, NewPolicy, Restore};
 use crate::backup::policy::{self, NO_NAMESPACE, Schedule};
-use crate::backup::runner::{
-    Runner, check_bucket_name, default_bucket, prepare_bucket, s3_settings,
-};
+use crate::backup::runner::{Runner, prepare_bucket, s3_settings};
 use crate::credentials::model::Credential;
 use crate::credentials::provider::Kind;
 use crate::db;
-use crate::error::AppError;
 use crate::ids::{BackupId, CredentialId, UserId};
+use crate::projects::data_source::{Checked, DataSource};
 use crate::projects::model::{Project, SourceUse};
+use crate::storage::bucket_name::{check_bucket_name, default_bucket};
 use crate::web::form::FieldErrors;
 
 /// What a backup use case did, in the words the page's message and the API's `message` both
@@ -114,20 +114,33 @@ pub enum BackupError {
     /// S3 refused to delete the object (409: the backup stays).
     #[error("{0}")]
     Storage(String),
-    /// What the models and the database answered (their own status and words).
-    #[error(transparent)]
-    Store(#[from] AppError),
+    #[error("project backup already disabled")]
+    AlreadyDisabled,
+    #[error("delete the backup policies first: backup stays on while a policy exists")]
+    PoliciesExist,
+    /// A project's age identity could not be sealed.
+    #[error("sealing failed: {0:#}")]
+    Sealing(anyhow::Error),
+    /// The database failed or could not be reached, as `db::run` answers it (a row that is
+    /// not there, or not in the person's scope, is `Failed(NotFound)`).
+    #[error("{0}")]
+    Store(db::RunError<diesel::result::Error>),
 }
 
 impl From<diesel::result::Error> for BackupError {
     fn from(error: diesel::result::Error) -> BackupError {
-        BackupError::Store(error.into())
+        BackupError::Store(db::RunError::Failed(error))
     }
 }
 
-impl<E: Into<AppError>> From<db::RunError<E>> for BackupError {
+impl<E: Into<BackupError>> From<db::RunError<E>> for BackupError {
     fn from(error: db::RunError<E>) -> BackupError {
-        BackupError::Store(error.into())
+        match error {
+            db::RunError::Failed(error) => error.into(),
+            db::RunError::Unavailable(reason) => {
+                BackupError::Store(db::RunError::Unavailable(reason))
+            }
+        }
     }
 }
 
@@ -146,18 +159,44 @@ pub async fn ready_bucket(
     prepare_bucket(&runner.outbound, &settings, bucket).await
 }
 
+/// The enable form as sent: a backup credential's id, and a bucket (empty: the default one).
+#[derive(Clone, Debug, Default)]
+pub struct EnableRequest {
+    pub credential: String,
+    pub bucket: String,
+}
+
+/// What projects ask of backup when one is created, edited or deleted.
+impl crate::projects::service::Checks for Runner {
+    fn pool(&self) -> &db::DbPool {
+        &self.pool
+    }
+
+    async fn check_source(&self, source: &DataSource, usage: SourceUse) -> Result<Checked, String> {
+        Runner::check_source(self, source, usage).await
+    }
+
+    async fn ready_bucket(&self, credential: CredentialId, bucket: &str) -> Result<String, String> {
+        ready_bucket(self, credential, bucket).await
+    }
+
+    fn keeping(&self) -> fn(&mut PgConnection, &Project) -> QueryResult<Option<String>> {
+        |conn, project| Ok(Keeping::of(conn, project)?.reason(&project.name))
+    }
+}
+
 /// Turns backup on with one of `scope`'s unlocked backup credentials of the project's
-/// organization and a bucket (the default one when `bucket` is empty), after proving the bucket
+/// organization and a bucket (the default one when none is given), after proving the bucket
 /// works; answers what the bucket check found.
 pub async fn enable(
     runner: &Runner,
     scope: Scope,
     actor: UserId,
     project: &Project,
-    credential: &str,
-    bucket: &str,
+    request: &EnableRequest,
     by: NewEvent,
 ) -> Result<String, BackupError> {
+    let (credential, bucket) = (&request.credential, &request.bucket);
     if project.backup_enabled {
         return Err(BackupError::AlreadyEnabled);
     }
@@ -165,7 +204,7 @@ pub async fn enable(
     let (options, organization_name) = db::run(&runner.pool, move |conn| {
         let options = Credential::options(conn, &scope, Kind::Backup)?;
         let name = Organization::find(conn, &Scope::Organization(organization), organization)?.name;
-        Ok::<_, AppError>((options, name))
+        Ok::<_, diesel::result::Error>((options, name))
     })
     .await?;
     let credential = options
@@ -188,9 +227,12 @@ pub async fn enable(
     db::run(&runner.pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let project = Project::find_for_update(conn, &scope, id)?;
+            if project.backup_enabled {
+                return Err(BackupError::AlreadyEnabled);
+            }
             project.enable_backup(conn, credential, &bucket, actor)?;
             event.record(conn)?;
-            Ok::<_, AppError>(())
+            Ok(())
         })
     })
     .await?;
@@ -213,9 +255,15 @@ pub async fn disable(
         conn.build_transaction().run(|conn| {
             let project = Project::find_for_update(conn, &scope, id)?;
             let policies = BackupPolicy::count_for_project(conn, id)?;
-            project.disable_backup(conn, policies, actor)?;
+            if !project.backup_enabled {
+                return Err(BackupError::AlreadyDisabled);
+            }
+            if policies > 0 {
+                return Err(BackupError::PoliciesExist);
+            }
+            project.disable_backup(conn, actor)?;
             event.record(conn)?;
-            Ok::<_, AppError>(())
+            Ok::<_, BackupError>(())
         })
     })
     .await?;
@@ -239,15 +287,21 @@ pub struct PolicyRequest {
     pub heartbeat_url: String,
 }
 
+/// A policy just added, and its schedule in words.
+pub struct AddedPolicy {
+    pub policy: BackupPolicy,
+    pub words: String,
+}
+
 /// Adds a policy after checking every field (namespaces against the database's schemas, over
-/// a live connection); answers its schedule in words.
+/// a live connection).
 pub async fn create_policy(
     runner: &Runner,
     actor: UserId,
     project: &Project,
     request: &PolicyRequest,
     by: NewEvent,
-) -> Result<String, BackupError> {
+) -> Result<AddedPolicy, BackupError> {
     if !project.backup_enabled {
         return Err(BackupError::NotEnabled);
     }
@@ -320,9 +374,9 @@ pub async fn create_policy(
     ]);
     let words = schedule.describe();
     let (project_id, request) = (project.id, request.clone());
-    db::run(&runner.pool, move |conn| {
+    let policy = db::run(&runner.pool, move |conn| {
         conn.build_transaction().run(|conn| {
-            BackupPolicy::create(
+            let policy = BackupPolicy::create(
                 conn,
                 &NewPolicy {
                     project_id,
@@ -337,11 +391,11 @@ pub async fn create_policy(
                 Utc::now(),
             )?;
             event.record(conn)?;
-            Ok::<_, AppError>(())
+            Ok::<_, diesel::result::Error>(policy)
         })
     })
     .await?;
-    Ok(words)
+    Ok(AddedPolicy { policy, words })
 }
 
 /// Namespaces must be chosen, and be schemas the database has.
@@ -477,7 +531,7 @@ pub async fn verify_backup(
             if let Some(event) = event {
                 event.record(conn)?;
             }
-            Ok::<_, AppError>(Some(drill))
+            Ok::<_, diesel::result::Error>(Some(drill))
         })
     })
     .await?;
@@ -680,7 +734,7 @@ pub async fn start_restore(
                 actor,
             )?;
             event.record(conn)?;
-            Ok::<_, AppError>(restore)
+            Ok::<_, diesel::result::Error>(restore)
         })
     })
     .await?;
@@ -805,9 +859,9 @@ pub async fn set_encryption(
                 change.as_ref().map(|identity| identity.as_deref()),
                 actor,
             )
-            .map_err(AppError::Internal)?;
+            .map_err(BackupError::Sealing)?;
             event.record(conn)?;
-            Ok::<_, AppError>(())
+            Ok::<_, BackupError>(())
         })
     })
     .await?;
@@ -860,9 +914,9 @@ pub async fn generate_key(
                 identity,
                 actor,
             )
-            .map_err(AppError::Internal)?;
+            .map_err(BackupError::Sealing)?;
             event.record(conn)?;
-            Ok::<_, AppError>(())
+            Ok::<_, BackupError>(())
         })
     })
     .await?;

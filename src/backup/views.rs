@@ -1,32 +1,28 @@
-//! The pages of a project's Backup tabs (Schedules, Backups, Restores): what each tab shows,
-//! the add-policy form and its cron preview, and the project page or (for htmx) the tab alone.
-//! The Backups tab is kept in `page_cache` while nothing runs.
-
-use std::sync::Arc;
+//! A project's page (`GET /projects/{id}`) and its Backup tabs (Schedules, Backups, Restores):
+//! what each tab shows, the add-policy form and its cron preview, and the project page or (for
+//! htmx) the tab alone. What they read is `backup::reads`.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::backup::database::DataSource;
 use crate::backup::drill::{Drill, DrillSchedule};
 use crate::backup::encryption::{self, Encryption};
 use crate::backup::model::{Backup, BackupId, BackupPolicy, Restore};
-use crate::backup::phase::{DrillPhase, Phase};
 use crate::backup::policy::{self, Schedule};
-use crate::backup::runner::default_bucket;
+use crate::backup::reads::{self, ProjectPageRead, ProjectSettings, TabName, TabRows};
 use crate::backup::service::PolicyRequest;
-use crate::credentials::model::{Credential, CredentialOption};
-use crate::credentials::provider::Kind;
-use crate::db;
+use crate::credentials::model::CredentialOption;
 use crate::error::AppError;
-use crate::page_cache::PageKey;
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectId, ProjectListing};
+use crate::projects::model::{ProjectId, ProjectListing};
+use crate::projects::phase::{DrillPhase, Phase};
 use crate::startup::AppState;
+use crate::storage::bucket_name::default_bucket;
 use crate::web::form::{Choice, FieldErrors};
 use crate::web::words::human_size;
 use crate::web::{Page, html_with_status, is_htmx};
@@ -271,151 +267,64 @@ impl PolicyForm {
     }
 }
 
-/// What a project's Backups tab, while nothing runs, is kept under in the page cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct BackupsTabKey {
-    scope: crate::access::Scope,
-    project: ProjectId,
+impl PolicyView {
+    /// A policy of `rows`, with its last backup and the last drill that passed.
+    fn of(policy: &BackupPolicy, rows: &TabRows) -> PolicyView {
+        let last = rows.backups.iter().find(|b| b.policy_id == Some(policy.id));
+        PolicyView {
+            id: policy.id.0,
+            name: policy.name.clone(),
+            cron: policy.cron.clone(),
+            words: policy.schedule().map(|s| s.describe()).unwrap_or_default(),
+            timezone: policy.timezone.clone(),
+            retention: policy::format_retention(policy.retention_secs),
+            namespaces: policy.namespaces().join(", "),
+            last_backup: last
+                .map(|b| when(b.finished_at.or(b.started_at)))
+                .unwrap_or_default(),
+            last_phase: last.map(|b| b.phase.to_string()).unwrap_or_default(),
+            missed: rows.project.project.backup_enabled
+                && policy.next_run_at < Utc::now() - crate::projects::model::missed_grace(),
+            drill: match policy.drill {
+                DrillSchedule::Off => "",
+                other => other.label(),
+            },
+            heartbeat: policy.heartbeat_origin().unwrap_or_default(),
+            last_verified: last_verified(policy, rows),
+            next_run: policy
+                .schedule()
+                .map(|s| {
+                    policy
+                        .next_run_at
+                        .with_timezone(&s.zone)
+                        .format("%Y-%m-%d %H:%M %Z")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+        }
+    }
 }
 
-/// Loads everything a project page shows; the Backups tab's rows from memory if `from_memory`
-/// and they are kept there (`page_cache`).
-pub async fn project_view(
-    state: &AppState,
-    user: &CurrentUser,
-    id: ProjectId,
-    tab: &str,
-    preview: Option<Preview>,
-    from_memory: bool,
-) -> Result<(ProjectListing, Tab), AppError> {
-    let scope = user.scope();
-    let name = match tab {
-        "backups" => "backups",
-        "restores" => "restores",
-        _ => "schedules",
-    };
-    // What the shown tab lists (the schedules show each policy's last backup), and whether
-    // anything runs (the tab then refreshes itself).
-    let load = db::run(&state.pool, move |conn| {
-        let project = Project::find_listing(conn, &scope, id)?;
-        let policies = if name == "schedules" {
-            BackupPolicy::for_project(conn, id)?
-        } else {
-            Vec::new()
-        };
-        let backups = if name == "restores" {
-            Vec::new()
-        } else {
-            Backup::for_project(conn, id, 100)?
-        };
-        let restores = if name == "restores" {
-            Restore::for_project(conn, id, 50)?
-        } else {
-            Vec::new()
-        };
-        let polling = if name == "restores" {
-            restores.iter().any(Restore::running) || Backup::any_running(conn, id)?
-        } else {
-            backups.iter().any(Backup::running) || Restore::any_running(conn, id)?
-        };
-        // The schemas keyhold saw when it last connected (no connection while rendering).
-        let schemas = if name == "schedules" {
-            Project::known_schemas(conn, id)?
-        } else {
-            Vec::new()
-        };
-        let ids: Vec<BackupId> = backups.iter().map(|backup| backup.id).collect();
-        let drills = if name == "restores" {
-            Vec::new()
-        } else {
-            Drill::latest_of(conn, &ids)?
-        };
-        let polling = polling || Drill::any_running_in(conn, id)?;
-        Ok::<_, AppError>((
-            project, policies, backups, restores, polling, schemas, drills,
-        ))
-    });
-    // The backups tab, while nothing runs, is kept in memory until a table changes (the most
-    // visited tab; the others check the data source or follow a restore).
-    let loaded = match name {
-        "backups" if from_memory => {
-            let key = PageKey::new(BackupsTabKey { scope, project: id });
-            let read_from = Project::LISTING_READS
-                | Backup::FOR_PROJECT_READS
-                | Restore::ANY_RUNNING_READS
-                | Drill::LATEST_READS;
-            let nothing_runs = |loaded: &(_, _, _, _, bool, _, _)| !loaded.4;
-            state.pages.load(key, read_from, load, nothing_runs).await?
-        }
-        _ => Arc::new(load.await?),
-    };
-    let (project, policies, backups, restores, polling, known, drills) = &*loaded;
-    let drill_of = |backup: BackupId| drills.iter().find(|d| d.backup_id == Some(backup));
-    let (project, polling) = (project.clone(), *polling);
-    let schemas = if known.is_empty()
-        && name == "schedules"
-        && project.project.backup_enabled
-        && MANAGERS.contains(&user.role())
-    {
-        Err("keyhold has not connected to the project database yet".to_string())
-    } else {
-        Ok(known.clone())
-    };
-    let policy_views = policies
+/// When a drill of one of `policy`'s listed backups last passed (empty: never).
+fn last_verified(policy: &BackupPolicy, rows: &TabRows) -> String {
+    rows.drills
         .iter()
-        .map(|policy| {
-            let last = backups.iter().find(|b| b.policy_id == Some(policy.id));
-            PolicyView {
-                id: policy.id.0,
-                name: policy.name.clone(),
-                cron: policy.cron.clone(),
-                words: policy.schedule().map(|s| s.describe()).unwrap_or_default(),
-                timezone: policy.timezone.clone(),
-                retention: policy::format_retention(policy.retention_secs),
-                namespaces: policy.namespaces().join(", "),
-                last_backup: last
-                    .map(|b| when(b.finished_at.or(b.started_at)))
-                    .unwrap_or_default(),
-                last_phase: last.map(|b| b.phase.to_string()).unwrap_or_default(),
-                missed: project.project.backup_enabled
-                    && policy.next_run_at < Utc::now() - crate::projects::model::missed_grace(),
-                drill: match policy.drill {
-                    DrillSchedule::Off => "",
-                    other => other.label(),
-                },
-                heartbeat: policy.heartbeat_origin().unwrap_or_default(),
-                last_verified: drills
-                    .iter()
-                    .filter(|d| d.phase == DrillPhase::Passed)
-                    .filter(|d| {
-                        backups
-                            .iter()
-                            .any(|b| Some(b.id) == d.backup_id && b.policy_id == Some(policy.id))
-                    })
-                    .filter_map(|d| d.finished_at)
-                    .max()
-                    .map(|at| when(Some(at)))
-                    .unwrap_or_default(),
-                next_run: policy
-                    .schedule()
-                    .map(|s| {
-                        policy
-                            .next_run_at
-                            .with_timezone(&s.zone)
-                            .format("%Y-%m-%d %H:%M %Z")
-                            .to_string()
-                    })
-                    .unwrap_or_default(),
-            }
+        .filter(|d| d.phase == DrillPhase::Passed)
+        .filter(|d| {
+            rows.backups
+                .iter()
+                .any(|b| Some(b.id) == d.backup_id && b.policy_id == Some(policy.id))
         })
-        .collect();
-    // Only the shown tab's rows are built (the schedules tab loads backups for its policies'
-    // last runs, not to list them).
-    let now = Utc::now();
-    let backup_views = backups
-        .iter()
-        .filter(|_| name == "backups")
-        .map(|backup| BackupView {
+        .filter_map(|d| d.finished_at)
+        .max()
+        .map(|at| when(Some(at)))
+        .unwrap_or_default()
+}
+
+impl BackupView {
+    /// A backup with its latest drill (`drill`), as of `now`.
+    fn of(backup: &Backup, drill: Option<&Drill>, now: DateTime<Utc>) -> BackupView {
+        BackupView {
             id: backup.id.0,
             name: backup.name.clone(),
             policy: backup.policy_name.clone(),
@@ -430,23 +339,12 @@ pub async fn project_view(
             phase: backup.phase,
             reason: backup.reason.clone().unwrap_or_default(),
             preflight: backup.preflight.clone().unwrap_or_default(),
-            check: match drill_of(backup.id).map(|d| d.phase) {
+            check: match drill.map(|d| d.phase) {
                 Some(DrillPhase::Passed) => "verified",
                 Some(DrillPhase::Failed) => "failed",
                 _ => "",
             },
-            check_detail: drill_of(backup.id)
-                .map(|d| match d.phase {
-                    DrillPhase::Passed => format!(
-                        "restored and compared {} ({} tables, {} rows) in {}",
-                        when(d.finished_at),
-                        d.tables_compared,
-                        d.rows_compared,
-                        d.duration().map(seconds).unwrap_or_default()
-                    ),
-                    _ => d.reason.clone().unwrap_or_default(),
-                })
-                .unwrap_or_default(),
+            check_detail: drill.map(check_detail).unwrap_or_default(),
             encrypted_to: backup
                 .encrypted_to()
                 .map(|recipients| {
@@ -465,11 +363,27 @@ pub async fn project_view(
                 String::new()
             },
             deleted: backup.deleted_at.is_some(),
-        })
-        .collect();
-    let restore_views = restores
-        .iter()
-        .map(|restore| RestoreView {
+        }
+    }
+}
+
+/// What a drill found, in words.
+fn check_detail(drill: &Drill) -> String {
+    match drill.phase {
+        DrillPhase::Passed => format!(
+            "restored and compared {} ({} tables, {} rows) in {}",
+            when(drill.finished_at),
+            drill.tables_compared,
+            drill.rows_compared,
+            drill.duration().map(seconds).unwrap_or_default()
+        ),
+        _ => drill.reason.clone().unwrap_or_default(),
+    }
+}
+
+impl RestoreView {
+    fn of(restore: &Restore) -> RestoreView {
+        RestoreView {
             name: restore.name.clone(),
             backup: restore.backup_name.clone(),
             target: restore
@@ -481,21 +395,70 @@ pub async fn project_view(
             phase: restore.phase,
             warnings: restore.warnings.clone().unwrap_or_default(),
             parallel: restore.parallel,
-        })
-        .collect();
-    Ok((
-        project,
+        }
+    }
+}
+
+impl Tab {
+    /// The tab `name` of `rows` as `user` sees it. Only the shown tab's rows are built (the
+    /// Schedules tab reads backups for its policies' last runs, not to list them).
+    fn of(rows: &TabRows, name: TabName, user: &CurrentUser, preview: Option<Preview>) -> Tab {
+        let schemas = if rows.schemas.is_empty()
+            && name == TabName::Schedules
+            && rows.project.project.backup_enabled
+            && MANAGERS.contains(&user.role())
+        {
+            Err("keyhold has not connected to the project database yet".to_string())
+        } else {
+            Ok(rows.schemas.clone())
+        };
+        let now = Utc::now();
+        let drill_of = |backup: BackupId| rows.drills.iter().find(|d| d.backup_id == Some(backup));
         Tab {
-            name,
-            policies: policy_views,
-            backups: backup_views,
-            restores: restore_views,
-            polling,
+            name: name.key(),
+            policies: rows
+                .policies
+                .iter()
+                .map(|p| PolicyView::of(p, rows))
+                .collect(),
+            backups: rows
+                .backups
+                .iter()
+                .filter(|_| name == TabName::Backups)
+                .map(|backup| BackupView::of(backup, drill_of(backup.id), now))
+                .collect(),
+            restores: rows.restores.iter().map(RestoreView::of).collect(),
+            polling: rows.polling,
             schemas,
             presets: policy::PRESETS,
             preview,
-        },
-    ))
+        }
+    }
+}
+
+impl EncryptionView {
+    /// The saved settings, the recipients field holding what was `typed` if anything.
+    fn of(saved: Option<&Encryption>, typed: Option<String>) -> EncryptionView {
+        let saved = saved
+            .map(|saved| EncryptionView {
+                enabled: saved.enabled,
+                recipients: saved
+                    .recipients()
+                    .iter()
+                    .map(|r| encryption::short(r))
+                    .collect(),
+                recipients_text: saved.recipients().join("\n"),
+                identity_kept: saved.identity.is_some(),
+            })
+            .unwrap_or_default();
+        match typed {
+            Some(typed) => EncryptionView {
+                recipients_text: typed,
+                ..saved
+            },
+            None => saved,
+        }
+    }
 }
 
 /// The add-policy form as it was submitted (or blank), its errors and its preview.
@@ -512,119 +475,183 @@ pub struct Draft {
     pub status: Option<StatusCode>,
 }
 
-/// Renders the project page (or, for htmx, its tab) with the policy form's draft.
-pub async fn render_project(
-    req: &HttpRequest,
-    state: &AppState,
-    session: &Session,
-    user: &CurrentUser,
-    id: ProjectId,
-    tab: &str,
-    draft: Draft,
-) -> Result<HttpResponse, AppError> {
-    let Draft {
-        form,
-        errors,
-        preview,
-        recipients,
-        enable,
-        status,
-    } = draft;
-    let status = match status {
-        Some(status) => status,
-        None if errors.is_empty() => StatusCode::OK,
-        None => StatusCode::UNPROCESSABLE_ENTITY,
-    };
-    let (chosen_credential, typed_bucket) = enable.unwrap_or_default();
-    // A tab rendered as the answer to a change must not come from memory: this process forgets
-    // its pages only once the request that made the change has ended.
-    let (project, tab) =
-        project_view(state, user, id, tab, preview, req.method().is_safe()).await?;
-    let can_manage = MANAGERS.contains(&user.role());
-    let page = Page::new(user, session, "projects", &project.project.name);
-    if is_htmx(req) {
-        return html_with_status(
-            status,
-            &TabFragment {
-                flashes: page.flashes,
-                tab,
-                project,
-                can_manage,
-                csrf: page.csrf,
-                form,
-                errors,
-            },
-        );
+impl Draft {
+    fn status(&self) -> StatusCode {
+        match self.status {
+            Some(status) => status,
+            None if self.errors.is_empty() => StatusCode::OK,
+            None => StatusCode::UNPROCESSABLE_ENTITY,
+        }
     }
-    let backup_choices = if can_manage && !project.project.backup_enabled {
-        let scope = user.scope();
-        let backup = db::run(&state.pool, move |conn| {
-            Credential::options(conn, &scope, Kind::Backup)
-        })
-        .await?;
-        let organization = project.project.organization_id;
-        let own: Vec<CredentialOption> = backup
-            .into_iter()
-            .filter(|o| o.organization_id == organization)
-            .collect();
-        CredentialOption::choices(
-            &own,
-            &[],
-            Some(organization),
-            &chosen_credential,
-            false,
-            "— choose —",
-        )
-    } else {
-        Vec::new()
-    };
-    let source = project
-        .project
-        .open_database_url(&state.settings.keyring)
-        .ok()
-        .and_then(|url| DataSource::parse(&url).ok())
-        .map(|source| source.display())
-        .unwrap_or_else(|| "(cannot be opened with the configured keys)".into());
-    let encryption = db::run(&state.pool, move |conn| Encryption::find(conn, id))
-        .await?
-        .map(|saved| EncryptionView {
-            enabled: saved.enabled,
-            recipients: saved
-                .recipients()
-                .iter()
-                .map(|r| encryption::short(r))
-                .collect(),
-            recipients_text: saved.recipients().join("\n"),
-            identity_kept: saved.identity.is_some(),
-        })
-        .unwrap_or_default();
-    let encryption = match recipients {
-        Some(typed) => EncryptionView {
-            recipients_text: typed,
-            ..encryption
-        },
-        None => encryption,
-    };
-    html_with_status(
-        status,
-        &ProjectPage {
-            encryption,
+}
+
+/// The request a project page answers: what rendering it, or redirecting back to it, takes.
+pub struct ProjectReply<'a> {
+    pub req: &'a HttpRequest,
+    pub state: &'a AppState,
+    pub session: &'a Session,
+    pub user: &'a CurrentUser,
+}
+
+impl<'a> ProjectReply<'a> {
+    pub fn new(
+        req: &'a HttpRequest,
+        state: &'a AppState,
+        session: &'a Session,
+        user: &'a CurrentUser,
+    ) -> ProjectReply<'a> {
+        ProjectReply {
+            req,
+            state,
+            session,
+            user,
+        }
+    }
+
+    /// Renders the project page (or, for htmx, its tab) with the policy form's draft.
+    pub async fn render(
+        &self,
+        id: ProjectId,
+        tab: &str,
+        mut draft: Draft,
+    ) -> Result<HttpResponse, AppError> {
+        let (user, status, name) = (self.user, draft.status(), TabName::parse(tab));
+        let can_manage = MANAGERS.contains(&user.role());
+        let read = ProjectPageRead {
+            scope: user.scope(),
+            project: id,
+            tab: name,
+            from_memory: self.req.method().is_safe(),
+            whole_page: !is_htmx(self.req),
+            can_manage,
+        };
+        let state = self.state;
+        let keyring = &state.settings.keyring;
+        let rows = reads::project_page(&state.pool, &state.pages, keyring, read).await?;
+        let project = rows.tab.project.clone();
+        let page = Page::new(user, self.session, "projects", &project.project.name);
+        let tab = Tab::of(&rows.tab, name, user, draft.preview.take());
+        let shown = Shown {
+            page,
+            tab,
+            project,
+            can_manage,
+        };
+        match rows.settings {
+            None => html_with_status(status, &TabFragment::of(shown, draft)),
+            Some(settings) => html_with_status(status, &ProjectPage::of(shown, settings, draft)),
+        }
+    }
+}
+
+/// What the project page and its tab alone both show.
+struct Shown {
+    page: Page,
+    tab: Tab,
+    project: ProjectListing,
+    can_manage: bool,
+}
+
+impl TabFragment {
+    fn of(shown: Shown, draft: Draft) -> TabFragment {
+        TabFragment {
+            flashes: shown.page.flashes,
+            csrf: shown.page.csrf,
+            tab: shown.tab,
+            project: shown.project,
+            can_manage: shown.can_manage,
+            form: draft.form,
+            errors: draft.errors,
+        }
+    }
+}
+
+impl ProjectPage {
+    fn of(shown: Shown, settings: ProjectSettings, draft: Draft) -> ProjectPage {
+        let Shown {
+            page,
+            tab,
+            project,
+            can_manage,
+        } = shown;
+        let (chosen_credential, typed_bucket) = draft.enable.unwrap_or_default();
+        ProjectPage {
+            encryption: EncryptionView::of(settings.encryption.as_ref(), draft.recipients),
             csrf: page.csrf.clone(),
             default_bucket: if typed_bucket.is_empty() {
                 default_bucket(&project.organization_name, &project.project.name)
             } else {
                 typed_bucket
             },
+            backup_choices: backup_choices(&settings, &project, &chosen_credential),
+            data_source: settings
+                .data_source
+                .unwrap_or_else(|| "(cannot be opened with the configured keys)".into()),
             page,
             tab,
-            data_source: source,
             can_manage,
-            backup_choices,
-            form,
-            errors,
+            form: draft.form,
+            errors: draft.errors,
             project,
-        },
-    )
+        }
+    }
+}
+
+/// The enable form's credential select: the organization's backup credentials, `chosen`
+/// selected (empty when backup is on or the reader may not enable it).
+fn backup_choices(
+    settings: &ProjectSettings,
+    project: &ProjectListing,
+    chosen: &str,
+) -> Vec<Choice> {
+    let organization = project.project.organization_id;
+    settings
+        .backup_credentials
+        .as_ref()
+        .map(|own| {
+            CredentialOption::choices(own, &[], Some(organization), chosen, false, "— choose —")
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ShowQuery {
+    tab: Option<String>,
+    cron: Option<String>,
+    timezone: Option<String>,
+}
+
+/// GET /projects/{id}
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    query: web::Query<ShowQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = ProjectId::from_path(&id)?;
+    let preview = query
+        .cron
+        .as_deref()
+        .filter(|cron| !cron.trim().is_empty())
+        .map(|cron| Preview::of(cron, query.timezone.as_deref().unwrap_or("UTC")));
+    let form = PolicyForm {
+        cron: query.cron.clone().unwrap_or_else(|| "0 0 * * *".into()),
+        timezone: query.timezone.clone().unwrap_or_else(|| "UTC".into()),
+        retention: "720h".into(),
+        ..PolicyForm::default()
+    };
+    let tab = query.tab.clone().unwrap_or_default();
+    let draft = Draft {
+        form,
+        errors: FieldErrors::default(),
+        preview,
+        ..Draft::default()
+    };
+    let reply = ProjectReply::new(&req, &state, &session, &user);
+    reply.render(id, &tab, draft).await
 }
 
 #[cfg(test)]

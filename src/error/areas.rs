@@ -20,7 +20,8 @@ impl From<crate::backup::service::BackupError> for AppError {
     fn from(error: crate::backup::service::BackupError) -> AppError {
         use crate::backup::service::BackupError;
         match error {
-            BackupError::Store(error) => error,
+            BackupError::Store(error) => error.into(),
+            BackupError::Sealing(cause) => AppError::Internal(cause),
             BackupError::NoSuchCredential | BackupError::Refused(_) | BackupError::Form(_) => {
                 AppError::Invalid(error.to_string())
             }
@@ -30,7 +31,9 @@ impl From<crate::backup::service::BackupError> for AppError {
             | BackupError::Running(_)
             | BackupError::Checking(_)
             | BackupError::NotRestorable(_)
-            | BackupError::Storage(_) => AppError::Conflict(error.to_string()),
+            | BackupError::Storage(_)
+            | BackupError::AlreadyDisabled
+            | BackupError::PoliciesExist => AppError::Conflict(error.to_string()),
         }
     }
 }
@@ -81,8 +84,11 @@ impl From<crate::projects::service::ProjectError> for AppError {
     fn from(error: crate::projects::service::ProjectError) -> AppError {
         use crate::projects::service::ProjectError;
         match error {
-            ProjectError::Store(error) => error,
-            ProjectError::Invalid(_) => AppError::Invalid(error.to_string()),
+            ProjectError::Store(error) => error.into(),
+            ProjectError::Sealing(cause) => AppError::Internal(cause),
+            ProjectError::Invalid(_) | ProjectError::SourceTaken(_) => {
+                AppError::Invalid(error.to_string())
+            }
             ProjectError::ChangedMeanwhile { .. } | ProjectError::Kept(_) => {
                 AppError::Conflict(error.to_string())
             }

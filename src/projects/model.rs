@@ -5,11 +5,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::access::Scope;
-use crate::backup::phase::Phase;
 use crate::crypto::Keyring;
 use crate::db::{Bind, Prepared, Tables, like_pattern};
 use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, UserId};
+use crate::projects::phase::Phase;
 use crate::schema::projects;
 
 pub use crate::ids::ProjectId;
@@ -223,6 +223,15 @@ fn listing(scope: &Scope, id: Option<ProjectId>, filter: &ProjectFilter) -> Prep
     Prepared::new(&sql, binds)
 }
 
+/// Why a project could not be written: a query failed, or its data source could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("sealing failed: {0:#}")]
+    Sealing(anyhow::Error),
+}
+
 impl Project {
     /// The data source URL, opened (for pg_dump, pg_restore and listing schemas only).
     pub fn open_database_url(&self, keyring: &Keyring) -> anyhow::Result<String> {
@@ -311,13 +320,13 @@ impl Project {
         conn: &mut PgConnection,
         keyring: &Keyring,
         new: &NewProject<'_>,
-    ) -> Result<Project, AppError> {
+    ) -> Result<Project, WriteError> {
         let id: i64 = diesel::select(diesel::dsl::sql::<BigInt>("nextval('projects_id_seq')"))
             .get_result(conn)?;
         let id = ProjectId(id);
         let sealed = keyring
             .seal_text(new.database_url, &context(new.organization_id, id))
-            .map_err(AppError::Internal)?;
+            .map_err(WriteError::Sealing)?;
         let (backup_credential, bucket) = match &new.backup {
             Some((credential, bucket)) => (Some(*credential), Some(bucket.clone())),
             None => (None, None),
@@ -347,12 +356,7 @@ impl Project {
         credential: CredentialId,
         bucket: &str,
         by: UserId,
-    ) -> Result<(), AppError> {
-        if self.backup_enabled {
-            return Err(AppError::Conflict(
-                "project backup already enabled: disable it first to switch credentials".into(),
-            ));
-        }
+    ) -> QueryResult<()> {
         diesel::update(projects::table.find(self.id))
             .set((
                 projects::backup_enabled.eq(true),
@@ -366,21 +370,8 @@ impl Project {
         Ok(())
     }
 
-    /// Turns backup off; refused while policies exist.
-    pub fn disable_backup(
-        &self,
-        conn: &mut PgConnection,
-        policies: i64,
-        by: UserId,
-    ) -> Result<(), AppError> {
-        if !self.backup_enabled {
-            return Err(AppError::Conflict("project backup already disabled".into()));
-        }
-        if policies > 0 {
-            return Err(AppError::Conflict(
-                "delete the backup policies first: backup stays on while a policy exists".into(),
-            ));
-        }
+    /// Turns backup off (the caller has checked that no policy exists).
+    pub fn disable_backup(&self, conn: &mut PgConnection, by: UserId) -> QueryResult<()> {
         diesel::update(projects::table.find(self.id))
             .set((
                 projects::backup_enabled.eq(false),
@@ -402,11 +393,11 @@ impl Project {
         keyring: &Keyring,
         changes: &ProjectChanges<'_>,
         by: UserId,
-    ) -> Result<bool, AppError> {
+    ) -> Result<bool, WriteError> {
         let database_url = match changes.database_url {
             Some(url) => keyring
                 .seal_text(url, &context(self.organization_id, self.id))
-                .map_err(AppError::Internal)?,
+                .map_err(WriteError::Sealing)?,
             None => self.database_url.clone(),
         };
         let updated = diesel::update(

@@ -1,5 +1,5 @@
 //! Project pages: the list (searched and filtered), the create and edit forms, the delete
-//! page, and a project's page, whose Backup tabs `backup::views` renders. Users may look;
+//! page. A project's own page, its Backup tabs, is `backup::views::show`. Users may look;
 //! Managers and Partners change things.
 
 use actix_session::Session;
@@ -11,15 +11,13 @@ use serde::Deserialize;
 use crate::access::Role;
 use crate::accounts::model::Organization;
 use crate::auth::CurrentUser;
-use crate::backup::views::{Draft, PolicyForm, Preview, render_project};
 use crate::credentials::model::CredentialOption;
-use crate::db;
 use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, ProjectId};
 use crate::projects::MANAGERS;
-use crate::projects::model::{Project, ProjectFilter, ProjectListing};
+use crate::projects::model::{ProjectFilter, ProjectListing};
 use crate::projects::service::{
-    self, EditForm, Editing, Options, ProjectError, ProjectForm, Success,
+    self, EditForm, Editing, Options, ProjectError, ProjectForm, ProjectList, Success,
 };
 use crate::startup::AppState;
 use crate::web::confirm::ConfirmDelete;
@@ -92,16 +90,10 @@ pub async fn list(
     let is_partner = user.role() == Role::Partner;
     // The organization filter is part of the page around the results, not of the fragment.
     let whole_page = !is_htmx(&req);
-    let (projects, organizations) = db::run(&state.pool, move |conn| {
-        let projects = Project::list_filtered(conn, &scope, &filter)?;
-        let organizations = if is_partner && whole_page {
-            Organization::list(conn, &scope)?
-        } else {
-            Vec::new()
-        };
-        Ok::<_, diesel::result::Error>((projects, organizations))
-    })
-    .await?;
+    let ProjectList {
+        projects,
+        organizations,
+    } = service::list(&state.pool, scope, filter, is_partner && whole_page).await?;
     let can_manage = MANAGERS.contains(&user.role());
     if !whole_page {
         return html(&ProjectResults {
@@ -260,53 +252,6 @@ pub async fn create(
         .to_string(),
     );
     Ok(see_other(&format!("/projects/{}", project.id)))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct ShowQuery {
-    tab: Option<String>,
-    cron: Option<String>,
-    timezone: Option<String>,
-}
-
-/// GET /projects/{id}
-pub async fn show(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    query: web::Query<ShowQuery>,
-) -> Result<HttpResponse, AppError> {
-    let id = ProjectId::from_path(&id)?;
-    let preview = query
-        .cron
-        .as_deref()
-        .filter(|cron| !cron.trim().is_empty())
-        .map(|cron| Preview::of(cron, query.timezone.as_deref().unwrap_or("UTC")));
-    let form = PolicyForm {
-        cron: query.cron.clone().unwrap_or_else(|| "0 0 * * *".into()),
-        timezone: query.timezone.clone().unwrap_or_else(|| "UTC".into()),
-        retention: "720h".into(),
-        ..PolicyForm::default()
-    };
-    let tab = query.tab.clone().unwrap_or_default();
-    render_project(
-        &req,
-        &state,
-        &session,
-        &user,
-        id,
-        &tab,
-        Draft {
-            form,
-            errors: FieldErrors::default(),
-            preview,
-            ..Draft::default()
-        },
-    )
-    .await
 }
 
 #[derive(Template)]
@@ -506,7 +451,7 @@ pub async fn confirm_delete(
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
-    let (project, kept) = service::deletion(&state.pool, &user, id).await?;
+    let (project, kept) = service::deletion(&state.runner, &user, id).await?;
     delete_question(&project, kept).render(&user, &session, false)
 }
 
@@ -522,7 +467,7 @@ pub async fn delete(
     user.require(&MANAGERS)?;
     let id = ProjectId::from_path(&id)?;
     let ip = client_ip(&req, &state.settings.trusted_proxies);
-    match service::delete(&state.pool, &user, &ip, id).await {
+    match service::delete(&state.runner, &user, &ip, id).await {
         Ok(project) => {
             flash::success(
                 &session,
@@ -534,7 +479,7 @@ pub async fn delete(
             Ok(see_other("/projects"))
         }
         Err(ProjectError::Kept(reason)) => {
-            let (project, _) = service::deletion(&state.pool, &user, id).await?;
+            let (project, _) = service::deletion(&state.runner, &user, id).await?;
             delete_question(&project, Some(reason)).render(&user, &session, true)
         }
         Err(error) => Err(error.into()),

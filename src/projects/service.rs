@@ -4,25 +4,25 @@
 
 use std::collections::HashMap;
 
+use diesel::{PgConnection, QueryResult};
 use serde::Deserialize;
 
 use crate::access::{Role, Scope};
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
 use crate::auth::CurrentUser;
-use crate::backup::database::DataSource;
-use crate::backup::keeping::Keeping;
-use crate::backup::runner::{Runner, check_bucket_name, default_bucket};
-use crate::backup::service::ready_bucket;
 use crate::credentials::model::{Credential, CredentialOption};
 use crate::credentials::provider::Kind;
 use crate::crypto::{Keyring, Secret};
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
-use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, ProjectId};
-use crate::projects::model::{NewProject, Project, ProjectChanges, ProjectListing, SourceUse};
+use crate::projects::data_source::{Checked, DataSource};
+use crate::projects::model::{
+    NewProject, Project, ProjectChanges, ProjectFilter, ProjectListing, SourceUse, WriteError,
+};
 use crate::projects::source_url;
+use crate::storage::bucket_name::{check_bucket_name, default_bucket};
 use crate::web::form::FieldErrors;
 
 /// What a project use case did, in the words the page's message and the API's `message` both
@@ -58,13 +58,31 @@ pub enum ProjectError {
     /// Something keeps the project from being deleted; the words say what (409).
     #[error("{0}")]
     Kept(String),
-    #[error(transparent)]
-    Store(#[from] AppError),
+    /// Another organization's project took the database while this one was being created;
+    /// the words say so (422).
+    #[error("{0}")]
+    SourceTaken(String),
+    /// The data source could not be sealed or opened with the configured keys.
+    #[error("sealing failed: {0:#}")]
+    Sealing(anyhow::Error),
+    /// The database failed or could not be reached, as `db::run` answers it (a project that
+    /// is not there, or not in the person's scope, is `Failed(NotFound)`).
+    #[error("{0}")]
+    Store(db::RunError<diesel::result::Error>),
 }
 
 impl From<diesel::result::Error> for ProjectError {
     fn from(error: diesel::result::Error) -> ProjectError {
-        ProjectError::Store(error.into())
+        ProjectError::Store(db::RunError::Failed(error))
+    }
+}
+
+impl From<WriteError> for ProjectError {
+    fn from(error: WriteError) -> ProjectError {
+        match error {
+            WriteError::Query(error) => error.into(),
+            WriteError::Sealing(cause) => ProjectError::Sealing(cause),
+        }
     }
 }
 
@@ -73,10 +91,75 @@ impl<E: Into<ProjectError>> From<db::RunError<E>> for ProjectError {
         match error {
             db::RunError::Failed(error) => error.into(),
             db::RunError::Unavailable(reason) => {
-                ProjectError::Store(db::RunError::<AppError>::Unavailable(reason).into())
+                ProjectError::Store(db::RunError::Unavailable(reason))
             }
         }
     }
+}
+
+/// The projects list: the projects a filter keeps, and the organizations it may filter by.
+pub struct ProjectList {
+    pub projects: Vec<ProjectListing>,
+    /// Empty unless asked for (a Partner's whole page).
+    pub organizations: Vec<Organization>,
+}
+
+/// The projects of `scope` that `filter` keeps, and (`organizations`) the organizations of
+/// `scope`.
+pub async fn list(
+    pool: &DbPool,
+    scope: Scope,
+    filter: ProjectFilter,
+    organizations: bool,
+) -> Result<ProjectList, ProjectError> {
+    Ok(db::run(pool, move |conn| {
+        let projects = Project::list_filtered(conn, &scope, &filter)?;
+        let organizations = if organizations {
+            Organization::list(conn, &scope)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, diesel::result::Error>(ProjectList {
+            projects,
+            organizations,
+        })
+    })
+    .await?)
+}
+
+/// A project in `scope`, with its organization's and credentials' names and its last run.
+pub async fn listing(
+    pool: &DbPool,
+    scope: Scope,
+    id: ProjectId,
+) -> Result<ProjectListing, ProjectError> {
+    Ok(db::run(pool, move |conn| Project::find_listing(conn, &scope, id)).await?)
+}
+
+/// What creating, editing and deleting a project ask of backup, which sits above projects
+/// (`backup::runner::Runner` answers): whether a data source may be used, whether a bucket
+/// works with a credential, and what of a project's backup keeps it from being deleted.
+pub trait Checks {
+    fn pool(&self) -> &DbPool;
+
+    /// Checks a data source or restore target (SPEC §13) and its other uses (`usage`).
+    fn check_source(
+        &self,
+        source: &DataSource,
+        usage: SourceUse,
+    ) -> impl Future<Output = Result<Checked, String>>;
+
+    /// Creates or checks `bucket` with the credential's keys, and proves write, read and
+    /// delete; answers what it found.
+    fn ready_bucket(
+        &self,
+        credential: CredentialId,
+        bucket: &str,
+    ) -> impl Future<Output = Result<String, String>>;
+
+    /// What keeps a project from being deleted, in words (`None`: nothing), read in the
+    /// caller's transaction.
+    fn keeping(&self) -> fn(&mut PgConnection, &Project) -> QueryResult<Option<String>>;
 }
 
 /// What the create form holds.
@@ -125,9 +208,9 @@ pub struct Options {
     pub backup: Vec<CredentialOption>,
 }
 
-pub async fn options(pool: &DbPool, scope: Scope) -> Result<Options, AppError> {
+pub async fn options(pool: &DbPool, scope: Scope) -> Result<Options, ProjectError> {
     Ok(db::run(pool, move |conn| {
-        Ok::<_, AppError>(Options {
+        Ok::<_, diesel::result::Error>(Options {
             organizations: Organization::list(conn, &scope)?,
             cloud: Credential::options(conn, &scope, Kind::Cloud)?,
             ai: Credential::options(conn, &scope, Kind::Ai)?,
@@ -172,13 +255,13 @@ pub fn check_project_name(name: &str) -> Result<(), String> {
 /// and recorded (refused when another organization's project uses it), its bucket proved when
 /// backup is on; audited.
 pub async fn create(
-    runner: &Runner,
+    runner: &impl Checks,
     keyring: &Keyring,
     user: &CurrentUser,
     client_ip: &str,
     form: &ProjectForm,
 ) -> Result<Project, ProjectError> {
-    let options = options(&runner.pool, user.scope()).await?;
+    let options = options(runner.pool(), user.scope()).await?;
     let mut errors = FieldErrors::default();
     let organization = match user.identity.organization_id {
         Some(own) if user.role() != Role::Partner => {
@@ -197,7 +280,7 @@ pub async fn create(
     };
     if errors.get("name").is_none() {
         let (id, name) = (organization.id, form.name.clone());
-        if db::run(&runner.pool, move |conn| {
+        if db::run(runner.pool(), move |conn| {
             Project::name_taken(conn, id, &name)
         })
         .await?
@@ -265,7 +348,7 @@ pub async fn create(
         },
     };
     if let (Some(credential), true) = (backup_credential, errors.is_empty())
-        && let Err(message) = ready_bucket(runner, credential, &bucket).await
+        && let Err(message) = runner.ready_bucket(credential, &bucket).await
     {
         errors.add("bucket", message);
     }
@@ -279,7 +362,7 @@ pub async fn create(
     let actor = user.id();
     let (name, url) = (form.name.clone(), form.database_url.clone());
     let backup = backup_credential.map(|credential| (credential, bucket));
-    let project = db::run(&runner.pool, move |conn| {
+    let project = db::run(runner.pool(), move |conn| {
         conn.build_transaction().run(|conn| {
             // Checked again under a lock on the database's identity: another organization's
             // project made meanwhile on the same database wins, this one is refused.
@@ -290,7 +373,7 @@ pub async fn create(
                 };
                 SourceUse::lock(conn, identity)?;
                 if usage.refused(conn, identity)? {
-                    return Err(AppError::Invalid(usage.message("This database")));
+                    return Err(ProjectError::SourceTaken(usage.message("This database")));
                 }
             }
             let project = Project::create(
@@ -321,7 +404,7 @@ pub async fn create(
                     "bucket",
                 ])
                 .record(conn)?;
-            Ok::<_, AppError>(project)
+            Ok::<_, ProjectError>(project)
         })
     })
     .await?;
@@ -423,7 +506,7 @@ fn kept_or_chosen(
 /// recorded when it changed, as at creation). Refused when someone else saved it since the form
 /// was opened; audited with the names of the fields that changed.
 pub async fn update(
-    runner: &Runner,
+    runner: &impl Checks,
     keyring: &Keyring,
     user: &CurrentUser,
     client_ip: &str,
@@ -431,21 +514,21 @@ pub async fn update(
     form: &EditForm,
 ) -> Result<Project, ProjectError> {
     let scope = user.scope();
-    let project = db::run(&runner.pool, move |conn| Project::find(conn, &scope, id)).await?;
+    let project = db::run(runner.pool(), move |conn| Project::find(conn, &scope, id)).await?;
     if form
         .version
         .is_some_and(|version| version != project.version)
     {
         return Err(ProjectError::ChangedMeanwhile { name: project.name });
     }
-    let options = options(&runner.pool, user.scope()).await?;
+    let options = options(runner.pool(), user.scope()).await?;
     let organization = project.organization_id;
     let mut errors = FieldErrors::default();
     let name = form.name.trim().to_string();
     errors.check("name", check_project_name(&name));
     if errors.get("name").is_none() && name != project.name {
         let taken = name.clone();
-        if db::run(&runner.pool, move |conn| {
+        if db::run(runner.pool(), move |conn| {
             Project::name_taken(conn, organization, &taken)
         })
         .await?
@@ -471,7 +554,7 @@ pub async fn update(
     );
     let stored = project
         .open_database_url(keyring)
-        .map_err(AppError::Internal)?;
+        .map_err(ProjectError::Sealing)?;
     let new_url =
         match source_url::edited(&stored, &form.database_url, form.database_password.expose()) {
             Ok(url) => url,
@@ -526,7 +609,7 @@ pub async fn update(
     let (keyring, scope, actor) = (keyring.clone(), user.scope(), user.id());
     let event = NewEvent::by(user, "project.update", client_ip).in_organization(Some(organization));
     let version = form.version;
-    db::run(&runner.pool, move |conn| {
+    db::run(runner.pool(), move |conn| {
         conn.build_transaction()
             .run(|conn| -> Result<Project, ProjectError> {
                 let project = Project::find_for_update(conn, &scope, id)?;
@@ -558,12 +641,8 @@ pub async fn update(
                     Ok(true) => {}
                     Ok(false) => return Err(stale()),
                     // Another project of the organization took the name meanwhile.
-                    Err(AppError::Internal(cause))
-                        if cause
-                            .downcast_ref::<diesel::result::Error>()
-                            .is_some_and(|error| {
-                                unique_violation(error, "projects_name_unique")
-                            }) =>
+                    Err(WriteError::Query(error))
+                        if unique_violation(&error, "projects_name_unique") =>
                     {
                         let mut errors = FieldErrors::default();
                         errors.add("name", format!("{name} already exists"));
@@ -591,15 +670,14 @@ pub async fn update(
 
 /// The reason the project cannot be deleted now, if any (the delete page says it up front).
 pub async fn deletion(
-    pool: &DbPool,
+    checks: &impl Checks,
     user: &CurrentUser,
     id: ProjectId,
 ) -> Result<(ProjectListing, Option<String>), ProjectError> {
-    let scope = user.scope();
-    Ok(db::run(pool, move |conn| {
+    let (scope, keeping) = (user.scope(), checks.keeping());
+    Ok(db::run(checks.pool(), move |conn| {
         let listed = Project::find_listing(conn, &scope, id)?;
-        let keeping = Keeping::of(conn, &listed.project)?;
-        let reason = keeping.reason(&listed.project.name);
+        let reason = keeping(conn, &listed.project)?;
         Ok::<_, diesel::result::Error>((listed, reason))
     })
     .await?)
@@ -608,18 +686,18 @@ pub async fn deletion(
 /// Deletes a project once nothing keeps it: backup off, no backups holding an object, nothing
 /// running (checked under the project's lock). Audited.
 pub async fn delete(
-    pool: &DbPool,
+    checks: &impl Checks,
     user: &CurrentUser,
     client_ip: &str,
     id: ProjectId,
 ) -> Result<Project, ProjectError> {
-    let scope = user.scope();
+    let (scope, keeping) = (user.scope(), checks.keeping());
     let event = NewEvent::by(user, "project.delete", client_ip);
-    db::run(pool, move |conn| {
+    db::run(checks.pool(), move |conn| {
         conn.build_transaction()
             .run(|conn| -> Result<Project, ProjectError> {
                 let project = Project::find_for_update(conn, &scope, id)?;
-                if let Some(reason) = Keeping::of(conn, &project)?.reason(&project.name) {
+                if let Some(reason) = keeping(conn, &project)? {
                     return Err(ProjectError::Kept(reason));
                 }
                 event

@@ -448,7 +448,7 @@ pub fn test_runner(app: &TestApp) -> keyhold::backup::runner::Runner {
         app.pool.clone(),
         keyring,
         keyhold::outbound::Outbound::new(Duration::from_secs(5), true),
-        keyhold::backup::database::SourceRules::of(&app.pool, true, Vec::new())
+        keyhold::projects::data_source::SourceRules::of(&app.pool, true, Vec::new())
             .expect("keyhold's own database identified"),
     )
 }

@@ -1,5 +1,5 @@
-//! Where a run is: `Phase` (backups and restores) and `DrillPhase` (restore drills), stored as
-//! their words. Imports nothing but core, so a project's listing can name them.
+//! Where a project's run is: `Phase` (backups and restores) and `DrillPhase` (restore drills),
+//! stored as their words. Here, below `backup`, so a project's listing can name them.
 
 use diesel::sql_types::Text;
 
