@@ -127,9 +127,9 @@ impl From<crate::accounts::service::AccountError> for AppError {
     }
 }
 
-impl From<crate::auth::password::HashError> for AppError {
-    fn from(error: crate::auth::password::HashError) -> AppError {
-        use crate::auth::password::HashError;
+impl From<crate::crypto::password::HashError> for AppError {
+    fn from(error: crate::crypto::password::HashError) -> AppError {
+        use crate::crypto::password::HashError;
         match error {
             HashError::Closed => AppError::Unavailable,
             HashError::Failed(cause) => AppError::Internal(cause),
