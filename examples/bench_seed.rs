@@ -7,13 +7,14 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use keyhold::accounts::model::{NewUser, Organization, Partner, User};
-use keyhold::auth::{Role, password};
+use keyhold::auth::Role;
 use keyhold::backup::model::{Backup, BackupPolicy, NewPolicy};
 use keyhold::backup::policy::Schedule;
 use keyhold::config::Settings;
 use keyhold::credentials::model::{Credential, NewCredential};
 use keyhold::credentials::provider::{self, Kind};
 use keyhold::crypto::Secret;
+use keyhold::crypto::password;
 use keyhold::projects::model::{NewProject, Project};
 
 const CREDENTIALS: usize = 100_000;

@@ -10,10 +10,10 @@ use crate::access::Role;
 use crate::accounts::model::{Organization, Partner, User};
 use crate::accounts::service::{self, AccountError, NewPerson, Placement};
 use crate::audit::NewEvent;
-use crate::auth::password;
 use crate::config::Settings;
 use crate::credentials::model::Credential;
 use crate::crypto::Secret;
+use crate::crypto::password;
 use crate::db;
 use crate::projects::model::Project;
 use crate::startup::Application;
@@ -183,7 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let conn: &mut diesel::PgConnection = &mut conn;
             diesel::Connection::transaction(conn, |conn| {
                 crate::auth::mfa::remove(conn, user.id)?;
-                crate::auth::session_store::revoke_all_for(conn, user.id)?;
+                crate::session_store::revoke_all_for(conn, user.id)?;
                 crate::audit::NewEvent {
                     partner_id: Some(user.partner_id),
                     organization_id: user.organization_id,

@@ -3,6 +3,8 @@
 //!
 //! The keyring comes from `KEYHOLD_DATA_KEYS` / `KEYHOLD_DATA_KEY_ACTIVE` (see `config`).
 
+pub mod password;
+
 use std::fmt;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};

@@ -25,6 +25,8 @@ pub mod page_cache;
 pub mod projects;
 pub mod routes;
 pub mod schema;
+pub mod session_cache;
+pub mod session_store;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

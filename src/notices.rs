@@ -1,5 +1,5 @@
 //! Listening to PostgreSQL notices on a thread of its own, for the in-memory caches of one
-//! process (`auth::session_cache`, `page_cache`): the tables stay the truth, shared by every
+//! process (`session_cache`, `page_cache`): the tables stay the truth, shared by every
 //! instance, and triggers announce their changes on a channel; a cache keeps what it read until
 //! told. A cache is only to be trusted while its listener is connected and lately heard its own
 //! heartbeat notice (a hung connection, or a pooler that does not carry notices, would otherwise

@@ -16,15 +16,13 @@ use tracing_actix_web::TracingLogger;
 
 use crate::api;
 use crate::auth::csrf::SiteSecurity;
-use crate::auth::password::PasswordHasher;
-use crate::auth::session_cache::SessionCache;
-use crate::auth::session_store::{self, PgSessionStore};
 use crate::auth::{SessionTimeouts, csrf, session_ttl};
 use crate::backup::runner::{RestoreSettings, Runner};
 use crate::backup::scheduler;
 use crate::config::Settings;
 use crate::credentials::search_index;
 use crate::credentials::verify::Endpoints;
+use crate::crypto::password::PasswordHasher;
 use crate::db::{self, DbPool};
 use crate::error::AppError;
 use crate::metrics::{self, Metrics};
@@ -33,6 +31,8 @@ use crate::outbound::Outbound;
 use crate::page_cache::{self, PageCache};
 use crate::projects::data_source::SourceRules;
 use crate::routes;
+use crate::session_cache::SessionCache;
+use crate::session_store::{self, PgSessionStore};
 use crate::web::{error_pages, form, security_headers};
 
 /// What every handler can reach.
@@ -46,7 +46,7 @@ pub struct AppState {
     pub runner: Runner,
     /// Sends notifications (and "Send test").
     pub deliverer: Deliverer,
-    /// The sessions this process keeps in memory (see `auth::session_cache`).
+    /// The sessions this process keeps in memory (see `session_cache`).
     pub sessions: Arc<SessionCache>,
     /// What the busiest pages read, kept in memory (see `page_cache`).
     pub pages: Arc<PageCache>,

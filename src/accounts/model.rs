@@ -27,6 +27,24 @@ impl Partner {
             .get_result(conn)
     }
 
+    /// Who must sign in with a second factor in `partner`'s account: everyone, and the
+    /// people of which organizations.
+    pub fn second_factor_requirements(
+        conn: &mut PgConnection,
+        partner: PartnerId,
+    ) -> QueryResult<(bool, Vec<OrganizationId>)> {
+        let everyone: bool = partners::table
+            .find(partner)
+            .select(partners::mfa_required)
+            .first(conn)?;
+        let organizations = organizations::table
+            .filter(organizations::partner_id.eq(partner))
+            .filter(organizations::mfa_required.eq(true))
+            .select(organizations::id)
+            .load(conn)?;
+        Ok((everyone, organizations))
+    }
+
     /// Every partner account, oldest first.
     pub fn all(conn: &mut PgConnection) -> QueryResult<Vec<Partner>> {
         partners::table
@@ -417,7 +435,7 @@ impl User {
                 .set(users::disabled.eq(disabled))
                 .execute(conn)?;
             if disabled {
-                crate::auth::session_store::revoke_all_for(conn, id)?;
+                crate::session_store::revoke_all_for(conn, id)?;
             }
             Ok(())
         })

@@ -70,7 +70,8 @@ async fn render_organizations(
     name: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let listed = service::organization_list(&state.pool, user).await?;
+    let listed =
+        service::organization_list(&state.pool, user.scope(), user.identity.partner_id).await?;
     html_with_status(
         status_of(&errors),
         &OrganizationsPage {
@@ -167,7 +168,7 @@ pub async fn users(
         role: Role::Manager.key().to_string(),
         ..UserValues::default()
     };
-    let listed = service::people_list(&state.pool, &user).await?;
+    let listed = service::people_list(&state.pool, user.scope()).await?;
     render_users(&session, &user, listed, blank, FieldErrors::default())
 }
 
@@ -222,7 +223,7 @@ pub async fn create_user(
             Ok(see_other("/users"))
         }
         Err(AccountError::Invalid(refused)) => {
-            let listed = service::people_list(&state.pool, &user).await?;
+            let listed = service::people_list(&state.pool, user.scope()).await?;
             let values = UserValues::typed(&form, &listed.organizations);
             render_users(&session, &user, listed, values, refused)
         }
@@ -286,7 +287,8 @@ fn actor<'a>(
     user: &'a CurrentUser,
 ) -> crate::accounts::service::Actor<'a> {
     crate::accounts::service::Actor {
-        user,
+        who: user,
+        scope: user.scope(),
         ip: client_ip(req, &state.settings.trusted_proxies),
     }
 }

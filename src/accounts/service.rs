@@ -6,15 +6,15 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection};
 
-use crate::access::Role;
-use crate::accounts::model::{Contents, Organization, User, UserListing};
-use crate::audit::NewEvent;
-use crate::auth::password::{self, HashError, PasswordHasher};
-use crate::auth::{CurrentUser, session_store};
+use crate::access::{Role, Scope};
+use crate::accounts::model::{Contents, Organization, Partner, User, UserListing};
+use crate::audit::{self, NewEvent};
 use crate::crypto::Secret;
+use crate::crypto::password::{self, HashError, PasswordHasher};
 use crate::db::{self, DbPool};
 use crate::db_errors::unique_violation;
-use crate::ids::{OrganizationId, UserId};
+use crate::ids::{OrganizationId, PartnerId, UserId};
+use crate::session_store;
 use crate::web::form::{FieldErrors, check_length};
 
 /// Why a change to an organization or a person was refused.
@@ -66,15 +66,25 @@ impl<E: Into<AccountError>> From<db::RunError<E>> for AccountError {
     }
 }
 
-/// Who acts, and the address their audit row records.
+/// Who acts (the signed-in Partner, as the audit log names them), the organizations they
+/// reach, and the address their audit row records.
 pub struct Actor<'a> {
-    pub user: &'a CurrentUser,
+    pub who: &'a dyn audit::Actor,
+    pub scope: Scope,
     pub ip: String,
 }
 
 impl Actor<'_> {
     fn event(&self, action: &str) -> NewEvent {
-        NewEvent::by(self.user, action, &self.ip)
+        NewEvent::by(self.who, action, &self.ip)
+    }
+
+    fn id(&self) -> UserId {
+        self.who.actor_id()
+    }
+
+    fn partner(&self) -> PartnerId {
+        self.who.partner_id()
     }
 }
 
@@ -96,7 +106,7 @@ pub async fn rename_organization(
     id: OrganizationId,
     name: &str,
 ) -> Result<Organization, AccountError> {
-    let scope = actor.user.scope();
+    let scope = actor.scope;
     db::run(pool, move |conn| Organization::find(conn, &scope, id)).await?;
     let name = name.trim().to_string();
     let mut errors = FieldErrors::default();
@@ -104,7 +114,7 @@ pub async fn rename_organization(
     if !errors.is_empty() {
         return Err(AccountError::Invalid(errors));
     }
-    let (scope, event) = (actor.user.scope(), actor.event("organization.rename"));
+    let (scope, event) = (actor.scope, actor.event("organization.rename"));
     let new_name = name.clone();
     let renamed = db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
@@ -143,10 +153,9 @@ pub async fn rename_organization(
 /// What an organization still holds (the delete page says it before anyone presses Delete).
 pub async fn organization_contents(
     pool: &DbPool,
-    user: &CurrentUser,
+    scope: Scope,
     id: OrganizationId,
 ) -> Result<(Organization, Contents), AccountError> {
-    let scope = user.scope();
     Ok(db::run(pool, move |conn| {
         let organization = Organization::find(conn, &scope, id)?;
         let contents = Organization::contents(conn, id)?;
@@ -162,7 +171,7 @@ pub async fn delete_organization(
     actor: &Actor<'_>,
     id: OrganizationId,
 ) -> Result<Organization, AccountError> {
-    let (scope, event) = (actor.user.scope(), actor.event("organization.delete"));
+    let (scope, event) = (actor.scope, actor.event("organization.delete"));
     db::run(pool, move |conn| {
         conn.build_transaction()
             .run(|conn| -> Result<_, AccountError> {
@@ -253,7 +262,7 @@ pub async fn change_role(
     role: &str,
     organization: Option<&str>,
 ) -> Result<Changed, AccountError> {
-    let scope = actor.user.scope();
+    let scope = actor.scope;
     // Someone outside the account is 404 whatever the form holds.
     let organizations = db::run(pool, move |conn| {
         User::find(conn, &scope, id)?;
@@ -266,7 +275,7 @@ pub async fn change_role(
     let Some(role) = role.filter(|_| errors.is_empty()) else {
         return Err(AccountError::Invalid(errors));
     };
-    let (scope, event) = (actor.user.scope(), actor.event("user.update"));
+    let (scope, event) = (actor.scope, actor.event("user.update"));
     db::run(pool, move |conn| {
         conn.build_transaction()
             .run(|conn| -> Result<_, AccountError> {
@@ -317,11 +326,11 @@ pub async fn set_password(
     id: UserId,
     new_password: &Secret,
 ) -> Result<Changed, AccountError> {
-    let scope = actor.user.scope();
+    let scope = actor.scope;
     // Someone outside the account is 404 whatever the form holds, and before the hash's cost.
     let target = db::run(pool, move |conn| User::find(conn, &scope, id)).await?;
     let mut errors = FieldErrors::default();
-    if id == actor.user.id() {
+    if id == actor.id() {
         errors.add(
             "password",
             "Change your own password on your Account page: it asks for the current one.",
@@ -341,7 +350,7 @@ pub async fn set_password(
         return Err(AccountError::Invalid(errors));
     }
     let hash = hasher.hash(new_password).await?;
-    let (scope, event) = (actor.user.scope(), actor.event("user.password_reset"));
+    let (scope, event) = (actor.scope, actor.event("user.password_reset"));
     db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let target = User::find_for_update(conn, &scope, id)?;
@@ -372,11 +381,11 @@ pub struct OrganizationList {
 
 pub async fn organization_list(
     pool: &DbPool,
-    user: &CurrentUser,
+    scope: Scope,
+    partner: PartnerId,
 ) -> Result<OrganizationList, AccountError> {
-    let (scope, partner) = (user.scope(), user.identity.partner_id);
     Ok(db::run(pool, move |conn| {
-        let (mfa_everyone, mfa_organizations) = crate::auth::mfa::requirements(conn, partner)?;
+        let (mfa_everyone, mfa_organizations) = Partner::second_factor_requirements(conn, partner)?;
         Ok::<_, DieselError>(OrganizationList {
             organizations: Organization::list(conn, &scope)?,
             mfa_everyone,
@@ -398,7 +407,7 @@ pub async fn create_organization(
     if !errors.is_empty() {
         return Err(AccountError::Invalid(errors));
     }
-    let (partner, by) = (actor.user.identity.partner_id, actor.user.id());
+    let (partner, by) = (actor.partner(), actor.id());
     let (event, new_name) = (actor.event("organization.create"), name.clone());
     let created = db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
@@ -430,8 +439,7 @@ pub struct PeopleList {
     pub organizations: Vec<Organization>,
 }
 
-pub async fn people_list(pool: &DbPool, user: &CurrentUser) -> Result<PeopleList, AccountError> {
-    let scope = user.scope();
+pub async fn people_list(pool: &DbPool, scope: Scope) -> Result<PeopleList, AccountError> {
     Ok(db::run(pool, move |conn| {
         Ok::<_, DieselError>(PeopleList {
             people: User::list(conn, &scope)?,
@@ -457,7 +465,7 @@ pub async fn create_person(
     form: &PersonForm<'_>,
 ) -> Result<User, AccountError> {
     let mut errors = form.person.check();
-    let scope = actor.user.scope();
+    let scope = actor.scope;
     let organizations = db::run(pool, move |conn| Organization::list(conn, &scope)).await?;
     let (role, organization) =
         role_and_organization(form.role, form.organization, &organizations, &mut errors);
@@ -472,10 +480,10 @@ pub async fn create_person(
     };
     let hash = hasher.hash(form.person.password).await?;
     let placement = Placement {
-        partner: actor.user.identity.partner_id,
+        partner: actor.partner(),
         organization,
         role,
-        created_by: Some(actor.user.id()),
+        created_by: Some(actor.id()),
     };
     let event = actor.event("user.create").in_organization(organization);
     let (email, display_name, password) = (
@@ -504,10 +512,10 @@ pub async fn set_disabled(
     id: UserId,
     disable: bool,
 ) -> Result<User, AccountError> {
-    if id == actor.user.id() && disable {
+    if id == actor.id() && disable {
         return Err(AccountError::DisablingSelf);
     }
-    let scope = actor.user.scope();
+    let scope = actor.scope;
     let event = actor.event(if disable {
         "user.disable"
     } else {
@@ -549,10 +557,9 @@ pub struct PersonChoices {
 
 pub async fn person_choices(
     pool: &DbPool,
-    user: &CurrentUser,
+    scope: Scope,
     id: UserId,
 ) -> Result<PersonChoices, AccountError> {
-    let scope = user.scope();
     Ok(db::run(pool, move |conn| {
         Ok::<_, DieselError>(PersonChoices {
             person: User::find(conn, &scope, id)?,
@@ -563,8 +570,7 @@ pub async fn person_choices(
 }
 
 /// One person of the Partner's account (for the pages that change them).
-pub async fn person(pool: &DbPool, user: &CurrentUser, id: UserId) -> Result<User, AccountError> {
-    let scope = user.scope();
+pub async fn person(pool: &DbPool, scope: Scope, id: UserId) -> Result<User, AccountError> {
     Ok(db::run(pool, move |conn| User::find(conn, &scope, id)).await?)
 }
 
@@ -575,7 +581,7 @@ pub async fn delete_person(
     actor: &Actor<'_>,
     id: UserId,
 ) -> Result<User, AccountError> {
-    let (scope, event) = (actor.user.scope(), actor.event("user.delete"));
+    let (scope, event) = (actor.scope, actor.event("user.delete"));
     db::run(pool, move |conn| {
         conn.build_transaction().run(|conn| {
             let target = User::find_for_update(conn, &scope, id)?;
@@ -683,16 +689,13 @@ pub fn lock_people(conn: &mut PgConnection) -> Result<(), AccountError> {
 
 /// Opens a partner account named `name` (trimmed; 3 to 60 characters, else `Invalid` beside
 /// `partner_name`), in `conn`'s transaction, under `lock_people`.
-pub fn open_partner_account(
-    conn: &mut PgConnection,
-    name: &str,
-) -> Result<crate::accounts::model::Partner, AccountError> {
+pub fn open_partner_account(conn: &mut PgConnection, name: &str) -> Result<Partner, AccountError> {
     if let Err(message) = check_length(name, 3, 60) {
         let mut errors = FieldErrors::default();
         errors.add("partner_name", message);
         return Err(AccountError::Invalid(errors));
     }
-    Ok(crate::accounts::model::Partner::create(conn, name.trim())?)
+    Ok(Partner::create(conn, name.trim())?)
 }
 
 /// Opens keyhold (`/setup`): the first partner account, named `partner_name`, with `person`

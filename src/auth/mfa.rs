@@ -329,23 +329,6 @@ pub fn required(
     Ok(by_partner || by_organization)
 }
 
-/// What `partner` requires now: of everyone, and of which organizations.
-pub fn requirements(
-    conn: &mut PgConnection,
-    partner: PartnerId,
-) -> QueryResult<(bool, Vec<OrganizationId>)> {
-    let everyone: bool = partners::table
-        .find(partner)
-        .select(partners::mfa_required)
-        .first(conn)?;
-    let organizations = organizations::table
-        .filter(organizations::partner_id.eq(partner))
-        .filter(organizations::mfa_required.eq(true))
-        .select(organizations::id)
-        .load(conn)?;
-    Ok((everyone, organizations))
-}
-
 /// Once a requirement is set, the people it covers who have no second factor lose what a
 /// password alone gave them: their sessions end (they set the factor up at their next sign-in)
 /// and their API tokens are revoked. `keep` (the Partner setting it) keeps the session.
@@ -371,7 +354,7 @@ pub fn end_unprotected_access(
         Requirement::Off(_) => Vec::new(),
     };
     for person in &people {
-        crate::auth::session_store::revoke_all_for(conn, *person)?;
+        crate::session_store::revoke_all_for(conn, *person)?;
     }
     diesel::update(
         api_tokens::table

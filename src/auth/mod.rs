@@ -6,12 +6,9 @@ pub mod csrf;
 pub mod mfa;
 pub mod passkey;
 pub mod passkey_pages;
-pub mod password;
 pub mod routes;
 pub mod second_step;
 pub mod service;
-pub mod session_cache;
-pub mod session_store;
 pub mod throttle;
 
 use std::future::{Ready, ready};
@@ -80,7 +77,7 @@ impl Identity {
             .insert(IDENTITY_KEY, self)
             .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))?;
         session
-            .insert(session_store::USER_ID_KEY, self.user_id.0)
+            .insert(crate::session_store::USER_ID_KEY, self.user_id.0)
             .map_err(|error| AppError::internal(anyhow::anyhow!("{error}")))
     }
 }

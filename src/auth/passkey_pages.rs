@@ -18,7 +18,9 @@ use crate::auth::account::render_mfa_refusing;
 use crate::auth::mfa::Passed;
 use crate::auth::passkey::{self, PasskeyError};
 use crate::auth::routes::guard;
-use crate::auth::second_step::{Gate, pending, second_step};
+use crate::auth::second_step::{
+    Gate, SecondStep, pending, retry_after, second_step, too_many_failures,
+};
 use crate::auth::service::{self, AuthError, Removal};
 use crate::crypto::Secret;
 use crate::error::AppError;
@@ -26,6 +28,9 @@ use crate::startup::AppState;
 use crate::web::form::FieldErrors;
 use crate::web::problem::problem;
 use crate::web::{client_ip, flash, see_other};
+
+/// The refusal of a passkey sign-in whose password step is gone (or too old).
+const SIGN_IN_EXPIRED: &str = "The sign-in expired: enter your password again.";
 
 /// A refusal as problem+json (the script shows `detail`).
 fn refused_with(status: StatusCode, message: &str) -> HttpResponse {
@@ -200,10 +205,7 @@ pub async fn sign_in_options(
         Err(error) => return refusal(error),
     };
     let Some(waiting) = pending(&session) else {
-        return Ok(refused_with(
-            StatusCode::UNAUTHORIZED,
-            "The sign-in expired: enter your password again.",
-        ));
+        return Ok(refused_with(StatusCode::UNAUTHORIZED, SIGN_IN_EXPIRED));
     };
     let started = service::start_passkey_sign_in(&state.pool, webauthn, waiting.user_id).await;
     match started {
@@ -234,24 +236,9 @@ pub async fn sign_in(
         Ok(webauthn) => webauthn,
         Err(error) => return refusal(error),
     };
-    let step = match second_step(&req, &state, &session).await? {
-        Gate::Go(step) => step,
-        Gate::Restart => {
-            return Ok(refused_with(
-                StatusCode::UNAUTHORIZED,
-                "The sign-in expired: enter your password again.",
-            ));
-        }
-        Gate::Blocked(seconds) => {
-            let mut response = refused_with(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("Too many failed sign-ins. Try again in {seconds} seconds."),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-            return Ok(response);
-        }
+    let step = match passkey_step(&req, &state, &session).await? {
+        Ok(step) => step,
+        Err(refused) => return Ok(refused),
     };
     // The challenge answers once, whatever the outcome.
     let authentication = session
@@ -271,16 +258,45 @@ pub async fn sign_in(
         ));
     };
     let checked = service::check_passkey(&state.pool, webauthn, user, answer, authentication).await;
+    passkey_answered(&state, &session, step, checked).await
+}
+
+/// The second step a passkey answers, counted; or the script's refusal (the sign-in expired,
+/// or too many failures).
+async fn passkey_step(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+) -> Result<Result<SecondStep, HttpResponse>, AppError> {
+    Ok(match second_step(req, state, session).await? {
+        Gate::Go(step) => Ok(step),
+        Gate::Restart => Err(refused_with(StatusCode::UNAUTHORIZED, SIGN_IN_EXPIRED)),
+        Gate::Blocked(seconds) => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let refused = refused_with(status, &too_many_failures(seconds));
+            Err(retry_after(refused, seconds))
+        }
+    })
+}
+
+/// Finishes the sign-in after the passkey's check: where to go next, or the refusal (counted
+/// like a wrong code); a database failure stays an error of the app.
+async fn passkey_answered(
+    state: &AppState,
+    session: &Session,
+    step: SecondStep,
+    checked: Result<String, AuthError>,
+) -> Result<HttpResponse, AppError> {
     match checked {
         Ok(_name) => {
             let next = step
-                .passed(&state, &session, "passkey", Passed::Passkey)
+                .passed(state, session, "passkey", Passed::Passkey)
                 .await?;
             Ok(go_to(&next))
         }
         Err(AuthError::Passkey(PasskeyError::Database(error))) => Err(error.into()),
         Err(AuthError::Passkey(error)) => {
-            step.failed(&state, "passkey").await?;
+            step.failed(state, "passkey").await?;
             Ok(refused_with(StatusCode::UNAUTHORIZED, &error.to_string()))
         }
         Err(error) => Err(error.into()),

@@ -2,7 +2,6 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -10,6 +9,7 @@ use serde::Deserialize;
 use crate::accounts;
 use crate::accounts::model::User;
 use crate::accounts::service::{AccountError, NewPerson};
+use crate::auth::second_step::{retry_after, too_many_failures};
 use crate::auth::service::{self, Guard, SignIn};
 use crate::auth::{CurrentUser, Identity, csrf, mfa, second_step};
 use crate::crypto::Secret;
@@ -88,25 +88,12 @@ pub async fn login(
     let form = form.into_inner();
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     let next = safe_next(form.next.as_deref());
-    let refuse = |status: StatusCode, message: String| {
-        let page = LoginPage {
-            page: Page::anonymous(&req, &session, "Sign in"),
-            email: form.email.clone(),
-            next: next.clone(),
-            error: Some(message),
-            expired: false,
-        };
-        html_with_status(status, &page)
-    };
+    let refuse = |status, message| login_refused(&req, &session, &form, &next, status, message);
     match service::sign_in(guard(&state), &ip, &form.email, &form.password).await? {
         SignIn::Throttled(seconds) => {
             state.metrics.count_login("throttled");
-            let message = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
-            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, message)?;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-            Ok(response)
+            let response = refuse(StatusCode::TOO_MANY_REQUESTS, too_many_failures(seconds))?;
+            Ok(retry_after(response, seconds))
         }
         SignIn::Refused => {
             state.metrics.count_login("failure");
@@ -124,6 +111,25 @@ pub async fn login(
             Ok(see_other(&next))
         }
     }
+}
+
+/// The sign-in page again, with what was typed (the password aside) and why it was refused.
+fn login_refused(
+    req: &HttpRequest,
+    session: &Session,
+    form: &LoginForm,
+    next: &str,
+    status: StatusCode,
+    message: String,
+) -> Result<HttpResponse, AppError> {
+    let page = LoginPage {
+        page: Page::anonymous(req, session, "Sign in"),
+        email: form.email.clone(),
+        next: next.to_string(),
+        error: Some(message),
+        expired: false,
+    };
+    html_with_status(status, &page)
 }
 
 /// Makes the session of a person who signed in with a password alone (`setup_owed`: who must

@@ -42,6 +42,19 @@ pub(super) fn pending(session: &Session) -> Option<Pending> {
         .filter(|pending| Utc::now().timestamp() - pending.since <= mfa::PENDING_SECONDS)
 }
 
+/// The words of a sign-in refused for too many failures.
+pub(super) fn too_many_failures(seconds: u64) -> String {
+    format!("Too many failed sign-ins. Try again in {seconds} seconds.")
+}
+
+/// `response` (a refusal for too many failures) telling the client how long to wait.
+pub(super) fn retry_after(mut response: HttpResponse, seconds: u64) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, seconds.into());
+    response
+}
+
 /// The origin where the waiting person may answer with a passkey, when they have one.
 async fn passkeys_offered(state: &AppState, waiting: &Pending) -> Result<Option<String>, AppError> {
     if state.passkeys.is_none() {
@@ -176,13 +189,10 @@ pub async fn login_mfa(
         Gate::Go(step) => step,
         Gate::Restart => return Ok(see_other("/login")),
         Gate::Blocked(seconds) => {
-            let error = format!("Too many failed sign-ins. Try again in {seconds} seconds.");
+            let error = Some(too_many_failures(seconds));
             let status = StatusCode::TOO_MANY_REQUESTS;
-            let mut response = code_page(&req, &session, status, Some(error), None)?;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.into());
-            return Ok(response);
+            let response = code_page(&req, &session, status, error, None)?;
+            return Ok(retry_after(response, seconds));
         }
     };
     let keyring = &state.settings.keyring;

@@ -14,15 +14,16 @@ use webauthn_rs::prelude::{
 
 use crate::accounts::model::User;
 use crate::audit::NewEvent;
+use crate::auth::CurrentUser;
 use crate::auth::mfa::{self, Enrolment, MfaError, Passed, Requirement};
 use crate::auth::passkey::{self, Listed, PasskeyError};
-use crate::auth::password::{self, HashError, PasswordHasher};
 use crate::auth::throttle::Attempt;
-use crate::auth::{CurrentUser, session_store};
 use crate::config::LoginLimits;
+use crate::crypto::password::{self, HashError, PasswordHasher};
 use crate::crypto::{Keyring, Secret};
 use crate::db::{self, DbPool, RunError};
 use crate::ids::{OrganizationId, UserId};
+use crate::session_store;
 use crate::web::form::FieldErrors;
 
 /// Why a sign-in step or a change to a person's own security was refused.

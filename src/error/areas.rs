@@ -59,7 +59,10 @@ impl From<crate::tokens::service::TokenError> for AppError {
     fn from(error: crate::tokens::service::TokenError) -> AppError {
         use crate::tokens::service::TokenError;
         match error {
-            TokenError::Store(error) => error,
+            TokenError::Unavailable(reason) => {
+                crate::db::RunError::<AppError>::Unavailable(reason).into()
+            }
+            TokenError::Database(error) => error.into(),
             TokenError::NotFound => AppError::NotFound,
             TokenError::Invalid(_) => AppError::Invalid(error.to_string()),
             TokenError::AlreadyRevoked { .. } => AppError::Conflict(error.to_string()),
@@ -133,9 +136,9 @@ impl From<crate::accounts::service::AccountError> for AppError {
     }
 }
 
-impl From<crate::auth::password::HashError> for AppError {
-    fn from(error: crate::auth::password::HashError) -> AppError {
-        use crate::auth::password::HashError;
+impl From<crate::crypto::password::HashError> for AppError {
+    fn from(error: crate::crypto::password::HashError) -> AppError {
+        use crate::crypto::password::HashError;
         match error {
             HashError::Closed => AppError::Unavailable,
             HashError::Failed(cause) => AppError::Internal(cause),
@@ -170,8 +173,12 @@ impl From<crate::notifications::service::ChannelError> for AppError {
     fn from(error: crate::notifications::service::ChannelError) -> AppError {
         use crate::notifications::service::ChannelError;
         match error {
-            ChannelError::Store(error) => error,
             ChannelError::Form(_) => AppError::Invalid(error.to_string()),
+            ChannelError::Unavailable(reason) => {
+                crate::db::RunError::<AppError>::Unavailable(reason).into()
+            }
+            ChannelError::Database(error) => error.into(),
+            ChannelError::Failed(cause) => AppError::Internal(cause),
         }
     }
 }

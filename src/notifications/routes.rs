@@ -174,7 +174,7 @@ pub async fn create(
             )
             .await
         }
-        Err(ChannelError::Store(error)) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -221,7 +221,7 @@ pub async fn update(
             let form = Some(submission.without_secrets());
             render_show(&state, &session, &user, id, form, errors).await
         }
-        Err(ChannelError::Store(error)) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -255,7 +255,7 @@ pub async fn action(
     match outcome {
         Ok(next) => Ok(see_other(&next)),
         Err(ChannelError::Form(_)) => Err(AppError::Invalid("The request was refused.".into())),
-        Err(ChannelError::Store(error)) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 

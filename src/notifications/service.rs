@@ -9,7 +9,6 @@ use crate::access::Scope;
 use crate::accounts::model::Organization;
 use crate::audit::NewEvent;
 use crate::db;
-use crate::error::AppError;
 use crate::ids::{ChannelId, OrganizationId, UserId};
 use crate::notifications::EventKind;
 use crate::notifications::deliver::Deliverer;
@@ -23,13 +22,21 @@ use crate::web::form::{FieldErrors, check_email, check_length};
 pub enum ChannelError {
     #[error("Correct the highlighted fields.")]
     Form(FieldErrors),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
-    Store(#[from] AppError),
+    Database(#[from] DieselError),
+    /// A channel could not be saved (its secrets sealed, its row written).
+    #[error(transparent)]
+    Failed(anyhow::Error),
 }
 
-impl<E: Into<AppError>> From<db::RunError<E>> for ChannelError {
+impl<E: Into<ChannelError>> From<db::RunError<E>> for ChannelError {
     fn from(error: db::RunError<E>) -> ChannelError {
-        ChannelError::Store(error.into())
+        match error {
+            db::RunError::Failed(error) => error.into(),
+            db::RunError::Unavailable(reason) => ChannelError::Unavailable(reason),
+        }
     }
 }
 
@@ -445,8 +452,8 @@ fn saved(
             errors.add("name", format!("{name} already exists"));
             Err(ChannelError::Form(errors))
         }
-        Err(db::RunError::Failed(error)) => Err(ChannelError::Store(AppError::Internal(error))),
-        Err(db::RunError::Unavailable(_)) => Err(ChannelError::Store(AppError::Unavailable)),
+        Err(db::RunError::Failed(error)) => Err(ChannelError::Failed(error)),
+        Err(db::RunError::Unavailable(reason)) => Err(ChannelError::Unavailable(reason)),
     }
 }
 

@@ -28,13 +28,18 @@ pub enum TokenError {
     NotFound,
     #[error("{name} is already revoked.")]
     AlreadyRevoked { name: String },
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
-    Store(AppError),
+    Database(#[from] diesel::result::Error),
 }
 
-impl<E: Into<AppError>> From<db::RunError<E>> for TokenError {
+impl<E: Into<TokenError>> From<db::RunError<E>> for TokenError {
     fn from(error: db::RunError<E>) -> TokenError {
-        TokenError::Store(error.into())
+        match error {
+            db::RunError::Failed(error) => error.into(),
+            db::RunError::Unavailable(reason) => TokenError::Unavailable(reason),
+        }
     }
 }
 
@@ -225,18 +230,7 @@ pub async fn revoke(
         })
     })
     .await
-    .map_err(|error| match error {
-        db::RunError::Failed(refused) => refused,
-        db::RunError::Unavailable(reason) => {
-            TokenError::Store(db::RunError::<AppError>::Unavailable(reason).into())
-        }
-    })
-}
-
-impl From<diesel::result::Error> for TokenError {
-    fn from(error: diesel::result::Error) -> TokenError {
-        TokenError::Store(error.into())
-    }
+    .map_err(TokenError::from)
 }
 
 /// Who a request's bearer token acts as, and what it may do.

@@ -13,8 +13,9 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use tracing_actix_web::RequestId;
 
-use crate::auth::{Identity, session_store};
+use crate::auth::Identity;
 use crate::error::AppError;
+use crate::session_store;
 use crate::web::problem::{PROBLEM_JSON, problem};
 use crate::web::{Page, SECURITY_HEADERS, is_htmx};
 

@@ -336,7 +336,7 @@ async fn a_partner_cannot_tell_whether_an_email_exists_in_another_partner_accoun
     let world = world().await;
     // Another partner account with one person in it.
     let hash =
-        keyhold::auth::password::hash_blocking(&keyhold::crypto::Secret::new("rival-password-1"))
+        keyhold::crypto::password::hash_blocking(&keyhold::crypto::Secret::new("rival-password-1"))
             .unwrap();
     world.app.query(|conn| {
         use diesel::prelude::*;

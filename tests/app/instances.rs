@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use keyhold::auth::session_cache::SessionCache;
+use keyhold::session_cache::SessionCache;
 use reqwest::StatusCode;
 
 use crate::support::fakes::{self, GOOD, S3_ACCESS_KEY};

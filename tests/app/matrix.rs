@@ -343,7 +343,7 @@ async fn cast() -> Cast {
     .await;
     // A second partner account, with its own Partner.
     let hash =
-        keyhold::auth::password::hash_blocking(&keyhold::crypto::Secret::new("rival-password-1"))
+        keyhold::crypto::password::hash_blocking(&keyhold::crypto::Secret::new("rival-password-1"))
             .unwrap();
     world.app.query(|conn| {
         let partner: i64 = diesel::insert_into(keyhold::schema::partners::table)

@@ -3,7 +3,7 @@ use reqwest::StatusCode;
 use crate::support::{spawn_app, spawn_app_with};
 
 fn session_listener() -> String {
-    keyhold::notices::application_name::<keyhold::auth::session_cache::SessionCache>()
+    keyhold::notices::application_name::<keyhold::session_cache::SessionCache>()
 }
 
 #[actix_web::test]

@@ -42,7 +42,8 @@ async fn render(
     name: Option<String>,
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
-    let (organization, contents) = service::organization_contents(&state.pool, user, id).await?;
+    let (organization, contents) =
+        service::organization_contents(&state.pool, user.scope(), id).await?;
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -128,7 +129,8 @@ pub async fn confirm_delete_organization(
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
     let id = organization_id(&id)?;
-    let (organization, contents) = service::organization_contents(&state.pool, &user, id).await?;
+    let (organization, contents) =
+        service::organization_contents(&state.pool, user.scope(), id).await?;
     let standing = (!contents.is_empty()).then(|| {
         AccountError::NotEmpty {
             name: organization.name.clone(),
@@ -159,7 +161,8 @@ pub async fn delete_organization(
             Ok(see_other("/organizations"))
         }
         Err(refused @ AccountError::NotEmpty { .. }) => {
-            let (organization, _) = service::organization_contents(&state.pool, &user, id).await?;
+            let (organization, _) =
+                service::organization_contents(&state.pool, user.scope(), id).await?;
             question(&organization, Some(refused.to_string())).render(&user, &session, true)
         }
         Err(error) => Err(error.into()),

@@ -87,7 +87,7 @@ pub async fn edit_person(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let loaded = service::person_choices(&state.pool, &user, user_id(&id)?).await?;
+    let loaded = service::person_choices(&state.pool, user.scope(), user_id(&id)?).await?;
     render(
         &session,
         &user,
@@ -148,7 +148,7 @@ pub async fn update_person(
         }
         Err(error) => return Err(error.into()),
     };
-    let loaded = service::person_choices(&state.pool, &user, id).await?;
+    let loaded = service::person_choices(&state.pool, user.scope(), id).await?;
     let typed = Typed {
         role: form.role,
         organization_id: form
@@ -205,7 +205,7 @@ pub async fn reset_password(
             Ok(see_other("/users"))
         }
         Err(AccountError::Invalid(errors)) => {
-            let loaded = service::person_choices(&state.pool, &user, id).await?;
+            let loaded = service::person_choices(&state.pool, user.scope(), id).await?;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render(&session, &user, loaded, None, errors, status)
         }
@@ -235,7 +235,7 @@ pub async fn confirm_delete_person(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let person = service::person(&state.pool, &user, user_id(&id)?).await?;
+    let person = service::person(&state.pool, user.scope(), user_id(&id)?).await?;
     question(&person, None).render(&user, &session, false)
 }
 
@@ -257,7 +257,7 @@ pub async fn delete_person(
             Ok(after_change(&user, id))
         }
         Err(refused @ AccountError::LastPartner { .. }) => {
-            let person = service::person(&state.pool, &user, id).await?;
+            let person = service::person(&state.pool, user.scope(), id).await?;
             question(&person, Some(refused.to_string())).render(&user, &session, true)
         }
         Err(error) => Err(error.into()),

@@ -13,11 +13,11 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use crate::auth::session_cache::{SessionCache, State};
 use crate::crypto::{random_token, sha256_hex};
 use crate::db::DbPool;
 use crate::ids::UserId;
 use crate::schema::sessions;
+use crate::session_cache::{SessionCache, State};
 
 /// The session entry that names the signed-in person, copied into `sessions.user_id`.
 pub const USER_ID_KEY: &str = "user_id";
