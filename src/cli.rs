@@ -132,11 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             Project::reseal_batch(conn, &settings.keyring, batch.max(1))
                         } else {
                             Credential::reseal_batch(conn, &settings.keyring, batch.max(1))
-                        }
-                        .map_err(|error| match error {
-                            crate::error::AppError::Internal(cause) => cause,
-                            other => anyhow::anyhow!("{other}"),
-                        })?;
+                        }?;
                         if done == 0 {
                             return Ok(total);
                         }

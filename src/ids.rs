@@ -23,6 +23,13 @@ macro_rules! id {
                 self.0.fmt(f)
             }
         }
+
+        impl $name {
+            /// The id a URL path names; anything else is "not found".
+            pub fn from_path(text: &str) -> Result<$name, $crate::error::AppError> {
+                text.parse().map($name).map_err(|_| $crate::error::AppError::NotFound)
+            }
+        }
     )*};
 }
 

@@ -149,10 +149,7 @@ fn sent_over_stored(listed: &Listed, sent: HashMap<String, String>) -> HashMap<S
 }
 
 fn parse_id(id: &str) -> Result<CredentialId, ApiError> {
-    Ok(id
-        .parse()
-        .map(CredentialId)
-        .map_err(|_| AppError::NotFound)?)
+    Ok(CredentialId::from_path(id)?)
 }
 
 /// The list of a kind, paged like the tab.

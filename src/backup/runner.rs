@@ -368,7 +368,7 @@ impl Runner {
                 None => None,
             };
             let encryption = Encryption::find(conn, project.id)?;
-            Ok::<_, crate::error::AppError>((backup, project, credential, encryption))
+            Ok::<_, diesel::result::Error>((backup, project, credential, encryption))
         })
         .await
         .map_err(|error| failed(format!("could not load the backup: {error}")))?;

@@ -11,11 +11,13 @@ use diesel::prelude::*;
 use crate::backup::model::{Backup, BackupPolicy};
 use crate::backup::runner::Runner;
 use crate::db;
-use crate::error::AppError;
 use crate::ids::{BackupId, RestoreId};
 use crate::projects::model::Project;
 use crate::projects::phase::Phase;
 use crate::schema::{backup_policies, backups, restores};
+
+/// What a pass's database work can fail with (the pass logs it and tries again).
+type StoreError = db::RunError<diesel::result::Error>;
 
 /// Policies claimed per transaction.
 const CLAIM_BATCH: i64 = 50;
@@ -146,7 +148,7 @@ pub fn expired(
 }
 
 /// Deletes expired backups' objects and marks them deleted; returns how many.
-pub async fn apply_retention(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
+pub async fn apply_retention(runner: &Runner, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let due = db::run(&runner.pool, move |conn| expired(conn, now, 20)).await?;
     let mut deleted = 0;
     for backup in due {
@@ -166,7 +168,7 @@ pub async fn apply_retention(runner: &Runner, now: DateTime<Utc>) -> Result<usiz
 
 /// Aborts the multipart uploads ended runs left open (a process killed mid-upload, an abort S3
 /// could not take); returns how many were aborted. Runs at every pass, so at start-up too.
-pub async fn abort_open_uploads(runner: &Runner) -> Result<usize, AppError> {
+pub async fn abort_open_uploads(runner: &Runner) -> Result<usize, StoreError> {
     let open = db::run(&runner.pool, |conn| Backup::open_uploads(conn, 20)).await?;
     let mut aborted = 0;
     for (backup, key, upload) in open {
@@ -183,7 +185,7 @@ pub async fn abort_open_uploads(runner: &Runner) -> Result<usize, AppError> {
 /// recorded identities), so another organization cannot claim the same database; returns how
 /// many were identified. Once, when the scheduler starts (new projects are identified when
 /// they are created, and every run identifies its project again).
-pub async fn identify_sources(runner: &Runner) -> Result<usize, AppError> {
+pub async fn identify_sources(runner: &Runner) -> Result<usize, StoreError> {
     let projects = db::run(&runner.pool, |conn| Project::unidentified(conn, 10_000)).await?;
     let mut identified = 0;
     for project in projects {
@@ -202,7 +204,7 @@ pub async fn identify_sources(runner: &Runner) -> Result<usize, AppError> {
 
 /// One pass: reap, claim and start due runs (the runner runs as many at once as its
 /// concurrency allows; the others wait, beating), apply retention.
-pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, AppError> {
+pub async fn tick(runner: &Runner, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let stale_after = runner.stale_after;
     db::run(&runner.pool, move |conn| {
         conn.transaction(|conn| reap_stale(conn, now, stale_after))

@@ -191,10 +191,6 @@ struct DetailFragment<'a> {
     details: Vec<(&'static str, Cow<'a, str>)>,
 }
 
-fn parse_id(id: &str) -> Result<CredentialId, AppError> {
-    id.parse().map(CredentialId).map_err(|_| AppError::NotFound)
-}
-
 /// The credential a path names: the tab checked for `user` first (403), then the scope (404).
 async fn named_credential(
     state: &AppState,
@@ -203,7 +199,7 @@ async fn named_credential(
     id: &str,
 ) -> Result<(Kind, Listed), AppError> {
     let kind = authorize(user, kind)?;
-    let id = parse_id(id)?;
+    let id = CredentialId::from_path(id)?;
     Ok((
         kind,
         service::find(&context(state), user.scope(), kind, id).await?,
@@ -282,7 +278,7 @@ pub async fn confirm(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id, action) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
     if Action::parse(&action) != Some(Action::Delete) {
         return Err(AppError::NotFound);
     }
@@ -314,7 +310,7 @@ pub async fn action(
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id, action) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
     let action = Action::parse(&action).ok_or(AppError::NotFound)?;
     let context = context(&state);
     let acted = service::act(&context, &actor(&req, &state, &user), kind, id, action).await;

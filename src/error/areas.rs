@@ -66,6 +66,11 @@ impl From<crate::tokens::service::TokenError> for AppError {
             TokenError::NotFound => AppError::NotFound,
             TokenError::Invalid(_) => AppError::Invalid(error.to_string()),
             TokenError::AlreadyRevoked { .. } => AppError::Conflict(error.to_string()),
+            TokenError::Refused(words) => AppError::TokenRefused(words),
+            TokenError::NotFromHere(_) => AppError::Denied(error.to_string()),
+            TokenError::Throttled { retry_after_secs } => {
+                AppError::TooManyRequests { retry_after_secs }
+            }
         }
     }
 }

@@ -64,10 +64,6 @@ fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser) -> NewEvent {
     NewEvent::by(user, "", &client_ip(req, &state.settings.trusted_proxies))
 }
 
-fn channel_id(path: &str) -> Result<ChannelId, AppError> {
-    path.parse().map(ChannelId).map_err(|_| AppError::NotFound)
-}
-
 async fn render_list(
     state: &AppState,
     session: &Session,
@@ -186,7 +182,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
-    let id = channel_id(&id)?;
+    let id = ChannelId::from_path(&id)?;
     render_show(&state, &session, &user, id, None, FieldErrors::default()).await
 }
 
@@ -200,7 +196,7 @@ pub async fn update(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
-    let id = channel_id(&id)?;
+    let id = ChannelId::from_path(&id)?;
     let submission = Submission::from_fields(form.into_inner());
     let by = event(&state, &req, &user);
     match service::update(
@@ -235,7 +231,7 @@ pub async fn action(
 ) -> Result<HttpResponse, AppError> {
     user.require(&MANAGERS)?;
     let (id, action) = path.into_inner();
-    let id = channel_id(&id)?;
+    let id = ChannelId::from_path(&id)?;
     let by = event(&state, &req, &user);
     let outcome = match action.as_str() {
         "test" => service::test(&state.deliverer, user.scope(), id, by)

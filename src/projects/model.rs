@@ -8,7 +8,6 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use crate::access::Scope;
 use crate::crypto::Keyring;
 use crate::db::{Bind, Prepared, Tables, like_pattern};
-use crate::error::AppError;
 use crate::ids::{CredentialId, OrganizationId, UserId};
 use crate::projects::phase::Phase;
 use crate::schema::projects;
@@ -17,13 +16,6 @@ mod sources;
 
 pub use crate::ids::ProjectId;
 pub use sources::SourceUse;
-
-impl ProjectId {
-    /// A project id from the path; anything else is "not found".
-    pub fn from_path(text: &str) -> Result<ProjectId, AppError> {
-        text.parse().map(ProjectId).map_err(|_| AppError::NotFound)
-    }
-}
 
 /// A project row (its data source still sealed).
 #[derive(Queryable, Selectable, QueryableByName, Debug, Clone)]
@@ -438,7 +430,7 @@ impl Project {
         conn: &mut PgConnection,
         keyring: &Keyring,
         batch: i64,
-    ) -> Result<usize, AppError> {
+    ) -> anyhow::Result<usize> {
         conn.transaction(|conn| {
             let prefix = format!("{}:%", keyring.active_id());
             let rows: Vec<Project> = projects::table
@@ -450,10 +442,8 @@ impl Project {
                 .skip_locked()
                 .load(conn)?;
             for row in &rows {
-                let url = row.open_database_url(keyring).map_err(AppError::Internal)?;
-                let sealed = keyring
-                    .seal_text(&url, &context(row.organization_id, row.id))
-                    .map_err(AppError::Internal)?;
+                let url = row.open_database_url(keyring)?;
+                let sealed = keyring.seal_text(&url, &context(row.organization_id, row.id))?;
                 diesel::update(projects::table.find(row.id))
                     .set(projects::database_url.eq(sealed))
                     .execute(conn)?;

@@ -13,7 +13,6 @@ use crate::audit::NewEvent;
 use crate::auth::{CurrentUser, Identity};
 use crate::crypto::{Secret, sha256_hex};
 use crate::db::{self, DbPool};
-use crate::error::AppError;
 use crate::ids::TokenId;
 use crate::tokens::model::{ApiToken, NewApiToken, Owners, TokenListing};
 use crate::tokens::{ApiScope, generate, parse_network, prefix_of};
@@ -28,6 +27,16 @@ pub enum TokenError {
     NotFound,
     #[error("{name} is already revoked.")]
     AlreadyRevoked { name: String },
+    /// The token presented is not one keyhold takes (unknown, revoked, expired, its person
+    /// disabled): why, in the words the API answers (401).
+    #[error("{0}")]
+    Refused(String),
+    /// A live token used from an address its allowlist does not hold (403).
+    #[error("This token may not be used from {0}.")]
+    NotFromHere(String),
+    /// The token's requests this minute are spent.
+    #[error("This token has made too many requests; try again in {retry_after_secs} s.")]
+    Throttled { retry_after_secs: u64 },
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -147,7 +156,7 @@ pub fn owners(user: &CurrentUser) -> Owners {
 }
 
 /// The tokens `user` sees.
-pub async fn list(pool: &DbPool, user: &CurrentUser) -> Result<Vec<TokenListing>, AppError> {
+pub async fn list(pool: &DbPool, user: &CurrentUser) -> Result<Vec<TokenListing>, TokenError> {
     let owners = owners(user);
     Ok(db::run(pool, move |conn| ApiToken::list(conn, owners)).await?)
 }
@@ -383,7 +392,7 @@ pub async fn authenticate(
     presented: &str,
     client_ip: &str,
     per_minute: i32,
-) -> Result<Bearer, AppError> {
+) -> Result<Bearer, TokenError> {
     let hash = sha256_hex(presented);
     let (token, user, written_since) = match uses.recently_read(&hash) {
         Some(found) => found,
@@ -392,31 +401,27 @@ pub async fn authenticate(
             let key = hash.clone();
             let found = db::run(pool, move |conn| ApiToken::find_by_hash(conn, &key))
                 .await?
-                .ok_or_else(|| AppError::TokenRefused("This token is not known.".into()))?;
+                .ok_or_else(|| TokenError::Refused("This token is not known.".into()))?;
             uses.keep(hash.clone(), &found, ticket);
             (found.0, found.1, 0)
         }
     };
     if token.revoked_at.is_some() {
-        return Err(AppError::TokenRefused(
-            "This token has been revoked.".into(),
-        ));
+        return Err(TokenError::Refused("This token has been revoked.".into()));
     }
     if token.is_expired() {
-        return Err(AppError::TokenRefused(format!(
+        return Err(TokenError::Refused(format!(
             "This token expired on {}.",
             token.expires_on
         )));
     }
     if user.disabled {
-        return Err(AppError::TokenRefused(
+        return Err(TokenError::Refused(
             "The person this token acts as is disabled.".into(),
         ));
     }
     if !crate::tokens::address_allowed(&token.allowed(), client_ip) {
-        return Err(AppError::Denied(format!(
-            "This token may not be used from {client_ip}."
-        )));
+        return Err(TokenError::NotFromHere(client_ip.to_string()));
     }
     let window_ends = token.window_started_at + chrono::Duration::minutes(1);
     // The row's count for this minute (none when its minute is over), plus what this process
@@ -434,7 +439,7 @@ pub async fn authenticate(
     }
     if !counted {
         let retry_after_secs = (window_ends - Utc::now()).num_seconds().max(1) as u64;
-        return Err(AppError::TooManyRequests { retry_after_secs });
+        return Err(TokenError::Throttled { retry_after_secs });
     }
     Ok(Bearer {
         scopes: token.scopes(),

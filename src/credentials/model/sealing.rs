@@ -10,7 +10,6 @@ use diesel::prelude::*;
 
 use super::{Credential, CredentialId};
 use crate::crypto::{Keyring, Sealed};
-use crate::error::AppError;
 use crate::ids::OrganizationId;
 use crate::schema::credentials;
 
@@ -71,7 +70,7 @@ impl Credential {
         conn: &mut PgConnection,
         keyring: &Keyring,
         batch: i64,
-    ) -> Result<usize, AppError> {
+    ) -> anyhow::Result<usize> {
         conn.transaction(|conn| {
             let rows: Vec<Credential> = credentials::table
                 .filter(credentials::key_id.ne(keyring.active_id()))
@@ -82,9 +81,8 @@ impl Credential {
                 .skip_locked()
                 .load(conn)?;
             for row in &rows {
-                let secrets = row.open_secrets(keyring).map_err(AppError::Internal)?;
-                let sealed = SealedSecrets::seal(keyring, row.organization_id, row.id, &secrets)
-                    .map_err(AppError::Internal)?;
+                let secrets = row.open_secrets(keyring)?;
+                let sealed = SealedSecrets::seal(keyring, row.organization_id, row.id, &secrets)?;
                 diesel::update(credentials::table.find(row.id))
                     .set((
                         credentials::secrets.eq(serde_json::Value::Object(sealed.fields)),

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{actor, authorize, context, detail_page, parse_id};
+use super::{actor, authorize, context, detail_page};
 use crate::accounts::model::Organization;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::error::CredentialError;
@@ -429,7 +429,7 @@ pub async fn edit(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
     let context = context(&state);
     match service::editing(&context, user.scope(), kind, id).await {
         Ok(Editing { listed, provider }) => {
@@ -463,7 +463,7 @@ pub async fn update(
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, parse_id(&id)?);
+    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
     let context = context(&state);
     let editing = service::editing(&context, user.scope(), kind, id).await?;
     let submission = editing.submission(form.into_inner());
