@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 pub use forms::{create, edit, new, provider_for_new, update, verify_form};
 pub use table::ListParams;
-use table::{RowView, Table, details, table};
+use table::{CellKind, RowView, Table, details, table};
 
 use crate::access::Role;
 use crate::accounts::model::Organization;
@@ -329,10 +329,7 @@ pub async fn action(
         let tab = kind.key();
         return Ok(see_other(&format!("/credentials/{tab}{separator}{query}")));
     }
-    let flashes = vec![Flash {
-        kind: "success".into(),
-        message,
-    }];
+    let flashes = vec![Flash::success(message)];
     changed(
         &context,
         &user,

@@ -104,10 +104,22 @@ pub struct ColumnView {
 
 /// One cell: what it shows and how.
 pub struct Cell<'a> {
-    pub kind: &'static str,
+    pub kind: CellKind,
     pub text: Cow<'a, str>,
     /// Its column's heading, which a phone shows beside the value (the table's head is hidden).
     pub label: &'static str,
+}
+
+/// How a cell is shown: its text, or the name that opens the row's details, or one of the
+/// row's states (default, lock, verification, expiry) drawn from the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    Text,
+    Name,
+    Default,
+    Lock,
+    Verified,
+    Expires,
 }
 
 /// A credential as a table row, borrowing what it shows from the listed row (a page builds
@@ -295,32 +307,32 @@ pub(super) fn details<'a>(
 
 fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Value) -> Cell<'a> {
     let credential = &listed.credential;
-    let borrowed = |kind: &'static str, text: &'a str| Cell {
+    let borrowed = |kind: CellKind, text: &'a str| Cell {
         kind,
         text: Cow::Borrowed(text),
         label: "",
     };
-    let owned = |kind: &'static str, text: String| Cell {
+    let owned = |kind: CellKind, text: String| Cell {
         kind,
         text: Cow::Owned(text),
         label: "",
     };
     match value {
-        Value::Id => owned("text", credential.id.to_string()),
-        Value::Name => borrowed("name", &credential.name),
-        Value::Organization => borrowed("text", &listed.organization_name),
+        Value::Id => owned(CellKind::Text, credential.id.to_string()),
+        Value::Name => borrowed(CellKind::Name, &credential.name),
+        Value::Organization => borrowed(CellKind::Text, &listed.organization_name),
         Value::ProviderName => borrowed(
-            "text",
+            CellKind::Text,
             provider.map_or(credential.provider.as_str(), |p| p.label),
         ),
         Value::Public(key) => Cell {
-            kind: "text",
+            kind: CellKind::Text,
             text: one_line(credential.public_value(key)),
             label: "",
         },
         // `KindSpec::columns` puts the provider's own columns or the summary in its place.
         Value::Summary | Value::ProviderColumns => owned(
-            "text",
+            CellKind::Text,
             provider
                 .map(|p| {
                     p.columns
@@ -333,19 +345,22 @@ fn cell<'a>(listed: &'a Listed, provider: Option<&'static Provider>, value: Valu
                 })
                 .unwrap_or_default(),
         ),
-        Value::Created => owned("text", credential.created_at.date_naive().to_string()),
+        Value::Created => owned(
+            CellKind::Text,
+            credential.created_at.date_naive().to_string(),
+        ),
         Value::Expires => owned(
-            "expires",
+            CellKind::Expires,
             credential
                 .expires_on
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
         ),
-        Value::Default => borrowed("default", ""),
-        Value::Lock => borrowed("lock", ""),
-        Value::Verified => borrowed("verified", ""),
+        Value::Default => borrowed(CellKind::Default, ""),
+        Value::Lock => borrowed(CellKind::Lock, ""),
+        Value::Verified => borrowed(CellKind::Verified, ""),
         Value::Associated => owned(
-            "text",
+            CellKind::Text,
             listed
                 .associated_projects
                 .as_deref()
