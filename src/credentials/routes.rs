@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 pub use forms::{create, edit, new, provider_for_new, update, verify_form};
 pub use table::ListParams;
-use table::{CellKind, RowView, Table, details, table};
+use table::{Badge, CellKind, RowView, Table, details, table};
 
 use crate::access::Role;
 use crate::accounts::model::Organization;

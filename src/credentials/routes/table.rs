@@ -12,6 +12,7 @@ use crate::auth::CurrentUser;
 use crate::credentials::model::{ListQuery, Listed, Total};
 use crate::credentials::provider::{self, Column, Kind, Provider, Value};
 use crate::credentials::service::Action;
+use crate::credentials::verify::VerifyState;
 use crate::ids::{CredentialId, OrganizationId};
 use crate::web::form::Pagination;
 use crate::web::words::{ago, utc_minute, utc_second};
@@ -122,6 +123,37 @@ pub enum CellKind {
     Expires,
 }
 
+/// What a row's verification badge says: its last check, unless the credential expired or was
+/// never checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Badge {
+    Never,
+    Expired,
+    Checked(VerifyState),
+}
+
+impl Badge {
+    /// The CSS modifier of the badge (`verify-ok`, `verify-expired`, …).
+    pub fn key(self) -> &'static str {
+        match self {
+            Badge::Never => "never",
+            Badge::Expired => "expired",
+            Badge::Checked(state) => state.key(),
+        }
+    }
+
+    /// The badge's words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Badge::Checked(VerifyState::Ok) => "✓ Verified",
+            Badge::Checked(VerifyState::Warning) => "⚠ Verified, with a warning",
+            Badge::Checked(VerifyState::Failed) => "✗ Failed",
+            Badge::Expired => "✗ Expired",
+            Badge::Never => "Not verified",
+        }
+    }
+}
+
 /// A credential as a table row, borrowing what it shows from the listed row (a page builds
 /// fifty of these: no copy of every name and value).
 pub struct RowView<'a> {
@@ -134,7 +166,7 @@ pub struct RowView<'a> {
     pub has_default: bool,
     pub editable: bool,
     /// `ok`, `warning`, `failed`, or `never` before the first verification.
-    pub verify_state: &'static str,
+    pub verify_state: Badge,
     pub verify_message: &'a str,
     /// When it was last verified (none before the first verification).
     pub verified_at: Option<VerifiedAt>,
@@ -210,9 +242,11 @@ impl<'a> RowView<'a> {
         let message = credential.verify_message.as_deref().unwrap_or_default();
         // An expired credential reads Expired, whatever its last check found.
         let (verify_state, verify_message) = match credential.verification() {
-            _ if credential.expired() => ("expired", "The credential's expiry date has passed"),
-            None => ("never", "Not verified yet"),
-            Some(state) => (state.key(), message),
+            _ if credential.expired() => {
+                (Badge::Expired, "The credential's expiry date has passed")
+            }
+            None => (Badge::Never, "Not verified yet"),
+            Some(state) => (Badge::Checked(state), message),
         };
         RowView {
             id: credential.id,
