@@ -3,7 +3,6 @@
 //! GET /audit.ndjson, of exactly the events the same filter finds.
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -96,20 +95,13 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     user.require(&READERS)?;
     let (params, checked) = read_filter(req.query_string());
-    let page = serde_urlencoded::from_str::<PageParam>(req.query_string())
-        .ok()
-        .and_then(|param| param.page.trim().parse::<i64>().ok());
-    let pagination = Pagination::new(page, PER_PAGE);
+    let pagination = Pagination::new(page_number(req.query_string()), PER_PAGE);
     let whole_page = !is_htmx(&req);
     let (filter, errors) = match checked {
         Ok(filter) => (Some(filter), FieldErrors::default()),
         Err(errors) => (None, errors),
     };
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = errors.status();
     let listing = service::list(&state.pool, user.scope(), filter, pagination, whole_page).await?;
     let results = listing
         .page
@@ -128,6 +120,13 @@ pub async fn list(
             results,
         },
     )
+}
+
+/// The page a query string asks for (`page=`), if it names one.
+fn page_number(query: &str) -> Option<i64> {
+    serde_urlencoded::from_str::<PageParam>(query)
+        .ok()
+        .and_then(|param| param.page.trim().parse::<i64>().ok())
 }
 
 /// `path` with the filter's query and `extra`.

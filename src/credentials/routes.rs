@@ -41,6 +41,15 @@ pub fn authorize(user: &CurrentUser, kind: &str) -> Result<Kind, AppError> {
     Ok(kind)
 }
 
+/// The tab and the credential id a path names, the tab checked for `user` first (403).
+pub(super) fn tab_and_id(
+    user: &CurrentUser,
+    kind: &str,
+    id: &str,
+) -> Result<(Kind, CredentialId), AppError> {
+    Ok((authorize(user, kind)?, CredentialId::from_path(id)?))
+}
+
 /// The tabs this person sees.
 fn tabs(user: &CurrentUser) -> Vec<Kind> {
     Kind::ALL
@@ -119,13 +128,7 @@ pub async fn list(
     if query.search.is_some() {
         state.metrics.count_search(listing.answered_by.label());
     }
-    let table = table(
-        kind,
-        &params,
-        &query,
-        &listing.page.rows,
-        listing.page.total,
-    );
+    let table = table(kind, &params, &query, &listing.page);
     let title = format!("{} credentials", kind.spec().label);
     let page = Page::new(&user, &session, "credentials", &title);
     if !whole_page {
@@ -278,7 +281,7 @@ pub async fn confirm(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id, action) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
+    let (kind, id) = tab_and_id(&user, &kind, &id)?;
     if Action::parse(&action) != Some(Action::Delete) {
         return Err(AppError::NotFound);
     }
@@ -310,7 +313,7 @@ pub async fn action(
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AppError> {
     let (kind, id, action) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
+    let (kind, id) = tab_and_id(&user, &kind, &id)?;
     let action = Action::parse(&action).ok_or(AppError::NotFound)?;
     let context = context(&state);
     let acted = service::act(&context, &actor(&req, &state, &user), kind, id, action).await;
@@ -407,7 +410,7 @@ async fn changed(
                 });
             }
             // The table: after a new default, or after a delete that emptied the page.
-            let table = table(kind, params, &query, &page.rows, page.total);
+            let table = table(kind, params, &query, &page);
             let mut response = html(&ResultsFragment::new(table, csrf, flashes))?;
             if action == Action::Delete {
                 retarget(&mut response, "#results", "innerHTML");

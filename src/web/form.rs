@@ -48,6 +48,22 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// One field's message.
+    pub fn one(field: &'static str, message: impl ToString) -> FieldErrors {
+        let mut errors = FieldErrors::default();
+        errors.add(field, message.to_string());
+        errors
+    }
+
+    /// The status a form answers with: 200 without errors, 422 with.
+    pub fn status(&self) -> actix_web::http::StatusCode {
+        if self.is_empty() {
+            actix_web::http::StatusCode::OK
+        } else {
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+
     /// Every (field, message), in the order found.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         self.0

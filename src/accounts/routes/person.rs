@@ -18,10 +18,6 @@ use crate::web::confirm::ConfirmDelete;
 use crate::web::form::FieldErrors;
 use crate::web::{Page, flash, html_with_status, see_other};
 
-fn user_id(path: &str) -> Result<UserId, AppError> {
-    path.parse().map(UserId).map_err(|_| AppError::NotFound)
-}
-
 #[derive(Template)]
 #[template(path = "accounts/person.html")]
 struct PersonPage {
@@ -87,7 +83,8 @@ pub async fn edit_person(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let loaded = service::person_choices(&state.pool, user.scope(), user_id(&id)?).await?;
+    let loaded =
+        service::person_choices(&state.pool, user.scope(), UserId::from_path(&id)?).await?;
     render(
         &session,
         &user,
@@ -124,7 +121,7 @@ pub async fn update_person(
     form: web::Form<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let id = user_id(&id)?;
+    let id = UserId::from_path(&id)?;
     let form = form.into_inner();
     let actor = super::actor(&req, &state, &user);
     let changed = service::change_role(
@@ -142,21 +139,32 @@ pub async fn update_person(
         }
         Err(AccountError::Invalid(errors)) => (errors, StatusCode::UNPROCESSABLE_ENTITY),
         Err(refused @ AccountError::LastPartner { .. }) => {
-            let mut errors = FieldErrors::default();
-            errors.add("role", refused.to_string());
-            (errors, StatusCode::CONFLICT)
+            (FieldErrors::one("role", refused), StatusCode::CONFLICT)
         }
         Err(error) => return Err(error.into()),
     };
     let loaded = service::person_choices(&state.pool, user.scope(), id).await?;
-    let typed = Typed {
-        role: form.role,
-        organization_id: form
-            .organization_id
-            .as_deref()
-            .and_then(|id| id.parse().ok()),
-    };
-    render(&session, &user, loaded, Some(typed), errors, status)
+    render(
+        &session,
+        &user,
+        loaded,
+        Some(Typed::of(form)),
+        errors,
+        status,
+    )
+}
+
+impl Typed {
+    /// What the role form held, shown again with its errors.
+    fn of(form: RoleForm) -> Typed {
+        Typed {
+            role: form.role,
+            organization_id: form
+                .organization_id
+                .as_deref()
+                .and_then(|id| id.parse().ok()),
+        }
+    }
 }
 
 /// What a role change says; a person signed out is forgotten in this process's session cache.
@@ -190,7 +198,7 @@ pub async fn reset_password(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let id = user_id(&id)?;
+    let id = UserId::from_path(&id)?;
     let actor = super::actor(&req, &state, &user);
     match service::set_password(&state.pool, &state.hasher, &actor, id, &form.password).await {
         Ok(changed) => {
@@ -235,7 +243,7 @@ pub async fn confirm_delete_person(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let person = service::person(&state.pool, user.scope(), user_id(&id)?).await?;
+    let person = service::person(&state.pool, user.scope(), UserId::from_path(&id)?).await?;
     question(&person, None).render(&user, &session, false)
 }
 
@@ -248,7 +256,7 @@ pub async fn delete_person(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     user.require(&[Role::Partner])?;
-    let id = user_id(&id)?;
+    let id = UserId::from_path(&id)?;
     let actor = super::actor(&req, &state, &user);
     match service::delete_person(&state.pool, &actor, id).await {
         Ok(person) => {

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{actor, authorize, context, detail_page};
+use super::{actor, authorize, context, detail_page, tab_and_id};
 use crate::accounts::model::Organization;
 use crate::auth::{CurrentUser, Role};
 use crate::credentials::error::CredentialError;
@@ -428,8 +428,7 @@ pub async fn edit(
     user: CurrentUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
-    let (kind, id) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
+    let (kind, id) = tab_and_id(&user, &path.0, &path.1)?;
     let context = context(&state);
     match service::editing(&context, user.scope(), kind, id).await {
         Ok(Editing { listed, provider }) => {
@@ -462,8 +461,7 @@ pub async fn update(
     path: web::Path<(String, String)>,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, AppError> {
-    let (kind, id) = path.into_inner();
-    let (kind, id) = (authorize(&user, &kind)?, CredentialId::from_path(&id)?);
+    let (kind, id) = tab_and_id(&user, &path.0, &path.1)?;
     let context = context(&state);
     let editing = service::editing(&context, user.scope(), kind, id).await?;
     let submission = editing.submission(form.into_inner());

@@ -2,14 +2,13 @@
 //! and its cells (borrowing from the listed row), and an opened row's details.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
 use crate::auth::CurrentUser;
-use crate::credentials::model::{ListQuery, Listed, Total};
+use crate::credentials::model::{CredentialPage, ListQuery, Listed, Total};
 use crate::credentials::provider::{self, Column, Kind, Provider, Value};
 use crate::credentials::service::Action;
 use crate::credentials::verify::VerifyState;
@@ -421,9 +420,9 @@ pub(super) fn table<'a>(
     kind: Kind,
     params: &ListParams,
     query: &ListQuery,
-    listed: &'a [Arc<Listed>],
-    total: Total,
+    page: &'a CredentialPage,
 ) -> Table<'a> {
+    let (listed, total) = (&page.rows, page.total);
     let columns = kind.spec().columns(params.provider(kind));
     let base = format!("/credentials/{}", kind.key());
     let column_views = columns
