@@ -47,8 +47,7 @@ pub async fn list(
     let user = api.require(ApiScope::AuditRead)?;
     user.require(&[Role::Partner, Role::Manager])?;
     let params = FilterParams::parse(req.query_string()).ok_or_else(|| {
-        let mut errors = FieldErrors::default();
-        errors.add("filter", "A filter is given twice.");
+        let errors = FieldErrors::one("filter", "A filter is given twice.");
         ApiError::invalid("The filter cannot be read.", errors)
     })?;
     let filter = params

@@ -78,11 +78,10 @@ fn read_filter(query: &str) -> (FilterParams, Result<Filter, FieldErrors>) {
             let checked = params.check(false);
             (params, checked)
         }
-        None => {
-            let mut errors = FieldErrors::default();
-            errors.add("filter", UNREADABLE);
-            (FilterParams::default(), Err(errors))
-        }
+        None => (
+            FilterParams::default(),
+            Err(FieldErrors::one("filter", UNREADABLE)),
+        ),
     }
 }
 

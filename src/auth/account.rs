@@ -89,13 +89,8 @@ async fn render_account(
     errors: FieldErrors,
 ) -> Result<HttpResponse, AppError> {
     let factor = service::account_factor(&state.pool, user.id()).await?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
     html_with_status(
-        status,
+        errors.status(),
         &AccountPage {
             page: Page::new(user, session, "account", "Your account"),
             email: user.identity.email.clone(),
@@ -233,8 +228,7 @@ pub async fn mfa_enable(
     let codes = match service::enable_factor(&state.pool, keyring, &ip, &user, &form.code).await {
         Ok(codes) => codes,
         Err(AuthError::Mfa(MfaError::WrongCode)) => {
-            let mut errors = FieldErrors::default();
-            errors.add("code", MfaError::WrongCode.to_string());
+            let errors = FieldErrors::one("code", MfaError::WrongCode);
             return render_mfa(&state, &session, &user, errors).await;
         }
         Err(error) => return Err(error.into()),

@@ -97,8 +97,7 @@ pub async fn registration_options(
     let confirmation: Confirmation = serde_json::from_slice(&body).unwrap_or_default();
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     if !service::own_password(guard(&state), &ip, &user, &confirmation.password).await? {
-        let mut errors = FieldErrors::default();
-        errors.add("password", "This is not your password.");
+        let errors = FieldErrors::one("password", "This is not your password.");
         return Ok(problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "This is not your password.",

@@ -113,12 +113,6 @@ async fn answer(
 }
 
 /// A refusal's message beside its field.
-fn beside(field: &'static str, message: String) -> FieldErrors {
-    let mut errors = FieldErrors::default();
-    errors.add(field, message);
-    errors
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct EnableForm {
@@ -160,7 +154,7 @@ pub async fn enable(
         _ => return Err(error.into()),
     };
     let draft = Draft {
-        errors: beside(field, error.to_string()),
+        errors: FieldErrors::one(field, error),
         enable: Some((request.credential, request.bucket)),
         ..Draft::default()
     };
@@ -186,7 +180,7 @@ pub async fn disable(
         // Refused (policies exist, already off): the page again, the reason beside the button.
         Err(refused @ (BackupError::AlreadyDisabled | BackupError::PoliciesExist)) => {
             let draft = Draft {
-                errors: beside("disable", refused.to_string()),
+                errors: FieldErrors::one("disable", refused),
                 status: Some(StatusCode::CONFLICT),
                 ..Draft::default()
             };
@@ -471,11 +465,7 @@ impl RestoreDraft {
 
     /// 422 with a refusal, else 200.
     fn status(&self) -> StatusCode {
-        if self.errors.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        self.errors.status()
     }
 }
 

@@ -3,7 +3,6 @@
 //! another organization's channel is "not found".
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
@@ -52,14 +51,6 @@ struct ShowPage {
     events: &'static [EventKind],
 }
 
-fn status_of(errors: &FieldErrors) -> StatusCode {
-    if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    }
-}
-
 fn event(state: &AppState, req: &HttpRequest, user: &CurrentUser) -> NewEvent {
     NewEvent::by(user, "", &client_ip(req, &state.settings.trusted_proxies))
 }
@@ -76,7 +67,7 @@ async fn render_list(
         organizations,
     } = service::channel_list(&state.pool, user.scope()).await?;
     html_with_status(
-        status_of(&errors),
+        errors.status(),
         &ListPage {
             page: Page::new(user, session, "notifications", "Notifications"),
             channels,
@@ -107,7 +98,7 @@ async fn render_show(
     let form = form.unwrap_or_else(|| Submission::of(&channel));
     let title = format!("Notification channel {}", channel.name);
     html_with_status(
-        status_of(&errors),
+        errors.status(),
         &ShowPage {
             page: Page::new(user, session, "notifications", &title),
             channel,

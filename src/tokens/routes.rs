@@ -112,7 +112,7 @@ pub async fn revoke(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.parse().map(TokenId).map_err(|_| AppError::NotFound)?;
+    let id = TokenId::from_path(&id)?;
     let ip = client_ip(&req, &state.settings.trusted_proxies);
     let token = service::revoke(&state.pool, &user, &ip, id).await?;
     state.token_uses.forget();

@@ -314,11 +314,10 @@ fn saved(session: &Session, kind: Kind, name: &str, outcome: &Outcome) -> HttpRe
 fn shown_on_form(error: CredentialError) -> Result<(FieldErrors, Option<Outcome>), AppError> {
     match error {
         CredentialError::Invalid(errors) => Ok((errors, None)),
-        CredentialError::NameTaken { name } => {
-            let mut errors = FieldErrors::default();
-            errors.add("name", format!("{name} already exists"));
-            Ok((errors, None))
-        }
+        CredentialError::NameTaken { name } => Ok((
+            FieldErrors::one("name", format!("{name} already exists")),
+            None,
+        )),
         CredentialError::Unverified(outcome) => Ok((FieldErrors::default(), Some(outcome))),
         other => Err(other.into()),
     }

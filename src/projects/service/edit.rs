@@ -232,9 +232,11 @@ pub async fn update(
                     };
                     SourceUse::lock(conn, identity)?;
                     if usage.refused(conn, identity)? {
-                        let mut errors = FieldErrors::default();
-                        errors.add("database_url", usage.message("This database"));
-                        return Err(ProjectError::Invalid(errors));
+                        let message = usage.message("This database");
+                        return Err(ProjectError::Invalid(FieldErrors::one(
+                            "database_url",
+                            message,
+                        )));
                     }
                 }
                 let changes = ProjectChanges {
@@ -250,9 +252,8 @@ pub async fn update(
                     Err(WriteError::Query(error))
                         if unique_violation(&error, "projects_name_unique") =>
                     {
-                        let mut errors = FieldErrors::default();
-                        errors.add("name", format!("{name} already exists"));
-                        return Err(ProjectError::Invalid(errors));
+                        let message = format!("{name} already exists");
+                        return Err(ProjectError::Invalid(FieldErrors::one("name", message)));
                     }
                     Err(error) => return Err(error.into()),
                 }
